@@ -1,0 +1,139 @@
+//! Command-line definitions (clap derive) and nothing else: parsing touches no system state.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Provision EC2 key pairs for labs and workshops from a YAML manifest: idempotent, with
+/// private keys saved 0400 and never printed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "labctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests offline and explain every mistake (no network, no file written)
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of the manifest format (draft-07, for editors)
+    Schema,
+    /// Show what apply would change
+    Plan(PlanArgs),
+    /// Create, import and fix key pairs until the cloud and the key files match the manifest
+    Apply(ApplyArgs),
+}
+
+/// A `--var KEY=VALUE` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    pub key: String,
+    pub value: String,
+}
+
+fn parse_var(text: &str) -> Result<Var, String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "`{key}` is not a variable name (letters, digits, _ and -)"
+        ));
+    }
+    if matches!(key, "project" | "name" | "output_dir") {
+        return Err(format!("`{key}` is set by labctl and cannot be overridden"));
+    }
+    Ok(Var {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Manifest files to check
+    #[arg(value_name = "MANIFEST", default_value = "labctl.yaml")]
+    pub manifests: Vec<PathBuf>,
+    /// Override a manifest variable (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<Var>,
+    /// Print the result as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by every command that reads a manifest and talks to AWS.
+#[derive(Debug, Args)]
+pub struct CloudArgs {
+    /// The manifest
+    #[arg(value_name = "MANIFEST", default_value = "labctl.yaml")]
+    pub manifest: PathBuf,
+    /// Override a manifest variable (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<Var>,
+    /// Send EC2 requests to this endpoint (e.g. a local test server)
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// The AWS profile to use
+    #[arg(long, value_name = "NAME", env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Print the plan or report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Attempts per EC2 request, the first included (retries back off exponentially)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+    /// Print less (errors only)
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more (repeat for more detail)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Exit 2 when there are changes to apply (0: none, 1: error or conflict)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vars_must_be_key_value() {
+        assert!(super::parse_var("owner=me").is_ok());
+        assert_eq!(super::parse_var("a=b=c").unwrap().value, "b=c");
+        assert!(super::parse_var("owner").is_err());
+        assert!(super::parse_var("=x").is_err());
+        assert!(super::parse_var("project=x").is_err());
+    }
+}

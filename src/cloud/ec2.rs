@@ -1,0 +1,339 @@
+//! The [`Cloud`] trait over the real `aws-sdk-ec2` client.
+//!
+//! Credentials and settings come from aws-config's standard chain. Every request is counted
+//! by an interceptor (once per attempt, so retries count). SDK errors are turned into
+//! [`CloudError`]s here and go no further.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{KeyFormat, ResourceType, Tag, TagSpecification};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, RemoteKeyPair};
+use crate::desired::{KeyName, KeyType, Region, TagSet};
+use crate::keys::{PublicKey, Secret};
+
+/// How to reach EC2.
+#[derive(Clone, Debug, Default)]
+pub struct Ec2Options {
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+    /// Attempts per request, the first included (the SDK retries with backoff).
+    pub max_attempts: u32,
+}
+
+/// Counts requests per operation as they are sent (each attempt).
+#[derive(Clone, Debug, Default)]
+struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "labctl-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map_or_else(|| "Unknown".to_owned(), |m| m.name().to_owned());
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *counts.entry(name).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// EC2 through `aws-sdk-ec2`, one client per region.
+#[derive(Debug)]
+pub struct Ec2 {
+    clients: HashMap<Region, Client>,
+    counter: CallCounter,
+}
+
+impl Ec2 {
+    /// Load the AWS configuration and make a client for each region.
+    pub async fn new(options: &Ec2Options, regions: &[Region]) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
+            .retry_config(
+                RetryConfig::adaptive()
+                    .with_max_attempts(options.max_attempts.max(1))
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(profile) = &options.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        let counter = CallCounter::default();
+        let clients = regions
+            .iter()
+            .map(|region| {
+                let config = aws_sdk_ec2::config::Builder::from(&shared)
+                    .region(aws_sdk_ec2::config::Region::new(region.as_str().to_owned()))
+                    .interceptor(counter.clone())
+                    .build();
+                (region.clone(), Client::from_conf(config))
+            })
+            .collect();
+        Ec2 { clients, counter }
+    }
+
+    fn client(&self, region: &Region, operation: &'static str) -> Result<&Client, CloudError> {
+        self.clients.get(region).ok_or_else(|| CloudError {
+            kind: CloudErrorKind::Other,
+            operation,
+            region: region.to_string(),
+            message: "no client for this region".to_owned(),
+        })
+    }
+}
+
+fn tag_specification(tags: &TagSet) -> TagSpecification {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    TagSpecification::builder()
+        .resource_type(ResourceType::KeyPair)
+        .set_tags(Some(tags))
+        .build()
+}
+
+fn sdk_key_type(key_type: KeyType) -> aws_sdk_ec2::types::KeyType {
+    match key_type {
+        KeyType::Rsa => aws_sdk_ec2::types::KeyType::Rsa,
+        KeyType::Ed25519 => aws_sdk_ec2::types::KeyType::Ed25519,
+    }
+}
+
+/// Turn an SDK error into a [`CloudError`], classifying it for the hint.
+fn convert<E, R>(operation: &'static str, region: &Region, err: &SdkError<E, R>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (kind, message) = match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("Unknown");
+            let kind = match code {
+                "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
+                    CloudErrorKind::AccessDenied
+                }
+                "RequestExpired" | "ExpiredToken" | "ExpiredTokenException" => {
+                    CloudErrorKind::ExpiredCredentials
+                }
+                "AuthFailure"
+                | "OptInRequired"
+                | "InvalidClientTokenId"
+                | "UnrecognizedClientException" => CloudErrorKind::RegionNotEnabled,
+                "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
+                    CloudErrorKind::Throttled
+                }
+                "InvalidKeyPair.Duplicate" => CloudErrorKind::Duplicate,
+                "InvalidKeyPair.Format" | "InvalidKey.Format" => CloudErrorKind::InvalidKey,
+                _ => CloudErrorKind::Other,
+            };
+            let text = inner.message().unwrap_or("no message");
+            (kind, format!("{code}: {text}"))
+        }
+        SdkError::DispatchFailure(failure) => {
+            let kind = if failure.is_io() || failure.is_timeout() {
+                CloudErrorKind::Unreachable
+            } else {
+                CloudErrorKind::Other
+            };
+            (kind, short(&DisplayErrorContext(err).to_string()))
+        }
+        SdkError::TimeoutError(_) => (
+            CloudErrorKind::Unreachable,
+            "the request timed out".to_owned(),
+        ),
+        SdkError::ResponseError(_) => (
+            CloudErrorKind::Other,
+            "the service sent a response labctl could not read (is the endpoint an EC2 API?)"
+                .to_owned(),
+        ),
+        _ => {
+            let text = DisplayErrorContext(err).to_string();
+            let lowered = text.to_lowercase();
+            let kind = if lowered.contains("credential") {
+                if lowered.contains("expired") {
+                    CloudErrorKind::ExpiredCredentials
+                } else {
+                    CloudErrorKind::NoCredentials
+                }
+            } else {
+                CloudErrorKind::Other
+            };
+            let message = if kind == CloudErrorKind::NoCredentials {
+                "no AWS credentials were found".to_owned()
+            } else {
+                short(&text)
+            };
+            (kind, message)
+        }
+    };
+    CloudError {
+        kind,
+        operation,
+        region: region.to_string(),
+        message,
+    }
+}
+
+/// The SDK's error chains repeat themselves; keep the last, most specific cause.
+fn short(text: &str) -> String {
+    let last = text.rsplit(": ").next().unwrap_or(text).trim();
+    let last = last.trim_end_matches(')');
+    if last.is_empty() {
+        text.to_owned()
+    } else {
+        last.to_owned()
+    }
+}
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+impl Cloud for Ec2 {
+    async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
+        const OP: &str = "DescribeKeyPairs";
+        let output = self
+            .client(region, OP)?
+            .describe_key_pairs()
+            .include_public_key(true)
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        Ok(output
+            .key_pairs()
+            .iter()
+            .filter_map(|k| {
+                Some(RemoteKeyPair {
+                    name: k.key_name()?.to_owned(),
+                    id: k.key_pair_id().map(str::to_owned),
+                    fingerprint: k.key_fingerprint().map(str::to_owned),
+                    key_type: k.key_type().map(|t| t.as_str().to_owned()),
+                    public_key: k.public_key().and_then(PublicKey::from_openssh),
+                    tags: tags_of(k.tags()),
+                })
+            })
+            .collect())
+    }
+
+    async fn create_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        key_type: KeyType,
+        tags: &TagSet,
+    ) -> Result<CreatedKeyPair, CloudError> {
+        const OP: &str = "CreateKeyPair";
+        let output = self
+            .client(region, OP)?
+            .create_key_pair()
+            .key_name(name.as_str())
+            .key_type(sdk_key_type(key_type))
+            .key_format(KeyFormat::Pem)
+            .tag_specifications(tag_specification(tags))
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        let id = output.key_pair_id().map(str::to_owned);
+        let fingerprint = output.key_fingerprint().map(str::to_owned);
+        let material = output
+            .key_material
+            .map(Secret::new)
+            .ok_or_else(|| CloudError {
+                kind: CloudErrorKind::Other,
+                operation: OP,
+                region: region.to_string(),
+                message: "EC2 returned no private key".to_owned(),
+            })?;
+        Ok(CreatedKeyPair {
+            id,
+            fingerprint,
+            material,
+        })
+    }
+
+    async fn import_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        public_key: &PublicKey,
+        tags: &TagSet,
+    ) -> Result<RemoteKeyPair, CloudError> {
+        const OP: &str = "ImportKeyPair";
+        let output = self
+            .client(region, OP)?
+            .import_key_pair()
+            .key_name(name.as_str())
+            .public_key_material(aws_smithy_types::Blob::new(
+                public_key.to_openssh().into_bytes(),
+            ))
+            .tag_specifications(tag_specification(tags))
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        Ok(RemoteKeyPair {
+            name: name.to_string(),
+            id: output.key_pair_id().map(str::to_owned),
+            fingerprint: output.key_fingerprint().map(str::to_owned),
+            key_type: Some(public_key.key_type().to_owned()),
+            public_key: Some(public_key.clone()),
+            tags: tags_of(output.tags()),
+        })
+    }
+
+    async fn delete_key_pair(&self, region: &Region, name: &KeyName) -> Result<(), CloudError> {
+        const OP: &str = "DeleteKeyPair";
+        self.client(region, OP)?
+            .delete_key_pair()
+            .key_name(name.as_str())
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        Ok(())
+    }
+
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.counter
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -1,0 +1,143 @@
+//! The cloud behind one small trait: read a region's key pairs, create, import, delete.
+//!
+//! The trait speaks labctl's domain types. SDK types and errors stop at this border (only
+//! `ec2.rs` imports `aws-sdk-ec2`), converted into [`CloudError`]s that say which region and
+//! key pair failed and what to do about it.
+
+mod ec2;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+pub use ec2::{Ec2, Ec2Options};
+
+use crate::desired::{KeyName, KeyType, Region, TagSet};
+use crate::keys::{PublicKey, Secret};
+
+/// A key pair as EC2 describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteKeyPair {
+    pub name: String,
+    pub id: Option<String>,
+    pub fingerprint: Option<String>,
+    /// `rsa` or `ed25519` when EC2 says.
+    pub key_type: Option<String>,
+    /// The OpenSSH public key, when EC2 returned one that parses.
+    pub public_key: Option<PublicKey>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What `CreateKeyPair` returns: the only moment EC2 hands out the private key.
+#[derive(Debug)]
+pub struct CreatedKeyPair {
+    pub id: Option<String>,
+    pub fingerprint: Option<String>,
+    pub material: Secret,
+}
+
+/// What kind of failure, for the hint and for the caller's decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudErrorKind {
+    NoCredentials,
+    ExpiredCredentials,
+    AccessDenied,
+    Unreachable,
+    RegionNotEnabled,
+    Throttled,
+    /// The key pair exists already (someone created it since labctl looked).
+    Duplicate,
+    /// EC2 refused the public key.
+    InvalidKey,
+    Other,
+}
+
+/// A failed call to the cloud, naming the operation and region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudError {
+    pub kind: CloudErrorKind,
+    pub operation: &'static str,
+    pub region: String,
+    /// The service's own words (never key material: requests and responses are not quoted).
+    pub message: String,
+}
+
+impl CloudError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self.kind {
+            CloudErrorKind::NoCredentials => {
+                "configure AWS credentials: `aws configure`, `aws sso login --profile NAME` with --profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            }
+            CloudErrorKind::ExpiredCredentials => {
+                "the credentials have expired: log in again (`aws sso login`) or refresh the session token"
+            }
+            CloudErrorKind::AccessDenied => {
+                "the identity lacks permission: it needs ec2:DescribeKeyPairs, ec2:CreateKeyPair, ec2:ImportKeyPair and ec2:CreateTags"
+            }
+            CloudErrorKind::Unreachable => {
+                "check the network, or --endpoint-url / AWS_ENDPOINT_URL if you set one"
+            }
+            CloudErrorKind::RegionNotEnabled => {
+                "enable the region for the account (AWS console: Account > AWS Regions), or remove it from the manifest"
+            }
+            CloudErrorKind::Throttled => {
+                "EC2 is throttling requests; run again in a minute, or lower --concurrency"
+            }
+            CloudErrorKind::Duplicate => {
+                "another process created this key pair since labctl looked; run `labctl plan` to see the new state"
+            }
+            CloudErrorKind::InvalidKey => "EC2 refused the public key; check the key file",
+            CloudErrorKind::Other => "run again with -v for more detail",
+        }
+    }
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in {} failed: {}",
+            self.operation, self.region, self.message
+        )
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+/// The cloud labctl manages key pairs in.
+pub trait Cloud: Send + Sync + 'static {
+    /// Every key pair of a region, with public keys: one request.
+    fn describe_key_pairs(
+        &self,
+        region: &Region,
+    ) -> impl Future<Output = Result<Vec<RemoteKeyPair>, CloudError>> + Send;
+
+    /// Have EC2 generate a key pair; the private key is in the answer.
+    fn create_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        key_type: KeyType,
+        tags: &TagSet,
+    ) -> impl Future<Output = Result<CreatedKeyPair, CloudError>> + Send;
+
+    /// Import a public key as a key pair.
+    fn import_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        public_key: &PublicKey,
+        tags: &TagSet,
+    ) -> impl Future<Output = Result<RemoteKeyPair, CloudError>> + Send;
+
+    /// Delete a key pair by name (used to undo a create whose key could not be saved).
+    fn delete_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Requests sent so far, per operation, retries included.
+    fn api_calls(&self) -> BTreeMap<String, u64>;
+}

@@ -1,0 +1,374 @@
+//! The commands: each wires the pipeline (manifest -> validate -> observe -> plan -> apply)
+//! to the command line, and prints. stdout carries data (plans, reports, JSON, the schema);
+//! stderr carries diagnostics, status lines and errors.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::apply::{self, Progress};
+use crate::cli::{ApplyArgs, Cli, CloudArgs, Command, PlanArgs, ValidateArgs, Var};
+use crate::cloud::{Cloud, Ec2, Ec2Options};
+use crate::desired::Desired;
+use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity};
+use crate::error::{Error, Exit};
+use crate::keys::{KeyStore, git_exposure};
+use crate::manifest::{self, Source};
+use crate::observe::observe;
+use crate::plan::{Action, KeyPairOp, plan};
+use crate::render::{self, Style};
+use crate::validate::{self, Context};
+
+/// Run labctl with these arguments (the first is the program name) and return the exit status.
+pub fn main_with_args<I, T>(args: I) -> Exit
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Success,
+                _ => Exit::Failure,
+            };
+        }
+    };
+    let term = Terminal::detect();
+    match run(cli, term) {
+        Ok(exit) => exit,
+        Err(err) => {
+            if !matches!(err, Error::InvalidManifest) {
+                eprintln!("{} {err}", term.error_prefix());
+                if let Some(hint) = err.hint() {
+                    eprintln!("hint: {hint}");
+                }
+            }
+            err.exit()
+        }
+    }
+}
+
+/// Whether each stream is a terminal that may get colors.
+#[derive(Clone, Copy, Debug)]
+struct Terminal {
+    stdout_color: bool,
+    stderr_color: bool,
+}
+
+impl Terminal {
+    fn detect() -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Terminal {
+            stdout_color: !no_color && std::io::stdout().is_terminal(),
+            stderr_color: !no_color && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn error_prefix(self) -> &'static str {
+        if self.stderr_color {
+            "\x1b[1;31merror:\x1b[0m"
+        } else {
+            "error:"
+        }
+    }
+
+    fn warning_prefix(self) -> &'static str {
+        if self.stderr_color {
+            "\x1b[1;33mwarning:\x1b[0m"
+        } else {
+            "warning:"
+        }
+    }
+}
+
+fn run(cli: Cli, term: Terminal) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Validate(args) => validate_command(&args, term),
+        Command::Schema => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(crate::schema::json_schema().as_bytes())?;
+            Ok(Exit::Success)
+        }
+        Command::Plan(args) => plan_command(&args, term),
+        Command::Apply(args) => apply_command(&args, term),
+    }
+}
+
+fn overrides(vars: &[Var]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect()
+}
+
+/// Read, parse and validate one manifest; the diagnostics come back sorted.
+fn check(path: &Path, vars: &[Var]) -> (Source, Option<Desired>, Vec<Diagnostic>) {
+    let source = match Source::read(path) {
+        Ok(source) => source,
+        Err((source, diagnostic)) => {
+            let source = source.unwrap_or_else(|| Source::from_text(path, ""));
+            return (source, None, vec![diagnostic]);
+        }
+    };
+    let (parsed, mut diagnostics) = manifest::parse(&source);
+    let mut desired = None;
+    if let Some(parsed) = parsed {
+        let base_dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::new(),
+        };
+        let context = Context {
+            base_dir,
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            overrides: overrides(vars),
+        };
+        let (valid, more) = validate::validate(&parsed, &context);
+        diagnostics.extend(more);
+        if !diagnostic::has_errors(&diagnostics) {
+            desired = valid;
+        }
+    }
+    diagnostic::sort(&mut diagnostics);
+    (source, desired, diagnostics)
+}
+
+fn print_diagnostics(source: &Source, diagnostics: &[Diagnostic], term: Terminal) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let text = diagnostic::render_human(
+        &source.name(),
+        &source.text,
+        diagnostics,
+        diagnostic::Style {
+            color: term.stderr_color,
+        },
+    );
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        let _ = writeln!(
+            stderr,
+            "{} {} has {errors} error{}",
+            term.error_prefix(),
+            source.name(),
+            if errors == 1 { "" } else { "s" }
+        );
+    }
+}
+
+fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Exit, Error> {
+    let mut all_valid = true;
+    let mut json_diagnostics = Vec::new();
+    let mut checked = Vec::new();
+    for path in &args.manifests {
+        let (source, desired, diagnostics) = check(path, &args.vars);
+        let valid = !diagnostic::has_errors(&diagnostics) && desired.is_some();
+        all_valid &= valid;
+        if !args.json {
+            print_diagnostics(&source, &diagnostics, term);
+            if let Some(desired) = &desired {
+                let pairs = desired.keypairs.len();
+                let regions = desired.regions().len();
+                println!(
+                    "{}: valid ({pairs} key pair{} in {regions} region{})",
+                    source.name(),
+                    if pairs == 1 { "" } else { "s" },
+                    if regions == 1 { "" } else { "s" },
+                );
+            }
+        }
+        checked.push((source, diagnostics));
+    }
+    if args.json {
+        for (source, diagnostics) in &checked {
+            json_diagnostics.extend(diagnostics.iter().map(|d| (source.name(), d)));
+        }
+        let list: Vec<JsonDiagnostic<'_>> = json_diagnostics
+            .iter()
+            .map(|(file, d)| JsonDiagnostic::new(file, d))
+            .collect();
+        let doc = serde_json::json!({ "valid": all_valid, "diagnostics": list });
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )?;
+    }
+    Ok(if all_valid {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// Validate a manifest for plan/apply; diagnostics (warnings too) go to stderr.
+fn load(args: &CloudArgs, term: Terminal) -> Result<Desired, Error> {
+    let (source, desired, diagnostics) = check(&args.manifest, &args.vars);
+    let shown: Vec<Diagnostic> = if args.quiet {
+        diagnostics
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect()
+    } else {
+        diagnostics
+    };
+    print_diagnostics(&source, &shown, term);
+    desired.ok_or(Error::InvalidManifest)
+}
+
+fn init_logging(verbose: u8) {
+    // Never trace the SDK: its trace level prints requests and responses.
+    let filter = match verbose {
+        0 => return,
+        1 => "labctl=debug",
+        _ => "labctl=trace,aws_config=debug,aws_smithy_runtime=debug,aws_sdk_ec2=debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(true)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+struct StderrProgress {
+    quiet: bool,
+}
+
+impl Progress for StderrProgress {
+    fn step(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+}
+
+/// Warn about key files that would land, not ignored, inside a git work tree.
+fn warn_git_exposure(desired: &Desired, quiet: bool, term: Terminal) {
+    if quiet {
+        return;
+    }
+    for spec in &desired.keypairs {
+        if let Some(root) = git_exposure(&spec.output) {
+            eprintln!(
+                "{} {} is inside the git work tree {} and not ignored: a private key could be committed",
+                term.warning_prefix(),
+                spec.output_display,
+                root.display()
+            );
+            eprintln!(
+                "hint: add the key folder to .gitignore, or set `output_dir` outside the repository"
+            );
+        }
+    }
+}
+
+async fn connect(args: &CloudArgs, desired: &Desired) -> Arc<Ec2> {
+    let options = Ec2Options {
+        endpoint_url: args.endpoint_url.clone(),
+        profile: args.profile.clone(),
+        max_attempts: args.max_attempts,
+    };
+    Arc::new(Ec2::new(&options, &desired.regions()).await)
+}
+
+fn status(args: &CloudArgs, message: &str) {
+    if !args.quiet {
+        eprintln!("{message}");
+    }
+}
+
+fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
+    init_logging(args.cloud.verbose);
+    let desired = load(&args.cloud, term)?;
+    warn_git_exposure(&desired, args.cloud.quiet, term);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cloud = connect(&args.cloud, &desired).await;
+        let regions = desired.regions();
+        status(
+            &args.cloud,
+            &format!("Reading key pairs in {} region(s)", regions.len()),
+        );
+        let observed = observe(&cloud, &desired, KeyStore)
+            .await
+            .map_err(Error::Observe)?;
+        let plan = plan(&desired, &observed);
+        tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
+        let mut stdout = std::io::stdout().lock();
+        if args.cloud.json {
+            stdout.write_all(render::plan_json(&plan, &cloud.api_calls()).as_bytes())?;
+        } else {
+            let style = Style {
+                color: term.stdout_color,
+            };
+            stdout.write_all(render::plan_human(&plan, style).as_bytes())?;
+        }
+        Ok(if plan.has_conflicts() {
+            Exit::Failure
+        } else if args.detailed_exitcode && plan.has_changes() {
+            Exit::Changes
+        } else {
+            Exit::Success
+        })
+    })
+}
+
+fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Error> {
+    init_logging(args.cloud.verbose);
+    let desired = load(&args.cloud, term)?;
+    warn_git_exposure(&desired, args.cloud.quiet, term);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cloud = connect(&args.cloud, &desired).await;
+        let regions = desired.regions();
+        status(&args.cloud, &format!("Reading key pairs in {} region(s)", regions.len()));
+        let observed = observe(&cloud, &desired, KeyStore).await.map_err(Error::Observe)?;
+        let plan = plan(&desired, &observed);
+        let style = Style { color: term.stdout_color };
+        if !args.cloud.json && (plan.has_changes() || plan.has_conflicts()) {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(render::plan_human(&plan, style).as_bytes())?;
+            stdout.flush()?;
+        }
+        let progress: Arc<dyn Progress> = Arc::new(StderrProgress {
+            quiet: args.cloud.quiet,
+        });
+        let report = apply::apply(&cloud, &plan, KeyStore, usize::from(args.cloud.concurrency), progress).await;
+        let calls = cloud.api_calls();
+        tracing::debug!(api_calls = ?calls, "applied");
+        let mut stdout = std::io::stdout().lock();
+        if args.cloud.json {
+            stdout.write_all(render::report_json(&plan.project, &report, &calls).as_bytes())?;
+        } else {
+            stdout.write_all(render::report_human(&report, style).as_bytes())?;
+        }
+        let created_somewhere = report.outcomes.iter().any(|o| {
+            let Action::KeyPair(a) = &o.action;
+            matches!(a.op, KeyPairOp::Create) && o.status == apply::Status::Done
+        });
+        if created_somewhere && !args.cloud.quiet && !args.cloud.json {
+            eprintln!("Private keys are saved with mode 0400 and never printed; keep them out of version control.");
+        }
+        Ok(if report.succeeded() { Exit::Success } else { Exit::Failure })
+    })
+}

@@ -1,0 +1,295 @@
+//! The desired state: what the manifest asks for, fully resolved.
+//!
+//! Every value here has been validated once (names, regions, tags, paths); the types carry
+//! that proof, so no later stage re-checks or re-parses them, and nothing after validation
+//! looks at YAML again.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// The tag key labctl puts on every key pair it creates or imports.
+pub const PROJECT_TAG: &str = "labctl:project";
+
+/// A validated EC2 key pair name: 1–255 ASCII characters, no leading or trailing space.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct KeyName(String);
+
+impl KeyName {
+    /// Check a key pair name against EC2's rules.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong with the name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if name.is_empty() {
+            return Err("the key pair name is empty".to_owned());
+        }
+        if name.len() > 255 {
+            return Err(format!(
+                "the key pair name is {} characters long; EC2 allows at most 255",
+                name.len()
+            ));
+        }
+        if !name.is_ascii() {
+            return Err("the key pair name must be ASCII; EC2 refuses other characters".to_owned());
+        }
+        if name.chars().any(|c| c.is_ascii_control()) {
+            return Err("the key pair name contains a control character".to_owned());
+        }
+        if name.trim() != name {
+            return Err("the key pair name starts or ends with a space".to_owned());
+        }
+        Ok(KeyName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A region name of the form AWS uses (`us-east-1`, `us-gov-west-1`, `cn-north-1`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Region(String);
+
+/// Regions labctl knows of; a well-formed name outside this list is only a warning.
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// The pattern of a region name, as in the JSON Schema.
+pub const REGION_PATTERN: &str = "^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]{1,2}$";
+
+impl Region {
+    /// Check the form of a region name.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = name.split('-').collect();
+        let lower = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+        let ok = match parts.as_slice() {
+            [geo, area, number] => {
+                geo.len() == 2 && lower(geo) && lower(area) && is_region_number(number)
+            }
+            [geo, partition, area, number] => {
+                geo.len() == 2
+                    && lower(geo)
+                    && (*partition == "gov" || partition.starts_with("iso") && lower(partition))
+                    && lower(area)
+                    && is_region_number(number)
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(Region(name.to_owned()))
+        } else {
+            Err(format!(
+                "`{name}` is not an AWS region name (like `us-east-1` or `eu-central-2`)"
+            ))
+        }
+    }
+
+    /// Whether labctl knows this region (unknown ones may be new or mistyped).
+    pub fn is_known(&self) -> bool {
+        KNOWN_REGIONS.contains(&self.0.as_str())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_region_number(s: &str) -> bool {
+    (1..=2).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The key algorithm EC2 generates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    Rsa,
+    Ed25519,
+}
+
+impl KeyType {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "rsa" => Some(KeyType::Rsa),
+            "ed25519" => Some(KeyType::Ed25519),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "rsa",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The tags a key pair must carry, labctl's ownership tag included, within EC2's limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TagSet(BTreeMap<String, String>);
+
+impl TagSet {
+    /// Build a tag set from already-checked pairs (validation checks the limits).
+    pub(crate) fn from_checked(tags: BTreeMap<String, String>) -> Self {
+        TagSet(tags)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One manifest entry: one private key, present in one or more regions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyPairSpec {
+    pub name: KeyName,
+    /// In the order written; the first is where EC2 generates the key.
+    pub regions: Vec<Region>,
+    pub key_type: KeyType,
+    pub tags: TagSet,
+    /// Where the private key lives (absolute, or relative to the working folder).
+    pub output: PathBuf,
+    /// The path as the user wrote it after substitution, for display.
+    pub output_display: String,
+}
+
+/// Everything the manifest asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Desired {
+    pub project: String,
+    pub keypairs: Vec<KeyPairSpec>,
+}
+
+impl Desired {
+    /// Every region the manifest mentions, sorted.
+    pub fn regions(&self) -> Vec<Region> {
+        let mut regions: Vec<Region> = self
+            .keypairs
+            .iter()
+            .flat_map(|k| k.regions.iter().cloned())
+            .collect();
+        regions.sort();
+        regions.dedup();
+        regions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeyName, Region};
+
+    #[test]
+    fn region_forms() {
+        for ok in [
+            "us-east-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-central-2",
+            "us-isob-east-1",
+            "xx-mars-1",
+        ] {
+            assert!(Region::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "useast1",
+            "us-east-123",
+            "us-east-1a",
+            "u-east-1",
+        ] {
+            assert!(Region::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Region::parse("xx-mars-1").unwrap().is_known() == false);
+        assert!(Region::parse("us-east-1").unwrap().is_known());
+    }
+
+    #[test]
+    fn key_name_rules() {
+        assert!(KeyName::parse("lab-a").is_ok());
+        assert!(KeyName::parse("").is_err());
+        assert!(KeyName::parse(" lab").is_err());
+        assert!(KeyName::parse("lab ").is_err());
+        assert!(KeyName::parse("läb").is_err());
+        assert!(KeyName::parse(&"a".repeat(255)).is_ok());
+        assert!(KeyName::parse(&"a".repeat(256)).is_err());
+    }
+}

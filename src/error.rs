@@ -1,0 +1,68 @@
+//! The errors that end a command, and the one place that maps outcomes to exit codes.
+//!
+//! Problems inside a manifest are diagnostics (see `diagnostic`), rendered before the command
+//! returns; this type carries what remains: usage, cloud and file failures.
+
+use crate::cloud::CloudError;
+
+/// How a command ended, as the process's exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Success (and, with `plan --detailed-exitcode`, nothing to change).
+    Success,
+    /// Errors were found or something failed; they have been reported.
+    Failure,
+    /// `plan --detailed-exitcode`: success, and there are changes to apply.
+    Changes,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Changes => 2,
+        }
+    }
+}
+
+/// A failure that ends a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The manifest had errors; they were already shown.
+    #[error("the manifest has errors")]
+    InvalidManifest,
+    /// Reading the regions failed.
+    #[error("{}", observe_message(.0))]
+    Observe(Vec<CloudError>),
+    #[error("cannot write to the terminal: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+fn observe_message(errors: &[CloudError]) -> String {
+    let mut text = String::from("cannot read the current key pairs");
+    for err in errors {
+        text.push_str(&format!("\n  {err}"));
+    }
+    text
+}
+
+impl Error {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Observe(errors) => {
+                let mut hints: Vec<&str> = errors.iter().map(CloudError::hint).collect();
+                hints.dedup();
+                Some(hints.join("\nhint: "))
+            }
+            Error::InvalidManifest | Error::Output(_) | Error::Runtime(_) => None,
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        Exit::Failure
+    }
+}

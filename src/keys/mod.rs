@@ -1,0 +1,13 @@
+//! Key material: the secret wrapper, reading private keys, public keys and the key file store.
+//!
+//! Private key text lives only in [`Secret`], which zeroizes on drop and never shows itself in
+//! `Debug` or `Display`. Nothing in this module prints, logs or returns key material in an
+//! error message.
+
+mod public;
+mod secret;
+mod store;
+
+pub use public::{PublicKey, public_key_of_private};
+pub use secret::Secret;
+pub use store::{FileState, KeyStore, LocalFile, StoreError, WriteOutcome, git_exposure};

@@ -1,0 +1,77 @@
+//! Public keys: derived from a private key file's text, or parsed from what EC2 returns, and
+//! compared by algorithm and key bytes (comments ignored).
+
+use std::fmt;
+
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use ssh_key::public::KeyData;
+
+use super::Secret;
+
+/// An SSH public key (RSA or Ed25519).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey(KeyData);
+
+impl PublicKey {
+    /// Parse an OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
+    pub fn from_openssh(line: &str) -> Option<Self> {
+        ssh_key::PublicKey::from_openssh(line.trim())
+            .ok()
+            .map(|k| PublicKey(k.key_data().clone()))
+    }
+
+    /// The OpenSSH form without a comment, as `ImportKeyPair` takes it.
+    pub fn to_openssh(&self) -> String {
+        ssh_key::PublicKey::from(self.0.clone())
+            .to_openssh()
+            .unwrap_or_default()
+    }
+
+    /// `rsa` or `ed25519` (EC2's key type names), or the SSH algorithm name for anything else.
+    pub fn key_type(&self) -> &'static str {
+        match self.0 {
+            KeyData::Rsa(_) => "rsa",
+            KeyData::Ed25519(_) => "ed25519",
+            _ => "other",
+        }
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_openssh())
+    }
+}
+
+/// Derive the public key from a private key's text: OpenSSH, then PKCS#1, then PKCS#8 PEM.
+///
+/// # Errors
+/// A short reason that never quotes the text.
+pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
+    let text = text.expose();
+    if text.contains("BEGIN OPENSSH PRIVATE KEY") {
+        let key = ssh_key::PrivateKey::from_openssh(text)
+            .map_err(|_| "the OpenSSH private key could not be read".to_owned())?;
+        if key.is_encrypted() {
+            return Err("the private key is encrypted with a passphrase".to_owned());
+        }
+        return Ok(PublicKey(key.public_key().key_data().clone()));
+    }
+    let rsa_key = if text.contains("BEGIN RSA PRIVATE KEY") {
+        rsa::RsaPrivateKey::from_pkcs1_pem(text)
+            .map_err(|_| "the PKCS#1 RSA private key could not be read".to_owned())?
+    } else if text.contains("BEGIN PRIVATE KEY") {
+        rsa::RsaPrivateKey::from_pkcs8_pem(text).map_err(|_| {
+            "the PKCS#8 private key could not be read (labctl reads RSA keys in this form)"
+                .to_owned()
+        })?
+    } else if text.contains("ENCRYPTED PRIVATE KEY") {
+        return Err("the private key is encrypted with a passphrase".to_owned());
+    } else {
+        return Err("the file does not hold a PEM or OpenSSH private key".to_owned());
+    };
+    let public = ssh_key::public::RsaPublicKey::try_from(rsa_key.to_public_key())
+        .map_err(|_| "the RSA key could not be converted".to_owned())?;
+    Ok(PublicKey(KeyData::Rsa(public)))
+}

@@ -1,0 +1,393 @@
+//! The private key files: inspecting them, and writing new ones safely.
+//!
+//! Rules this file keeps: a key file is created with owner-only permissions before its first
+//! byte, fsynced, moved into place without replacing anything, and left at 0400; an existing
+//! file is never overwritten; a symlink at the target is refused; folders labctl creates are
+//! 0700 and, when it creates the output folder, get a `.gitignore` of `*`.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{PublicKey, Secret, public_key_of_private};
+
+/// The mode key files end with.
+pub const KEY_MODE: u32 = 0o400;
+/// Key files larger than this are not private keys (an RSA 4096 PEM is about 3.3 KB).
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// What is at a key file's path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// Nothing there.
+    Absent,
+    /// A readable private key.
+    Key { public: PublicKey, mode: u32 },
+    /// A file that is not a usable private key (the reason never quotes it).
+    Unreadable { reason: String },
+    /// A symbolic link: refused, labctl never follows links for key files.
+    Symlink,
+    /// A folder, device or other non-file.
+    NotAFile,
+}
+
+/// A key file's path and what was found there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFile {
+    pub path: PathBuf,
+    pub state: FileState,
+}
+
+/// A failure to write or change a key file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path} already exists; labctl never overwrites a key file")]
+    Exists { path: PathBuf },
+    #[error("{path} is a symbolic link; labctl does not write key files through links")]
+    Symlink { path: PathBuf },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What writing a key file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Folders labctl created on the way (outermost first).
+    pub created_dirs: Vec<PathBuf>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Reads and writes private key files.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyStore;
+
+impl KeyStore {
+    /// What is at `path`, without following a symlink and without ever printing the key.
+    pub fn inspect(self, path: &Path) -> LocalFile {
+        let state = match fs::symlink_metadata(path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => FileState::Absent,
+            Err(err) => FileState::Unreadable {
+                reason: format!("cannot read it: {err}"),
+            },
+            Ok(meta) if meta.file_type().is_symlink() => FileState::Symlink,
+            Ok(meta) if !meta.is_file() => FileState::NotAFile,
+            Ok(meta) if meta.len() > MAX_KEY_FILE => FileState::Unreadable {
+                reason: format!("it is {} bytes, too large for a private key", meta.len()),
+            },
+            Ok(meta) => match fs::read(path) {
+                Err(err) => FileState::Unreadable {
+                    reason: format!("cannot read it: {err}"),
+                },
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Err(err) => {
+                        let mut bytes = err.into_bytes();
+                        zeroize::Zeroize::zeroize(&mut bytes);
+                        FileState::Unreadable {
+                            reason: "it is not a text file".to_owned(),
+                        }
+                    }
+                    Ok(text) => {
+                        let secret = Secret::new(text);
+                        match public_key_of_private(&secret) {
+                            Ok(public) => FileState::Key {
+                                public,
+                                mode: meta.mode() & 0o7777,
+                            },
+                            Err(reason) => FileState::Unreadable { reason },
+                        }
+                    }
+                },
+            },
+        };
+        LocalFile {
+            path: path.to_owned(),
+            state,
+        }
+    }
+
+    /// Make sure a new key file can be written at `path` before asking EC2 for the key: the
+    /// folder exists (created 0700 if needed) and takes a new file, and the target is absent.
+    ///
+    /// # Errors
+    /// Why the file could not be written.
+    pub fn prepare(self, path: &Path) -> Result<WriteOutcome, StoreError> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(StoreError::Symlink {
+                    path: path.to_owned(),
+                });
+            }
+            Ok(_) => {
+                return Err(StoreError::Exists {
+                    path: path.to_owned(),
+                });
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io_err(path)(err)),
+        }
+        let dir = parent_of(path);
+        let created_dirs = create_dirs(&dir)?;
+        // Prove the folder takes a new file: an owner-only temporary, removed at once.
+        tempfile::Builder::new()
+            .prefix(".labctl-check-")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&dir)
+            .map_err(io_err(path))?;
+        Ok(WriteOutcome { created_dirs })
+    }
+
+    /// Write a new private key file: owner-only from the first byte, fsynced, moved into
+    /// place without replacing anything, left at 0400, and the folder fsynced.
+    ///
+    /// # Errors
+    /// Why the file could not be written; on error no file is left at `path`.
+    pub fn write_new(self, path: &Path, secret: &Secret) -> Result<WriteOutcome, StoreError> {
+        if let Ok(meta) = fs::symlink_metadata(path) {
+            return Err(if meta.file_type().is_symlink() {
+                StoreError::Symlink {
+                    path: path.to_owned(),
+                }
+            } else {
+                StoreError::Exists {
+                    path: path.to_owned(),
+                }
+            });
+        }
+        let dir = parent_of(path);
+        let created_dirs = create_dirs(&dir)?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".labctl-key-")
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&dir)
+            .map_err(io_err(path))?;
+        let mut text = secret.expose().as_bytes().to_vec();
+        if !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        let written = temp.write_all(&text);
+        zeroize::Zeroize::zeroize(&mut text);
+        written.map_err(io_err(path))?;
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(KEY_MODE))
+            .map_err(io_err(path))?;
+        temp.as_file().sync_all().map_err(io_err(path))?;
+        temp.persist_noclobber(path).map_err(|err| {
+            if err.error.kind() == io::ErrorKind::AlreadyExists {
+                StoreError::Exists {
+                    path: path.to_owned(),
+                }
+            } else {
+                io_err(path)(err.error)
+            }
+        })?;
+        sync_dir(&dir).map_err(io_err(path))?;
+        Ok(WriteOutcome { created_dirs })
+    }
+
+    /// Set an existing key file's mode to 0400 (never through a symlink).
+    ///
+    /// # Errors
+    /// Why the mode could not be changed.
+    pub fn fix_mode(self, path: &Path) -> Result<(), StoreError> {
+        let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+        if meta.file_type().is_symlink() {
+            return Err(StoreError::Symlink {
+                path: path.to_owned(),
+            });
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(KEY_MODE)).map_err(io_err(path))
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Create `dir` and missing parents with mode 0700; the first folder labctl creates gets a
+/// `.gitignore` of `*` so a key never lands in a commit.
+fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut missing = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(d) = cursor {
+        if d.as_os_str().is_empty() || fs::symlink_metadata(d).is_ok() {
+            break;
+        }
+        missing.push(d.to_owned());
+        cursor = d.parent();
+    }
+    missing.reverse();
+    for d in &missing {
+        match fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(io_err(d)(err)),
+        }
+    }
+    if let Some(outermost) = missing.first() {
+        let ignore = outermost.join(".gitignore");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_0644()
+            .open(&ignore)
+            .map_err(io_err(&ignore))?;
+        file.write_all(b"# Private keys written by labctl: never commit them.\n*\n")
+            .map_err(io_err(&ignore))?;
+        file.sync_all().map_err(io_err(&ignore))?;
+        sync_dir(outermost.parent().unwrap_or(Path::new("."))).map_err(io_err(outermost))?;
+    }
+    if !dir.is_dir() {
+        return Err(io_err(dir)(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a folder",
+        )));
+    }
+    Ok(missing)
+}
+
+trait Mode0644 {
+    fn mode_0644(&mut self) -> &mut Self;
+}
+
+impl Mode0644 for fs::OpenOptions {
+    fn mode_0644(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o644)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    fs::File::open(dir)?.sync_all()
+}
+
+/// When `path` would land inside a git work tree without being ignored, the work tree's root.
+///
+/// Reads only; asks `git check-ignore` when git is installed. A folder that does not exist
+/// yet is created by labctl with a `.gitignore`, so it is never exposed.
+pub fn git_exposure(path: &Path) -> Option<PathBuf> {
+    let dir = parent_of(path);
+    if !dir.is_dir() {
+        return None;
+    }
+    let absolute = fs::canonicalize(&dir).ok()?;
+    let root = absolute
+        .ancestors()
+        .find(|a| a.join(".git").exists())?
+        .to_owned();
+    let file_name = path.file_name()?;
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(&absolute)
+        .args(["check-ignore", "-q", "--no-index", "--"])
+        .arg(file_name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    // 0: ignored; 1: not ignored; anything else: git could not tell.
+    (status.code() == Some(1)).then_some(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, symlink};
+
+    use super::{FileState, KeyStore, Secret, StoreError};
+
+    const ED25519: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACC0rCTnj5QY39NcJUHD2mWywDjYbHUOg/MvwJySIkJ1+QAAAJiz+gBus/oA
+bgAAAAtzc2gtZWQyNTUxOQAAACC0rCTnj5QY39NcJUHD2mWywDjYbHUOg/MvwJySIkJ1+Q
+AAAEBwbvkXSa/s1H4Oef8vQD5/tITSpNiHBoHsLpXhByV7t7SsJOePlBjf01wlQcPaZbLA
+ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
+-----END OPENSSH PRIVATE KEY-----
+";
+
+    #[test]
+    fn writes_owner_only_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/lab.pem");
+        let store = KeyStore;
+        let outcome = store
+            .write_new(&path, &Secret::new(ED25519.to_owned()))
+            .unwrap();
+        assert_eq!(outcome.created_dirs, vec![dir.path().join("keys")]);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o400);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("keys")).unwrap().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("keys/.gitignore"))
+                .unwrap()
+                .lines()
+                .last(),
+            Some("*")
+        );
+        assert!(matches!(
+            store.inspect(&path).state,
+            FileState::Key { mode: 0o400, .. }
+        ));
+        let again = store.write_new(&path, &Secret::new("other".to_owned()));
+        assert!(matches!(again, Err(StoreError::Exists { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), ED25519);
+        // No temporary files are left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        let link = dir.path().join("lab.pem");
+        symlink(&target, &link).unwrap();
+        let store = KeyStore;
+        assert_eq!(store.inspect(&link).state, FileState::Symlink);
+        assert!(matches!(
+            store.prepare(&link),
+            Err(StoreError::Symlink { .. })
+        ));
+        assert!(matches!(
+            store.write_new(&link, &Secret::new(ED25519.to_owned())),
+            Err(StoreError::Symlink { .. })
+        ));
+        assert!(!target.exists());
+    }
+
+    #[test]
+    fn unreadable_files_are_reported_without_their_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lab.pem");
+        std::fs::write(&path, "not a key at all, secret-looking text").unwrap();
+        match KeyStore.inspect(&path).state {
+            FileState::Unreadable { reason } => assert!(!reason.contains("secret-looking")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

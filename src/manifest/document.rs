@@ -1,0 +1,412 @@
+//! The manifest's structure: which fields exist, which are required, and their types.
+//!
+//! [`read`] walks the YAML tree and keeps going after a mistake, so one run reports every
+//! unknown field, wrong type and missing field. What it returns is still raw text with
+//! positions: substitution and the meaning of values belong to `validate`.
+
+use super::Located;
+use super::node::{Kind, Node, Pos};
+use crate::diagnostic::Diagnostic;
+
+/// Top-level fields.
+pub const FIELDS_TOP: &[&str] = &["version", "project", "vars", "defaults", "keypairs"];
+/// Fields of `defaults`.
+pub const FIELDS_DEFAULTS: &[&str] = &["region", "regions", "key_type", "output_dir", "tags"];
+/// Fields of one `keypairs` entry.
+pub const FIELDS_ENTRY: &[&str] = &["name", "region", "regions", "key_type", "tags", "output"];
+
+/// A manifest as written, before substitution and validation.
+#[derive(Clone, Debug, Default)]
+pub struct Manifest {
+    pub version: Option<Located<i128>>,
+    pub project: Option<Located<String>>,
+    pub vars: Vec<(Located<String>, Located<String>)>,
+    pub defaults: Defaults,
+    /// The `keypairs` list and where it is; `None` when missing or not a list.
+    pub keypairs: Option<Located<Vec<Entry>>>,
+}
+
+/// The `defaults` block.
+#[derive(Clone, Debug, Default)]
+pub struct Defaults {
+    pub regions: Option<RegionList>,
+    pub key_type: Option<Located<String>>,
+    pub output_dir: Option<Located<String>>,
+    pub tags: Vec<(Located<String>, Located<String>)>,
+}
+
+/// `region: x` or `regions: [x, y]`, whichever was written.
+#[derive(Clone, Debug)]
+pub struct RegionList {
+    /// The field path, e.g. `keypairs[0].regions`.
+    pub field: String,
+    pub pos: Pos,
+    pub items: Vec<Located<String>>,
+}
+
+/// One entry of `keypairs`.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Index in the `keypairs` list.
+    pub index: usize,
+    pub pos: Pos,
+    pub name: Option<Located<String>>,
+    pub regions: Option<RegionList>,
+    pub key_type: Option<Located<String>>,
+    pub tags: Vec<(Located<String>, Located<String>)>,
+    pub output: Option<Located<String>>,
+}
+
+/// Read the document's structure, collecting every structural problem.
+pub fn read(root: &Node) -> (Manifest, Vec<Diagnostic>) {
+    let mut reader = Reader::default();
+    let manifest = reader.manifest(root);
+    (manifest, reader.diagnostics)
+}
+
+#[derive(Default)]
+struct Reader {
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn join(parent: &str, field: &str) -> String {
+    if parent.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+impl Reader {
+    fn error(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn wrong_type(&mut self, field: &str, node: &Node, expected: &str) {
+        let mut diagnostic = Diagnostic::error(
+            field,
+            node.pos,
+            format!("expected {expected}, found {}", node.kind.describe()),
+        )
+        .with_label(format!("expected {expected}"));
+        if expected == "a string"
+            && matches!(node.kind, Kind::Int(_) | Kind::Float(_) | Kind::Bool(_))
+        {
+            diagnostic = diagnostic.with_help("put the value in quotes to make it a string");
+        }
+        self.error(diagnostic);
+    }
+
+    /// The entries of a mapping with string keys; unknown keys are reported (with a suggestion).
+    fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        what: &str,
+        known: &[&str],
+    ) -> Option<Vec<(&'n str, &'n Node, &'n Node)>> {
+        let Kind::Map(entries) = &node.kind else {
+            self.wrong_type(
+                if path.is_empty() { "" } else { path },
+                node,
+                &format!("a mapping ({what})"),
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let Kind::Str(name) = &key.kind else {
+                self.error(Diagnostic::error(
+                    path,
+                    key.pos,
+                    format!("field names must be strings, found {}", key.kind.describe()),
+                ));
+                continue;
+            };
+            if known.contains(&name.as_str()) {
+                out.push((name.as_str(), key, value));
+            } else {
+                let mut diagnostic = Diagnostic::error(
+                    join(path, name),
+                    key.pos,
+                    format!("unknown field `{name}` in {what}"),
+                )
+                .with_label("unknown field");
+                diagnostic = match suggest(name, known) {
+                    Some(s) => diagnostic.with_help(format!("did you mean `{s}`?")),
+                    None => diagnostic.with_help(format!("{what} takes: {}", known.join(", "))),
+                };
+                self.error(diagnostic);
+            }
+        }
+        Some(out)
+    }
+
+    fn string(&mut self, field: &str, node: &Node) -> Option<Located<String>> {
+        if let Kind::Str(s) = &node.kind {
+            Some(Located {
+                value: s.clone(),
+                pos: node.pos,
+            })
+        } else {
+            self.wrong_type(field, node, "a string");
+            None
+        }
+    }
+
+    fn string_map(&mut self, field: &str, node: &Node) -> Vec<(Located<String>, Located<String>)> {
+        let Kind::Map(entries) = &node.kind else {
+            if !matches!(node.kind, Kind::Null) {
+                self.wrong_type(field, node, "a mapping of names to strings");
+            }
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let Some(key) = self.string(field, key) else {
+                continue;
+            };
+            let value_field = join(field, &key.value);
+            if let Some(value) = self.string(&value_field, value) {
+                out.push((key, value));
+            }
+        }
+        out
+    }
+
+    fn regions(&mut self, field: &str, key: &Node, node: &Node) -> Option<RegionList> {
+        let items = match &node.kind {
+            Kind::Str(s) => vec![Located {
+                value: s.clone(),
+                pos: node.pos,
+            }],
+            Kind::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(&format!("{field}[{i}]"), item))
+                .collect(),
+            _ => {
+                self.wrong_type(field, node, "a region name or a list of region names");
+                return None;
+            }
+        };
+        let pos = if matches!(node.kind, Kind::Seq(_)) {
+            key.pos
+        } else {
+            node.pos
+        };
+        Some(RegionList {
+            field: field.to_owned(),
+            pos,
+            items,
+        })
+    }
+
+    /// `region` and `regions` are two spellings of one setting; both at once is an error.
+    fn region_setting(
+        &mut self,
+        path: &str,
+        slot: &mut Option<RegionList>,
+        name: &str,
+        key: &Node,
+        value: &Node,
+    ) {
+        let field = join(path, name);
+        if let Some(previous) = slot.as_ref() {
+            let diagnostic = Diagnostic::error(
+                &field,
+                key.pos,
+                "give either `region` or `regions`, not both",
+            )
+            .with_related(previous.pos, "regions already given here")
+            .with_help("use `regions: [a, b]` for several regions");
+            self.error(diagnostic);
+            return;
+        }
+        *slot = self.regions(&field, key, value);
+    }
+
+    fn manifest(&mut self, root: &Node) -> Manifest {
+        let mut manifest = Manifest::default();
+        let Some(fields) = self.fields(root, "", "the manifest", FIELDS_TOP) else {
+            return manifest;
+        };
+        let mut seen_keypairs = false;
+        let mut seen_version = false;
+        let mut seen_project = false;
+        for (name, key, value) in fields {
+            match name {
+                "version" => {
+                    seen_version = true;
+                    if let Kind::Int(v) = value.kind {
+                        manifest.version = Some(Located {
+                            value: v,
+                            pos: value.pos,
+                        });
+                    } else {
+                        self.wrong_type("version", value, "the integer 1");
+                    }
+                }
+                "project" => {
+                    seen_project = true;
+                    manifest.project = self.string("project", value);
+                }
+                "vars" => manifest.vars = self.string_map("vars", value),
+                "defaults" => manifest.defaults = self.defaults(value),
+                "keypairs" => {
+                    seen_keypairs = true;
+                    manifest.keypairs = self.keypairs(key, value);
+                }
+                _ => {}
+            }
+        }
+        for (seen, field, help) in [
+            (
+                seen_version,
+                "version",
+                "add `version: 1` at the top of the manifest",
+            ),
+            (
+                seen_project,
+                "project",
+                "add `project: <name>`; labctl tags what it creates with it",
+            ),
+            (
+                seen_keypairs,
+                "keypairs",
+                "add `keypairs:` with at least one `- name: ...`",
+            ),
+        ] {
+            if !seen {
+                let start = Pos {
+                    offset: root.pos.offset,
+                    len: 0,
+                    line: root.pos.line.max(1),
+                    column: root.pos.column.max(1),
+                };
+                self.error(
+                    Diagnostic::error(field, start, format!("missing required field `{field}`"))
+                        .with_label("in this manifest")
+                        .with_help(help),
+                );
+            }
+        }
+        manifest
+    }
+
+    fn defaults(&mut self, node: &Node) -> Defaults {
+        let mut defaults = Defaults::default();
+        if matches!(node.kind, Kind::Null) {
+            return defaults;
+        }
+        let Some(fields) = self.fields(node, "defaults", "defaults", FIELDS_DEFAULTS) else {
+            return defaults;
+        };
+        for (name, key, value) in fields {
+            match name {
+                "region" | "regions" => {
+                    self.region_setting("defaults", &mut defaults.regions, name, key, value);
+                }
+                "key_type" => defaults.key_type = self.string("defaults.key_type", value),
+                "output_dir" => defaults.output_dir = self.string("defaults.output_dir", value),
+                "tags" => defaults.tags = self.string_map("defaults.tags", value),
+                _ => {}
+            }
+        }
+        defaults
+    }
+
+    fn keypairs(&mut self, key: &Node, node: &Node) -> Option<Located<Vec<Entry>>> {
+        let Kind::Seq(items) = &node.kind else {
+            if matches!(node.kind, Kind::Null) {
+                self.error(
+                    Diagnostic::error("keypairs", key.pos, "`keypairs` is empty")
+                        .with_help("list at least one key pair: `- name: my-key`"),
+                );
+            } else {
+                self.wrong_type("keypairs", node, "a list of key pairs");
+            }
+            return None;
+        };
+        if items.is_empty() {
+            self.error(
+                Diagnostic::error("keypairs", node.pos, "`keypairs` is empty")
+                    .with_help("list at least one key pair: `- name: my-key`"),
+            );
+        }
+        let entries = items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| self.entry(index, item))
+            .collect();
+        Some(Located {
+            value: entries,
+            pos: key.pos,
+        })
+    }
+
+    fn entry(&mut self, index: usize, node: &Node) -> Option<Entry> {
+        let path = format!("keypairs[{index}]");
+        let fields = self.fields(node, &path, "a key pair", FIELDS_ENTRY)?;
+        let mut entry = Entry {
+            index,
+            pos: node.pos,
+            name: None,
+            regions: None,
+            key_type: None,
+            tags: Vec::new(),
+            output: None,
+        };
+        let mut seen_name = false;
+        for (name, key, value) in fields {
+            let field = join(&path, name);
+            match name {
+                "name" => {
+                    seen_name = true;
+                    entry.name = self.string(&field, value);
+                }
+                "region" | "regions" => {
+                    self.region_setting(&path, &mut entry.regions, name, key, value);
+                }
+                "key_type" => entry.key_type = self.string(&field, value),
+                "tags" => entry.tags = self.string_map(&field, value),
+                "output" => entry.output = self.string(&field, value),
+                _ => {}
+            }
+        }
+        if !seen_name {
+            self.error(
+                Diagnostic::error(
+                    join(&path, "name"),
+                    node.pos,
+                    "missing required field `name`",
+                )
+                .with_label("this key pair has no name")
+                .with_help("add `name: <key pair name>`"),
+            );
+        }
+        Some(entry)
+    }
+}
+
+/// The known name closest to an unknown one, when it is close enough to be a typo.
+fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
+        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggest;
+
+    #[test]
+    fn suggests_close_field_names_only() {
+        assert_eq!(suggest("regoin", super::FIELDS_ENTRY), Some("region"));
+        assert_eq!(suggest("keytype", super::FIELDS_ENTRY), Some("key_type"));
+        assert_eq!(suggest("colour", super::FIELDS_ENTRY), None);
+    }
+}

@@ -1,0 +1,321 @@
+//! plan(&Desired, &Observed) -> Plan: what apply must do, as data.
+//!
+//! A pure function: no I/O, no clock, no randomness; the same inputs give the same plan in
+//! the same order (manifest order, then each entry's regions as written). The `reason` on an
+//! action is for people; apply decides nothing from it.
+
+use std::path::PathBuf;
+
+use crate::desired::{Desired, KeyName, KeyPairSpec, KeyType, Region, TagSet};
+use crate::keys::{FileState, PublicKey};
+use crate::observe::Observed;
+
+/// The mode key files must have.
+pub const KEY_MODE: u32 = 0o400;
+
+/// The whole plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub project: String,
+    pub actions: Vec<Action>,
+}
+
+/// One action on one resource. Each resource kind labctl manages is one variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    KeyPair(KeyPairAction),
+}
+
+/// What to do about one key pair in one region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPairAction {
+    /// Index of the manifest entry (an entry is one private key across its regions).
+    pub entry: usize,
+    pub name: KeyName,
+    pub region: Region,
+    pub output: PathBuf,
+    pub output_display: String,
+    pub key_type: KeyType,
+    pub tags: TagSet,
+    pub op: KeyPairOp,
+    /// For people.
+    pub reason: String,
+}
+
+/// Where an import's public key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportSource {
+    /// The private key file that exists now.
+    File(PublicKey),
+    /// The key this apply creates in another region first.
+    CreatedIn(Region),
+}
+
+/// Why nothing can be done for a key pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    /// Present remotely, no private key file: EC2 hands out the private key only at creation.
+    MissingPrivateKey,
+    /// The file holds another key than the remote key pair.
+    Mismatch,
+    /// The file is not a usable private key (or not a regular file).
+    Unreadable,
+    /// The key type differs from the manifest's.
+    KeyType,
+    /// The output path is a symbolic link.
+    Symlink,
+}
+
+impl Conflict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conflict::MissingPrivateKey => "missing-private-key",
+            Conflict::Mismatch => "mismatch",
+            Conflict::Unreadable => "unreadable",
+            Conflict::KeyType => "key-type",
+            Conflict::Symlink => "symlink",
+        }
+    }
+
+    /// How to get out of the conflict.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Conflict::MissingPrivateKey => {
+                "EC2 returned the private key only when the key pair was created. Put the original file back at the output path, or delete the key pair (`aws ec2 delete-key-pair --key-name NAME --region REGION`) so labctl creates a new one"
+            }
+            Conflict::Mismatch => {
+                "the file holds a different key. Point `output` at the right file, or move this file aside and delete the key pair so labctl creates a new one"
+            }
+            Conflict::Unreadable => {
+                "the file is not an unencrypted PEM or OpenSSH private key; check what is at the output path"
+            }
+            Conflict::KeyType => {
+                "labctl never replaces a key pair silently: set `key_type` back, or delete the key pair and its file to have it recreated"
+            }
+            Conflict::Symlink => {
+                "labctl does not follow links for key files; use the real path in `output`"
+            }
+        }
+    }
+}
+
+/// The operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyPairOp {
+    /// EC2 generates the key; the private key is saved to the output file.
+    Create,
+    /// Import the public key; `fix_mode` when the file must also be set to 0400.
+    Import {
+        source: ImportSource,
+        fix_mode: bool,
+    },
+    /// Everything matches but the file's mode: chmod 0400.
+    FixMode { mode: u32 },
+    /// Nothing to do.
+    Noop,
+    /// Nothing will be done; the reason says why.
+    Conflict(Conflict),
+}
+
+impl KeyPairOp {
+    /// The action's name in output and JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyPairOp::Create => "create",
+            KeyPairOp::Import { .. } => "import",
+            KeyPairOp::FixMode { .. } => "fix-mode",
+            KeyPairOp::Noop => "noop",
+            KeyPairOp::Conflict(_) => "conflict",
+        }
+    }
+
+    /// Whether apply changes anything for this action.
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            KeyPairOp::Create | KeyPairOp::Import { .. } | KeyPairOp::FixMode { .. }
+        )
+    }
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|Action::KeyPair(a)| a.op.is_change())
+    }
+
+    pub fn has_conflicts(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Conflict(_)))
+    }
+}
+
+/// Compute the plan.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut actions = Vec::new();
+    for (entry, spec) in desired.keypairs.iter().enumerate() {
+        plan_entry(entry, spec, observed, &mut actions);
+    }
+    Plan {
+        project: desired.project.clone(),
+        actions,
+    }
+}
+
+fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &mut Vec<Action>) {
+    let file = observed
+        .local
+        .get(&spec.output)
+        .unwrap_or(&FileState::Absent);
+    let remote = |region: &Region| {
+        observed
+            .remote
+            .get(region)
+            .and_then(|pairs| pairs.get(spec.name.as_str()))
+    };
+    let present_anywhere: Vec<&Region> = spec
+        .regions
+        .iter()
+        .filter(|r| remote(r).is_some())
+        .collect();
+    let primary = &spec.regions[0];
+
+    // Decide each region's op first, then attach the file-mode fix to one of them.
+    let mut ops: Vec<(KeyPairOp, String)> = Vec::with_capacity(spec.regions.len());
+    for region in &spec.regions {
+        let remote = remote(region);
+        let op = match (file, remote) {
+            (FileState::Symlink, _) => (
+                KeyPairOp::Conflict(Conflict::Symlink),
+                format!("{} is a symbolic link", spec.output_display),
+            ),
+            (FileState::NotAFile, _) => (
+                KeyPairOp::Conflict(Conflict::Unreadable),
+                format!("{} is not a regular file", spec.output_display),
+            ),
+            (FileState::Unreadable { reason }, _) => (
+                KeyPairOp::Conflict(Conflict::Unreadable),
+                format!(
+                    "{} is not a usable private key: {reason}",
+                    spec.output_display
+                ),
+            ),
+            (FileState::Key { public, .. }, _) if public.key_type() != spec.key_type.as_str() => (
+                KeyPairOp::Conflict(Conflict::KeyType),
+                format!(
+                    "the file holds an {} key, the manifest asks for {}",
+                    public.key_type(),
+                    spec.key_type
+                ),
+            ),
+            (_, Some(remote))
+                if remote
+                    .key_type
+                    .as_deref()
+                    .is_some_and(|t| t != spec.key_type.as_str()) =>
+            {
+                (
+                    KeyPairOp::Conflict(Conflict::KeyType),
+                    format!(
+                        "the key pair is {} in EC2, the manifest asks for {}",
+                        remote.key_type.as_deref().unwrap_or("?"),
+                        spec.key_type
+                    ),
+                )
+            }
+            (FileState::Key { public, .. }, Some(remote)) => match &remote.public_key {
+                Some(remote_public) if remote_public == public => {
+                    (KeyPairOp::Noop, "in sync".to_owned())
+                }
+                Some(_) => (
+                    KeyPairOp::Conflict(Conflict::Mismatch),
+                    format!(
+                        "{} holds a different key than the key pair in EC2",
+                        spec.output_display
+                    ),
+                ),
+                None => (
+                    KeyPairOp::Conflict(Conflict::Mismatch),
+                    "EC2 returned no public key to compare the file with".to_owned(),
+                ),
+            },
+            (FileState::Key { public, .. }, None) => (
+                KeyPairOp::Import {
+                    source: ImportSource::File(public.clone()),
+                    fix_mode: false,
+                },
+                format!(
+                    "absent in {region}; import the public key of {}",
+                    spec.output_display
+                ),
+            ),
+            (FileState::Absent, Some(_)) => (
+                KeyPairOp::Conflict(Conflict::MissingPrivateKey),
+                format!("the key pair exists but {} does not", spec.output_display),
+            ),
+            (FileState::Absent, None) if !present_anywhere.is_empty() => (
+                KeyPairOp::Conflict(Conflict::MissingPrivateKey),
+                format!(
+                    "the key pair exists in {} but {} does not",
+                    present_anywhere[0], spec.output_display
+                ),
+            ),
+            (FileState::Absent, None) if region == primary => (
+                KeyPairOp::Create,
+                format!(
+                    "EC2 generates a {} key; save it to {}",
+                    spec.key_type, spec.output_display
+                ),
+            ),
+            (FileState::Absent, None) => (
+                KeyPairOp::Import {
+                    source: ImportSource::CreatedIn(primary.clone()),
+                    fix_mode: false,
+                },
+                format!("import the public key of the key created in {primary}"),
+            ),
+        };
+        ops.push(op);
+    }
+
+    if let FileState::Key { mode, .. } = file
+        && mode & 0o7777 != KEY_MODE
+    {
+        let in_sync = ops.iter().position(|(op, _)| *op == KeyPairOp::Noop);
+        let importing = ops
+            .iter()
+            .position(|(op, _)| matches!(op, KeyPairOp::Import { .. }));
+        if let Some(i) = in_sync {
+            ops[i] = (
+                KeyPairOp::FixMode { mode: *mode },
+                format!(
+                    "{} has mode {:04o}; set it to 0400",
+                    spec.output_display, mode
+                ),
+            );
+        } else if let Some(i) = importing
+            && let KeyPairOp::Import { fix_mode, .. } = &mut ops[i].0
+        {
+            *fix_mode = true;
+            ops[i]
+                .1
+                .push_str(&format!(", and set its mode {mode:04o} to 0400"));
+        }
+    }
+
+    for (region, (op, reason)) in spec.regions.iter().zip(ops) {
+        actions.push(Action::KeyPair(KeyPairAction {
+            entry,
+            name: spec.name.clone(),
+            region: region.clone(),
+            output: spec.output.clone(),
+            output_display: spec.output_display.clone(),
+            key_type: spec.key_type,
+            tags: spec.tags.clone(),
+            op,
+            reason,
+        }));
+    }
+}

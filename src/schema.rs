@@ -1,0 +1,137 @@
+//! The JSON Schema of manifest v1, for editors' YAML language servers.
+//!
+//! These types exist only to describe the format (draft-07, which editors accept); the
+//! manifest is read by `manifest`, which must accept exactly these fields (a test checks the
+//! two agree). Descriptions here are what users see when they hover a field in an editor.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+
+/// A labctl manifest: the EC2 key pairs a lab or workshop needs.
+#[derive(JsonSchema)]
+#[schemars(title = "labctl manifest", deny_unknown_fields)]
+#[allow(dead_code)]
+struct ManifestV1 {
+    /// Manifest format version; must be 1.
+    #[schemars(range(min = 1, max = 1))]
+    version: u8,
+    /// Identifies the manifest; labctl tags every key pair it creates with `labctl:project=<project>`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
+    project: String,
+    /// User variables, used as `${name}` in names, regions, tags and paths; `--var KEY=VALUE` overrides them.
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    /// Settings every key pair inherits unless it sets its own.
+    #[serde(default)]
+    defaults: Option<Defaults>,
+    /// The key pairs. One entry is one private key, present in every region it lists.
+    #[schemars(length(min = 1))]
+    keypairs: Vec<KeyPair>,
+}
+
+/// Settings every key pair inherits.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Defaults {
+    /// The default region (give `region` or `regions`, not both).
+    #[serde(default)]
+    region: Option<RegionName>,
+    /// The default regions (give `region` or `regions`, not both).
+    #[serde(default)]
+    regions: Option<Regions>,
+    /// The default key type: `rsa` (2048-bit, as EC2 generates it) or `ed25519`. Default: `rsa`.
+    #[serde(default)]
+    key_type: Option<KeyType>,
+    /// Folder for private key files when an entry gives no `output`. Default: `keys`, next to the manifest.
+    #[serde(default)]
+    output_dir: Option<String>,
+    /// Tags on every key pair; an entry's own tags win. `${name}` in a value is the key pair's name.
+    #[serde(default)]
+    #[schemars(schema_with = "tags_schema")]
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// One key pair.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct KeyPair {
+    /// The EC2 key pair name: 1 to 255 ASCII characters, no leading or trailing space. `${project}` and vars are substituted.
+    #[schemars(length(min = 1, max = 255))]
+    name: String,
+    /// The region of this key pair (give `region` or `regions`, not both). Default: the defaults' region(s).
+    #[serde(default)]
+    region: Option<RegionName>,
+    /// The regions of this key pair; the key is generated in the first and imported into the others.
+    #[serde(default)]
+    regions: Option<Regions>,
+    /// The key type: `rsa` or `ed25519`. Default: the defaults' key type, else `rsa`.
+    #[serde(default)]
+    key_type: Option<KeyType>,
+    /// Tags for this key pair, merged over the defaults' tags (this entry's value wins).
+    #[serde(default)]
+    #[schemars(schema_with = "tags_schema")]
+    tags: Option<BTreeMap<String, String>>,
+    /// The private key file. Default: `${output_dir}/${name}.pem`. Relative paths resolve against the manifest's folder, `~/` against the home folder.
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// A region name such as `us-east-1`.
+struct RegionName;
+
+impl JsonSchema for RegionName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RegionName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An AWS region name such as `us-east-1`, `eu-central-2` or `us-gov-west-1` (variables allowed).",
+            "pattern": "^([a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]{1,2}|.*\\$\\{.*\\}.*)$"
+        })
+    }
+}
+
+/// One region, or a list of regions.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Regions {
+    One(RegionName),
+    Many(#[schemars(length(min = 1))] Vec<RegionName>),
+}
+
+/// The key algorithm.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum KeyType {
+    /// RSA 2048-bit, as EC2 generates it.
+    Rsa,
+    /// Ed25519 (not usable for Windows instances).
+    Ed25519,
+}
+
+/// Tag keys (1 to 128 characters, not starting with `aws:` or `labctl:`) and values (at most 256 characters).
+fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Tags: keys of 1 to 128 characters, not starting with `aws:` or `labctl:`; values of at most 256 characters. `${name}` in a value is the key pair's name.",
+        "propertyNames": {"minLength": 1, "maxLength": 128, "not": {"pattern": "^([aA][wW][sS]|[lL][aA][bB][cC][tT][lL]):"}},
+        "additionalProperties": {"type": "string", "maxLength": 256},
+        "maxProperties": 49
+    })
+}
+
+/// The JSON Schema of manifest v1 (draft-07), pretty-printed with a final newline.
+pub fn json_schema() -> String {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<ManifestV1>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

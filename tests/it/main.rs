@@ -1,0 +1,3 @@
+//! labctl's integration tests: one binary, the real program, a real local EC2 server.
+
+mod support;

@@ -1,0 +1,236 @@
+//! The harness: a local EC2 server shared by the tests, and a builder that runs the real
+//! labctl binary in a temporary folder and checks what a user would see.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The labctl binary under test.
+pub fn labctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_labctl"))
+}
+
+/// A running local EC2 server; it stops when the test process ends (its stdin closes).
+pub struct Server {
+    pub port: u16,
+    _child: Mutex<(Child, ChildStdin)>,
+}
+
+impl Server {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A raw HTTP request to the server (the tests' only way to read its state directly).
+    pub fn http(&self, method: &str, path: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// Every key pair the server holds in `region`, as `(name, public key, tags)`.
+    pub fn key_pairs(&self, region: &str) -> Vec<RemoteKey> {
+        let response = self.http("GET", "/moto-api/data.json");
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let data: serde_json::Value = serde_json::from_str(body).expect("data.json");
+        let mut out = Vec::new();
+        let pairs = &data["ec2"]["KeyPair"];
+        let Some(accounts) = pairs.as_object() else {
+            return out;
+        };
+        for regions in accounts.values() {
+            let Some(list) = regions.get(region).and_then(|r| r.as_array()) else {
+                continue;
+            };
+            for key in list {
+                out.push(RemoteKey {
+                    name: key["key_name"].as_str().unwrap_or_default().to_owned(),
+                    public_key: key["material_public"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteKey {
+    pub name: String,
+    pub public_key: String,
+}
+
+/// The shared server, started on first use.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/moto_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 tests/it/moto_server.py (is moto[server] installed?)");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("server port, got {line:?}"));
+        let stdin = child.stdin.take().unwrap();
+        let server = Server {
+            port,
+            _child: Mutex::new((child, stdin)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.http("GET", "/moto-api/").starts_with("HTTP/1.0 200") {
+            assert!(
+                Instant::now() < deadline,
+                "the local EC2 server did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    })
+}
+
+/// A unique name for this test's resources, so tests can share one server.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A temporary folder with a manifest, in which labctl runs.
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    pub home: tempfile::TempDir,
+}
+
+/// What one labctl run did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self:#?}");
+        self
+    }
+}
+
+impl Test {
+    pub fn new() -> Self {
+        Test {
+            dir: tempfile::tempdir().unwrap(),
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> &Self {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    /// A command for labctl in this folder with a clean, loopback-only AWS environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(labctl_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.home.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home.path().join("no-aws-credentials"),
+            )
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run_command(mut cmd: Command) -> Run {
+        let output = cmd.output().expect("run labctl");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Run labctl with these arguments (no server).
+    pub fn run(&self, args: &[&str]) -> Run {
+        Self::run_command(self.command(args))
+    }
+
+    /// Run a cloud command against the shared local server.
+    pub fn cloud(&self, args: &[&str]) -> Run {
+        let endpoint = server().endpoint();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--endpoint-url", &endpoint]);
+        Self::run_command(self.command(&all))
+    }
+
+    pub fn mode(&self, rel: &str) -> u32 {
+        std::fs::symlink_metadata(self.path(rel)).unwrap().mode() & 0o7777
+    }
+}
+
+/// The OpenSSH public key (algorithm and base64, no comment) of a private key file.
+pub fn public_key_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let secret = labctl::keys::Secret::new(text);
+    let public = labctl::keys::public_key_of_private(&secret)
+        .unwrap()
+        .to_openssh();
+    strip_comment(&public)
+}
+
+pub fn strip_comment(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
