@@ -205,7 +205,7 @@ fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &m
             (FileState::Key { public, .. }, _) if public.key_type() != spec.key_type.as_str() => (
                 KeyPairOp::Conflict(Conflict::KeyType),
                 format!(
-                    "the file holds an {} key, the manifest asks for {}",
+                    "the file holds a key of type {}, the manifest asks for {}",
                     public.key_type(),
                     spec.key_type
                 ),

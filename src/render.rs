@@ -158,35 +158,40 @@ pub fn plan_human(plan: &Plan, style: Style) -> String {
             s.noop, s.conflict
         );
     }
+    let mut hinted = Vec::new();
     for Action::KeyPair(a) in &plan.actions {
-        if let KeyPairOp::Conflict(c) = a.op {
-            let _ = writeln!(out, "hint: {} in {}: {}", a.name, a.region, c.hint());
+        if let KeyPairOp::Conflict(c) = a.op
+            && !hinted.contains(&(a.entry, c))
+        {
+            hinted.push((a.entry, c));
+            let _ = writeln!(out, "hint: {} ({}): {}", a.name, c.as_str(), c.hint());
         }
     }
     out
 }
 
-/// What apply did, for people.
+/// What apply did, for people: the changes it tried (conflicts were shown with the plan),
+/// then a summary line; "No changes" when there was nothing to do.
 pub fn report_human(report: &Report, style: Style) -> String {
     let mut out = String::new();
-    let w = widths(report.outcomes.iter().map(|o| {
+    let tried: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.status, Status::Done | Status::Failed | Status::Skipped))
+        .collect();
+    let s = Summary::of_report(report);
+    if tried.is_empty() && s.conflict == 0 {
+        let _ = writeln!(out, "No changes. {} key pair(s) in sync.", s.noop);
+        return out;
+    }
+    let w = widths(tried.iter().map(|o| {
         let Action::KeyPair(a) = &o.action;
         a
     }));
-    let changed = report
-        .outcomes
-        .iter()
-        .any(|o| o.status != Status::Unchanged);
-    if !changed {
-        let _ = writeln!(
-            out,
-            "No changes. {} key pair(s) in sync.",
-            report.outcomes.len()
-        );
-        return out;
+    if !tried.is_empty() {
+        let _ = writeln!(out, "Applied:");
     }
-    let _ = writeln!(out, "Applied:");
-    for o in &report.outcomes {
+    for o in &tried {
         let Action::KeyPair(a) = &o.action;
         let what = match (o.status, &a.op) {
             (Status::Done, KeyPairOp::Create) => "created, private key saved (0400)".to_owned(),
@@ -204,7 +209,6 @@ pub fn report_human(report: &Report, style: Style) -> String {
             }
         }
     }
-    let s = Summary::of_report(report);
     let _ = writeln!(
         out,
         "Apply {}: {} created, {} imported, {} fixed, {} unchanged, {} in conflict, {} failed.",

@@ -68,7 +68,10 @@ pub struct Ec2 {
 impl Ec2 {
     /// Load the AWS configuration and make a client for each region.
     pub async fn new(options: &Ec2Options, regions: &[Region]) -> Self {
+        // Regions come from the manifest, one client each: a placeholder region keeps
+        // aws-config from probing the environment (or the instance metadata service) for one.
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
+            .region(aws_sdk_ec2::config::Region::from_static("us-east-1"))
             .retry_config(
                 RetryConfig::adaptive()
                     .with_max_attempts(options.max_attempts.max(1))
@@ -135,6 +138,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    tracing::debug!(operation, region = %region, error = %DisplayErrorContext(err), "request failed");
     let (kind, message) = match err {
         SdkError::ServiceError(service) => {
             let inner = service.err();
@@ -160,14 +164,6 @@ where
             let text = inner.message().unwrap_or("no message");
             (kind, format!("{code}: {text}"))
         }
-        SdkError::DispatchFailure(failure) => {
-            let kind = if failure.is_io() || failure.is_timeout() {
-                CloudErrorKind::Unreachable
-            } else {
-                CloudErrorKind::Other
-            };
-            (kind, short(&DisplayErrorContext(err).to_string()))
-        }
         SdkError::TimeoutError(_) => (
             CloudErrorKind::Unreachable,
             "the request timed out".to_owned(),
@@ -177,24 +173,29 @@ where
             "the service sent a response labctl could not read (is the endpoint an EC2 API?)"
                 .to_owned(),
         ),
-        _ => {
-            let text = DisplayErrorContext(err).to_string();
+        other => {
+            let text = DisplayErrorContext(other).to_string();
             let lowered = text.to_lowercase();
-            let kind = if lowered.contains("credential") {
-                if lowered.contains("expired") {
-                    CloudErrorKind::ExpiredCredentials
-                } else {
-                    CloudErrorKind::NoCredentials
-                }
+            if lowered.contains("credential") && lowered.contains("expired") {
+                (
+                    CloudErrorKind::ExpiredCredentials,
+                    "the AWS credentials have expired".to_owned(),
+                )
+            } else if lowered.contains("credential") {
+                (
+                    CloudErrorKind::NoCredentials,
+                    "no AWS credentials were found".to_owned(),
+                )
+            } else if let SdkError::DispatchFailure(failure) = other
+                && (failure.is_io() || failure.is_timeout())
+            {
+                (
+                    CloudErrorKind::Unreachable,
+                    format!("cannot connect to the endpoint ({})", short(&text)),
+                )
             } else {
-                CloudErrorKind::Other
-            };
-            let message = if kind == CloudErrorKind::NoCredentials {
-                "no AWS credentials were found".to_owned()
-            } else {
-                short(&text)
-            };
-            (kind, message)
+                (CloudErrorKind::Other, short(&text))
+            }
         }
     };
     CloudError {
@@ -205,14 +206,25 @@ where
     }
 }
 
-/// The SDK's error chains repeat themselves; keep the last, most specific cause.
+/// The SDK's error chains end in debug dumps; keep the readable causes before the first
+/// dump, e.g. "io error: client error: tcp connect error: Connection refused".
 fn short(text: &str) -> String {
-    let last = text.rsplit(": ").next().unwrap_or(text).trim();
-    let last = last.trim_end_matches(')');
-    if last.is_empty() {
-        text.to_owned()
+    let readable = text.split(" (").next().unwrap_or(text);
+    let mut out = String::new();
+    for part in readable.split(": ") {
+        let part = part.trim();
+        if part.is_empty() || part.contains(['{', '}', '(', ')']) || out.contains(part) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        "the request failed".to_owned()
     } else {
-        last.to_owned()
+        out
     }
 }
 

@@ -44,6 +44,28 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+/// Parse an OpenSSH private key whatever the width of its base64 lines (OpenSSH writes 70,
+/// other tools 64 or 76).
+fn openssh_private_key(text: &str) -> Option<ssh_key::PrivateKey> {
+    use base64::Engine as _;
+    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+    let start = text.find(BEGIN)? + BEGIN.len();
+    let end = start + text[start..].find(END)?;
+    let body: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+        text[start..end]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect(),
+    );
+    let bytes = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .ok()?,
+    );
+    ssh_key::PrivateKey::from_bytes(&bytes).ok()
+}
+
 /// Derive the public key from a private key's text: OpenSSH, then PKCS#1, then PKCS#8 PEM.
 ///
 /// # Errors
@@ -51,8 +73,8 @@ impl fmt::Debug for PublicKey {
 pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
     let text = text.expose();
     if text.contains("BEGIN OPENSSH PRIVATE KEY") {
-        let key = ssh_key::PrivateKey::from_openssh(text)
-            .map_err(|_| "the OpenSSH private key could not be read".to_owned())?;
+        let key = openssh_private_key(text)
+            .ok_or_else(|| "the OpenSSH private key could not be read".to_owned())?;
         if key.is_encrypted() {
             return Err("the private key is encrypted with a passphrase".to_owned());
         }
