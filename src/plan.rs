@@ -319,3 +319,254 @@ fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &m
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The planner as a table: remote state x local file x manifest -> action.
+
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::{Action, Conflict, ImportSource, KeyPairOp, plan};
+    use crate::cloud::RemoteKeyPair;
+    use crate::desired::{Desired, KeyName, KeyPairSpec, KeyType, Region, TagSet};
+    use crate::keys::{FileState, PublicKey};
+    use crate::observe::Observed;
+
+    fn key(name: &str) -> PublicKey {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name);
+        PublicKey::from_openssh(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn desired(regions: &[&str], key_type: KeyType) -> Desired {
+        Desired {
+            project: "lab".into(),
+            keypairs: vec![KeyPairSpec {
+                name: KeyName::parse("lab-key").unwrap(),
+                regions: regions.iter().map(|r| Region::parse(r).unwrap()).collect(),
+                key_type,
+                tags: TagSet::default(),
+                output: PathBuf::from("keys/lab-key.pem"),
+                output_display: "keys/lab-key.pem".into(),
+            }],
+        }
+    }
+
+    fn remote(public: Option<PublicKey>, key_type: &str) -> RemoteKeyPair {
+        RemoteKeyPair {
+            name: "lab-key".into(),
+            id: Some("key-1".into()),
+            fingerprint: None,
+            key_type: Some(key_type.into()),
+            public_key: public,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn observed(desired: &Desired, present: &[(&str, RemoteKeyPair)], file: FileState) -> Observed {
+        let mut remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>> = desired
+            .regions()
+            .into_iter()
+            .map(|r| (r, BTreeMap::new()))
+            .collect();
+        for (region, pair) in present {
+            remote
+                .get_mut(&Region::parse(region).unwrap())
+                .unwrap()
+                .insert(pair.name.clone(), pair.clone());
+        }
+        Observed {
+            remote,
+            local: BTreeMap::from([(PathBuf::from("keys/lab-key.pem"), file)]),
+        }
+    }
+
+    fn ops(desired: &Desired, observed: &Observed) -> Vec<KeyPairOp> {
+        plan(desired, observed)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect()
+    }
+
+    fn file(public: &str, mode: u32) -> FileState {
+        FileState::Key {
+            public: key(public),
+            mode,
+        }
+    }
+
+    #[test]
+    fn one_region() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let a = || Some(key("ed25519-a.pub"));
+        let cases: Vec<(&str, Vec<(&str, RemoteKeyPair)>, FileState, KeyPairOp)> = vec![
+            (
+                "nothing anywhere",
+                vec![],
+                FileState::Absent,
+                KeyPairOp::Create,
+            ),
+            (
+                "in sync",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Noop,
+            ),
+            (
+                "in sync, loose mode",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                file("ed25519-a.pub", 0o644),
+                KeyPairOp::FixMode { mode: 0o644 },
+            ),
+            (
+                "deleted remotely",
+                vec![],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Import {
+                    source: ImportSource::File(key("ed25519-a.pub")),
+                    fix_mode: false,
+                },
+            ),
+            (
+                "deleted remotely, loose mode",
+                vec![],
+                file("ed25519-a.pub", 0o600),
+                KeyPairOp::Import {
+                    source: ImportSource::File(key("ed25519-a.pub")),
+                    fix_mode: true,
+                },
+            ),
+            (
+                "private key lost",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                FileState::Absent,
+                KeyPairOp::Conflict(Conflict::MissingPrivateKey),
+            ),
+            (
+                "another key in the file",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                file("ed25519-b.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::Mismatch),
+            ),
+            (
+                "EC2 returned no public key",
+                vec![("us-east-1", remote(None, "ed25519"))],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::Mismatch),
+            ),
+            (
+                "garbage in the file",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                FileState::Unreadable { reason: "x".into() },
+                KeyPairOp::Conflict(Conflict::Unreadable),
+            ),
+            (
+                "a folder at the path",
+                vec![],
+                FileState::NotAFile,
+                KeyPairOp::Conflict(Conflict::Unreadable),
+            ),
+            (
+                "a symlink at the path",
+                vec![],
+                FileState::Symlink,
+                KeyPairOp::Conflict(Conflict::Symlink),
+            ),
+            (
+                "remote key of another type",
+                vec![("us-east-1", remote(Some(key("rsa-pkcs1.pub")), "rsa"))],
+                FileState::Absent,
+                KeyPairOp::Conflict(Conflict::KeyType),
+            ),
+            (
+                "local key of another type",
+                vec![],
+                file("rsa-pkcs1.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::KeyType),
+            ),
+        ];
+        for (what, present, local, expected) in cases {
+            let o = observed(&d, &present, local);
+            assert_eq!(ops(&d, &o), vec![expected], "{what}");
+        }
+    }
+
+    #[test]
+    fn several_regions() {
+        let d = desired(
+            &["us-east-1", "eu-west-1", "ap-southeast-1"],
+            KeyType::Ed25519,
+        );
+        let a = || Some(key("ed25519-a.pub"));
+        let from_file = || KeyPairOp::Import {
+            source: ImportSource::File(key("ed25519-a.pub")),
+            fix_mode: false,
+        };
+
+        // Nothing anywhere: create in the first region, import the new key elsewhere.
+        let created_in = || KeyPairOp::Import {
+            source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+            fix_mode: false,
+        };
+        assert_eq!(
+            ops(&d, &observed(&d, &[], FileState::Absent)),
+            vec![KeyPairOp::Create, created_in(), created_in()]
+        );
+
+        // Present in one region, file present: import into the others.
+        let o = observed(
+            &d,
+            &[("eu-west-1", remote(a(), "ed25519"))],
+            file("ed25519-a.pub", 0o400),
+        );
+        assert_eq!(ops(&d, &o), vec![from_file(), KeyPairOp::Noop, from_file()]);
+
+        // Present in a later region only, no file: never create a second, different key.
+        let o = observed(
+            &d,
+            &[("ap-southeast-1", remote(a(), "ed25519"))],
+            FileState::Absent,
+        );
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey); 3]
+        );
+
+        // Loose mode is fixed once, on the first region in sync.
+        let o = observed(
+            &d,
+            &[
+                ("eu-west-1", remote(a(), "ed25519")),
+                ("ap-southeast-1", remote(a(), "ed25519")),
+            ],
+            file("ed25519-a.pub", 0o644),
+        );
+        assert_eq!(
+            ops(&d, &o),
+            vec![
+                from_file(),
+                KeyPairOp::FixMode { mode: 0o644 },
+                KeyPairOp::Noop
+            ]
+        );
+    }
+
+    #[test]
+    fn planning_is_deterministic_and_in_manifest_order() {
+        let d = desired(&["us-west-2", "eu-west-1"], KeyType::Rsa);
+        let o = observed(&d, &[], FileState::Absent);
+        let first = plan(&d, &o);
+        assert_eq!(first, plan(&d, &o));
+        let regions: Vec<String> = first
+            .actions
+            .iter()
+            .map(|Action::KeyPair(a)| a.region.to_string())
+            .collect();
+        assert_eq!(regions, ["us-west-2", "eu-west-1"]);
+        assert!(first.has_changes());
+        assert!(!first.has_conflicts());
+    }
+}

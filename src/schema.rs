@@ -135,3 +135,57 @@ pub fn json_schema() -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{FIELDS_DEFAULTS, FIELDS_ENTRY, FIELDS_TOP};
+
+    fn properties(schema: &serde_json::Value) -> Vec<String> {
+        let mut names: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn sorted(fields: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// The schema describes exactly the fields the loader accepts.
+    #[test]
+    fn schema_and_loader_agree_on_fields() {
+        let schema: serde_json::Value = serde_json::from_str(&super::json_schema()).unwrap();
+        assert_eq!(properties(&schema), sorted(FIELDS_TOP));
+        assert_eq!(
+            properties(&schema["definitions"]["Defaults"]),
+            sorted(FIELDS_DEFAULTS)
+        );
+        assert_eq!(
+            properties(&schema["definitions"]["KeyPair"]),
+            sorted(FIELDS_ENTRY)
+        );
+    }
+
+    #[test]
+    fn every_field_has_a_description() {
+        let schema: serde_json::Value = serde_json::from_str(&super::json_schema()).unwrap();
+        for object in [
+            &schema,
+            &schema["definitions"]["Defaults"],
+            &schema["definitions"]["KeyPair"],
+        ] {
+            for (name, property) in object["properties"].as_object().unwrap() {
+                assert!(
+                    property.get("description").is_some(),
+                    "{name} has no description"
+                );
+            }
+        }
+    }
+}

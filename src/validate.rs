@@ -303,6 +303,9 @@ impl Validator<'_> {
     /// Expand and check a region list; duplicates are reported with both places.
     fn region_list(&mut self, list: &RegionList) -> Vec<(Region, Pos)> {
         let mut out: Vec<(Region, Pos)> = Vec::with_capacity(list.items.len());
+        if list.invalid {
+            return out;
+        }
         if list.items.is_empty() {
             self.push(
                 Diagnostic::error(&list.field, list.pos, "the region list is empty")
@@ -388,7 +391,7 @@ impl Validator<'_> {
                 let checked: Vec<Region> =
                     self.region_list(list).into_iter().map(|(r, _)| r).collect();
                 valid_regions.clone_from(&checked);
-                (checked.len() == list.items.len()).then_some(checked)
+                (!list.invalid && checked.len() == list.items.len()).then_some(checked)
             }
             (None, Some(defaults)) => {
                 valid_regions = defaults.iter().map(|(r, _)| r.clone()).collect();

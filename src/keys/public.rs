@@ -97,3 +97,91 @@ pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
         .map_err(|_| "the RSA key could not be converted".to_owned())?;
     Ok(PublicKey(KeyData::Rsa(public)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{PublicKey, Secret, public_key_of_private};
+
+    fn fixture(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn derives_the_public_key_of_every_supported_format() {
+        for (private, public) in [
+            ("ed25519-a.pem", "ed25519-a.pub"),
+            ("rsa-pkcs1.pem", "rsa-pkcs1.pub"),
+            ("rsa-pkcs8.pem", "rsa-pkcs1.pub"),
+            ("rsa-openssh.pem", "rsa-openssh.pub"),
+        ] {
+            let derived = public_key_of_private(&Secret::new(fixture(private))).unwrap();
+            let expected = PublicKey::from_openssh(&fixture(public)).unwrap();
+            assert_eq!(derived, expected, "{private}");
+        }
+    }
+
+    #[test]
+    fn reads_openssh_keys_with_other_line_widths() {
+        let text = fixture("ed25519-a.pem");
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        let rewrapped = format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            body.as_bytes()
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let derived = public_key_of_private(&Secret::new(rewrapped)).unwrap();
+        assert_eq!(
+            derived,
+            PublicKey::from_openssh(&fixture("ed25519-a.pub")).unwrap()
+        );
+    }
+
+    #[test]
+    fn refuses_encrypted_and_garbage_without_quoting_them() {
+        let encrypted =
+            public_key_of_private(&Secret::new(fixture("ed25519-encrypted.pem"))).unwrap_err();
+        assert!(encrypted.contains("passphrase"), "{encrypted}");
+        for garbage in [
+            "",
+            "hello",
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+        ] {
+            let reason = public_key_of_private(&Secret::new(garbage.to_owned())).unwrap_err();
+            assert!(!reason.contains("AAAA"));
+        }
+    }
+
+    #[test]
+    fn public_keys_compare_without_comments() {
+        let line = fixture("ed25519-a.pub");
+        let without_comment: String = line
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            PublicKey::from_openssh(&line),
+            PublicKey::from_openssh(&without_comment)
+        );
+        assert_ne!(
+            PublicKey::from_openssh(&line),
+            PublicKey::from_openssh(&fixture("ed25519-b.pub"))
+        );
+        assert_eq!(
+            PublicKey::from_openssh(&line).unwrap().key_type(),
+            "ed25519"
+        );
+        assert_eq!(
+            PublicKey::from_openssh(&fixture("rsa-pkcs1.pub"))
+                .unwrap()
+                .key_type(),
+            "rsa"
+        );
+    }
+}

@@ -42,6 +42,8 @@ pub struct RegionList {
     pub field: String,
     pub pos: Pos,
     pub items: Vec<Located<String>>,
+    /// The value was of the wrong type (already reported): there is a setting, but no list.
+    pub invalid: bool,
 }
 
 /// One entry of `keypairs`.
@@ -187,7 +189,12 @@ impl Reader {
                 .collect(),
             _ => {
                 self.wrong_type(field, node, "a region name or a list of region names");
-                return None;
+                return Some(RegionList {
+                    field: field.to_owned(),
+                    pos: node.pos,
+                    items: Vec::new(),
+                    invalid: true,
+                });
             }
         };
         let pos = if matches!(node.kind, Kind::Seq(_)) {
@@ -199,6 +206,7 @@ impl Reader {
             field: field.to_owned(),
             pos,
             items,
+            invalid: false,
         })
     }
 

@@ -37,3 +37,55 @@ pub fn parse(source: &Source) -> (Option<Manifest>, Vec<Diagnostic>) {
         Err(diagnostic) => (None, vec![*diagnostic]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Source, parse};
+    use crate::validate::{Context, validate};
+
+    /// Load and validate text; any panic fails the property.
+    fn load(text: &str) {
+        let source = Source::from_text("fuzz.yaml", text);
+        let (manifest, _) = parse(&source);
+        if let Some(manifest) = manifest {
+            let _ = validate(&manifest, &Context::default());
+        }
+    }
+
+    /// Pieces of manifests, so generated text often gets past the YAML parser.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("version: 1\n".to_owned()),
+            Just("project: lab\n".to_owned()),
+            Just("keypairs:\n".to_owned()),
+            Just("  - name: ${project}-a\n".to_owned()),
+            Just("    regions: [us-east-1, eu-west-1]\n".to_owned()),
+            Just("    region: ${r}\n".to_owned()),
+            Just("    tags: { A: \"${name}\" }\n".to_owned()),
+            Just("    output: ~/k/${name}.pem\n".to_owned()),
+            Just("defaults:\n  key_type: ed25519\n".to_owned()),
+            Just("vars: { r: us-east-1 }\n".to_owned()),
+            Just("&a [*a]\n".to_owned()),
+            Just("<<: *x\n".to_owned()),
+            Just("---\n".to_owned()),
+            "[ -~]{0,20}\n",
+            "[\\[\\]{}:,&*!|>'\"%@`#-]{0,10}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            load(&text);
+        }
+
+        #[test]
+        fn manifest_shaped_text_never_panics(parts in proptest::collection::vec(fragment(), 0..16)) {
+            load(&parts.concat());
+        }
+    }
+}

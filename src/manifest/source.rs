@@ -126,10 +126,10 @@ fn too_large(path: &Path) -> String {
 fn options() -> Options {
     let mut budget = Budget::default();
     budget.max_depth = 64;
-    budget.max_events = 2_000_000;
+    budget.max_events = 1_000_000;
     budget.max_aliases = 10_000;
     budget.max_anchors = 10_000;
-    budget.max_nodes = 1_000_000;
+    budget.max_nodes = 250_000;
     budget.max_documents = 2;
     budget.max_total_scalar_bytes = 16 * 1024 * 1024;
     let mut alias_limits = AliasLimits::default();

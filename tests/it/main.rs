@@ -1,3 +1,4 @@
 //! labctl's integration tests: one binary, the real program, a real local EC2 server.
 
 mod support;
+mod validate;
