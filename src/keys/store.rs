@@ -77,7 +77,16 @@ impl KeyStore {
     /// What is at `path`, without following a symlink and without ever printing the key.
     pub fn inspect(self, path: &Path) -> LocalFile {
         let state = match fs::symlink_metadata(path) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => FileState::Absent,
+            // A missing folder, or a file where a folder should be: there is no key file;
+            // writing one will fail before EC2 is asked for a key.
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                FileState::Absent
+            }
             Err(err) => FileState::Unreadable {
                 reason: format!("cannot read it: {err}"),
             },

@@ -42,38 +42,41 @@ impl Server {
         response
     }
 
-    /// Every key pair the server holds in `region`, as `(name, public key, tags)`.
+    /// Run the independent EC2 client (`tests/it/ec2.py`, boto3) against the server.
+    pub fn ec2(&self, args: &[&str]) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/ec2.py");
+        let output = Command::new("python3")
+            .arg(script)
+            .arg(self.endpoint())
+            .args(args)
+            .output()
+            .expect("run python3 tests/it/ec2.py");
+        assert!(
+            output.status.success(),
+            "ec2.py {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Every key pair the server holds in `region`.
     pub fn key_pairs(&self, region: &str) -> Vec<RemoteKey> {
-        let response = self.http("GET", "/moto-api/data.json");
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        let data: serde_json::Value = serde_json::from_str(body).expect("data.json");
-        let mut out = Vec::new();
-        let pairs = &data["ec2"]["KeyPair"];
-        let Some(accounts) = pairs.as_object() else {
-            return out;
-        };
-        for regions in accounts.values() {
-            let Some(list) = regions.get(region).and_then(|r| r.as_array()) else {
-                continue;
-            };
-            for key in list {
-                out.push(RemoteKey {
-                    name: key["key_name"].as_str().unwrap_or_default().to_owned(),
-                    public_key: key["material_public"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                });
-            }
-        }
-        out
+        serde_json::from_str(&self.ec2(&["describe", region])).unwrap()
+    }
+
+    /// The key pair `name` in `region`, if the server has it.
+    pub fn key_pair(&self, region: &str, name: &str) -> Option<RemoteKey> {
+        self.key_pairs(region).into_iter().find(|k| k.name == name)
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct RemoteKey {
     pub name: String,
+    #[serde(rename = "type")]
+    pub key_type: Option<String>,
     pub public_key: String,
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// The shared server, started on first use.
@@ -101,7 +104,12 @@ pub fn server() -> &'static Server {
             _child: Mutex::new((child, stdin)),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !server.http("GET", "/moto-api/").starts_with("HTTP/1.0 200") {
+        while !server
+            .http("GET", "/moto-api/")
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(" 200 "))
+        {
             assert!(
                 Instant::now() < deadline,
                 "the local EC2 server did not become ready"

@@ -1,0 +1,39 @@
+"""Look at and change the local EC2 server the way another tool would, independently of labctl.
+
+  ec2.py ENDPOINT describe REGION          -> JSON list of {name, type, public_key, tags}
+  ec2.py ENDPOINT delete REGION NAME
+  ec2.py ENDPOINT import REGION NAME FILE  (FILE: an OpenSSH public key)
+  ec2.py ENDPOINT create REGION NAME       (prints nothing: the private key is thrown away)
+"""
+import json
+import sys
+
+import boto3
+
+endpoint, command, region = sys.argv[1], sys.argv[2], sys.argv[3]
+ec2 = boto3.client(
+    "ec2",
+    endpoint_url=endpoint,
+    region_name=region,
+    aws_access_key_id="testing",
+    aws_secret_access_key="testing",
+)
+if command == "describe":
+    pairs = ec2.describe_key_pairs(IncludePublicKey=True)["KeyPairs"]
+    print(json.dumps([
+        {
+            "name": p["KeyName"],
+            "type": p.get("KeyType"),
+            "public_key": p.get("PublicKey", ""),
+            "tags": {t["Key"]: t["Value"] for t in p.get("Tags", [])},
+        }
+        for p in pairs
+    ]))
+elif command == "delete":
+    ec2.delete_key_pair(KeyName=sys.argv[4])
+elif command == "import":
+    ec2.import_key_pair(KeyName=sys.argv[4], PublicKeyMaterial=open(sys.argv[5], "rb").read())
+elif command == "create":
+    ec2.create_key_pair(KeyName=sys.argv[4], KeyType="ed25519")
+else:
+    sys.exit(f"unknown command {command}")
