@@ -177,10 +177,10 @@ async fn apply_entry<C: Cloud>(
     let mut out = Vec::with_capacity(group.len());
     // The public key created in this apply, or why there is none.
     let mut created: Option<Result<PublicKey, String>> = None;
-    let (creates, rest): (Vec<_>, Vec<_>) = group
+    let (to_create, others): (Vec<_>, Vec<_>) = group
         .into_iter()
         .partition(|(_, a)| matches!(a.op, KeyPairOp::Create));
-    for (index, action) in creates {
+    for (index, action) in to_create {
         let result = create(cloud, &action, store, progress).await;
         match result {
             Ok(public) => {
@@ -193,7 +193,7 @@ async fn apply_entry<C: Cloud>(
             }
         }
     }
-    for (index, action) in rest {
+    for (index, action) in others {
         let result = match &action.op {
             KeyPairOp::Import { source, fix_mode } => {
                 let public = match source {

@@ -110,9 +110,9 @@ fn overrides(vars: &[Var]) -> Vec<(String, String)> {
 fn check(path: &Path, vars: &[Var]) -> (Source, Option<Desired>, Vec<Diagnostic>) {
     let source = match Source::read(path) {
         Ok(source) => source,
-        Err((source, diagnostic)) => {
-            let source = source.unwrap_or_else(|| Source::from_text(path, ""));
-            return (source, None, vec![diagnostic]);
+        Err(err) => {
+            let source = err.source.unwrap_or_else(|| Source::from_text(path, ""));
+            return (source, None, vec![err.diagnostic]);
         }
     };
     let (parsed, mut diagnostics) = manifest::parse(&source);

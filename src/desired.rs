@@ -278,7 +278,7 @@ mod tests {
         ] {
             assert!(Region::parse(bad).is_err(), "{bad}");
         }
-        assert!(Region::parse("xx-mars-1").unwrap().is_known() == false);
+        assert!(!Region::parse("xx-mars-1").unwrap().is_known());
         assert!(Region::parse("us-east-1").unwrap().is_known());
     }
 

@@ -44,7 +44,8 @@ pub enum Error {
 fn observe_message(errors: &[CloudError]) -> String {
     let mut text = String::from("cannot read the current key pairs");
     for err in errors {
-        text.push_str(&format!("\n  {err}"));
+        text.push_str("\n  ");
+        text.push_str(&err.to_string());
     }
     text
 }

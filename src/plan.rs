@@ -6,12 +6,10 @@
 
 use std::path::PathBuf;
 
+use crate::cloud::RemoteKeyPair;
 use crate::desired::{Desired, KeyName, KeyPairSpec, KeyType, Region, TagSet};
-use crate::keys::{FileState, PublicKey};
+use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
-
-/// The mode key files must have.
-pub const KEY_MODE: u32 = 0o400;
 
 /// The whole plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,136 +173,13 @@ fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &m
             .get(region)
             .and_then(|pairs| pairs.get(spec.name.as_str()))
     };
-    let present_anywhere: Vec<&Region> = spec
+    let present_in = spec.regions.iter().find(|r| remote(r).is_some());
+    let mut ops: Vec<(KeyPairOp, String)> = spec
         .regions
         .iter()
-        .filter(|r| remote(r).is_some())
+        .map(|region| region_op(spec, file, remote(region), region, present_in))
         .collect();
-    let primary = &spec.regions[0];
-
-    // Decide each region's op first, then attach the file-mode fix to one of them.
-    let mut ops: Vec<(KeyPairOp, String)> = Vec::with_capacity(spec.regions.len());
-    for region in &spec.regions {
-        let remote = remote(region);
-        let op = match (file, remote) {
-            (FileState::Symlink, _) => (
-                KeyPairOp::Conflict(Conflict::Symlink),
-                format!("{} is a symbolic link", spec.output_display),
-            ),
-            (FileState::NotAFile, _) => (
-                KeyPairOp::Conflict(Conflict::Unreadable),
-                format!("{} is not a regular file", spec.output_display),
-            ),
-            (FileState::Unreadable { reason }, _) => (
-                KeyPairOp::Conflict(Conflict::Unreadable),
-                format!(
-                    "{} is not a usable private key: {reason}",
-                    spec.output_display
-                ),
-            ),
-            (FileState::Key { public, .. }, _) if public.key_type() != spec.key_type.as_str() => (
-                KeyPairOp::Conflict(Conflict::KeyType),
-                format!(
-                    "the file holds a key of type {}, the manifest asks for {}",
-                    public.key_type(),
-                    spec.key_type
-                ),
-            ),
-            (_, Some(remote))
-                if remote
-                    .key_type
-                    .as_deref()
-                    .is_some_and(|t| t != spec.key_type.as_str()) =>
-            {
-                (
-                    KeyPairOp::Conflict(Conflict::KeyType),
-                    format!(
-                        "the key pair is {} in EC2, the manifest asks for {}",
-                        remote.key_type.as_deref().unwrap_or("?"),
-                        spec.key_type
-                    ),
-                )
-            }
-            (FileState::Key { public, .. }, Some(remote)) => match &remote.public_key {
-                Some(remote_public) if remote_public == public => {
-                    (KeyPairOp::Noop, "in sync".to_owned())
-                }
-                Some(_) => (
-                    KeyPairOp::Conflict(Conflict::Mismatch),
-                    format!(
-                        "{} holds a different key than the key pair in EC2",
-                        spec.output_display
-                    ),
-                ),
-                None => (
-                    KeyPairOp::Conflict(Conflict::Mismatch),
-                    "EC2 returned no public key to compare the file with".to_owned(),
-                ),
-            },
-            (FileState::Key { public, .. }, None) => (
-                KeyPairOp::Import {
-                    source: ImportSource::File(public.clone()),
-                    fix_mode: false,
-                },
-                format!(
-                    "absent in {region}; import the public key of {}",
-                    spec.output_display
-                ),
-            ),
-            (FileState::Absent, Some(_)) => (
-                KeyPairOp::Conflict(Conflict::MissingPrivateKey),
-                format!("the key pair exists but {} does not", spec.output_display),
-            ),
-            (FileState::Absent, None) if !present_anywhere.is_empty() => (
-                KeyPairOp::Conflict(Conflict::MissingPrivateKey),
-                format!(
-                    "the key pair exists in {} but {} does not",
-                    present_anywhere[0], spec.output_display
-                ),
-            ),
-            (FileState::Absent, None) if region == primary => (
-                KeyPairOp::Create,
-                format!(
-                    "EC2 generates a {} key; save it to {}",
-                    spec.key_type, spec.output_display
-                ),
-            ),
-            (FileState::Absent, None) => (
-                KeyPairOp::Import {
-                    source: ImportSource::CreatedIn(primary.clone()),
-                    fix_mode: false,
-                },
-                format!("import the public key of the key created in {primary}"),
-            ),
-        };
-        ops.push(op);
-    }
-
-    if let FileState::Key { mode, .. } = file
-        && mode & 0o7777 != KEY_MODE
-    {
-        let in_sync = ops.iter().position(|(op, _)| *op == KeyPairOp::Noop);
-        let importing = ops
-            .iter()
-            .position(|(op, _)| matches!(op, KeyPairOp::Import { .. }));
-        if let Some(i) = in_sync {
-            ops[i] = (
-                KeyPairOp::FixMode { mode: *mode },
-                format!(
-                    "{} has mode {:04o}; set it to 0400",
-                    spec.output_display, mode
-                ),
-            );
-        } else if let Some(i) = importing
-            && let KeyPairOp::Import { fix_mode, .. } = &mut ops[i].0
-        {
-            *fix_mode = true;
-            ops[i]
-                .1
-                .push_str(&format!(", and set its mode {mode:04o} to 0400"));
-        }
-    }
-
+    attach_mode_fix(spec, file, &mut ops);
     for (region, (op, reason)) in spec.regions.iter().zip(ops) {
         actions.push(Action::KeyPair(KeyPairAction {
             entry,
@@ -317,6 +192,130 @@ fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &m
             op,
             reason,
         }));
+    }
+}
+
+/// The op for one region, before any file-mode fix is attached.
+fn region_op(
+    spec: &KeyPairSpec,
+    file: &FileState,
+    remote: Option<&RemoteKeyPair>,
+    region: &Region,
+    present_in: Option<&Region>,
+) -> (KeyPairOp, String) {
+    let conflict = |c: Conflict, reason: String| (KeyPairOp::Conflict(c), reason);
+    let output = &spec.output_display;
+    let public = match file {
+        FileState::Symlink => {
+            return conflict(Conflict::Symlink, format!("{output} is a symbolic link"));
+        }
+        FileState::NotAFile => {
+            return conflict(
+                Conflict::Unreadable,
+                format!("{output} is not a regular file"),
+            );
+        }
+        FileState::Unreadable { reason } => {
+            return conflict(
+                Conflict::Unreadable,
+                format!("{output} is not a usable private key: {reason}"),
+            );
+        }
+        FileState::Key { public, .. } if public.key_type() != spec.key_type.as_str() => {
+            return conflict(
+                Conflict::KeyType,
+                format!(
+                    "{output} holds a key of type {}, the manifest asks for {}",
+                    public.key_type(),
+                    spec.key_type
+                ),
+            );
+        }
+        FileState::Key { public, .. } => Some(public),
+        FileState::Absent => None,
+    };
+    if let Some(remote_type) = remote.and_then(|r| r.key_type.as_deref())
+        && remote_type != spec.key_type.as_str()
+    {
+        return conflict(
+            Conflict::KeyType,
+            format!(
+                "the key pair is {remote_type} in EC2, the manifest asks for {}",
+                spec.key_type
+            ),
+        );
+    }
+    let primary = &spec.regions[0];
+    match (public, remote) {
+        (Some(public), Some(remote)) => match &remote.public_key {
+            Some(remote_public) if remote_public == public => {
+                (KeyPairOp::Noop, "in sync".to_owned())
+            }
+            Some(_) => conflict(
+                Conflict::Mismatch,
+                format!("{output} holds a different key than the key pair in EC2"),
+            ),
+            None => conflict(
+                Conflict::Mismatch,
+                "EC2 returned no public key to compare the file with".to_owned(),
+            ),
+        },
+        (Some(public), None) => (
+            KeyPairOp::Import {
+                source: ImportSource::File(public.clone()),
+                fix_mode: false,
+            },
+            format!("absent in {region}; import the public key of {output}"),
+        ),
+        (None, Some(_)) => conflict(
+            Conflict::MissingPrivateKey,
+            format!("the key pair exists but {output} does not"),
+        ),
+        (None, None) => match present_in {
+            // Creating here would make a second, different key for one entry.
+            Some(other) => conflict(
+                Conflict::MissingPrivateKey,
+                format!("the key pair exists in {other} but {output} does not"),
+            ),
+            None if region == primary => (
+                KeyPairOp::Create,
+                format!(
+                    "EC2 generates a new {} key; save it to {output}",
+                    spec.key_type
+                ),
+            ),
+            None => (
+                KeyPairOp::Import {
+                    source: ImportSource::CreatedIn(primary.clone()),
+                    fix_mode: false,
+                },
+                format!("import the public key of the key created in {primary}"),
+            ),
+        },
+    }
+}
+
+/// A key file with the wrong mode is fixed once: by the first region in sync, or else by
+/// the first import.
+fn attach_mode_fix(spec: &KeyPairSpec, file: &FileState, ops: &mut [(KeyPairOp, String)]) {
+    let FileState::Key { mode, .. } = file else {
+        return;
+    };
+    if mode & 0o7777 == KEY_MODE {
+        return;
+    }
+    if let Some((op, reason)) = ops.iter_mut().find(|(op, _)| *op == KeyPairOp::Noop) {
+        *op = KeyPairOp::FixMode { mode: *mode };
+        *reason = format!(
+            "{} has mode {mode:04o}; set it to 0400",
+            spec.output_display
+        );
+    } else if let Some((KeyPairOp::Import { fix_mode, .. }, reason)) = ops
+        .iter_mut()
+        .find(|(op, _)| matches!(op, KeyPairOp::Import { .. }))
+    {
+        *fix_mode = true;
+        reason.push_str(", and set its mode to 0400");
     }
 }
 
@@ -398,11 +397,19 @@ mod tests {
         }
     }
 
+    /// (what, key pairs present per region, the key file, expected op).
+    type Case = (
+        &'static str,
+        Vec<(&'static str, RemoteKeyPair)>,
+        FileState,
+        KeyPairOp,
+    );
+
     #[test]
     fn one_region() {
         let d = desired(&["us-east-1"], KeyType::Ed25519);
         let a = || Some(key("ed25519-a.pub"));
-        let cases: Vec<(&str, Vec<(&str, RemoteKeyPair)>, FileState, KeyPairOp)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "nothing anywhere",
                 vec![],

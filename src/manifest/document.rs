@@ -60,7 +60,7 @@ pub struct Entry {
 }
 
 /// Read the document's structure, collecting every structural problem.
-pub fn read(root: &Node) -> (Manifest, Vec<Diagnostic>) {
+pub(super) fn read(root: &Node) -> (Manifest, Vec<Diagnostic>) {
     let mut reader = Reader::default();
     let manifest = reader.manifest(root);
     (manifest, reader.diagnostics)
@@ -176,7 +176,7 @@ impl Reader {
         out
     }
 
-    fn regions(&mut self, field: &str, key: &Node, node: &Node) -> Option<RegionList> {
+    fn regions(&mut self, field: &str, key: &Node, node: &Node) -> RegionList {
         let items = match &node.kind {
             Kind::Str(s) => vec![Located {
                 value: s.clone(),
@@ -189,12 +189,12 @@ impl Reader {
                 .collect(),
             _ => {
                 self.wrong_type(field, node, "a region name or a list of region names");
-                return Some(RegionList {
+                return RegionList {
                     field: field.to_owned(),
                     pos: node.pos,
                     items: Vec::new(),
                     invalid: true,
-                });
+                };
             }
         };
         let pos = if matches!(node.kind, Kind::Seq(_)) {
@@ -202,12 +202,12 @@ impl Reader {
         } else {
             node.pos
         };
-        Some(RegionList {
+        RegionList {
             field: field.to_owned(),
             pos,
             items,
             invalid: false,
-        })
+        }
     }
 
     /// `region` and `regions` are two spellings of one setting; both at once is an error.
@@ -231,7 +231,7 @@ impl Reader {
             self.error(diagnostic);
             return;
         }
-        *slot = self.regions(&field, key, value);
+        *slot = Some(self.regions(&field, key, value));
     }
 
     fn manifest(&mut self, root: &Node) -> Manifest {

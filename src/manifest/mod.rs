@@ -13,7 +13,7 @@ pub use document::{
     Defaults, Entry, FIELDS_DEFAULTS, FIELDS_ENTRY, FIELDS_TOP, Manifest, RegionList,
 };
 pub use node::{Kind, Node, Pos};
-pub use source::{MAX_MANIFEST_BYTES, Source};
+pub use source::{MAX_MANIFEST_BYTES, ReadError, Source};
 
 use crate::diagnostic::Diagnostic;
 

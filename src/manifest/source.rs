@@ -40,13 +40,13 @@ impl Source {
     /// # Errors
     /// A file-level diagnostic (no position) when the file cannot be used; the source is still
     /// returned for invalid UTF-8 so the error can point at the line.
-    pub fn read(path: &Path) -> Result<Source, (Option<Source>, Diagnostic)> {
-        let fail = |message: String| Err((None, Diagnostic::file(message)));
+    pub fn read(path: &Path) -> Result<Source, Box<ReadError>> {
+        let fail = |message: String| Err(ReadError::boxed(None, Diagnostic::file(message)));
         // Check before opening: opening a FIFO would block.
         let meta = match fs::metadata(path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err((
+                return Err(ReadError::boxed(
                     None,
                     Diagnostic::file(format!("no manifest at {}", path.display())).with_help(
                         "give the manifest's path, or run labctl in the folder that holds labctl.yaml",
@@ -101,7 +101,7 @@ impl Source {
                 };
                 let diagnostic = Diagnostic::error("", pos, "the manifest is not valid UTF-8 text")
                     .with_help("save the file as UTF-8");
-                Err((
+                Err(ReadError::boxed(
                     Some(Source {
                         path: path.to_owned(),
                         text,
@@ -110,6 +110,19 @@ impl Source {
                 ))
             }
         }
+    }
+}
+
+/// Why a manifest file could not be read; `source` is kept when the text can still be shown.
+#[derive(Debug)]
+pub struct ReadError {
+    pub source: Option<Source>,
+    pub diagnostic: Diagnostic,
+}
+
+impl ReadError {
+    fn boxed(source: Option<Source>, diagnostic: Diagnostic) -> Box<Self> {
+        Box::new(ReadError { source, diagnostic })
     }
 }
 

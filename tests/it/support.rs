@@ -11,23 +11,23 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The labctl binary under test.
-pub fn labctl_bin() -> PathBuf {
+pub(crate) fn labctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_labctl"))
 }
 
 /// A running local EC2 server; it stops when the test process ends (its stdin closes).
-pub struct Server {
-    pub port: u16,
+pub(crate) struct Server {
+    pub(crate) port: u16,
     _child: Mutex<(Child, ChildStdin)>,
 }
 
 impl Server {
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// A raw HTTP request to the server (the tests' only way to read its state directly).
-    pub fn http(&self, method: &str, path: &str) -> String {
+    pub(crate) fn http(&self, method: &str, path: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to server");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -43,7 +43,7 @@ impl Server {
     }
 
     /// Run the independent EC2 client (`tests/it/ec2.py`, boto3) against the server.
-    pub fn ec2(&self, args: &[&str]) -> String {
+    pub(crate) fn ec2(&self, args: &[&str]) -> String {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/ec2.py");
         let output = Command::new("python3")
             .arg(script)
@@ -60,27 +60,27 @@ impl Server {
     }
 
     /// Every key pair the server holds in `region`.
-    pub fn key_pairs(&self, region: &str) -> Vec<RemoteKey> {
+    pub(crate) fn key_pairs(&self, region: &str) -> Vec<RemoteKey> {
         serde_json::from_str(&self.ec2(&["describe", region])).unwrap()
     }
 
     /// The key pair `name` in `region`, if the server has it.
-    pub fn key_pair(&self, region: &str, name: &str) -> Option<RemoteKey> {
+    pub(crate) fn key_pair(&self, region: &str, name: &str) -> Option<RemoteKey> {
         self.key_pairs(region).into_iter().find(|k| k.name == name)
     }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct RemoteKey {
-    pub name: String,
+pub(crate) struct RemoteKey {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub key_type: Option<String>,
-    pub public_key: String,
-    pub tags: std::collections::BTreeMap<String, String>,
+    pub(crate) key_type: Option<String>,
+    pub(crate) public_key: String,
+    pub(crate) tags: std::collections::BTreeMap<String, String>,
 }
 
 /// The shared server, started on first use.
-pub fn server() -> &'static Server {
+pub(crate) fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/moto_server.py");
@@ -121,7 +121,7 @@ pub fn server() -> &'static Server {
 }
 
 /// A unique name for this test's resources, so tests can share one server.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     format!(
         "{prefix}-{}-{}",
@@ -131,45 +131,45 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A temporary folder with a manifest, in which labctl runs.
-pub struct Test {
-    pub dir: tempfile::TempDir,
-    pub home: tempfile::TempDir,
+pub(crate) struct Test {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) home: tempfile::TempDir,
 }
 
 /// What one labctl run did.
 #[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
+    pub(crate) fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "unexpected exit code\n{self:#?}");
         self
     }
 }
 
 impl Test {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Test {
             dir: tempfile::tempdir().unwrap(),
             home: tempfile::tempdir().unwrap(),
         }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn write(&self, rel: &str, text: &str) -> &Self {
+    pub(crate) fn write(&self, rel: &str, text: &str) -> &Self {
         let path = self.path(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -179,7 +179,7 @@ impl Test {
     }
 
     /// A command for labctl in this folder with a clean, loopback-only AWS environment.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(labctl_bin());
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -199,7 +199,7 @@ impl Test {
         cmd
     }
 
-    pub fn run_command(mut cmd: Command) -> Run {
+    pub(crate) fn run_command(mut cmd: Command) -> Run {
         let output = cmd.output().expect("run labctl");
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -209,25 +209,25 @@ impl Test {
     }
 
     /// Run labctl with these arguments (no server).
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         Self::run_command(self.command(args))
     }
 
     /// Run a cloud command against the shared local server.
-    pub fn cloud(&self, args: &[&str]) -> Run {
+    pub(crate) fn cloud(&self, args: &[&str]) -> Run {
         let endpoint = server().endpoint();
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--endpoint-url", &endpoint]);
         Self::run_command(self.command(&all))
     }
 
-    pub fn mode(&self, rel: &str) -> u32 {
+    pub(crate) fn mode(&self, rel: &str) -> u32 {
         std::fs::symlink_metadata(self.path(rel)).unwrap().mode() & 0o7777
     }
 }
 
 /// The OpenSSH public key (algorithm and base64, no comment) of a private key file.
-pub fn public_key_of(path: &Path) -> String {
+pub(crate) fn public_key_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
     let secret = labctl::keys::Secret::new(text);
     let public = labctl::keys::public_key_of_private(&secret)
@@ -236,7 +236,7 @@ pub fn public_key_of(path: &Path) -> String {
     strip_comment(&public)
 }
 
-pub fn strip_comment(line: &str) -> String {
+pub(crate) fn strip_comment(line: &str) -> String {
     line.split_whitespace()
         .take(2)
         .collect::<Vec<_>>()
