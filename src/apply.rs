@@ -1,10 +1,12 @@
 //! Carrying out a [`Plan`]: apply interprets the plan and decides nothing of its own.
 //!
-//! Per manifest entry (one private key), in order: make sure the key file can be written,
-//! create the key pair in the first region, save the private key, then import its public key
-//! into the other regions. Entries run concurrently, at most `concurrency` at once. When a
-//! created key cannot be saved, the key pair is deleted again, so EC2 never keeps a key
-//! whose private half is lost.
+//! Tag changes go first, batched: one `CreateTags`/`DeleteTags` per region and identical
+//! change, for many key pairs. Then per manifest entry (one key), in order: make sure the
+//! key file can be written, create the key (EC2 or locally) and save the private key, then
+//! import its public key into the other regions. Entries run concurrently, at most
+//! `concurrency` at once. When a key EC2 created cannot be saved, the key pair is deleted
+//! again, so EC2 never keeps a key whose private half is lost; a locally generated key is
+//! saved before EC2 hears of it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cloud::{Cloud, CloudError, CloudErrorKind};
-use crate::keys::{KeyStore, PublicKey, public_key_of_private};
-use crate::plan::{Action, ImportSource, KeyPairAction, KeyPairOp, Plan};
+use crate::keys::{KeyStore, PublicKey, Secret, generate, public_key_of_private};
+use crate::plan::{Action, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan};
 
 /// What happened to one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +61,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when every action succeeded or needed nothing.
+    /// True when every action succeeded or needed nothing (orphans left alone included).
     pub fn succeeded(&self) -> bool {
         self.outcomes
             .iter()
@@ -72,28 +74,46 @@ pub trait Progress: Send + Sync + 'static {
     fn step(&self, message: &str);
 }
 
+/// Settings for one apply.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// At most this many entries worked on at once.
+    pub concurrency: usize,
+    /// Seconds since the Unix epoch, for `<file>.replaced-<timestamp>`.
+    pub now: u64,
+}
+
+type Failure = (Status, String);
+
 /// Carry out `plan`.
 pub async fn apply<C: Cloud>(
     cloud: &Arc<C>,
     plan: &Plan,
     store: KeyStore,
-    concurrency: usize,
+    settings: Settings,
     progress: Arc<dyn Progress>,
 ) -> Report {
-    // Group the actions by manifest entry, keeping each action's place in the plan.
-    let mut groups: BTreeMap<usize, Vec<(usize, KeyPairAction)>> = BTreeMap::new();
-    for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
-        groups
-            .entry(action.entry)
-            .or_default()
-            .push((index, action.clone()));
-    }
-    let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = JoinSet::new();
     let mut results: Vec<Option<Outcome>> = vec![None; plan.actions.len()];
+
+    // Tags first, batched per (region, change).
+    let tag_changes = apply_tags(&**cloud, plan, store, &*progress).await;
+    for (index, outcome) in tag_changes {
+        results[index] = Some(outcome);
+    }
+
+    // Then the rest, grouped per entry (orphans on their own), keeping each action's place.
+    let mut groups: BTreeMap<(usize, usize), Vec<(usize, KeyPairAction)>> = BTreeMap::new();
+    for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
+        if results[index].is_some() {
+            continue;
+        }
+        let key = action.entry.map_or((1, index), |e| (0, e));
+        groups.entry(key).or_default().push((index, action.clone()));
+    }
+    let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
     for (_, group) in groups {
-        let needs_work = group.iter().any(|(_, a)| a.op.is_change());
-        if !needs_work {
+        if !group.iter().any(|(_, a)| a.is_change()) {
             for (index, action) in group {
                 results[index] = Some(settled(action));
             }
@@ -105,7 +125,7 @@ pub async fn apply<C: Cloud>(
         let cloud = Arc::clone(cloud);
         let progress = Arc::clone(&progress);
         tasks.spawn(async move {
-            let outcomes = apply_entry(&*cloud, group, store, &*progress).await;
+            let outcomes = apply_entry(&*cloud, group, store, settings, &*progress).await;
             drop(permit);
             outcomes
         });
@@ -134,20 +154,21 @@ pub async fn apply<C: Cloud>(
 /// The outcome of an action that needs no work.
 fn settled(action: KeyPairAction) -> Outcome {
     let (status, error) = match &action.op {
-        KeyPairOp::Noop => (Status::Unchanged, None),
+        KeyPairOp::Noop | KeyPairOp::Orphan { delete: false, .. } => (Status::Unchanged, None),
         KeyPairOp::Conflict(conflict) => (
             Status::Conflict,
             Some(format!("{}: {}", conflict.as_str(), conflict.hint())),
         ),
-        KeyPairOp::Create | KeyPairOp::Import { .. } | KeyPairOp::FixMode { .. } => {
-            (Status::Skipped, None)
-        }
+        KeyPairOp::Create { .. }
+        | KeyPairOp::Import { .. }
+        | KeyPairOp::Replace { .. }
+        | KeyPairOp::UpdateTags { .. }
+        | KeyPairOp::Adopt { .. }
+        | KeyPairOp::FixMode { .. }
+        | KeyPairOp::Orphan { delete: true, .. }
+        | KeyPairOp::Delete { .. } => (Status::Skipped, None),
     };
-    Outcome {
-        action: Action::KeyPair(action),
-        status,
-        error,
-    }
+    outcome(action, status, error)
 }
 
 fn outcome(action: KeyPairAction, status: Status, error: Option<String>) -> Outcome {
@@ -158,7 +179,7 @@ fn outcome(action: KeyPairAction, status: Status, error: Option<String>) -> Outc
     }
 }
 
-fn cloud_failure(err: &CloudError) -> (Status, String) {
+fn cloud_failure(err: &CloudError) -> Failure {
     let status = if err.kind == CloudErrorKind::Duplicate {
         Status::Conflict
     } else {
@@ -167,102 +188,296 @@ fn cloud_failure(err: &CloudError) -> (Status, String) {
     (status, format!("{err}\n  hint: {}", err.hint()))
 }
 
-/// One entry: create first (if planned), then the imports and mode fixes.
+/// Tag changes (`update-tags`, `adopt`), one request per region and identical change.
+async fn apply_tags<C: Cloud>(
+    cloud: &C,
+    plan: &Plan,
+    store: KeyStore,
+    progress: &dyn Progress,
+) -> Vec<(usize, Outcome)> {
+    type Change = (
+        crate::desired::Region,
+        BTreeMap<String, String>,
+        Vec<String>,
+    );
+    let mut batches: BTreeMap<Change, Vec<(usize, KeyPairAction, String)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
+        let (set, remove) = match &action.op {
+            KeyPairOp::UpdateTags { set, remove } => (set.clone(), remove.clone()),
+            KeyPairOp::Adopt { set } => (set.clone(), Vec::new()),
+            _ => continue,
+        };
+        match action.remote_id.clone() {
+            Some(id) => batches
+                .entry((action.region.clone(), set, remove))
+                .or_default()
+                .push((index, action.clone(), id)),
+            None => out.push((
+                index,
+                outcome(
+                    action.clone(),
+                    Status::Failed,
+                    Some("EC2 gave no key pair id to tag".to_owned()),
+                ),
+            )),
+        }
+    }
+    for ((region, set, remove), members) in batches {
+        let ids: Vec<String> = members.iter().map(|(_, _, id)| id.clone()).collect();
+        progress.step(&format!(
+            "Updating tags of {} key pair(s) in {region}",
+            ids.len()
+        ));
+        let mut result = Ok(());
+        if !set.is_empty() {
+            result = cloud.create_tags(&region, &ids, &set).await;
+        }
+        if result.is_ok() && !remove.is_empty() {
+            result = cloud.delete_tags(&region, &ids, &remove).await;
+        }
+        for (index, action, _) in members {
+            let done = match &result {
+                Ok(()) if action.fix_mode => finish_mode(store, &action),
+                Ok(()) => Ok(()),
+                Err(err) => Err(cloud_failure(err)),
+            };
+            out.push((index, finished(action, done)));
+        }
+    }
+    out
+}
+
+fn finished(action: KeyPairAction, result: Result<(), Failure>) -> Outcome {
+    match result {
+        Ok(()) => outcome(action, Status::Done, None),
+        Err((status, message)) => outcome(action, status, Some(message)),
+    }
+}
+
+fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Failure> {
+    match &action.output {
+        Some(path) => store
+            .fix_mode(path)
+            .map_err(|e| (Status::Failed, e.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// One entry: the key's creation (or replacement) first, then imports, deletions, mode fixes.
 async fn apply_entry<C: Cloud>(
     cloud: &C,
     group: Vec<(usize, KeyPairAction)>,
     store: KeyStore,
+    settings: Settings,
     progress: &dyn Progress,
 ) -> Vec<(usize, Outcome)> {
     let mut out = Vec::with_capacity(group.len());
     // The public key created in this apply, or why there is none.
     let mut created: Option<Result<PublicKey, String>> = None;
-    let (to_create, others): (Vec<_>, Vec<_>) = group
-        .into_iter()
-        .partition(|(_, a)| matches!(a.op, KeyPairOp::Create));
-    for (index, action) in to_create {
-        let result = create(cloud, &action, store, progress).await;
-        match result {
-            Ok(public) => {
-                created = Some(Ok(public));
-                out.push((index, outcome(action, Status::Done, None)));
-            }
-            Err((status, message)) => {
-                created = Some(Err(format!("the key was not created in {}", action.region)));
-                out.push((index, outcome(action, status, Some(message))));
-            }
-        }
+    let (first, others): (Vec<_>, Vec<_>) = group.into_iter().partition(|(_, a)| creates_key(a));
+    for (index, action) in first {
+        let result = create(cloud, &action, store, settings, progress).await;
+        created = Some(
+            result
+                .clone()
+                .map_err(|_| format!("the key was not created in {}", action.region)),
+        );
+        out.push((index, finished(action, result.map(|_| ()))));
     }
     for (index, action) in others {
-        let result = match &action.op {
-            KeyPairOp::Import { source, fix_mode } => {
-                let public = match source {
-                    ImportSource::File(public) => Ok(public.clone()),
-                    ImportSource::CreatedIn(_) => created
-                        .clone()
-                        .unwrap_or_else(|| Err("the key to import was not created".to_owned())),
-                };
-                match public {
-                    Err(why) => Err((Status::Skipped, why)),
-                    Ok(public) => {
-                        progress.step(&format!(
-                            "Importing key pair `{}` into {}",
-                            action.name, action.region
-                        ));
-                        match cloud
-                            .import_key_pair(&action.region, &action.name, &public, &action.tags)
-                            .await
-                        {
-                            Ok(_) if *fix_mode => store
-                                .fix_mode(&action.output)
-                                .map_err(|e| (Status::Failed, e.to_string())),
-                            Ok(_) => Ok(()),
-                            Err(err) => Err(cloud_failure(&err)),
-                        }
-                    }
-                }
-            }
-            KeyPairOp::FixMode { .. } => {
-                progress.step(&format!("Setting mode 0400 on {}", action.output_display));
-                store
-                    .fix_mode(&action.output)
-                    .map_err(|e| (Status::Failed, e.to_string()))
-            }
-            KeyPairOp::Noop | KeyPairOp::Conflict(_) | KeyPairOp::Create => {
-                out.push((index, settled(action)));
-                continue;
-            }
+        if !action.is_change() {
+            out.push((index, settled(action)));
+            continue;
+        }
+        let result = step(cloud, &action, store, created.as_ref(), progress).await;
+        let result = match result {
+            Ok(()) if action.fix_mode => finish_mode(store, &action),
+            other => other,
         };
-        out.push(match result {
-            Ok(()) => (index, outcome(action, Status::Done, None)),
-            Err((status, message)) => (index, outcome(action, status, Some(message))),
-        });
+        out.push((index, finished(action, result)));
     }
     out
 }
 
-/// Create a key pair and save its private key; undo the create if the key cannot be saved.
+/// Whether this action makes the entry's new key (which the others then import).
+fn creates_key(action: &KeyPairAction) -> bool {
+    match &action.op {
+        KeyPairOp::Create { .. } => true,
+        KeyPairOp::Replace { created_in, .. } => *created_in == action.region,
+        _ => false,
+    }
+}
+
+/// An action that does not create the entry's key.
+async fn step<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    store: KeyStore,
+    created: Option<&Result<PublicKey, String>>,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    let new_key = || match created {
+        Some(Ok(public)) => Ok(public.clone()),
+        Some(Err(why)) => Err((Status::Skipped, why.clone())),
+        None => Err((
+            Status::Skipped,
+            "the key to import was not created".to_owned(),
+        )),
+    };
+    match &action.op {
+        KeyPairOp::Import { source } => {
+            let public = match source {
+                ImportSource::File(public) | ImportSource::Given(public) => public.clone(),
+                ImportSource::CreatedIn(_) => new_key()?,
+            };
+            import(cloud, action, &public, progress).await
+        }
+        KeyPairOp::Replace { exists, .. } => {
+            let public = new_key()?;
+            if *exists {
+                delete(cloud, action, progress).await?;
+            }
+            import(cloud, action, &public, progress).await
+        }
+        KeyPairOp::FixMode { .. } => {
+            progress.step(&format!("Setting mode 0400 on {}", action.output_display));
+            finish_mode(store, action)
+        }
+        KeyPairOp::Orphan { purge_file, .. } | KeyPairOp::Delete { purge_file } => {
+            delete(cloud, action, progress).await?;
+            match purge_file {
+                Some(path) => std::fs::remove_file(path).map_err(|e| {
+                    (
+                        Status::Failed,
+                        format!("the key pair was deleted, but not {}: {e}", path.display()),
+                    )
+                }),
+                None => Ok(()),
+            }
+        }
+        KeyPairOp::Create { .. }
+        | KeyPairOp::UpdateTags { .. }
+        | KeyPairOp::Adopt { .. }
+        | KeyPairOp::Noop
+        | KeyPairOp::Conflict(_) => Ok(()),
+    }
+}
+
+async fn import<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    public: &PublicKey,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    progress.step(&format!(
+        "Importing key pair `{}` into {}",
+        action.name, action.region
+    ));
+    cloud
+        .import_key_pair(&action.region, &action.name, public, &action.tags)
+        .await
+        .map(|_| ())
+        .map_err(|e| cloud_failure(&e))
+}
+
+async fn delete<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    progress.step(&format!(
+        "Deleting key pair `{}` from {}",
+        action.name, action.region
+    ));
+    cloud
+        .delete_key_pair(&action.region, &action.name)
+        .await
+        .map_err(|e| cloud_failure(&e))
+}
+
+/// Create the entry's key and save its private key; returns the public key.
 async fn create<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
     store: KeyStore,
+    settings: Settings,
     progress: &dyn Progress,
-) -> Result<PublicKey, (Status, String)> {
-    // Never ask EC2 for a key that cannot be saved.
+) -> Result<PublicKey, Failure> {
+    let (generator, replace_existing) = match &action.op {
+        KeyPairOp::Create { generator } => (*generator, false),
+        KeyPairOp::Replace {
+            generator, exists, ..
+        } => (*generator, *exists),
+        _ => return Err((Status::Failed, "internal: not a create".to_owned())),
+    };
+    let Some(path) = action.output.as_deref() else {
+        return Err((
+            Status::Failed,
+            "internal: a new key needs an output file".to_owned(),
+        ));
+    };
+    if matches!(action.op, KeyPairOp::Replace { .. })
+        && let Some(aside) = store
+            .move_aside(path, settings.now)
+            .map_err(|e| (Status::Failed, format!("{e}; nothing was replaced")))?
+    {
+        progress.step(&format!(
+            "Moved {} aside to {}",
+            action.output_display,
+            aside.display()
+        ));
+    }
+    // Never ask EC2 for a key (or make one) that cannot be saved.
     store
-        .prepare(&action.output)
+        .prepare(path)
         .map_err(|e| (Status::Failed, format!("{e}; the key pair was not created")))?;
-    progress.step(&format!(
-        "Creating key pair `{}` in {}",
-        action.name, action.region
-    ));
-    let created = cloud
-        .create_key_pair(&action.region, &action.name, action.key_type, &action.tags)
-        .await
-        .map_err(|e| cloud_failure(&e))?;
-    let saved = store.write_new(&action.output, &created.material);
-    let public = public_key_of_private(&created.material);
-    drop(created);
+    if replace_existing {
+        delete(cloud, action, progress).await?;
+    }
+    match generator {
+        Generator::Ec2 => {
+            progress.step(&format!(
+                "Creating key pair `{}` in {}",
+                action.name, action.region
+            ));
+            let created = cloud
+                .create_key_pair(&action.region, &action.name, action.key_type, &action.tags)
+                .await
+                .map_err(|e| cloud_failure(&e))?;
+            save_created(cloud, action, path, store, &created.material).await
+        }
+        Generator::Local { bits } => {
+            progress.step(&format!(
+                "Generating a {} key for `{}`",
+                action.key_type, action.name
+            ));
+            let key_type = action.key_type;
+            let (secret, public) = tokio::task::spawn_blocking(move || generate(key_type, bits))
+                .await
+                .map_err(|e| (Status::Failed, format!("key generation stopped: {e}")))?
+                .map_err(|e| (Status::Failed, e))?;
+            // The private key is on disk before EC2 hears of the key pair.
+            store
+                .write_new(path, &secret)
+                .map_err(|e| (Status::Failed, e.to_string()))?;
+            drop(secret);
+            import(cloud, action, &public, progress).await?;
+            Ok(public)
+        }
+    }
+}
+
+/// Save a key EC2 created; if it cannot be saved, delete the key pair again.
+async fn save_created<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    path: &std::path::Path,
+    store: KeyStore,
+    material: &Secret,
+) -> Result<PublicKey, Failure> {
+    let saved = store.write_new(path, material);
+    let public = public_key_of_private(material);
     match (saved, public) {
         (Ok(_), Ok(public)) => Ok(public),
         (Ok(_), Err(reason)) => Err((

@@ -28,6 +28,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Create, import and fix key pairs until the cloud and the key files match the manifest
     Apply(ApplyArgs),
+    /// Delete the key pairs this manifest owns (asks first on a terminal)
+    Destroy(DestroyArgs),
+    /// Show each key pair's id, fingerprints and key file, as text, JSON or shell variables
+    Output(OutputArgs),
 }
 
 /// A `--var KEY=VALUE` pair.
@@ -113,10 +117,73 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
 }
 
+/// `--replace NAME[@REGION]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaceTarget {
+    pub name: String,
+    pub region: Option<String>,
+}
+
+fn parse_replace(text: &str) -> Result<ReplaceTarget, String> {
+    let (name, region) = match text.rsplit_once('@') {
+        Some((name, region)) => (name, Some(region.to_owned())),
+        None => (text, None),
+    };
+    if name.is_empty() {
+        return Err("give the key pair's name: NAME or NAME@REGION".to_owned());
+    }
+    Ok(ReplaceTarget {
+        name: name.to_owned(),
+        region,
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
+    /// Delete key pairs this manifest owns (tag labctl:project) but no longer lists
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: also delete the orphans' key files (only a file holding that very key)
+    #[arg(long, requires = "prune")]
+    pub purge_local: bool,
+    /// Delete and recreate this key pair (owned by this manifest only); its old key file is
+    /// moved aside to <file>.replaced-<timestamp>. Repeatable.
+    #[arg(long, value_name = "NAME[@REGION]", value_parser = parse_replace)]
+    pub replace: Vec<ReplaceTarget>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also delete the key files of the deleted key pairs
+    #[arg(long)]
+    pub purge_local: bool,
+}
+
+/// How `labctl output` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people
+    Text,
+    /// One JSON document
+    Json,
+    /// Shell assignments for `eval "$(labctl output --format env)"`
+    Env,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, conflicts_with = "json")]
+    pub format: OutputFormat,
 }
 
 #[cfg(test)]

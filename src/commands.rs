@@ -10,16 +10,19 @@ use std::sync::Arc;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use crate::apply::{self, Progress};
-use crate::cli::{ApplyArgs, Cli, CloudArgs, Command, PlanArgs, ValidateArgs, Var};
+use crate::apply::{self, Progress, Settings};
+use crate::cli::{
+    ApplyArgs, Cli, CloudArgs, Command, DestroyArgs, OutputArgs, OutputFormat, PlanArgs,
+    ReplaceTarget, ValidateArgs, Var,
+};
 use crate::cloud::{Cloud, Ec2, Ec2Options};
-use crate::desired::Desired;
+use crate::desired::{Desired, KeyName};
 use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity};
 use crate::error::{Error, Exit};
 use crate::keys::{KeyStore, git_exposure};
 use crate::manifest::{self, Source};
-use crate::observe::observe;
-use crate::plan::{Action, KeyPairOp, plan};
+use crate::observe::{Observed, observe};
+use crate::plan::{self, Action, KeyPairOp, Options, Plan};
 use crate::render::{self, Style};
 use crate::validate::{self, Context};
 
@@ -97,6 +100,8 @@ fn run(cli: Cli, term: Terminal) -> Result<Exit, Error> {
         }
         Command::Plan(args) => plan_command(&args, term),
         Command::Apply(args) => apply_command(&args, term),
+        Command::Destroy(args) => destroy_command(&args, term),
+        Command::Output(args) => output_command(&args, term),
     }
 }
 
@@ -268,7 +273,7 @@ fn warn_git_exposure(desired: &Desired, quiet: bool, term: Terminal) {
         return;
     }
     for spec in &desired.keypairs {
-        if let Some(root) = git_exposure(&spec.output) {
+        if let Some(root) = spec.output.as_deref().and_then(git_exposure) {
             eprintln!(
                 "{} {} is inside the git work tree {} and not ignored: a private key could be committed",
                 term.warning_prefix(),
@@ -297,31 +302,52 @@ fn status(args: &CloudArgs, message: &str) {
     }
 }
 
-fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
-    init_logging(args.cloud.verbose);
-    let desired = load(&args.cloud, term)?;
-    warn_git_exposure(&desired, args.cloud.quiet, term);
+/// Validate the manifest, then read the cloud and the key files: the start of every command
+/// that talks to AWS. Nothing is sent when the manifest has an error.
+fn session<T>(
+    args: &CloudArgs,
+    term: Terminal,
+    work: impl AsyncFnOnce(&Arc<Ec2>, Desired, Observed) -> Result<T, Error>,
+) -> Result<T, Error> {
+    init_logging(args.verbose);
+    let desired = load(args, term)?;
+    warn_git_exposure(&desired, args.quiet || args.json, term);
     let rt = runtime()?;
     rt.block_on(async {
-        let cloud = connect(&args.cloud, &desired).await;
+        let cloud = connect(args, &desired).await;
         let regions = desired.regions();
         status(
-            &args.cloud,
+            args,
             &format!("Reading key pairs in {} region(s)", regions.len()),
         );
         let observed = observe(&cloud, &desired, KeyStore)
             .await
             .map_err(Error::Observe)?;
-        let plan = plan(&desired, &observed);
+        work(&cloud, desired, observed).await
+    })
+}
+
+fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
+    let cloud_args = &args.cloud;
+    session(cloud_args, term, async |cloud, desired, observed| {
+        let plan = plan::plan(&desired, &observed, &Options::default());
         tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
-        let mut stdout = std::io::stdout().lock();
-        if args.cloud.json {
-            stdout.write_all(render::plan_json(&plan, &cloud.api_calls()).as_bytes())?;
+        if cloud_args.json {
+            write_stdout(&render::plan_json(&plan, &cloud.api_calls()))?;
         } else {
-            let style = Style {
-                color: term.stdout_color,
-            };
-            stdout.write_all(render::plan_human(&plan, style).as_bytes())?;
+            write_stdout(&render::plan_human(
+                &plan,
+                Style {
+                    color: term.stdout_color,
+                },
+            ))?;
         }
         Ok(if plan.has_conflicts() {
             Exit::Failure
@@ -333,42 +359,198 @@ fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
     })
 }
 
+/// Resolve `--replace` targets against the manifest.
+fn replace_targets(
+    desired: &Desired,
+    targets: &[ReplaceTarget],
+) -> Result<std::collections::BTreeSet<KeyName>, Error> {
+    let mut out = std::collections::BTreeSet::new();
+    for target in targets {
+        let Some(spec) = desired
+            .keypairs
+            .iter()
+            .find(|k| k.name.as_str() == target.name)
+        else {
+            return Err(Error::Usage(format!(
+                "--replace {}: the manifest has no key pair of that name",
+                target.name
+            )));
+        };
+        if let Some(region) = &target.region {
+            if !spec.regions.iter().any(|r| r.as_str() == region) {
+                return Err(Error::Usage(format!(
+                    "--replace {}@{region}: that key pair is not in {region}",
+                    target.name
+                )));
+            }
+            if spec.regions.len() > 1 {
+                return Err(Error::Usage(format!(
+                    "--replace {}@{region}: the key of `{}` is shared by {} regions; replacing it in one would break the others. Use --replace {}",
+                    target.name,
+                    target.name,
+                    spec.regions.len(),
+                    target.name
+                )));
+            }
+        }
+        out.insert(spec.name.clone());
+    }
+    Ok(out)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Print the plan (unless JSON), carry it out, print the report; exit 1 unless all went well.
+async fn carry_out(
+    cloud: &Arc<Ec2>,
+    plan: &Plan,
+    args: &CloudArgs,
+    term: Terminal,
+    show_plan: bool,
+) -> Result<Exit, Error> {
+    let style = Style {
+        color: term.stdout_color,
+    };
+    if show_plan && !args.json && (plan.has_changes() || plan.has_conflicts()) {
+        write_stdout(&render::plan_human(plan, style))?;
+    }
+    let progress: Arc<dyn Progress> = Arc::new(StderrProgress { quiet: args.quiet });
+    let settings = Settings {
+        concurrency: usize::from(args.concurrency),
+        now: now(),
+    };
+    let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
+    let calls = cloud.api_calls();
+    tracing::debug!(api_calls = ?calls, "applied");
+    if args.json {
+        write_stdout(&render::report_json(&plan.project, &report, &calls))?;
+    } else {
+        write_stdout(&render::report_human(&report, style))?;
+    }
+    let created_somewhere = report.outcomes.iter().any(|o| {
+        let Action::KeyPair(a) = &o.action;
+        matches!(a.op, KeyPairOp::Create { .. } | KeyPairOp::Replace { .. })
+            && o.status == apply::Status::Done
+    });
+    if created_somewhere && !args.quiet && !args.json {
+        eprintln!(
+            "Private keys are saved with mode 0400 and never printed; keep them out of version control."
+        );
+    }
+    Ok(if report.succeeded() {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
 fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Error> {
-    init_logging(args.cloud.verbose);
-    let desired = load(&args.cloud, term)?;
-    warn_git_exposure(&desired, args.cloud.quiet, term);
-    let rt = runtime()?;
-    rt.block_on(async {
-        let cloud = connect(&args.cloud, &desired).await;
-        let regions = desired.regions();
-        status(&args.cloud, &format!("Reading key pairs in {} region(s)", regions.len()));
-        let observed = observe(&cloud, &desired, KeyStore).await.map_err(Error::Observe)?;
-        let plan = plan(&desired, &observed);
-        let style = Style { color: term.stdout_color };
-        if !args.cloud.json && (plan.has_changes() || plan.has_conflicts()) {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(render::plan_human(&plan, style).as_bytes())?;
-            stdout.flush()?;
+    session(&args.cloud, term, async |cloud, desired, observed| {
+        let options = Options {
+            prune: args.prune,
+            purge_local: args.purge_local,
+            replace: replace_targets(&desired, &args.replace)?,
+        };
+        let plan = plan::plan(&desired, &observed, &options);
+        carry_out(cloud, &plan, &args.cloud, term, true).await
+    })
+}
+
+/// Ask on the terminal; refuse without `--yes` when there is no terminal to ask on.
+fn confirm(question: &str) -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "destroy deletes key pairs and needs --yes when stdin is not a terminal".to_owned(),
+        ));
+    }
+    eprint!("{question} Type `yes` to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
+    session(&args.cloud, term, async |cloud, desired, observed| {
+        let options = Options {
+            purge_local: args.purge_local,
+            ..Options::default()
+        };
+        let plan = plan::plan_destroy(&desired, &observed, &options);
+        let deletions = plan
+            .actions
+            .iter()
+            .filter(|Action::KeyPair(a)| a.op.is_change())
+            .count();
+        if deletions == 0 {
+            if args.cloud.json {
+                let report = apply::Report {
+                    outcomes: plan
+                        .actions
+                        .iter()
+                        .map(|a| apply::Outcome {
+                            action: a.clone(),
+                            status: apply::Status::Unchanged,
+                            error: None,
+                        })
+                        .collect(),
+                };
+                write_stdout(&render::report_json(
+                    &plan.project,
+                    &report,
+                    &cloud.api_calls(),
+                ))?;
+            } else {
+                write_stdout(&format!(
+                    "Nothing to destroy: project {} owns no key pair in its regions.\n",
+                    plan.project
+                ))?;
+            }
+            return Ok(Exit::Success);
         }
-        let progress: Arc<dyn Progress> = Arc::new(StderrProgress {
-            quiet: args.cloud.quiet,
-        });
-        let report = apply::apply(&cloud, &plan, KeyStore, usize::from(args.cloud.concurrency), progress).await;
-        let calls = cloud.api_calls();
-        tracing::debug!(api_calls = ?calls, "applied");
-        let mut stdout = std::io::stdout().lock();
-        if args.cloud.json {
-            stdout.write_all(render::report_json(&plan.project, &report, &calls).as_bytes())?;
-        } else {
-            stdout.write_all(render::report_human(&report, style).as_bytes())?;
+        if !args.cloud.json {
+            write_stdout(&render::plan_human(
+                &plan,
+                Style {
+                    color: term.stdout_color,
+                },
+            ))?;
         }
-        let created_somewhere = report.outcomes.iter().any(|o| {
-            let Action::KeyPair(a) = &o.action;
-            matches!(a.op, KeyPairOp::Create) && o.status == apply::Status::Done
-        });
-        if created_somewhere && !args.cloud.quiet && !args.cloud.json {
-            eprintln!("Private keys are saved with mode 0400 and never printed; keep them out of version control.");
+        if !args.yes
+            && !confirm(&format!(
+                "Delete {deletions} key pair(s) of project {}?",
+                plan.project
+            ))?
+        {
+            eprintln!("Cancelled; nothing was deleted.");
+            return Ok(Exit::Failure);
         }
-        Ok(if report.succeeded() { Exit::Success } else { Exit::Failure })
+        carry_out(cloud, &plan, &args.cloud, term, false).await
+    })
+}
+
+fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, Error> {
+    let format = if args.cloud.json {
+        OutputFormat::Json
+    } else {
+        args.format
+    };
+    session(&args.cloud, term, async |_cloud, desired, observed| {
+        let rows = crate::output::rows(&desired, &observed, KeyStore);
+        let text = match format {
+            OutputFormat::Text => crate::output::text(&rows),
+            OutputFormat::Json => crate::output::json(&desired.project, &rows),
+            OutputFormat::Env => crate::output::env(&desired, &rows),
+        };
+        write_stdout(&text)?;
+        let missing = rows.iter().any(|r| r.id.is_none());
+        if missing && !args.cloud.quiet {
+            eprintln!("Some key pairs do not exist yet; run `labctl apply`.");
+        }
+        Ok(Exit::Success)
     })
 }

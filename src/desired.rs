@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::keys::PublicKey;
+
 /// The tag key labctl puts on every key pair it creates or imports.
 pub const PROJECT_TAG: &str = "labctl:project";
 
@@ -215,25 +217,55 @@ impl TagSet {
     }
 }
 
-/// One manifest entry: one private key, present in one or more regions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Where a key pair's key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// EC2 generates the key in the first region (`CreateKeyPair`); the rest import it.
+    Aws,
+    /// labctl generates the key (RSA of `bits`, or ed25519 when `bits` is 0), saves the
+    /// private key first, then imports the public key into every region.
+    Local { bits: u32 },
+    /// A public key the user already has; no private key file is involved.
+    PublicKey(PublicKey),
+}
+
+impl KeySource {
+    /// The name used in messages and the manifest.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeySource::Aws => "aws",
+            KeySource::Local { .. } => "local",
+            KeySource::PublicKey(_) => "public_key",
+        }
+    }
+}
+
+/// One key pair to provision: one key (and at most one private key file), present in one or
+/// more regions. A `count` or `for_each` entry gives one of these per key pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPairSpec {
     pub name: KeyName,
     /// In the order written; the first is where EC2 generates the key.
     pub regions: Vec<Region>,
     pub key_type: KeyType,
+    pub source: KeySource,
     pub tags: TagSet,
-    /// Where the private key lives (absolute, or relative to the working folder).
-    pub output: PathBuf,
-    /// The path as the user wrote it after substitution, for display.
+    /// Remove tags that are neither in the manifest nor labctl's (`purge_tags: true`).
+    pub purge_tags: bool,
+    /// Where the private key lives; `None` for a `public_key` entry.
+    pub output: Option<PathBuf>,
+    /// The output path for display (empty when there is none).
     pub output_display: String,
 }
 
 /// Everything the manifest asks for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
     pub project: String,
     pub keypairs: Vec<KeyPairSpec>,
+    /// The default output folder, resolved: where a key pair no longer in the manifest
+    /// would have its file (`apply --prune --purge-local` looks there).
+    pub orphan_dir: PathBuf,
 }
 
 impl Desired {

@@ -32,6 +32,9 @@ pub enum Error {
     /// The manifest had errors; they were already shown.
     #[error("the manifest has errors")]
     InvalidManifest,
+    /// The command line asks for something the manifest cannot do.
+    #[error("{0}")]
+    Usage(String),
     /// Reading the regions failed.
     #[error("{}", observe_message(.0))]
     Observe(Vec<CloudError>),
@@ -59,7 +62,7 @@ impl Error {
                 hints.dedup();
                 Some(hints.join("\nhint: "))
             }
-            Error::InvalidManifest | Error::Output(_) | Error::Runtime(_) => None,
+            Error::InvalidManifest | Error::Usage(_) | Error::Output(_) | Error::Runtime(_) => None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod keys;
 pub mod manifest;
 pub mod observe;
+pub mod output;
 pub mod plan;
 pub mod render;
 pub mod schema;

@@ -1,7 +1,8 @@
 //! Reading the world: every region's key pairs and every key file. All reads happen here.
 //!
-//! One `DescribeKeyPairs` per region, all regions at once, and one look at each output file.
-//! Nothing here writes or decides; `plan` decides from what this returns.
+//! One `DescribeKeyPairs` per region, all regions at once, and one look at each output file
+//! (and at the default file of each key pair the manifest owns but no longer lists). Nothing
+//! here writes or decides; `plan` decides from what this returns.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::cloud::{Cloud, CloudError, RemoteKeyPair};
-use crate::desired::{Desired, Region};
+use crate::cloud::{Cloud, CloudError, CloudErrorKind, RemoteKeyPair};
+use crate::desired::{Desired, PROJECT_TAG, Region};
 use crate::keys::{FileState, KeyStore};
 
 /// What exists now.
@@ -18,7 +19,7 @@ use crate::keys::{FileState, KeyStore};
 pub struct Observed {
     /// Key pairs per region, by name.
     pub remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>>,
-    /// What is at each output path.
+    /// What is at each key file path looked at.
     pub local: BTreeMap<PathBuf, FileState>,
 }
 
@@ -41,32 +42,51 @@ pub async fn observe<C: Cloud>(
             (region, result)
         });
     }
-    let local = desired
+    let mut local: BTreeMap<PathBuf, FileState> = desired
         .keypairs
         .iter()
-        .map(|k| (k.output.clone(), store.inspect(&k.output).state))
+        .filter_map(|k| k.output.as_ref())
+        .map(|path| (path.clone(), store.inspect(path).state))
         .collect();
     let mut remote = BTreeMap::new();
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((region, Ok(pairs))) => {
+                tracing::debug!(region = %region, key_pairs = pairs.len(), "observed");
                 let by_name = pairs.into_iter().map(|k| (k.name.clone(), k)).collect();
                 remote.insert(region, by_name);
             }
             Ok((_, Err(err))) => errors.push(err),
             Err(join_error) => errors.push(CloudError {
-                kind: crate::cloud::CloudErrorKind::Other,
+                kind: CloudErrorKind::Other,
                 operation: "DescribeKeyPairs",
                 region: String::new(),
                 message: format!("the request task failed: {join_error}"),
             }),
         }
     }
-    if errors.is_empty() {
-        Ok(Observed { remote, local })
-    } else {
+    if !errors.is_empty() {
         errors.sort_by(|a, b| a.region.cmp(&b.region));
-        Err(errors)
+        return Err(errors);
     }
+    // Files of key pairs this manifest owns but no longer lists, at their default place.
+    let listed: std::collections::BTreeSet<&str> =
+        desired.keypairs.iter().map(|k| k.name.as_str()).collect();
+    let orphans: Vec<PathBuf> = remote
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(|k: &&RemoteKeyPair| {
+            k.tags.get(PROJECT_TAG).map(String::as_str) == Some(desired.project.as_str())
+                && !listed.contains(k.name.as_str())
+        })
+        .filter(|k| !k.name.contains('/') && k.name != "." && k.name != "..")
+        .map(|k| desired.orphan_dir.join(format!("{}.pem", k.name)))
+        .collect();
+    for path in orphans {
+        local
+            .entry(path.clone())
+            .or_insert_with(|| store.inspect(&path).state);
+    }
+    Ok(Observed { remote, local })
 }

@@ -1,15 +1,29 @@
-//! plan(&Desired, &Observed) -> Plan: what apply must do, as data.
+//! plan(&Desired, &Observed, &Options) -> Plan: what apply must do, as data.
 //!
-//! A pure function: no I/O, no clock, no randomness; the same inputs give the same plan in
-//! the same order (manifest order, then each entry's regions as written). The `reason` on an
-//! action is for people; apply decides nothing from it.
+//! Pure functions: no I/O, no clock, no randomness; the same inputs give the same plan in
+//! the same order (manifest order, each entry's regions as written, then orphans by region
+//! and name). The `reason` on an action is for people; apply decides nothing from it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::cloud::RemoteKeyPair;
-use crate::desired::{Desired, KeyName, KeyPairSpec, KeyType, Region, TagSet};
+use crate::desired::{
+    Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+};
 use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
+
+/// Choices the user makes on the command line that change the plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Delete orphans (`apply --prune`).
+    pub prune: bool,
+    /// With `prune`/`destroy`: also delete the private key files of what is deleted.
+    pub purge_local: bool,
+    /// Entries to delete and recreate (`apply --replace NAME`).
+    pub replace: BTreeSet<KeyName>,
+}
 
 /// The whole plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,17 +41,32 @@ pub enum Action {
 /// What to do about one key pair in one region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPairAction {
-    /// Index of the manifest entry (an entry is one private key across its regions).
-    pub entry: usize,
+    /// Index of the key pair in the desired state; `None` for key pairs not in the manifest.
+    pub entry: Option<usize>,
     pub name: KeyName,
     pub region: Region,
-    pub output: PathBuf,
+    /// The private key file, when there is one.
+    pub output: Option<PathBuf>,
     pub output_display: String,
     pub key_type: KeyType,
+    /// The tags the key pair must carry (empty for key pairs not in the manifest).
     pub tags: TagSet,
     pub op: KeyPairOp,
+    /// The key pair's id in EC2, when it exists there (tags are set by id).
+    pub remote_id: Option<String>,
+    /// After the op succeeds, set the key file's mode to 0400.
+    pub fix_mode: bool,
     /// For people.
     pub reason: String,
+}
+
+/// Who generates a new key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generator {
+    /// EC2, with `CreateKeyPair`.
+    Ec2,
+    /// labctl, locally (RSA of `bits`, or ed25519 when 0).
+    Local { bits: u32 },
 }
 
 /// Where an import's public key comes from.
@@ -45,23 +74,29 @@ pub struct KeyPairAction {
 pub enum ImportSource {
     /// The private key file that exists now.
     File(PublicKey),
+    /// The manifest's `public_key`.
+    Given(PublicKey),
     /// The key this apply creates in another region first.
     CreatedIn(Region),
 }
 
 /// Why nothing can be done for a key pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Conflict {
     /// Present remotely, no private key file: EC2 hands out the private key only at creation.
     MissingPrivateKey,
-    /// The file holds another key than the remote key pair.
+    /// The file (or the manifest's public key) holds another key than the remote key pair.
     Mismatch,
     /// The file is not a usable private key (or not a regular file).
     Unreadable,
-    /// The key type differs from the manifest's.
+    /// The key type or source differs from the manifest's.
     KeyType,
     /// The output path is a symbolic link.
     Symlink,
+    /// The key pair carries another manifest's ownership tag.
+    OwnedByOther,
+    /// `--replace` of a key pair this manifest does not own.
+    NotOwned,
 }
 
 impl Conflict {
@@ -72,6 +107,8 @@ impl Conflict {
             Conflict::Unreadable => "unreadable",
             Conflict::KeyType => "key-type",
             Conflict::Symlink => "symlink",
+            Conflict::OwnedByOther => "owned-by-other",
+            Conflict::NotOwned => "not-owned",
         }
     }
 
@@ -79,19 +116,25 @@ impl Conflict {
     pub fn hint(self) -> &'static str {
         match self {
             Conflict::MissingPrivateKey => {
-                "EC2 returned the private key only when the key pair was created. Put the original file back at the output path, or delete the key pair (`aws ec2 delete-key-pair --key-name NAME --region REGION`) so labctl creates a new one"
+                "EC2 returned the private key only when the key pair was created. Put the original file back at the output path, or run `labctl apply --replace NAME` to delete the key pair and create a new one"
             }
             Conflict::Mismatch => {
-                "the file holds a different key. Point `output` at the right file, or move this file aside and delete the key pair so labctl creates a new one"
+                "the key pair holds a different key. Point `output` (or `public_key`) at the right key, or run `labctl apply --replace NAME` to replace the key pair (the old file is kept)"
             }
             Conflict::Unreadable => {
                 "the file is not an unencrypted PEM or OpenSSH private key; check what is at the output path"
             }
             Conflict::KeyType => {
-                "labctl never replaces a key pair silently: set `key_type` back, or delete the key pair and its file to have it recreated"
+                "labctl never replaces a key pair silently: set `key_type`/`source` back, or run `labctl apply --replace NAME`"
             }
             Conflict::Symlink => {
                 "labctl does not follow links for key files; use the real path in `output`"
+            }
+            Conflict::OwnedByOther => {
+                "another manifest (its `labctl:project` tag) owns this key pair; rename the key pair in this manifest"
+            }
+            Conflict::NotOwned => {
+                "`--replace` only replaces key pairs this manifest owns (tagged `labctl:project`); delete it by hand if you are sure"
             }
         }
     }
@@ -100,47 +143,84 @@ impl Conflict {
 /// The operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyPairOp {
-    /// EC2 generates the key; the private key is saved to the output file.
-    Create,
-    /// Import the public key; `fix_mode` when the file must also be set to 0400.
-    Import {
-        source: ImportSource,
-        fix_mode: bool,
+    /// A new key: generated by EC2 or labctl, the private key saved to the output file.
+    Create { generator: Generator },
+    /// Import a public key.
+    Import { source: ImportSource },
+    /// Delete the key pair and create it anew (`--replace`): the old file is moved aside.
+    Replace {
+        generator: Generator,
+        /// The region whose key is created; the other regions import it.
+        created_in: Region,
+        /// Whether the key pair exists in this region (and is deleted first).
+        exists: bool,
     },
+    /// Set and remove tags on a key pair this manifest owns.
+    UpdateTags {
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    /// Take over a matching key pair that has no ownership tag: add the tags.
+    Adopt { set: BTreeMap<String, String> },
     /// Everything matches but the file's mode: chmod 0400.
     FixMode { mode: u32 },
     /// Nothing to do.
     Noop,
     /// Nothing will be done; the reason says why.
     Conflict(Conflict),
+    /// A key pair owned by this manifest that the manifest no longer lists; `delete` with
+    /// `--prune` (and `purge_file` with `--purge-local`, when its file holds its key).
+    Orphan {
+        delete: bool,
+        purge_file: Option<PathBuf>,
+    },
+    /// `destroy`: delete the key pair (and, with `--purge-local`, its file).
+    Delete { purge_file: Option<PathBuf> },
 }
 
 impl KeyPairOp {
     /// The action's name in output and JSON.
     pub fn name(&self) -> &'static str {
         match self {
-            KeyPairOp::Create => "create",
+            KeyPairOp::Create { .. } => "create",
             KeyPairOp::Import { .. } => "import",
+            KeyPairOp::Replace { .. } => "replace",
+            KeyPairOp::UpdateTags { .. } => "update-tags",
+            KeyPairOp::Adopt { .. } => "adopt",
             KeyPairOp::FixMode { .. } => "fix-mode",
             KeyPairOp::Noop => "noop",
             KeyPairOp::Conflict(_) => "conflict",
+            KeyPairOp::Orphan { delete: false, .. } => "orphan",
+            KeyPairOp::Orphan { delete: true, .. } | KeyPairOp::Delete { .. } => "delete",
         }
     }
 
     /// Whether apply changes anything for this action.
     pub fn is_change(&self) -> bool {
-        matches!(
-            self,
-            KeyPairOp::Create | KeyPairOp::Import { .. } | KeyPairOp::FixMode { .. }
-        )
+        match self {
+            KeyPairOp::Create { .. }
+            | KeyPairOp::Import { .. }
+            | KeyPairOp::Replace { .. }
+            | KeyPairOp::UpdateTags { .. }
+            | KeyPairOp::Adopt { .. }
+            | KeyPairOp::FixMode { .. }
+            | KeyPairOp::Delete { .. } => true,
+            KeyPairOp::Orphan { delete, .. } => *delete,
+            KeyPairOp::Noop | KeyPairOp::Conflict(_) => false,
+        }
+    }
+}
+
+impl KeyPairAction {
+    /// Whether apply changes anything for this action.
+    pub fn is_change(&self) -> bool {
+        self.op.is_change() || self.fix_mode
     }
 }
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|Action::KeyPair(a)| a.op.is_change())
+        self.actions.iter().any(|Action::KeyPair(a)| a.is_change())
     }
 
     pub fn has_conflicts(&self) -> bool {
@@ -150,22 +230,121 @@ impl Plan {
     }
 }
 
-/// Compute the plan.
-pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+/// The owner of a remote key pair, by its ownership tag.
+fn owner(remote: &RemoteKeyPair) -> Option<&str> {
+    remote.tags.get(PROJECT_TAG).map(String::as_str)
+}
+
+/// Compute the plan for `apply`.
+pub fn plan(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
     let mut actions = Vec::new();
     for (entry, spec) in desired.keypairs.iter().enumerate() {
-        plan_entry(entry, spec, observed, &mut actions);
+        if options.replace.contains(&spec.name) {
+            plan_replace(entry, desired, spec, observed, &mut actions);
+        } else {
+            plan_entry(entry, desired, spec, observed, &mut actions);
+        }
     }
+    plan_orphans(desired, observed, options, &mut actions);
     Plan {
         project: desired.project.clone(),
         actions,
     }
 }
 
-fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &mut Vec<Action>) {
-    let file = observed
-        .local
-        .get(&spec.output)
+/// Compute the plan for `destroy`: delete every key pair this manifest owns in its regions.
+pub fn plan_destroy(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
+    let mut actions = Vec::new();
+    for (entry, spec) in desired.keypairs.iter().enumerate() {
+        for region in &spec.regions {
+            let remote = observed
+                .remote
+                .get(region)
+                .and_then(|pairs| pairs.get(spec.name.as_str()));
+            let (op, reason) = match remote {
+                None => (KeyPairOp::Noop, format!("absent in {region}")),
+                Some(remote) if owner(remote) == Some(desired.project.as_str()) => (
+                    KeyPairOp::Delete { purge_file: None },
+                    format!("delete the key pair from {region}"),
+                ),
+                Some(remote) => (
+                    KeyPairOp::Noop,
+                    match owner(remote) {
+                        Some(other) => format!("owned by project {other}: left alone"),
+                        None => "not tagged as this manifest's: left alone".to_owned(),
+                    },
+                ),
+            };
+            actions.push(action(Some(entry), spec, region, remote, op, reason));
+        }
+        // The file goes with the last deletion of its key pair, once.
+        if let Some(path) = spec.output.as_ref().filter(|_| options.purge_local)
+            && matches!(observed.local.get(path), Some(FileState::Key { .. }))
+            && let Some(Action::KeyPair(last)) =
+                actions.iter_mut().rev().find(|Action::KeyPair(a)| {
+                    a.entry == Some(entry) && matches!(a.op, KeyPairOp::Delete { .. })
+                })
+        {
+            last.op = KeyPairOp::Delete {
+                purge_file: Some(path.clone()),
+            };
+            last.reason.push_str(" and remove ");
+            last.reason.push_str(&spec.output_display);
+        }
+    }
+    let all = Options {
+        prune: true,
+        ..options.clone()
+    };
+    plan_orphans(desired, observed, &all, &mut actions);
+    Plan {
+        project: desired.project.clone(),
+        actions,
+    }
+}
+
+fn action(
+    entry: Option<usize>,
+    spec: &KeyPairSpec,
+    region: &Region,
+    remote: Option<&RemoteKeyPair>,
+    op: KeyPairOp,
+    reason: String,
+) -> Action {
+    Action::KeyPair(KeyPairAction {
+        entry,
+        name: spec.name.clone(),
+        region: region.clone(),
+        output: spec.output.clone(),
+        output_display: spec.output_display.clone(),
+        key_type: spec.key_type,
+        tags: spec.tags.clone(),
+        op,
+        remote_id: remote.and_then(|r| r.id.clone()),
+        fix_mode: false,
+        reason,
+    })
+}
+
+fn generator(spec: &KeyPairSpec) -> Option<Generator> {
+    match spec.source {
+        KeySource::Aws => Some(Generator::Ec2),
+        KeySource::Local { bits } => Some(Generator::Local { bits }),
+        KeySource::PublicKey(_) => None,
+    }
+}
+
+fn plan_entry(
+    entry: usize,
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    actions: &mut Vec<Action>,
+) {
+    let file = spec
+        .output
+        .as_ref()
+        .and_then(|path| observed.local.get(path))
         .unwrap_or(&FileState::Absent);
     let remote = |region: &Region| {
         observed
@@ -174,28 +353,31 @@ fn plan_entry(entry: usize, spec: &KeyPairSpec, observed: &Observed, actions: &m
             .and_then(|pairs| pairs.get(spec.name.as_str()))
     };
     let present_in = spec.regions.iter().find(|r| remote(r).is_some());
-    let mut ops: Vec<(KeyPairOp, String)> = spec
+    let mut planned: Vec<(KeyPairOp, String)> = spec
         .regions
         .iter()
-        .map(|region| region_op(spec, file, remote(region), region, present_in))
+        .map(|region| {
+            let (op, reason) = region_op(spec, file, remote(region), region, present_in);
+            match (op, remote(region)) {
+                (KeyPairOp::Noop, Some(remote)) => tag_op(desired, spec, remote),
+                (op, _) => (op, reason),
+            }
+        })
         .collect();
-    attach_mode_fix(spec, file, &mut ops);
-    for (region, (op, reason)) in spec.regions.iter().zip(ops) {
-        actions.push(Action::KeyPair(KeyPairAction {
-            entry,
-            name: spec.name.clone(),
-            region: region.clone(),
-            output: spec.output.clone(),
-            output_display: spec.output_display.clone(),
-            key_type: spec.key_type,
-            tags: spec.tags.clone(),
-            op,
-            reason,
-        }));
+    let fix_at = mode_fix(spec, file, &mut planned);
+    for (i, (region, (op, reason))) in spec.regions.iter().zip(planned).enumerate() {
+        let mut a = action(Some(entry), spec, region, remote(region), op, reason);
+        let Action::KeyPair(inner) = &mut a;
+        inner.fix_mode = fix_at == Some(i);
+        actions.push(a);
     }
 }
 
-/// The op for one region, before any file-mode fix is attached.
+/// Whether the remote key pair matches, before tags are considered.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one decision over every (key source, file, remote) state reads best in one place"
+)]
 fn region_op(
     spec: &KeyPairSpec,
     file: &FileState,
@@ -205,23 +387,25 @@ fn region_op(
 ) -> (KeyPairOp, String) {
     let conflict = |c: Conflict, reason: String| (KeyPairOp::Conflict(c), reason);
     let output = &spec.output_display;
-    let public = match file {
-        FileState::Symlink => {
+    // The key this entry stands for, when it is known locally.
+    let local: Option<&PublicKey> = match (&spec.source, file) {
+        (KeySource::PublicKey(given), _) => Some(given),
+        (_, FileState::Symlink) => {
             return conflict(Conflict::Symlink, format!("{output} is a symbolic link"));
         }
-        FileState::NotAFile => {
+        (_, FileState::NotAFile) => {
             return conflict(
                 Conflict::Unreadable,
                 format!("{output} is not a regular file"),
             );
         }
-        FileState::Unreadable { reason } => {
+        (_, FileState::Unreadable { reason }) => {
             return conflict(
                 Conflict::Unreadable,
                 format!("{output} is not a usable private key: {reason}"),
             );
         }
-        FileState::Key { public, .. } if public.key_type() != spec.key_type.as_str() => {
+        (_, FileState::Key { public, .. }) if public.key_type() != spec.key_type.as_str() => {
             return conflict(
                 Conflict::KeyType,
                 format!(
@@ -231,8 +415,8 @@ fn region_op(
                 ),
             );
         }
-        FileState::Key { public, .. } => Some(public),
-        FileState::Absent => None,
+        (_, FileState::Key { public, .. }) => Some(public),
+        (_, FileState::Absent) => None,
     };
     if let Some(remote_type) = remote.and_then(|r| r.key_type.as_deref())
         && remote_type != spec.key_type.as_str()
@@ -246,76 +430,288 @@ fn region_op(
         );
     }
     let primary = &spec.regions[0];
-    match (public, remote) {
+    match (local, remote) {
         (Some(public), Some(remote)) => match &remote.public_key {
             Some(remote_public) if remote_public == public => {
                 (KeyPairOp::Noop, "in sync".to_owned())
             }
+            Some(_) if matches!(spec.source, KeySource::PublicKey(_)) => conflict(
+                Conflict::Mismatch,
+                "the key pair holds a different key than `public_key`".to_owned(),
+            ),
             Some(_) => conflict(
                 Conflict::Mismatch,
                 format!("{output} holds a different key than the key pair in EC2"),
             ),
             None => conflict(
                 Conflict::Mismatch,
-                "EC2 returned no public key to compare the file with".to_owned(),
+                "EC2 returned no public key to compare with".to_owned(),
             ),
         },
-        (Some(public), None) => (
-            KeyPairOp::Import {
-                source: ImportSource::File(public.clone()),
-                fix_mode: false,
-            },
-            format!("absent in {region}; import the public key of {output}"),
-        ),
+        (Some(public), None) => {
+            let source = match &spec.source {
+                KeySource::PublicKey(_) => ImportSource::Given(public.clone()),
+                KeySource::Aws | KeySource::Local { .. } => ImportSource::File(public.clone()),
+            };
+            let from = if matches!(source, ImportSource::Given(_)) {
+                "`public_key`".to_owned()
+            } else {
+                output.clone()
+            };
+            (
+                KeyPairOp::Import { source },
+                format!("absent in {region}; import the public key of {from}"),
+            )
+        }
         (None, Some(_)) => conflict(
             Conflict::MissingPrivateKey,
             format!("the key pair exists but {output} does not"),
         ),
-        (None, None) => match present_in {
+        (None, None) => match (present_in, generator(spec)) {
             // Creating here would make a second, different key for one entry.
-            Some(other) => conflict(
+            (Some(other), _) => conflict(
                 Conflict::MissingPrivateKey,
                 format!("the key pair exists in {other} but {output} does not"),
             ),
-            None if region == primary => (
-                KeyPairOp::Create,
-                format!(
-                    "EC2 generates a new {} key; save it to {output}",
-                    spec.key_type
-                ),
-            ),
-            None => (
+            (None, Some(generator)) if region == primary => {
+                let who = match generator {
+                    Generator::Ec2 => "EC2 generates",
+                    Generator::Local { .. } => "labctl generates",
+                };
+                (
+                    KeyPairOp::Create { generator },
+                    format!("{who} a new {} key; save it to {output}", spec.key_type),
+                )
+            }
+            (None, Some(_)) => (
                 KeyPairOp::Import {
                     source: ImportSource::CreatedIn(primary.clone()),
-                    fix_mode: false,
                 },
                 format!("import the public key of the key created in {primary}"),
             ),
+            (None, None) => unreachable_public_key(),
         },
     }
 }
 
-/// A key file with the wrong mode is fixed once: by the first region in sync, or else by
-/// the first import.
-fn attach_mode_fix(spec: &KeyPairSpec, file: &FileState, ops: &mut [(KeyPairOp, String)]) {
-    let FileState::Key { mode, .. } = file else {
-        return;
-    };
-    if mode & 0o7777 == KEY_MODE {
-        return;
+/// A `public_key` entry always has its key (`local` is `Some`); kept as a function so the
+/// match above stays exhaustive without a silent arm.
+fn unreachable_public_key() -> (KeyPairOp, String) {
+    (
+        KeyPairOp::Conflict(Conflict::Mismatch),
+        "internal: a public_key entry without its key".to_owned(),
+    )
+}
+
+/// For a key pair whose key matches: noop, adopt, update its tags, or a conflict of ownership.
+fn tag_op(desired: &Desired, spec: &KeyPairSpec, remote: &RemoteKeyPair) -> (KeyPairOp, String) {
+    let missing: BTreeMap<String, String> = spec
+        .tags
+        .iter()
+        .filter(|(k, v)| remote.tags.get(*k).map(String::as_str) != Some(*v))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    match owner(remote) {
+        Some(owner_project) if owner_project == desired.project => {
+            let stale: Vec<String> = remote
+                .tags
+                .keys()
+                .filter(|k| spec.tags.get(k).is_none())
+                .filter(|k| k.starts_with("labctl:") || (spec.purge_tags && !k.starts_with("aws:")))
+                .cloned()
+                .collect();
+            if missing.is_empty() && stale.is_empty() {
+                (KeyPairOp::Noop, "in sync".to_owned())
+            } else {
+                let mut parts: Vec<String> =
+                    missing.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                parts.extend(stale.iter().map(|k| format!("-{k}")));
+                (
+                    KeyPairOp::UpdateTags {
+                        set: missing,
+                        remove: stale,
+                    },
+                    format!("tags differ: {}", parts.join(", ")),
+                )
+            }
+        }
+        Some(other) => (
+            KeyPairOp::Conflict(Conflict::OwnedByOther),
+            format!("the key pair belongs to project {other}"),
+        ),
+        None => (
+            KeyPairOp::Adopt { set: missing },
+            "the key matches but the key pair has no ownership tag; adopt it".to_owned(),
+        ),
     }
-    if let Some((op, reason)) = ops.iter_mut().find(|(op, _)| *op == KeyPairOp::Noop) {
+}
+
+/// A key file with the wrong mode is fixed once: by the first region in sync (as a
+/// `fix-mode` action), or else along with the first other change. Returns the index of the
+/// action that carries the fix, when it is not a `fix-mode` action itself.
+fn mode_fix(
+    spec: &KeyPairSpec,
+    file: &FileState,
+    planned: &mut [(KeyPairOp, String)],
+) -> Option<usize> {
+    let FileState::Key { mode, .. } = file else {
+        return None;
+    };
+    if mode & 0o7777 == KEY_MODE || matches!(spec.source, KeySource::PublicKey(_)) {
+        return None;
+    }
+    if let Some((op, reason)) = planned.iter_mut().find(|(op, _)| *op == KeyPairOp::Noop) {
         *op = KeyPairOp::FixMode { mode: *mode };
         *reason = format!(
             "{} has mode {mode:04o}; set it to 0400",
             spec.output_display
         );
-    } else if let Some((KeyPairOp::Import { fix_mode, .. }, reason)) = ops
-        .iter_mut()
-        .find(|(op, _)| matches!(op, KeyPairOp::Import { .. }))
-    {
-        *fix_mode = true;
-        reason.push_str(", and set its mode to 0400");
+        return None;
+    }
+    let index = planned.iter().position(|(op, _)| op.is_change())?;
+    let note = format!("; set {} to 0400", spec.output_display);
+    planned[index].1.push_str(&note);
+    Some(index)
+}
+
+/// `--replace`: delete the entry's key pairs and create a new key, if this manifest owns them.
+fn plan_replace(
+    entry: usize,
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    actions: &mut Vec<Action>,
+) {
+    let remote = |region: &Region| {
+        observed
+            .remote
+            .get(region)
+            .and_then(|pairs| pairs.get(spec.name.as_str()))
+    };
+    let unowned = spec
+        .regions
+        .iter()
+        .filter_map(remote)
+        .any(|r| owner(r) != Some(desired.project.as_str()));
+    let symlink = spec
+        .output
+        .as_ref()
+        .is_some_and(|p| matches!(observed.local.get(p), Some(FileState::Symlink)));
+    let primary = &spec.regions[0];
+    for region in &spec.regions {
+        let (op, reason) = match generator(spec) {
+            _ if unowned => (
+                KeyPairOp::Conflict(Conflict::NotOwned),
+                "not every key pair of this entry carries this manifest's ownership tag".to_owned(),
+            ),
+            _ if symlink => (
+                KeyPairOp::Conflict(Conflict::Symlink),
+                format!("{} is a symbolic link", spec.output_display),
+            ),
+            None => (
+                KeyPairOp::Conflict(Conflict::KeyType),
+                "a `public_key` entry imports the key it names; change `public_key` instead"
+                    .to_owned(),
+            ),
+            Some(generator) => {
+                let exists = remote(region).is_some();
+                let reason = match (region == primary, exists) {
+                    (true, true) => format!(
+                        "delete the key pair, move {} aside, create a new key",
+                        spec.output_display
+                    ),
+                    (true, false) => {
+                        format!("move {} aside, create a new key", spec.output_display)
+                    }
+                    (false, true) => {
+                        format!("delete the key pair, import the new key created in {primary}")
+                    }
+                    (false, false) => format!("import the new key created in {primary}"),
+                };
+                (
+                    KeyPairOp::Replace {
+                        generator,
+                        created_in: primary.clone(),
+                        exists,
+                    },
+                    reason,
+                )
+            }
+        };
+        actions.push(action(
+            Some(entry),
+            spec,
+            region,
+            remote(region),
+            op,
+            reason,
+        ));
+    }
+}
+
+/// Key pairs owned by this manifest, in its regions, that it no longer lists.
+fn plan_orphans(
+    desired: &Desired,
+    observed: &Observed,
+    options: &Options,
+    actions: &mut Vec<Action>,
+) {
+    let wanted: BTreeSet<(&Region, &str)> = desired
+        .keypairs
+        .iter()
+        .flat_map(|k| k.regions.iter().map(move |r| (r, k.name.as_str())))
+        .collect();
+    for (region, pairs) in &observed.remote {
+        for (name, remote) in pairs {
+            if wanted.contains(&(region, name.as_str()))
+                || owner(remote) != Some(desired.project.as_str())
+            {
+                continue;
+            }
+            let Ok(key_name) = KeyName::parse(name) else {
+                continue;
+            };
+            let key_type = match remote.key_type.as_deref() {
+                Some("ed25519") => KeyType::Ed25519,
+                _ => KeyType::Rsa,
+            };
+            // The file is removed only when asked, and only when it holds this very key.
+            let candidate = desired.orphan_dir.join(format!("{name}.pem"));
+            let holds_key = matches!(
+                (observed.local.get(&candidate), &remote.public_key),
+                (Some(FileState::Key { public, .. }), Some(remote_public)) if public == remote_public
+            );
+            let purge_file = (options.purge_local && holds_key).then(|| candidate.clone());
+            let reason = if options.prune {
+                let also = purge_file
+                    .as_ref()
+                    .map(|p| format!(" and remove {}", p.display()))
+                    .unwrap_or_default();
+                format!("no longer in the manifest; delete it{also}")
+            } else {
+                "no longer in the manifest; `apply --prune` deletes it".to_owned()
+            };
+            actions.push(Action::KeyPair(KeyPairAction {
+                entry: None,
+                name: key_name,
+                region: region.clone(),
+                output: holds_key.then_some(candidate.clone()),
+                output_display: if holds_key {
+                    candidate.display().to_string()
+                } else {
+                    String::new()
+                },
+                key_type,
+                tags: TagSet::default(),
+                op: KeyPairOp::Orphan {
+                    delete: options.prune,
+                    purge_file,
+                },
+                remote_id: remote.id.clone(),
+                fix_mode: false,
+                reason,
+            }));
+        }
     }
 }
 
@@ -326,17 +722,34 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
-    use super::{Action, Conflict, ImportSource, KeyPairOp, plan};
+    use super::{
+        Action, Conflict, Generator, ImportSource, KeyPairOp, Options, plan, plan_destroy,
+    };
     use crate::cloud::RemoteKeyPair;
-    use crate::desired::{Desired, KeyName, KeyPairSpec, KeyType, Region, TagSet};
+    use crate::desired::{
+        Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+    };
     use crate::keys::{FileState, PublicKey};
     use crate::observe::Observed;
+
+    const EC2: KeyPairOp = KeyPairOp::Create {
+        generator: Generator::Ec2,
+    };
 
     fn key(name: &str) -> PublicKey {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/keys")
             .join(name);
         PublicKey::from_openssh(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn tags(extra: &[(&str, &str)]) -> TagSet {
+        let mut map: BTreeMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        map.insert(PROJECT_TAG.into(), "lab".into());
+        TagSet::from_checked(map)
     }
 
     fn desired(regions: &[&str], key_type: KeyType) -> Desired {
@@ -346,21 +759,42 @@ mod tests {
                 name: KeyName::parse("lab-key").unwrap(),
                 regions: regions.iter().map(|r| Region::parse(r).unwrap()).collect(),
                 key_type,
-                tags: TagSet::default(),
-                output: PathBuf::from("keys/lab-key.pem"),
+                source: KeySource::Aws,
+                tags: tags(&[("Team", "blue")]),
+                purge_tags: false,
+                output: Some(PathBuf::from("keys/lab-key.pem")),
                 output_display: "keys/lab-key.pem".into(),
             }],
+            orphan_dir: PathBuf::from("keys"),
         }
     }
 
+    /// A remote key pair owned by project `lab` with the manifest's tags.
     fn remote(public: Option<PublicKey>, key_type: &str) -> RemoteKeyPair {
+        remote_named(
+            "lab-key",
+            public,
+            key_type,
+            &[(PROJECT_TAG, "lab"), ("Team", "blue")],
+        )
+    }
+
+    fn remote_named(
+        name: &str,
+        public: Option<PublicKey>,
+        key_type: &str,
+        tags: &[(&str, &str)],
+    ) -> RemoteKeyPair {
         RemoteKeyPair {
-            name: "lab-key".into(),
-            id: Some("key-1".into()),
+            name: name.into(),
+            id: Some(format!("key-{name}")),
             fingerprint: None,
             key_type: Some(key_type.into()),
             public_key: public,
-            tags: BTreeMap::new(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
         }
     }
 
@@ -383,7 +817,7 @@ mod tests {
     }
 
     fn ops(desired: &Desired, observed: &Observed) -> Vec<KeyPairOp> {
-        plan(desired, observed)
+        plan(desired, observed, &Options::default())
             .actions
             .into_iter()
             .map(|Action::KeyPair(a)| a.op)
@@ -397,6 +831,12 @@ mod tests {
         }
     }
 
+    fn import_file(public: &str) -> KeyPairOp {
+        KeyPairOp::Import {
+            source: ImportSource::File(key(public)),
+        }
+    }
+
     /// (what, key pairs present per region, the key file, expected op).
     type Case = (
         &'static str,
@@ -406,16 +846,12 @@ mod tests {
     );
 
     #[test]
+    #[expect(clippy::too_many_lines, reason = "a table of cases")]
     fn one_region() {
         let d = desired(&["us-east-1"], KeyType::Ed25519);
         let a = || Some(key("ed25519-a.pub"));
         let cases: Vec<Case> = vec![
-            (
-                "nothing anywhere",
-                vec![],
-                FileState::Absent,
-                KeyPairOp::Create,
-            ),
+            ("nothing anywhere", vec![], FileState::Absent, EC2),
             (
                 "in sync",
                 vec![("us-east-1", remote(a(), "ed25519"))],
@@ -432,19 +868,7 @@ mod tests {
                 "deleted remotely",
                 vec![],
                 file("ed25519-a.pub", 0o400),
-                KeyPairOp::Import {
-                    source: ImportSource::File(key("ed25519-a.pub")),
-                    fix_mode: false,
-                },
-            ),
-            (
-                "deleted remotely, loose mode",
-                vec![],
-                file("ed25519-a.pub", 0o600),
-                KeyPairOp::Import {
-                    source: ImportSource::File(key("ed25519-a.pub")),
-                    fix_mode: true,
-                },
+                import_file("ed25519-a.pub"),
             ),
             (
                 "private key lost",
@@ -494,11 +918,78 @@ mod tests {
                 file("rsa-pkcs1.pub", 0o400),
                 KeyPairOp::Conflict(Conflict::KeyType),
             ),
+            (
+                "made by hand, key matches",
+                vec![("us-east-1", remote_named("lab-key", a(), "ed25519", &[]))],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Adopt {
+                    set: BTreeMap::from([
+                        (PROJECT_TAG.into(), "lab".into()),
+                        ("Team".into(), "blue".into()),
+                    ]),
+                },
+            ),
+            (
+                "another project's key pair",
+                vec![(
+                    "us-east-1",
+                    remote_named("lab-key", a(), "ed25519", &[(PROJECT_TAG, "other")]),
+                )],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::OwnedByOther),
+            ),
+            (
+                "tag drift and a stale labctl tag; foreign tags kept",
+                vec![(
+                    "us-east-1",
+                    remote_named(
+                        "lab-key",
+                        a(),
+                        "ed25519",
+                        &[
+                            (PROJECT_TAG, "lab"),
+                            ("Team", "red"),
+                            ("labctl:old", "x"),
+                            ("Cost", "1"),
+                        ],
+                    ),
+                )],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::UpdateTags {
+                    set: BTreeMap::from([("Team".into(), "blue".into())]),
+                    remove: vec!["labctl:old".into()],
+                },
+            ),
         ];
         for (what, present, local, expected) in cases {
             let o = observed(&d, &present, local);
             assert_eq!(ops(&d, &o), vec![expected], "{what}");
         }
+    }
+
+    #[test]
+    fn purge_tags_removes_foreign_tags_but_never_aws_ones() {
+        let mut d = desired(&["us-east-1"], KeyType::Ed25519);
+        d.keypairs[0].purge_tags = true;
+        let present = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[
+                (PROJECT_TAG, "lab"),
+                ("Team", "blue"),
+                ("Cost", "1"),
+                ("aws:cloudformation:stack", "s"),
+            ],
+        );
+        let o = observed(&d, &[("us-east-1", present)], file("ed25519-a.pub", 0o400));
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::UpdateTags {
+                set: BTreeMap::new(),
+                remove: vec!["Cost".into()]
+            }]
+        );
     }
 
     #[test]
@@ -508,19 +999,12 @@ mod tests {
             KeyType::Ed25519,
         );
         let a = || Some(key("ed25519-a.pub"));
-        let from_file = || KeyPairOp::Import {
-            source: ImportSource::File(key("ed25519-a.pub")),
-            fix_mode: false,
-        };
-
-        // Nothing anywhere: create in the first region, import the new key elsewhere.
         let created_in = || KeyPairOp::Import {
             source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
-            fix_mode: false,
         };
         assert_eq!(
             ops(&d, &observed(&d, &[], FileState::Absent)),
-            vec![KeyPairOp::Create, created_in(), created_in()]
+            vec![EC2, created_in(), created_in()]
         );
 
         // Present in one region, file present: import into the others.
@@ -529,7 +1013,14 @@ mod tests {
             &[("eu-west-1", remote(a(), "ed25519"))],
             file("ed25519-a.pub", 0o400),
         );
-        assert_eq!(ops(&d, &o), vec![from_file(), KeyPairOp::Noop, from_file()]);
+        assert_eq!(
+            ops(&d, &o),
+            vec![
+                import_file("ed25519-a.pub"),
+                KeyPairOp::Noop,
+                import_file("ed25519-a.pub")
+            ]
+        );
 
         // Present in a later region only, no file: never create a second, different key.
         let o = observed(
@@ -554,19 +1045,157 @@ mod tests {
         assert_eq!(
             ops(&d, &o),
             vec![
-                from_file(),
+                import_file("ed25519-a.pub"),
                 KeyPairOp::FixMode { mode: 0o644 },
                 KeyPairOp::Noop
             ]
         );
+
+        // Nowhere in sync: the first import carries the mode fix.
+        let o = observed(&d, &[], file("ed25519-a.pub", 0o644));
+        let p = plan(&d, &o, &Options::default());
+        let fixes: Vec<bool> = p
+            .actions
+            .iter()
+            .map(|Action::KeyPair(a)| a.fix_mode)
+            .collect();
+        assert_eq!(fixes, [true, false, false]);
+    }
+
+    #[test]
+    fn key_sources() {
+        let mut d = desired(&["us-east-1", "eu-west-1"], KeyType::Rsa);
+        d.keypairs[0].source = KeySource::Local { bits: 4096 };
+        let local = KeyPairOp::Create {
+            generator: Generator::Local { bits: 4096 },
+        };
+        let created_in = KeyPairOp::Import {
+            source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+        };
+        assert_eq!(
+            ops(&d, &observed(&d, &[], FileState::Absent)),
+            vec![local, created_in]
+        );
+
+        let mut d = desired(&["us-east-1"], KeyType::Ed25519);
+        d.keypairs[0].source = KeySource::PublicKey(key("ed25519-a.pub"));
+        d.keypairs[0].output = None;
+        let given = KeyPairOp::Import {
+            source: ImportSource::Given(key("ed25519-a.pub")),
+        };
+        assert_eq!(ops(&d, &observed(&d, &[], FileState::Absent)), vec![given]);
+        let o = observed(
+            &d,
+            &[("us-east-1", remote(Some(key("ed25519-a.pub")), "ed25519"))],
+            FileState::Absent,
+        );
+        assert_eq!(ops(&d, &o), vec![KeyPairOp::Noop]);
+        let o = observed(
+            &d,
+            &[("us-east-1", remote(Some(key("ed25519-b.pub")), "ed25519"))],
+            FileState::Absent,
+        );
+        assert_eq!(ops(&d, &o), vec![KeyPairOp::Conflict(Conflict::Mismatch)]);
+    }
+
+    #[test]
+    fn orphans_prune_and_destroy_touch_only_owned_key_pairs() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let present = [
+            ("us-east-1", remote(Some(key("ed25519-a.pub")), "ed25519")),
+            (
+                "us-east-1",
+                remote_named("old", None, "ed25519", &[(PROJECT_TAG, "lab")]),
+            ),
+            ("us-east-1", remote_named("by-hand", None, "ed25519", &[])),
+            (
+                "us-east-1",
+                remote_named("theirs", None, "ed25519", &[(PROJECT_TAG, "other")]),
+            ),
+        ];
+        let o = observed(&d, &present, file("ed25519-a.pub", 0o400));
+        let names = |p: &super::Plan| -> Vec<(String, &'static str)> {
+            p.actions
+                .iter()
+                .map(|Action::KeyPair(a)| (a.name.to_string(), a.op.name()))
+                .collect()
+        };
+        let kept = plan(&d, &o, &Options::default());
+        assert_eq!(
+            names(&kept),
+            [("lab-key".to_owned(), "noop"), ("old".to_owned(), "orphan")]
+        );
+        assert!(!kept.has_changes());
+        let pruned = plan(
+            &d,
+            &o,
+            &Options {
+                prune: true,
+                ..Options::default()
+            },
+        );
+        assert_eq!(
+            names(&pruned),
+            [("lab-key".to_owned(), "noop"), ("old".to_owned(), "delete")]
+        );
+        let destroy = plan_destroy(&d, &o, &Options::default());
+        assert_eq!(
+            names(&destroy),
+            [
+                ("lab-key".to_owned(), "delete"),
+                ("old".to_owned(), "delete")
+            ]
+        );
+    }
+
+    #[test]
+    fn replace_only_what_this_manifest_owns() {
+        let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
+        let options = Options {
+            replace: [KeyName::parse("lab-key").unwrap()].into(),
+            ..Options::default()
+        };
+        let owned = observed(
+            &d,
+            &[("us-east-1", remote(Some(key("ed25519-a.pub")), "ed25519"))],
+            FileState::Absent,
+        );
+        let p = plan(&d, &owned, &options);
+        let region = Region::parse("us-east-1").unwrap();
+        let expected = |exists| KeyPairOp::Replace {
+            generator: Generator::Ec2,
+            created_in: region.clone(),
+            exists,
+        };
+        let got: Vec<KeyPairOp> = p
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert_eq!(got, [expected(true), expected(false)]);
+
+        let unowned = observed(
+            &d,
+            &[(
+                "us-east-1",
+                remote_named("lab-key", Some(key("ed25519-a.pub")), "ed25519", &[]),
+            )],
+            FileState::Absent,
+        );
+        let got: Vec<KeyPairOp> = plan(&d, &unowned, &options)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::NotOwned); 2]);
     }
 
     #[test]
     fn planning_is_deterministic_and_in_manifest_order() {
         let d = desired(&["us-west-2", "eu-west-1"], KeyType::Rsa);
         let o = observed(&d, &[], FileState::Absent);
-        let first = plan(&d, &o);
-        assert_eq!(first, plan(&d, &o));
+        let first = plan(&d, &o, &Options::default());
+        assert_eq!(first, plan(&d, &o, &Options::default()));
         let regions: Vec<String> = first
             .actions
             .iter()

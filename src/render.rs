@@ -29,11 +29,15 @@ impl Style {
 
 fn symbol(op: &KeyPairOp) -> (&'static str, &'static str) {
     match op {
-        KeyPairOp::Create => ("+", "32"),
+        KeyPairOp::Create { .. } => ("+", "32"),
         KeyPairOp::Import { .. } => (">", "36"),
-        KeyPairOp::FixMode { .. } => ("~", "33"),
+        KeyPairOp::Replace { .. } => ("±", "35"),
+        KeyPairOp::UpdateTags { .. } | KeyPairOp::FixMode { .. } => ("~", "33"),
+        KeyPairOp::Adopt { .. } => ("*", "36"),
         KeyPairOp::Noop => ("=", "2"),
         KeyPairOp::Conflict(_) => ("!", "31"),
+        KeyPairOp::Orphan { delete: false, .. } => ("?", "33"),
+        KeyPairOp::Orphan { delete: true, .. } | KeyPairOp::Delete { .. } => ("-", "31"),
     }
 }
 
@@ -44,53 +48,82 @@ fn op_label(op: &KeyPairOp) -> String {
     }
 }
 
-/// Counts per action kind, in a fixed order.
+/// The summary's keys, in the order people read them, with the words for the human line.
+const KINDS: &[(&str, &str, &str)] = &[
+    ("create", "to create", "created"),
+    ("import", "to import", "imported"),
+    ("replace", "to replace", "replaced"),
+    ("adopt", "to adopt", "adopted"),
+    ("update-tags", "to retag", "retagged"),
+    ("fix-mode", "to fix", "fixed"),
+    ("delete", "to delete", "deleted"),
+    ("orphan", "orphaned (kept)", "orphaned (kept)"),
+    ("noop", "unchanged", "unchanged"),
+    ("conflict", "in conflict", "in conflict"),
+];
+
+/// Counts per action kind; every kind is present (0 when none), `failed` only for apply.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct Summary {
-    pub create: usize,
-    pub import: usize,
-    #[serde(rename = "fix-mode")]
-    pub fix_mode: usize,
-    pub noop: usize,
-    pub conflict: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<usize>,
-}
+pub struct Summary(BTreeMap<&'static str, usize>);
 
 impl Summary {
+    fn empty() -> Self {
+        Summary(KINDS.iter().map(|(k, _, _)| (*k, 0)).collect())
+    }
+
+    fn add(&mut self, kind: &'static str) {
+        *self.0.entry(kind).or_default() += 1;
+    }
+
+    pub fn get(&self, kind: &str) -> usize {
+        self.0.get(kind).copied().unwrap_or(0)
+    }
+
     pub fn of_plan(plan: &Plan) -> Self {
-        let mut s = Summary::default();
+        let mut s = Summary::empty();
         for Action::KeyPair(a) in &plan.actions {
-            match a.op {
-                KeyPairOp::Create => s.create += 1,
-                KeyPairOp::Import { .. } => s.import += 1,
-                KeyPairOp::FixMode { .. } => s.fix_mode += 1,
-                KeyPairOp::Noop => s.noop += 1,
-                KeyPairOp::Conflict(_) => s.conflict += 1,
+            s.add(a.op.name());
+        }
+        s
+    }
+
+    /// Counts of what apply did: a change counts under its kind only when it was done.
+    pub fn of_report(report: &Report) -> Self {
+        let mut s = Summary::empty();
+        s.0.insert("failed", 0);
+        for o in &report.outcomes {
+            let Action::KeyPair(a) = &o.action;
+            match o.status {
+                Status::Done => s.add(a.op.name()),
+                Status::Unchanged => s.add(if matches!(a.op, KeyPairOp::Orphan { .. }) {
+                    "orphan"
+                } else {
+                    "noop"
+                }),
+                Status::Conflict => s.add("conflict"),
+                Status::Failed | Status::Skipped => s.add("failed"),
             }
         }
         s
     }
 
-    /// Counts of what apply did: only successful changes count as create/import/fix-mode.
-    pub fn of_report(report: &Report) -> Self {
-        let mut s = Summary {
-            failed: Some(0),
-            ..Summary::default()
-        };
-        for o in &report.outcomes {
-            let Action::KeyPair(a) = &o.action;
-            match (o.status, &a.op) {
-                (Status::Done, KeyPairOp::Create) => s.create += 1,
-                (Status::Done, KeyPairOp::Import { .. }) => s.import += 1,
-                (Status::Done, KeyPairOp::FixMode { .. }) => s.fix_mode += 1,
-                (Status::Unchanged, _) => s.noop += 1,
-                (Status::Conflict, _) => s.conflict += 1,
-                (Status::Failed | Status::Skipped, _) => *s.failed.get_or_insert(0) += 1,
-                (Status::Done, KeyPairOp::Noop | KeyPairOp::Conflict(_)) => {}
-            }
+    /// `1 to create, 2 unchanged` (zero counts left out, `none` when empty).
+    fn words(&self, past: bool) -> String {
+        let mut parts: Vec<String> = KINDS
+            .iter()
+            .filter(|(k, _, _)| self.get(k) > 0)
+            .map(|(k, future, done)| {
+                format!("{} {}", self.get(k), if past { done } else { future })
+            })
+            .collect();
+        if self.get("failed") > 0 {
+            parts.push(format!("{} failed", self.get("failed")));
         }
-        s
+        if parts.is_empty() {
+            "nothing".to_owned()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -146,17 +179,9 @@ pub fn plan_human(plan: &Plan, style: Style) -> String {
     }
     let s = Summary::of_plan(plan);
     if plan.has_changes() {
-        let _ = writeln!(
-            out,
-            "Plan: {} to create, {} to import, {} to fix, {} unchanged, {} in conflict.",
-            s.create, s.import, s.fix_mode, s.noop, s.conflict
-        );
+        let _ = writeln!(out, "Plan: {}.", s.words(false));
     } else {
-        let _ = writeln!(
-            out,
-            "No changes. {} unchanged, {} in conflict.",
-            s.noop, s.conflict
-        );
+        let _ = writeln!(out, "No changes. {}.", s.words(false));
     }
     let mut hinted = Vec::new();
     for Action::KeyPair(a) in &plan.actions {
@@ -180,8 +205,8 @@ pub fn report_human(report: &Report, style: Style) -> String {
         .filter(|o| matches!(o.status, Status::Done | Status::Failed | Status::Skipped))
         .collect();
     let s = Summary::of_report(report);
-    if tried.is_empty() && s.conflict == 0 {
-        let _ = writeln!(out, "No changes. {} key pair(s) in sync.", s.noop);
+    if tried.is_empty() && s.get("conflict") == 0 {
+        let _ = writeln!(out, "No changes. {}.", s.words(true));
         return out;
     }
     let w = widths(tried.iter().map(|o| {
@@ -194,12 +219,23 @@ pub fn report_human(report: &Report, style: Style) -> String {
     for o in &tried {
         let Action::KeyPair(a) = &o.action;
         let what = match (o.status, &a.op) {
-            (Status::Done, KeyPairOp::Create) => "created, private key saved (0400)".to_owned(),
-            (Status::Done, KeyPairOp::Import { fix_mode: true, .. }) => {
-                "imported, file set to 0400".to_owned()
+            (Status::Done, KeyPairOp::Create { .. }) => {
+                "created, private key saved (0400)".to_owned()
             }
-            (Status::Done, KeyPairOp::Import { .. }) => "imported".to_owned(),
-            (Status::Done, KeyPairOp::FixMode { .. }) => "mode set to 0400".to_owned(),
+            (Status::Done, KeyPairOp::Replace { created_in, .. }) if *created_in == a.region => {
+                "replaced, new private key saved (0400)".to_owned()
+            }
+            (Status::Done, op) => {
+                let done = KINDS
+                    .iter()
+                    .find(|(k, _, _)| *k == op.name())
+                    .map_or("done", |(_, _, d)| d);
+                if a.fix_mode {
+                    format!("{done}, file set to 0400")
+                } else {
+                    done.to_owned()
+                }
+            }
             (status, op) => format!("{} ({})", status.as_str(), op_label(op)),
         };
         line(&mut out, style, a, &w, &what);
@@ -211,18 +247,13 @@ pub fn report_human(report: &Report, style: Style) -> String {
     }
     let _ = writeln!(
         out,
-        "Apply {}: {} created, {} imported, {} fixed, {} unchanged, {} in conflict, {} failed.",
+        "Apply {}: {}.",
         if report.succeeded() {
             "complete"
         } else {
             "incomplete"
         },
-        s.create,
-        s.import,
-        s.fix_mode,
-        s.noop,
-        s.conflict,
-        s.failed.unwrap_or(0)
+        s.words(true)
     );
     out
 }
@@ -232,7 +263,7 @@ struct JsonAction<'a> {
     action: &'static str,
     name: &'a str,
     region: &'a str,
-    output: &'a str,
+    output: Option<&'a str>,
     reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     conflict: Option<&'static str>,
@@ -259,7 +290,7 @@ fn json_action<'a>(
         action: a.op.name(),
         name: a.name.as_str(),
         region: a.region.as_str(),
-        output: &a.output_display,
+        output: (!a.output_display.is_empty()).then_some(a.output_display.as_str()),
         reason: a.reason.clone(),
         conflict: match a.op {
             KeyPairOp::Conflict(c) => Some(c.as_str()),

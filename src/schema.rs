@@ -44,6 +44,12 @@ struct Defaults {
     /// The default key type: `rsa` (2048-bit, as EC2 generates it) or `ed25519`. Default: `rsa`.
     #[serde(default)]
     key_type: Option<KeyType>,
+    /// Who generates keys: `aws` (EC2, the default) or `local` (labctl; EC2 never sees the private key).
+    #[serde(default)]
+    source: Option<Source>,
+    /// RSA key size for `source: local`: 2048, 3072 or 4096. Default: 2048.
+    #[serde(default)]
+    bits: Option<Bits>,
     /// Folder for private key files when an entry gives no `output`. Default: `keys`, next to the manifest.
     #[serde(default)]
     output_dir: Option<String>,
@@ -51,6 +57,9 @@ struct Defaults {
     #[serde(default)]
     #[schemars(schema_with = "tags_schema")]
     tags: Option<BTreeMap<String, String>>,
+    /// Remove tags that are neither in the manifest nor labctl's from key pairs this manifest owns. Default: false.
+    #[serde(default)]
+    purge_tags: Option<bool>,
 }
 
 /// One key pair.
@@ -61,19 +70,39 @@ struct KeyPair {
     /// The EC2 key pair name: 1 to 255 ASCII characters, no leading or trailing space. `${project}` and vars are substituted.
     #[schemars(length(min = 1, max = 255))]
     name: String,
+    /// Make this many key pairs from this entry (one per attendee); `${index}` (1-based, zero-padded) in `name`, `output` and tag values numbers them.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    count: Option<u32>,
+    /// Make one key pair per item; `${item}` in `name`, `output` and tag values is the item. Give `count` or `for_each`, not both.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    for_each: Option<Vec<String>>,
     /// The region of this key pair (give `region` or `regions`, not both). Default: the defaults' region(s).
     #[serde(default)]
     region: Option<RegionName>,
     /// The regions of this key pair; the key is generated in the first and imported into the others.
     #[serde(default)]
     regions: Option<Regions>,
-    /// The key type: `rsa` or `ed25519`. Default: the defaults' key type, else `rsa`.
+    /// The key type: `rsa` or `ed25519`. Default: the defaults' key type, else `rsa` (or the type of `public_key`).
     #[serde(default)]
     key_type: Option<KeyType>,
+    /// Who generates the key: `aws` (EC2, the default) or `local` (labctl). Not with `public_key`.
+    #[serde(default)]
+    source: Option<Source>,
+    /// RSA key size for `source: local`: 2048, 3072 or 4096.
+    #[serde(default)]
+    bits: Option<Bits>,
+    /// Import a key you already have: the path of an OpenSSH public key file, or the key itself (`ssh-ed25519 AAAA…`). No private key file is written.
+    #[serde(default)]
+    public_key: Option<String>,
     /// Tags for this key pair, merged over the defaults' tags (this entry's value wins).
     #[serde(default)]
     #[schemars(schema_with = "tags_schema")]
     tags: Option<BTreeMap<String, String>>,
+    /// Remove tags that are neither in the manifest nor labctl's. Default: the defaults' setting, else false.
+    #[serde(default)]
+    purge_tags: Option<bool>,
     /// The private key file. Default: `${output_dir}/${name}.pem`. Relative paths resolve against the manifest's folder, `~/` against the home folder.
     #[serde(default)]
     output: Option<String>,
@@ -103,6 +132,34 @@ impl JsonSchema for RegionName {
 enum Regions {
     One(RegionName),
     Many(#[schemars(length(min = 1))] Vec<RegionName>),
+}
+
+/// Who generates a key.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Source {
+    /// EC2 generates the key (`CreateKeyPair`) and hands out the private key once.
+    Aws,
+    /// labctl generates the key and imports its public key; EC2 never sees the private key.
+    Local,
+}
+
+/// RSA key size in bits.
+struct Bits;
+
+impl JsonSchema for Bits {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Bits".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "description": "RSA key size for `source: local`.",
+            "enum": [2048, 3072, 4096]
+        })
+    }
 }
 
 /// The key algorithm.

@@ -7,8 +7,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
-use crate::desired::{Desired, KeyName, KeyPairSpec, KeyType, PROJECT_TAG, Region, TagSet};
+use crate::desired::{
+    Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+};
 use crate::diagnostic::{self, Diagnostic};
+use crate::keys::PublicKey;
 use crate::manifest::{Entry, Located, Manifest, Pos, RegionList};
 use crate::template::{self, TemplateError};
 
@@ -17,6 +20,10 @@ pub const MAX_TAGS: usize = 50;
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
 const DEFAULT_OUTPUT_DIR: &str = "keys";
+/// The most key pairs one entry may expand to with `count`.
+pub const MAX_COUNT: i128 = 1000;
+/// Public key files larger than this are refused.
+const MAX_PUBLIC_KEY_FILE: u64 = 16 * 1024;
 
 /// What validation needs besides the manifest.
 #[derive(Clone, Debug, Default)]
@@ -40,7 +47,9 @@ pub fn validate(manifest: &Manifest, context: &Context) -> (Option<Desired>, Vec
     let desired = v.run(manifest);
     let mut diagnostics = v.diagnostics;
     diagnostic::sort(&mut diagnostics);
-    diagnostics.dedup();
+    // An entry expanded by `count` or `for_each` reports a shared mistake once.
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.pos, d.field.clone(), d.message.clone())));
     if diagnostic::has_errors(&diagnostics) {
         (None, diagnostics)
     } else {
@@ -57,10 +66,34 @@ struct Checked {
     output: Option<(PathBuf, String, Pos)>,
 }
 
-struct Validator<'c> {
-    context: &'c Context,
-    diagnostics: Vec<Diagnostic>,
-    vars: HashMap<String, String>,
+/// The defaults, resolved once for every entry.
+struct Resolved {
+    output_dir: Option<String>,
+    key_type: Option<KeyType>,
+    regions: Option<Vec<(Region, Pos)>>,
+    source: Option<SourceKind>,
+    bits: Option<Located<i128>>,
+    purge_tags: bool,
+}
+
+/// A `key_type` as written: absent, invalid (already reported), or a type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    Absent,
+    Invalid,
+    Type(KeyType),
+}
+
+impl From<Option<KeyType>> for Declared {
+    fn from(parsed: Option<KeyType>) -> Self {
+        parsed.map_or(Declared::Invalid, Declared::Type)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SourceKind {
+    Aws,
+    Local,
 }
 
 /// Variables a template may use besides the user's `vars`.
@@ -68,6 +101,14 @@ struct Validator<'c> {
 struct Scope<'a> {
     name: Option<&'a str>,
     output_dir: Option<&'a str>,
+    /// `index` (with `count`) or `item` (with `for_each`) and its value.
+    instance: Option<(&'static str, &'a str)>,
+}
+
+struct Validator<'c> {
+    context: &'c Context,
+    diagnostics: Vec<Diagnostic>,
+    vars: HashMap<String, String>,
 }
 
 fn is_project_name(s: &str) -> bool {
@@ -85,9 +126,10 @@ impl Validator<'_> {
     fn expand(&mut self, field: &str, value: &Located<String>, scope: Scope<'_>) -> Option<String> {
         let vars = &self.vars;
         let lookup = |name: &str| -> Option<&str> {
-            match name {
-                "name" => scope.name,
-                "output_dir" => scope.output_dir,
+            match (name, scope.instance) {
+                ("name", _) => scope.name,
+                ("output_dir", _) => scope.output_dir,
+                (_, Some((var, value))) if var == name => Some(value),
                 _ => vars.get(name).map(String::as_str),
             }
         };
@@ -95,20 +137,20 @@ impl Validator<'_> {
             Ok(text) => Some(text),
             Err(TemplateError::Unknown(name)) => {
                 let mut known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
-                if scope.name.is_some() {
-                    known.push("name");
-                }
-                if scope.output_dir.is_some() {
-                    known.push("output_dir");
-                }
+                known.extend(scope.name.map(|_| "name"));
+                known.extend(scope.output_dir.map(|_| "output_dir"));
+                known.extend(scope.instance.map(|(var, _)| var));
                 known.sort_unstable();
-                let help = if name == "name" {
-                    "`${name}` is only available in `output` and in tag values".to_owned()
-                } else {
-                    format!(
+                let help = match name.as_str() {
+                    "name" => {
+                        "`${name}` is only available in `output` and in tag values".to_owned()
+                    }
+                    "index" => "`${index}` is only available in an entry with `count`".to_owned(),
+                    "item" => "`${item}` is only available in an entry with `for_each`".to_owned(),
+                    _ => format!(
                         "define it under `vars:` or pass `--var {name}=VALUE`; available here: {}",
                         known.join(", ")
-                    )
+                    ),
                 };
                 self.push(
                     Diagnostic::error(
@@ -163,21 +205,7 @@ impl Validator<'_> {
             p.value.clone()
         });
         self.vars(manifest, project.as_deref());
-
-        let output_dir = match &manifest.defaults.output_dir {
-            Some(dir) => self.expand("defaults.output_dir", dir, Scope::default()),
-            None => Some(DEFAULT_OUTPUT_DIR.to_owned()),
-        };
-        let defaults_key_type = manifest
-            .defaults
-            .key_type
-            .as_ref()
-            .and_then(|k| self.key_type("defaults.key_type", k));
-        let defaults_regions = manifest
-            .defaults
-            .regions
-            .as_ref()
-            .map(|list| self.region_list(list));
+        let resolved = self.defaults(manifest);
 
         let entries = manifest
             .keypairs
@@ -188,57 +216,164 @@ impl Validator<'_> {
         let mut seen_names: BTreeMap<(String, String), Pos> = BTreeMap::new();
         let mut seen_outputs: BTreeMap<PathBuf, Pos> = BTreeMap::new();
         for entry in entries {
-            let checked = self.entry(
-                manifest,
-                entry,
-                output_dir.as_deref(),
-                defaults_key_type,
-                defaults_regions.as_ref(),
-            );
-            if let Some((name, name_pos)) = &checked.name {
-                for region in &checked.regions {
-                    let key = (name.as_str().to_owned(), region.as_str().to_owned());
-                    if let Some(first) = seen_names.get(&key) {
-                        self.push(
-                            Diagnostic::error(
-                                format!("keypairs[{}].name", entry.index),
-                                *name_pos,
-                                format!("key pair `{name}` is listed twice in {region}"),
-                            )
-                            .with_label("listed again here")
-                            .with_related(*first, "first listed here")
-                            .with_help("key pair names are unique per region; rename one of them"),
-                        );
-                    } else {
-                        seen_names.insert(key, *name_pos);
-                    }
-                }
-            }
-            if let Some((path, display, output_pos)) = &checked.output {
-                if let Some(first) = seen_outputs.get(path) {
-                    self.push(
-                        Diagnostic::error(
-                            format!("keypairs[{}].output", entry.index),
-                            *output_pos,
-                            format!("two key pairs would write the same file {display}"),
-                        )
-                        .with_label("written again here")
-                        .with_related(*first, "first written here")
-                        .with_help("give each key pair its own `output` file"),
-                    );
-                } else {
-                    seen_outputs.insert(path.clone(), *output_pos);
-                }
-            }
-            if let Some(spec) = checked.spec {
-                specs.push(spec);
+            for instance in self.instances(entry) {
+                let instance = instance.as_ref().map(|(var, value)| (*var, value.as_str()));
+                let checked = self.entry(manifest, entry, &resolved, instance);
+                self.check_unique(entry, &checked, &mut seen_names, &mut seen_outputs);
+                specs.extend(checked.spec);
             }
         }
         let project = project?;
+        let orphan_dir = self.resolve(resolved.output_dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR));
         Some(Desired {
             project,
             keypairs: specs,
+            orphan_dir,
         })
+    }
+
+    /// The same name twice in a region, or two entries writing one file, with both places.
+    fn check_unique(
+        &mut self,
+        entry: &Entry,
+        checked: &Checked,
+        seen_names: &mut BTreeMap<(String, String), Pos>,
+        seen_outputs: &mut BTreeMap<PathBuf, Pos>,
+    ) {
+        if let Some((name, name_pos)) = &checked.name {
+            for region in &checked.regions {
+                let key = (name.as_str().to_owned(), region.as_str().to_owned());
+                if let Some(first) = seen_names.get(&key) {
+                    let mut diagnostic = Diagnostic::error(
+                        format!("keypairs[{}].name", entry.index),
+                        *name_pos,
+                        format!("key pair `{name}` is listed twice in {region}"),
+                    )
+                    .with_label("listed again here")
+                    .with_help("key pair names are unique per region; rename one of them");
+                    if first == name_pos {
+                        diagnostic = diagnostic.with_help(
+                            "every key pair of a `count` or `for_each` entry needs its own name: use `${index}` or `${item}` in `name`",
+                        );
+                    } else {
+                        diagnostic = diagnostic.with_related(*first, "first listed here");
+                    }
+                    self.push(diagnostic);
+                } else {
+                    seen_names.insert(key, *name_pos);
+                }
+            }
+        }
+        if let Some((path, display, output_pos)) = &checked.output {
+            if let Some(first) = seen_outputs.get(path) {
+                let mut diagnostic = Diagnostic::error(
+                    format!("keypairs[{}].output", entry.index),
+                    *output_pos,
+                    format!("two key pairs would write the same file {display}"),
+                )
+                .with_label("written again here")
+                .with_help("give each key pair its own `output` file");
+                if first != output_pos {
+                    diagnostic = diagnostic.with_related(*first, "first written here");
+                }
+                self.push(diagnostic);
+            } else {
+                seen_outputs.insert(path.clone(), *output_pos);
+            }
+        }
+    }
+
+    /// The values of `${index}` or `${item}` an entry expands to; `[None]` for a plain entry.
+    fn instances(&mut self, entry: &Entry) -> Vec<Option<(&'static str, String)>> {
+        let path = format!("keypairs[{}]", entry.index);
+        match (&entry.count, &entry.for_each) {
+            (Some(count), Some(_)) => {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.count"),
+                        count.pos,
+                        "give either `count` or `for_each`, not both",
+                    )
+                    .with_help("`count: N` numbers the key pairs; `for_each: [a, b]` names them"),
+                );
+                vec![]
+            }
+            (Some(count), None) => {
+                if !(1..=MAX_COUNT).contains(&count.value) {
+                    self.push(
+                        Diagnostic::error(
+                            format!("{path}.count"),
+                            count.pos,
+                            format!("`count` must be 1 to {MAX_COUNT}"),
+                        )
+                        .with_label("out of range"),
+                    );
+                    return vec![];
+                }
+                let width = count.value.to_string().len();
+                (1..=count.value)
+                    .map(|i| Some(("index", format!("{i:0width$}"))))
+                    .collect()
+            }
+            (None, Some(items)) => {
+                if items.value.is_empty() {
+                    self.push(
+                        Diagnostic::error(
+                            format!("{path}.for_each"),
+                            items.pos,
+                            "`for_each` is empty",
+                        )
+                        .with_help("list at least one item, e.g. `for_each: [alice, bob]`"),
+                    );
+                }
+                let mut out: Vec<Option<(&'static str, String)>> =
+                    Vec::with_capacity(items.value.len());
+                let mut seen: HashMap<&str, Pos> = HashMap::new();
+                for (i, item) in items.value.iter().enumerate() {
+                    if let Some(first) = seen.get(item.value.as_str()) {
+                        self.push(
+                            Diagnostic::error(
+                                format!("{path}.for_each[{i}]"),
+                                item.pos,
+                                format!("`{}` is listed twice", item.value),
+                            )
+                            .with_label("listed again here")
+                            .with_related(*first, "first listed here"),
+                        );
+                        continue;
+                    }
+                    seen.insert(&item.value, item.pos);
+                    out.push(Some(("item", item.value.clone())));
+                }
+                out
+            }
+            (None, None) => vec![None],
+        }
+    }
+
+    fn defaults(&mut self, manifest: &Manifest) -> Resolved {
+        let d = &manifest.defaults;
+        let output_dir = match &d.output_dir {
+            Some(dir) => self.expand("defaults.output_dir", dir, Scope::default()),
+            None => Some(DEFAULT_OUTPUT_DIR.to_owned()),
+        };
+        let key_type = d
+            .key_type
+            .as_ref()
+            .and_then(|k| self.key_type("defaults.key_type", k));
+        let regions = d.regions.as_ref().map(|list| self.region_list(list));
+        let source = d
+            .source
+            .as_ref()
+            .and_then(|s| self.source("defaults.source", s));
+        Resolved {
+            output_dir,
+            key_type,
+            regions,
+            source,
+            bits: d.bits.clone(),
+            purge_tags: d.purge_tags.as_ref().is_some_and(|p| p.value),
+        }
     }
 
     fn vars(&mut self, manifest: &Manifest, project: Option<&str>) {
@@ -248,10 +383,13 @@ impl Validator<'_> {
         let mut defined = Vec::new();
         for (key, value) in &manifest.vars {
             let field = format!("vars.{}", key.value);
-            if matches!(key.value.as_str(), "project" | "name" | "output_dir") {
+            if matches!(
+                key.value.as_str(),
+                "project" | "name" | "output_dir" | "index" | "item"
+            ) {
                 self.push(
                     Diagnostic::error(&field, key.pos, format!("`{}` is a reserved variable", key.value))
-                        .with_help("labctl defines `project`, `name` and `output_dir` itself; pick another name"),
+                        .with_help("labctl defines `project`, `name`, `output_dir`, `index` and `item` itself; pick another name"),
                 );
                 continue;
             }
@@ -298,6 +436,21 @@ impl Validator<'_> {
             );
         }
         parsed
+    }
+
+    fn source(&mut self, field: &str, value: &Located<String>) -> Option<SourceKind> {
+        match value.value.as_str() {
+            "aws" => Some(SourceKind::Aws),
+            "local" => Some(SourceKind::Local),
+            other => {
+                self.push(
+                    Diagnostic::error(field, value.pos, format!("unknown key source `{other}`"))
+                        .with_label("not a key source")
+                        .with_help("use `aws` (EC2 generates the key) or `local` (labctl generates it); to import a key you have, give `public_key` instead"),
+                );
+                None
+            }
+        }
     }
 
     /// Expand and check a region list; duplicates are reported with both places.
@@ -361,18 +514,25 @@ impl Validator<'_> {
         out
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "each field of an entry is resolved in turn; splitting scatters the defaults logic"
+    )]
     fn entry(
         &mut self,
         manifest: &Manifest,
         entry: &Entry,
-        output_dir: Option<&str>,
-        defaults_key_type: Option<KeyType>,
-        defaults_regions: Option<&Vec<(Region, Pos)>>,
+        defaults: &Resolved,
+        instance: Option<(&'static str, &str)>,
     ) -> Checked {
         let path = format!("keypairs[{}]", entry.index);
         let name_field = format!("{path}.name");
+        let base = Scope {
+            instance,
+            ..Scope::default()
+        };
         let name = entry.name.as_ref().and_then(|n| {
-            let text = self.expand(&name_field, n, Scope::default())?;
+            let text = self.expand(&name_field, n, base)?;
             match KeyName::parse(&text) {
                 Ok(name) => Some(name),
                 Err(message) => {
@@ -386,7 +546,7 @@ impl Validator<'_> {
         let name_pos = entry.name.as_ref().map_or(entry.pos, |n| n.pos);
 
         let mut valid_regions: Vec<Region> = Vec::new();
-        let regions: Option<Vec<Region>> = match (&entry.regions, defaults_regions) {
+        let regions: Option<Vec<Region>> = match (&entry.regions, &defaults.regions) {
             (Some(list), _) => {
                 let checked: Vec<Region> =
                     self.region_list(list).into_iter().map(|(r, _)| r).collect();
@@ -416,50 +576,56 @@ impl Validator<'_> {
         };
         let regions = regions.filter(|r| !r.is_empty());
 
-        let key_type = match &entry.key_type {
-            Some(k) => self.key_type(&format!("{path}.key_type"), k),
-            None if manifest.defaults.key_type.is_some() => defaults_key_type,
-            None => Some(KeyType::Rsa),
+        let explicit_type = match &entry.key_type {
+            Some(k) => Declared::from(self.key_type(&format!("{path}.key_type"), k)),
+            None if manifest.defaults.key_type.is_some() => Declared::from(defaults.key_type),
+            None => Declared::Absent,
         };
+        let (source, key_type) = self.key_source(manifest, entry, defaults, explicit_type, &path);
 
         let tags = name
             .as_ref()
-            .and_then(|name| self.tags(manifest, entry, name, &path));
+            .and_then(|name| self.tags(manifest, entry, name, &path, instance));
 
         let output_pos = entry.output.as_ref().map_or(name_pos, |o| o.pos);
-        let output = name.as_ref().and_then(|name| {
+        let writes_file = !matches!(source, Some(KeySource::PublicKey(_)));
+        let output = name.as_ref().filter(|_| writes_file).and_then(|name| {
             let scope = Scope {
                 name: Some(name.as_str()),
-                output_dir,
+                output_dir: defaults.output_dir.as_deref(),
+                instance,
             };
-            let (field, written) = match &entry.output {
-                Some(output) => {
-                    let field = format!("{path}.output");
-                    (field.clone(), self.expand(&field, output, scope)?)
-                }
-                None => (
-                    format!("{path}.output"),
-                    format!("{}/{}.pem", output_dir?, name),
-                ),
+            let field = format!("{path}.output");
+            let written = match &entry.output {
+                Some(output) => self.expand(&field, output, scope)?,
+                None => format!("{}/{}.pem", defaults.output_dir.as_deref()?, name),
             };
             self.output_path(&field, output_pos, &written)
         });
+        let purge_tags = entry
+            .purge_tags
+            .as_ref()
+            .map_or(defaults.purge_tags, |p| p.value);
 
-        let spec = match (name.clone(), regions, key_type, tags, output.clone()) {
-            (
-                Some(name),
-                Some(regions),
-                Some(key_type),
-                Some(tags),
-                Some((output, output_display)),
-            ) => Some(KeyPairSpec {
-                name,
-                regions,
-                key_type,
-                tags,
-                output,
-                output_display,
-            }),
+        let spec = match (name.clone(), regions, key_type, source, tags) {
+            (Some(name), Some(regions), Some(key_type), Some(source), Some(tags))
+                if output.is_some() || !writes_file =>
+            {
+                let (output, output_display) = match output.clone() {
+                    Some((path, display)) => (Some(path), display),
+                    None => (None, String::new()),
+                };
+                Some(KeyPairSpec {
+                    name,
+                    regions,
+                    key_type,
+                    source,
+                    tags,
+                    purge_tags,
+                    output,
+                    output_display,
+                })
+            }
             _ => None,
         };
         Checked {
@@ -470,18 +636,230 @@ impl Validator<'_> {
         }
     }
 
+    /// Where the key comes from, and its type.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the rules between source, bits, public_key and key_type are one table"
+    )]
+    fn key_source(
+        &mut self,
+        manifest: &Manifest,
+        entry: &Entry,
+        defaults: &Resolved,
+        explicit_type: Declared,
+        path: &str,
+    ) -> (Option<KeySource>, Option<KeyType>) {
+        if let Some(public_key) = &entry.public_key {
+            let field = format!("{path}.public_key");
+            if let Some(source) = &entry.source {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.source"),
+                        source.pos,
+                        "`source` and `public_key` cannot be combined",
+                    )
+                    .with_related(public_key.pos, "the key comes from here")
+                    .with_help("`public_key` imports a key you already have; remove `source`"),
+                );
+                return (None, None);
+            }
+            if let Some(output) = &entry.output {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.output"),
+                        output.pos,
+                        "a key pair with `public_key` has no private key file to write",
+                    )
+                    .with_help("remove `output`: labctl only imports the public key"),
+                );
+                return (None, None);
+            }
+            if let Some(bits) = &entry.bits {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.bits"),
+                        bits.pos,
+                        "`bits` applies only to keys labctl generates (`source: local`)",
+                    )
+                    .with_label("not used"),
+                );
+                return (None, None);
+            }
+            let Some(text) = self.expand(&field, public_key, Scope::default()) else {
+                return (None, None);
+            };
+            let Some(key) = self.public_key(&field, public_key.pos, &text) else {
+                return (None, None);
+            };
+            let actual = KeyType::parse(key.key_type());
+            if let Declared::Type(declared) = explicit_type
+                && Some(declared) != actual
+            {
+                self.push(
+                    Diagnostic::error(
+                        &field,
+                        public_key.pos,
+                        format!(
+                            "this is a {} key but `key_type` is {declared}",
+                            key.key_type()
+                        ),
+                    )
+                    .with_help(
+                        "remove `key_type` (it follows the public key) or give a key of that type",
+                    ),
+                );
+                return (None, None);
+            }
+            return (Some(KeySource::PublicKey(key)), actual);
+        }
+        let source_kind = match &entry.source {
+            Some(s) => self.source(&format!("{path}.source"), s),
+            None if manifest.defaults.source.is_some() => defaults.source,
+            None => Some(SourceKind::Aws),
+        };
+        let key_type = match explicit_type {
+            Declared::Type(k) => Some(k),
+            Declared::Invalid => None,
+            Declared::Absent => Some(KeyType::Rsa),
+        };
+        let bits = entry.bits.as_ref().or(defaults.bits.as_ref());
+        let bits_field = if entry.bits.is_some() {
+            format!("{path}.bits")
+        } else {
+            "defaults.bits".to_owned()
+        };
+        let (Some(source_kind), Some(resolved_type)) = (source_kind, key_type) else {
+            return (None, key_type);
+        };
+        let source = match (source_kind, resolved_type, bits) {
+            (SourceKind::Aws, _, Some(bits)) => {
+                self.push(
+                    Diagnostic::error(
+                        bits_field,
+                        bits.pos,
+                        "EC2 generates 2048-bit RSA keys only; `bits` needs `source: local`",
+                    )
+                    .with_help(
+                        "add `source: local` to have labctl generate the key, or remove `bits`",
+                    ),
+                );
+                return (None, key_type);
+            }
+            (SourceKind::Local, KeyType::Ed25519, Some(bits)) if entry.bits.is_some() => {
+                self.push(
+                    Diagnostic::error(
+                        bits_field,
+                        bits.pos,
+                        "ed25519 keys have no size; `bits` is for RSA",
+                    )
+                    .with_label("not used"),
+                );
+                return (None, key_type);
+            }
+            (SourceKind::Aws, _, None) => KeySource::Aws,
+            (SourceKind::Local, KeyType::Ed25519, _) => KeySource::Local { bits: 0 },
+            (SourceKind::Local, KeyType::Rsa, None) => KeySource::Local { bits: 2048 },
+            (SourceKind::Local, KeyType::Rsa, Some(bits)) => match bits.value {
+                2048 | 3072 | 4096 => KeySource::Local {
+                    bits: u32::try_from(bits.value).unwrap_or(2048),
+                },
+                other => {
+                    self.push(
+                        Diagnostic::error(
+                            bits_field,
+                            bits.pos,
+                            format!("RSA keys of {other} bits are not supported"),
+                        )
+                        .with_help("use 2048, 3072 or 4096"),
+                    );
+                    return (None, key_type);
+                }
+            },
+        };
+        (Some(source), key_type)
+    }
+
+    /// Read a public key: inline (`ssh-ed25519 AAAA…`) or from a file.
+    fn public_key(&mut self, field: &str, pos: Pos, text: &str) -> Option<PublicKey> {
+        let trimmed = text.trim();
+        let inline = trimmed.starts_with("ssh-") || trimmed.starts_with("ecdsa-");
+        let line = if inline {
+            trimmed.to_owned()
+        } else {
+            let path = self.resolve(trimmed);
+            let read = std::fs::metadata(&path).and_then(|meta| {
+                if meta.len() > MAX_PUBLIC_KEY_FILE {
+                    Err(std::io::Error::other("it is too large for a public key"))
+                } else {
+                    std::fs::read_to_string(&path)
+                }
+            });
+            match read {
+                Ok(content) => content
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    .unwrap_or_default()
+                    .to_owned(),
+                Err(err) => {
+                    self.push(
+                        Diagnostic::error(field, pos, format!("cannot read the public key file {}: {err}", path.display()))
+                            .with_help("give the path of an OpenSSH public key (`.pub`), or the key itself: `ssh-ed25519 AAAA…`"),
+                    );
+                    return None;
+                }
+            }
+        };
+        if line.contains("PRIVATE KEY") {
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    "this is a private key; `public_key` takes the public one",
+                )
+                .with_help("give the `.pub` file, or `ssh-keygen -y -f KEY` prints the public key"),
+            );
+            return None;
+        }
+        let algorithm = line.split_whitespace().next().unwrap_or_default();
+        if !matches!(algorithm, "ssh-rsa" | "ssh-ed25519") {
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    format!("EC2 imports RSA and ed25519 keys only, not `{algorithm}`"),
+                )
+                .with_help("give an `ssh-rsa` or `ssh-ed25519` public key"),
+            );
+            return None;
+        }
+        let key = PublicKey::from_openssh(&line);
+        if key.is_none() {
+            self.push(
+                Diagnostic::error(field, pos, "the public key could not be read")
+                    .with_help("give an OpenSSH public key line, as in a `.pub` file"),
+            );
+        }
+        key
+    }
+
     fn tags(
         &mut self,
         manifest: &Manifest,
         entry: &Entry,
         name: &KeyName,
         path: &str,
+        instance: Option<(&'static str, &str)>,
     ) -> Option<TagSet> {
         let scope = Scope {
             name: Some(name.as_str()),
             output_dir: None,
+            instance,
         };
-        let key_scope = Scope::default();
+        let key_scope = Scope {
+            instance,
+            ..Scope::default()
+        };
         // Defaults first, then the entry's: the entry's value wins.
         let sources = [
             ("defaults.tags".to_owned(), &manifest.defaults.tags),
@@ -569,7 +947,16 @@ impl Validator<'_> {
         ok
     }
 
-    /// Resolve an output path: `~/` against home, relative against the manifest's folder.
+    /// Resolve a path from the manifest: `~/` against home, relative against the manifest's folder.
+    fn resolve(&self, written: &str) -> PathBuf {
+        let path = match (written.strip_prefix("~/"), &self.context.home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => self.context.base_dir.join(written),
+        };
+        normalize(&path)
+    }
+
+    /// Resolve an output path, refusing empty ones and existing folders.
     fn output_path(&mut self, field: &str, pos: Pos, written: &str) -> Option<(PathBuf, String)> {
         if written.trim().is_empty() {
             self.push(
@@ -578,23 +965,18 @@ impl Validator<'_> {
             );
             return None;
         }
-        let resolved = if let Some(rest) = written.strip_prefix("~/") {
-            let Some(home) = &self.context.home else {
-                self.push(
-                    Diagnostic::error(
-                        field,
-                        pos,
-                        "the output path starts with `~/` but HOME is not set",
-                    )
-                    .with_help("set HOME, or write the path out in full"),
-                );
-                return None;
-            };
-            home.join(rest)
-        } else {
-            self.context.base_dir.join(written)
-        };
-        let resolved = normalize(&resolved);
+        if written.starts_with("~/") && self.context.home.is_none() {
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    "the output path starts with `~/` but HOME is not set",
+                )
+                .with_help("set HOME, or write the path out in full"),
+            );
+            return None;
+        }
+        let resolved = self.resolve(written);
         let display = resolved.display().to_string();
         if written.ends_with('/') || resolved.is_dir() {
             self.push(

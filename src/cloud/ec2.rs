@@ -341,6 +341,45 @@ impl Cloud for Ec2 {
         Ok(())
     }
 
+    async fn create_tags(
+        &self,
+        region: &Region,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        const OP: &str = "CreateTags";
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        self.client(region, OP)?
+            .create_tags()
+            .set_resources(Some(ids.to_vec()))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        Ok(())
+    }
+
+    async fn delete_tags(
+        &self,
+        region: &Region,
+        ids: &[String],
+        keys: &[String],
+    ) -> Result<(), CloudError> {
+        const OP: &str = "DeleteTags";
+        let tags = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
+        self.client(region, OP)?
+            .delete_tags()
+            .set_resources(Some(ids.to_vec()))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        Ok(())
+    }
+
     fn api_calls(&self) -> BTreeMap<String, u64> {
         self.counter
             .0

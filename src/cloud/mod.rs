@@ -73,7 +73,7 @@ impl CloudError {
                 "the credentials have expired: log in again (`aws sso login`) or refresh the session token"
             }
             CloudErrorKind::AccessDenied => {
-                "the identity lacks permission: it needs ec2:DescribeKeyPairs, ec2:CreateKeyPair, ec2:ImportKeyPair and ec2:CreateTags"
+                "the identity lacks permission: labctl needs ec2:DescribeKeyPairs, ec2:CreateKeyPair, ec2:ImportKeyPair, ec2:DeleteKeyPair, ec2:CreateTags and ec2:DeleteTags"
             }
             CloudErrorKind::Unreachable => {
                 "check the network, or --endpoint-url / AWS_ENDPOINT_URL if you set one"
@@ -136,6 +136,22 @@ pub trait Cloud: Send + Sync + 'static {
         &self,
         region: &Region,
         name: &KeyName,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Set tags on key pairs (by id): one request for many key pairs.
+    fn create_tags(
+        &self,
+        region: &Region,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Remove tags (by key) from key pairs (by id): one request for many key pairs.
+    fn delete_tags(
+        &self,
+        region: &Region,
+        ids: &[String],
+        keys: &[String],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Requests sent so far, per operation, retries included.

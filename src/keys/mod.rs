@@ -4,10 +4,13 @@
 //! `Debug` or `Display`. Nothing in this module prints, logs or returns key material in an
 //! error message.
 
+pub mod fingerprint;
+mod generate;
 mod public;
 mod secret;
 mod store;
 
+pub use generate::generate;
 pub use public::{PublicKey, public_key_of_private};
 pub use secret::Secret;
 pub use store::{FileState, KEY_MODE, KeyStore, LocalFile, StoreError, WriteOutcome, git_exposure};

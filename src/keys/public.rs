@@ -28,6 +28,11 @@ impl PublicKey {
             .unwrap_or_default()
     }
 
+    /// The key itself.
+    pub fn key_data(&self) -> &KeyData {
+        &self.0
+    }
+
     /// `rsa` or `ed25519` (EC2's key type names), or the SSH algorithm name for anything else.
     pub fn key_type(&self) -> &'static str {
         match self.0 {

@@ -126,6 +126,15 @@ impl KeyStore {
         }
     }
 
+    /// The private key text of a key file (never through a symlink), for fingerprints.
+    pub fn read_private(self, path: &Path) -> Option<Secret> {
+        let meta = fs::symlink_metadata(path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_KEY_FILE {
+            return None;
+        }
+        fs::read_to_string(path).ok().map(Secret::new)
+    }
+
     /// Make sure a new key file can be written at `path` before asking EC2 for the key: the
     /// folder exists (created 0700 if needed) and takes a new file, and the target is absent.
     ///
@@ -206,6 +215,51 @@ impl KeyStore {
         Ok(WriteOutcome { created_dirs })
     }
 
+    /// Move an existing key file aside to `<file>.replaced-<now>` (never replacing anything),
+    /// before its key pair is replaced. Returns where it went, or `None` when there was no file.
+    ///
+    /// # Errors
+    /// Why the file could not be moved.
+    pub fn move_aside(self, path: &Path, now: u64) -> Result<Option<PathBuf>, StoreError> {
+        match fs::symlink_metadata(path) {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(err) => return Err(io_err(path)(err)),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(StoreError::Symlink {
+                    path: path.to_owned(),
+                });
+            }
+            Ok(_) => {}
+        }
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".replaced-{now}"));
+        let mut aside = PathBuf::from(name);
+        let mut n = 1;
+        // A hard link never replaces an existing file; then the old name goes.
+        loop {
+            match fs::hard_link(path, &aside) {
+                Ok(()) => break,
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && n < 100 => {
+                    n += 1;
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(format!(".replaced-{now}-{n}"));
+                    aside = PathBuf::from(name);
+                }
+                Err(err) => return Err(io_err(path)(err)),
+            }
+        }
+        fs::remove_file(path).map_err(io_err(path))?;
+        sync_dir(&parent_of(path)).map_err(io_err(path))?;
+        Ok(Some(aside))
+    }
+
     /// Set an existing key file's mode to 0400 (never through a symlink).
     ///
     /// # Errors
@@ -241,24 +295,33 @@ fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
         cursor = d.parent();
     }
     missing.reverse();
+    // Several key files may share a new folder and be written at once: only the call that
+    // actually creates a folder counts it as its own.
+    let mut created = Vec::new();
     for d in &missing {
         match fs::DirBuilder::new().mode(0o700).create(d) {
-            Ok(()) => {}
+            Ok(()) => created.push(d.clone()),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(io_err(d)(err)),
         }
     }
-    if let Some(outermost) = missing.first() {
+    if let Some(outermost) = created.first() {
         let ignore = outermost.join(".gitignore");
-        let mut file = fs::OpenOptions::new()
+        match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode_0644()
             .open(&ignore)
-            .map_err(io_err(&ignore))?;
-        file.write_all(b"# Private keys written by labctl: never commit them.\n*\n")
-            .map_err(io_err(&ignore))?;
-        file.sync_all().map_err(io_err(&ignore))?;
+        {
+            Ok(mut file) => {
+                file.write_all(b"# Private keys written by labctl: never commit them.\n*\n")
+                    .map_err(io_err(&ignore))?;
+                file.sync_all().map_err(io_err(&ignore))?;
+            }
+            // Someone put one there first; it is theirs to keep.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(io_err(&ignore)(err)),
+        }
         sync_dir(outermost.parent().unwrap_or(Path::new("."))).map_err(io_err(outermost))?;
     }
     if !dir.is_dir() {
@@ -267,7 +330,7 @@ fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
             "not a folder",
         )));
     }
-    Ok(missing)
+    Ok(created)
 }
 
 trait Mode0644 {

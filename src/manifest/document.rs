@@ -11,9 +11,31 @@ use crate::diagnostic::Diagnostic;
 /// Top-level fields.
 pub const FIELDS_TOP: &[&str] = &["version", "project", "vars", "defaults", "keypairs"];
 /// Fields of `defaults`.
-pub const FIELDS_DEFAULTS: &[&str] = &["region", "regions", "key_type", "output_dir", "tags"];
+pub const FIELDS_DEFAULTS: &[&str] = &[
+    "region",
+    "regions",
+    "key_type",
+    "source",
+    "bits",
+    "output_dir",
+    "tags",
+    "purge_tags",
+];
 /// Fields of one `keypairs` entry.
-pub const FIELDS_ENTRY: &[&str] = &["name", "region", "regions", "key_type", "tags", "output"];
+pub const FIELDS_ENTRY: &[&str] = &[
+    "name",
+    "count",
+    "for_each",
+    "region",
+    "regions",
+    "key_type",
+    "source",
+    "bits",
+    "public_key",
+    "tags",
+    "purge_tags",
+    "output",
+];
 
 /// A manifest as written, before substitution and validation.
 #[derive(Clone, Debug, Default)]
@@ -31,8 +53,11 @@ pub struct Manifest {
 pub struct Defaults {
     pub regions: Option<RegionList>,
     pub key_type: Option<Located<String>>,
+    pub source: Option<Located<String>>,
+    pub bits: Option<Located<i128>>,
     pub output_dir: Option<Located<String>>,
     pub tags: Vec<(Located<String>, Located<String>)>,
+    pub purge_tags: Option<Located<bool>>,
 }
 
 /// `region: x` or `regions: [x, y]`, whichever was written.
@@ -53,9 +78,15 @@ pub struct Entry {
     pub index: usize,
     pub pos: Pos,
     pub name: Option<Located<String>>,
+    pub count: Option<Located<i128>>,
+    pub for_each: Option<Located<Vec<Located<String>>>>,
     pub regions: Option<RegionList>,
     pub key_type: Option<Located<String>>,
+    pub source: Option<Located<String>>,
+    pub bits: Option<Located<i128>>,
+    pub public_key: Option<Located<String>>,
     pub tags: Vec<(Located<String>, Located<String>)>,
+    pub purge_tags: Option<Located<bool>>,
     pub output: Option<Located<String>>,
 }
 
@@ -154,6 +185,46 @@ impl Reader {
             self.wrong_type(field, node, "a string");
             None
         }
+    }
+
+    fn int(&mut self, field: &str, node: &Node) -> Option<Located<i128>> {
+        if let Kind::Int(v) = node.kind {
+            Some(Located {
+                value: v,
+                pos: node.pos,
+            })
+        } else {
+            self.wrong_type(field, node, "an integer");
+            None
+        }
+    }
+
+    fn boolean(&mut self, field: &str, node: &Node) -> Option<Located<bool>> {
+        if let Kind::Bool(v) = node.kind {
+            Some(Located {
+                value: v,
+                pos: node.pos,
+            })
+        } else {
+            self.wrong_type(field, node, "`true` or `false`");
+            None
+        }
+    }
+
+    fn string_list(&mut self, field: &str, node: &Node) -> Option<Located<Vec<Located<String>>>> {
+        let Kind::Seq(items) = &node.kind else {
+            self.wrong_type(field, node, "a list of strings");
+            return None;
+        };
+        let value = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.string(&format!("{field}[{i}]"), item))
+            .collect();
+        Some(Located {
+            value,
+            pos: node.pos,
+        })
     }
 
     fn string_map(&mut self, field: &str, node: &Node) -> Vec<(Located<String>, Located<String>)> {
@@ -316,8 +387,11 @@ impl Reader {
                     self.region_setting("defaults", &mut defaults.regions, name, key, value);
                 }
                 "key_type" => defaults.key_type = self.string("defaults.key_type", value),
+                "source" => defaults.source = self.string("defaults.source", value),
+                "bits" => defaults.bits = self.int("defaults.bits", value),
                 "output_dir" => defaults.output_dir = self.string("defaults.output_dir", value),
                 "tags" => defaults.tags = self.string_map("defaults.tags", value),
+                "purge_tags" => defaults.purge_tags = self.boolean("defaults.purge_tags", value),
                 _ => {}
             }
         }
@@ -360,9 +434,15 @@ impl Reader {
             index,
             pos: node.pos,
             name: None,
+            count: None,
+            for_each: None,
             regions: None,
             key_type: None,
+            source: None,
+            bits: None,
+            public_key: None,
             tags: Vec::new(),
+            purge_tags: None,
             output: None,
         };
         let mut seen_name = false;
@@ -377,7 +457,13 @@ impl Reader {
                     self.region_setting(&path, &mut entry.regions, name, key, value);
                 }
                 "key_type" => entry.key_type = self.string(&field, value),
+                "source" => entry.source = self.string(&field, value),
+                "bits" => entry.bits = self.int(&field, value),
+                "public_key" => entry.public_key = self.string(&field, value),
+                "count" => entry.count = self.int(&field, value),
+                "for_each" => entry.for_each = self.string_list(&field, value),
                 "tags" => entry.tags = self.string_map(&field, value),
+                "purge_tags" => entry.purge_tags = self.boolean(&field, value),
                 "output" => entry.output = self.string(&field, value),
                 _ => {}
             }

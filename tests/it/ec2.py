@@ -4,6 +4,7 @@
   ec2.py ENDPOINT delete REGION NAME
   ec2.py ENDPOINT import REGION NAME FILE  (FILE: an OpenSSH public key)
   ec2.py ENDPOINT create REGION NAME       (prints nothing: the private key is thrown away)
+  ec2.py ENDPOINT tag REGION NAME KEY VALUE
 """
 import json
 import sys
@@ -33,6 +34,9 @@ elif command == "delete":
     ec2.delete_key_pair(KeyName=sys.argv[4])
 elif command == "import":
     ec2.import_key_pair(KeyName=sys.argv[4], PublicKeyMaterial=open(sys.argv[5], "rb").read())
+elif command == "tag":
+    pair = ec2.describe_key_pairs(KeyNames=[sys.argv[4]])["KeyPairs"][0]
+    ec2.create_tags(Resources=[pair["KeyPairId"]], Tags=[{"Key": sys.argv[5], "Value": sys.argv[6]}])
 elif command == "create":
     ec2.create_key_pair(KeyName=sys.argv[4], KeyType="ed25519")
 else:

@@ -9,5 +9,6 @@
 )]
 
 mod apply;
+mod lifecycle;
 mod support;
 mod validate;

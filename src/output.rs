@@ -1,0 +1,194 @@
+//! `labctl output`: what a lab guide needs after apply — each key pair's id, fingerprints
+//! and key file — as a table, JSON, or shell assignments to `eval`.
+//!
+//! Reads the observed state and the key files; never prints key material.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::desired::{Desired, KeySource};
+use crate::keys::{FileState, KeyStore, fingerprint};
+use crate::observe::Observed;
+
+/// One key pair in one region.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub name: String,
+    pub region: String,
+    /// The key pair's id; `None` when it does not exist (yet).
+    pub id: Option<String>,
+    /// The fingerprint EC2 reports.
+    pub fingerprint: Option<String>,
+    /// The fingerprint computed from the local key as AWS documents it.
+    pub local_fingerprint: Option<String>,
+    /// The private key file (`None` for `public_key` entries).
+    pub private_key: Option<String>,
+}
+
+/// The rows, in manifest order.
+pub fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row> {
+    let mut out = Vec::new();
+    for spec in &desired.keypairs {
+        let file_public = spec
+            .output
+            .as_ref()
+            .and_then(|path| match observed.local.get(path) {
+                Some(FileState::Key { public, .. }) => Some(public.clone()),
+                _ => None,
+            });
+        let public = match &spec.source {
+            KeySource::PublicKey(given) => Some(given.clone()),
+            KeySource::Aws | KeySource::Local { .. } => file_public,
+        };
+        let secret = spec
+            .output
+            .as_ref()
+            .and_then(|path| store.read_private(path));
+        for (i, region) in spec.regions.iter().enumerate() {
+            let remote = observed
+                .remote
+                .get(region)
+                .and_then(|pairs| pairs.get(spec.name.as_str()));
+            let imported = public.as_ref().and_then(fingerprint::imported);
+            let created = match (&secret, &public) {
+                (Some(secret), Some(public)) => fingerprint::created(secret, public),
+                _ => None,
+            };
+            let remote_fingerprint = remote.and_then(|r| r.fingerprint.clone());
+            // The one that matches EC2's, else the one AWS's rules predict for this region.
+            let expected = if i == 0 && matches!(spec.source, KeySource::Aws) {
+                &created
+            } else {
+                &imported
+            };
+            let local_fingerprint = [&created, &imported]
+                .into_iter()
+                .find(|f| f.is_some() && **f == remote_fingerprint)
+                .unwrap_or(expected)
+                .clone();
+            out.push(Row {
+                name: spec.name.to_string(),
+                region: region.to_string(),
+                id: remote.and_then(|r| r.id.clone()),
+                fingerprint: remote_fingerprint,
+                local_fingerprint,
+                private_key: spec.output.as_ref().map(|_| spec.output_display.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// A table for people.
+pub fn text(rows: &[Row]) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let table: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.region.clone(),
+                dash(&r.id),
+                dash(&r.fingerprint),
+                dash(&r.private_key),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "REGION",
+        "KEY PAIR ID",
+        "FINGERPRINT",
+        "PRIVATE KEY",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header.map(str::to_owned)).chain(table) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+/// One JSON document.
+pub fn json(project: &str, rows: &[Row]) -> String {
+    let doc = serde_json::json!({ "project": project, "keypairs": rows });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+/// A shell variable name from a key pair or region name: upper case, `_` for the rest.
+fn ident(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A value in single quotes, safe for `eval`.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Shell assignments: per key pair its name and file, per region its id; and when the
+/// manifest has one key pair, short names for it (`LABCTL_KEY_NAME`, `LABCTL_KEY_FILE`).
+pub fn env(desired: &Desired, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "LABCTL_PROJECT={}", quote(&desired.project));
+    if let [only] = desired.keypairs.as_slice() {
+        let _ = writeln!(out, "LABCTL_KEY_NAME={}", quote(only.name.as_str()));
+        if only.output.is_some() {
+            let _ = writeln!(out, "LABCTL_KEY_FILE={}", quote(&only.output_display));
+        }
+    }
+    for spec in &desired.keypairs {
+        let id = ident(spec.name.as_str());
+        let _ = writeln!(out, "LABCTL_KEY_NAME_{id}={}", quote(spec.name.as_str()));
+        if spec.output.is_some() {
+            let _ = writeln!(out, "LABCTL_KEY_FILE_{id}={}", quote(&spec.output_display));
+        }
+        for row in rows.iter().filter(|r| r.name == spec.name.as_str()) {
+            if let Some(pair_id) = &row.id {
+                let _ = writeln!(
+                    out,
+                    "LABCTL_KEY_ID_{id}_{}={}",
+                    ident(&row.region),
+                    quote(pair_id)
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ident, quote};
+
+    #[test]
+    fn shell_names_and_quoting_are_safe() {
+        assert_eq!(ident("ecs-workshop.keypair"), "ECS_WORKSHOP_KEYPAIR");
+        assert_eq!(ident("1lab"), "_1LAB");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+}
