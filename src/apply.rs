@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cloud::{Cloud, CloudError, CloudErrorKind};
+use crate::desired::APPLY_TAG;
 use crate::keys::{KeyStore, PublicKey, Secret, generate, public_key_of_private};
 use crate::plan::{Action, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan};
 
@@ -75,12 +76,24 @@ pub trait Progress: Send + Sync + 'static {
 }
 
 /// Settings for one apply.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// At most this many entries worked on at once.
     pub concurrency: usize,
     /// Seconds since the Unix epoch, for `<file>.replaced-<timestamp>`.
     pub now: u64,
+    /// This apply's id, tagged on the key pairs EC2 creates (see [`APPLY_TAG`]).
+    pub apply_id: String,
+    /// Nothing new starts after this moment (`--timeout`).
+    pub deadline: tokio::time::Instant,
+}
+
+/// Why an action was not started.
+fn timed_out() -> Failure {
+    (
+        Status::Skipped,
+        "not started: the --timeout was reached; run apply again".to_owned(),
+    )
 }
 
 type Failure = (Status, String);
@@ -124,8 +137,9 @@ pub async fn apply<C: Cloud>(
         };
         let cloud = Arc::clone(cloud);
         let progress = Arc::clone(&progress);
+        let settings = settings.clone();
         tasks.spawn(async move {
-            let outcomes = apply_entry(&*cloud, group, store, settings, &*progress).await;
+            let outcomes = apply_entry(&*cloud, group, store, &settings, &*progress).await;
             drop(permit);
             outcomes
         });
@@ -269,7 +283,7 @@ async fn apply_entry<C: Cloud>(
     cloud: &C,
     group: Vec<(usize, KeyPairAction)>,
     store: KeyStore,
-    settings: Settings,
+    settings: &Settings,
     progress: &dyn Progress,
 ) -> Vec<(usize, Outcome)> {
     let mut out = Vec::with_capacity(group.len());
@@ -277,7 +291,11 @@ async fn apply_entry<C: Cloud>(
     let mut created: Option<Result<PublicKey, String>> = None;
     let (first, others): (Vec<_>, Vec<_>) = group.into_iter().partition(|(_, a)| creates_key(a));
     for (index, action) in first {
-        let result = create(cloud, &action, store, settings, progress).await;
+        let result = if tokio::time::Instant::now() >= settings.deadline {
+            Err(timed_out())
+        } else {
+            create(cloud, &action, store, settings, progress).await
+        };
         created = Some(
             result
                 .clone()
@@ -290,7 +308,11 @@ async fn apply_entry<C: Cloud>(
             out.push((index, settled(action)));
             continue;
         }
-        let result = step(cloud, &action, store, created.as_ref(), progress).await;
+        let result = if tokio::time::Instant::now() >= settings.deadline {
+            Err(timed_out())
+        } else {
+            step(cloud, &action, store, created.as_ref(), progress).await
+        };
         let result = match result {
             Ok(()) if action.fix_mode => finish_mode(store, &action),
             other => other,
@@ -374,11 +396,60 @@ async fn import<C: Cloud>(
         "Importing key pair `{}` into {}",
         action.name, action.region
     ));
-    cloud
+    match cloud
         .import_key_pair(&action.region, &action.name, public, &action.tags)
         .await
-        .map(|_| ())
-        .map_err(|e| cloud_failure(&e))
+    {
+        Ok(_) => Ok(()),
+        // A retry after a lost answer finds its own import: the key pair holds this key.
+        Err(err) if err.kind == CloudErrorKind::Duplicate => {
+            match cloud.find_key_pair(&action.region, &action.name).await {
+                Ok(Some(found)) if found.public_key.as_ref() == Some(public) => Ok(()),
+                _ => Err(cloud_failure(&err)),
+            }
+        }
+        Err(err) => Err(cloud_failure(&err)),
+    }
+}
+
+/// `CreateKeyPair` failed. When its answer may have been lost (a cut connection, a timeout,
+/// a server error, or a retry that found the name taken), look: a key pair tagged with this
+/// apply's id was created by this very request, and its private key is gone with the answer.
+/// Delete it, so EC2 keeps no key whose private half nobody has.
+async fn recover_create<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    apply_id: &str,
+    err: &CloudError,
+) -> Failure {
+    let unknown_outcome = matches!(
+        err.kind,
+        CloudErrorKind::Duplicate | CloudErrorKind::Unreachable | CloudErrorKind::Other
+    );
+    if !unknown_outcome {
+        return cloud_failure(err);
+    }
+    let found = cloud.find_key_pair(&action.region, &action.name).await;
+    match found {
+        Ok(Some(pair)) if pair.tags.get(APPLY_TAG).map(String::as_str) == Some(apply_id) => {
+            match cloud.delete_key_pair(&action.region, &action.name).await {
+                Ok(()) => (
+                    Status::Failed,
+                    format!(
+                        "{err}\n  EC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost\n  hint: run apply again"
+                    ),
+                ),
+                Err(delete_err) => (
+                    Status::Failed,
+                    format!(
+                        "{err}\n  EC2 created the key pair but its answer, with the private key, was lost, and deleting it failed too ({delete_err})\n  hint: run `labctl apply --replace {}`",
+                        action.name
+                    ),
+                ),
+            }
+        }
+        _ => cloud_failure(err),
+    }
 }
 
 async fn delete<C: Cloud>(
@@ -401,7 +472,7 @@ async fn create<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
     store: KeyStore,
-    settings: Settings,
+    settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<PublicKey, Failure> {
     let (generator, replace_existing) = match &action.op {
@@ -441,10 +512,16 @@ async fn create<C: Cloud>(
                 "Creating key pair `{}` in {}",
                 action.name, action.region
             ));
-            let created = cloud
-                .create_key_pair(&action.region, &action.name, action.key_type, &action.tags)
+            let tags = action.tags.with(APPLY_TAG, &settings.apply_id);
+            let created = match cloud
+                .create_key_pair(&action.region, &action.name, action.key_type, &tags)
                 .await
-                .map_err(|e| cloud_failure(&e))?;
+            {
+                Ok(created) => created,
+                Err(err) => {
+                    return Err(recover_create(cloud, action, &settings.apply_id, &err).await);
+                }
+            };
             save_created(cloud, action, path, store, &created.material).await
         }
         Generator::Local { bits } => {

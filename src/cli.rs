@@ -34,6 +34,17 @@ pub enum Command {
     Output(OutputArgs),
 }
 
+/// When to pace requests at EC2's rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pace {
+    /// At EC2's rates when talking to AWS (no --endpoint-url)
+    Auto,
+    /// Always at EC2's rates
+    Ec2,
+    /// Never
+    None,
+}
+
 /// A `--var KEY=VALUE` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Var {
@@ -94,9 +105,16 @@ pub struct CloudArgs {
     /// Print the plan or report as JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// At most this many requests in flight at once
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// At most this many key pairs worked on at once
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Pace requests at EC2's published rates per region and action: `auto` does when talking
+    /// to AWS itself (no --endpoint-url), `ec2` always, `none` never
+    #[arg(long, value_enum, default_value_t = Pace::Auto)]
+    pub pace: Pace,
+    /// Give up after this many seconds: nothing new starts after it, requests in flight finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
     /// Attempts per EC2 request, the first included (retries back off exponentially)
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,

@@ -6,13 +6,14 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use clap::error::ErrorKind;
 
 use crate::apply::{self, Progress, Settings};
 use crate::cli::{
-    ApplyArgs, Cli, CloudArgs, Command, DestroyArgs, OutputArgs, OutputFormat, PlanArgs,
+    ApplyArgs, Cli, CloudArgs, Command, DestroyArgs, OutputArgs, OutputFormat, Pace, PlanArgs,
     ReplaceTarget, ValidateArgs, Var,
 };
 use crate::cloud::{Cloud, Ec2, Ec2Options};
@@ -20,6 +21,7 @@ use crate::desired::{Desired, KeyName};
 use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity};
 use crate::error::{Error, Exit};
 use crate::keys::{KeyStore, git_exposure};
+use crate::lock;
 use crate::manifest::{self, Source};
 use crate::observe::{Observed, observe};
 use crate::plan::{self, Action, KeyPairOp, Options, Plan};
@@ -292,6 +294,12 @@ async fn connect(args: &CloudArgs, desired: &Desired) -> Arc<Ec2> {
         endpoint_url: args.endpoint_url.clone(),
         profile: args.profile.clone(),
         max_attempts: args.max_attempts,
+        attempt_timeout: Duration::from_secs(args.timeout.min(30)),
+        pace: match args.pace {
+            Pace::Auto => args.endpoint_url.is_none(),
+            Pace::Ec2 => true,
+            Pace::None => false,
+        },
     };
     Arc::new(Ec2::new(&options, &desired.regions()).await)
 }
@@ -302,16 +310,27 @@ fn status(args: &CloudArgs, message: &str) {
     }
 }
 
-/// Validate the manifest, then read the cloud and the key files: the start of every command
-/// that talks to AWS. Nothing is sent when the manifest has an error.
+/// Validate the manifest, then (for commands that change things) take the manifest's lock,
+/// then read the cloud and the key files: the start of every command that talks to AWS.
+/// Nothing is sent and nothing written when the manifest has an error.
 fn session<T>(
     args: &CloudArgs,
     term: Terminal,
-    work: impl AsyncFnOnce(&Arc<Ec2>, Desired, Observed) -> Result<T, Error>,
+    lock_for: Option<&str>,
+    work: impl AsyncFnOnce(&Arc<Ec2>, Desired, Observed, Instant) -> Result<T, Error>,
 ) -> Result<T, Error> {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
     let desired = load(args, term)?;
     warn_git_exposure(&desired, args.quiet || args.json, term);
+    let _lock = match lock_for {
+        Some(command) => {
+            let lock = lock::acquire(&args.manifest, command)?;
+            clean_temporary(&desired);
+            Some(lock)
+        }
+        None => None,
+    };
     let rt = runtime()?;
     rt.block_on(async {
         let cloud = connect(args, &desired).await;
@@ -320,11 +339,33 @@ fn session<T>(
             args,
             &format!("Reading key pairs in {} region(s)", regions.len()),
         );
-        let observed = observe(&cloud, &desired, KeyStore)
-            .await
-            .map_err(Error::Observe)?;
-        work(&cloud, desired, observed).await
+        let observed =
+            tokio::time::timeout_at(deadline.into(), observe(&cloud, &desired, KeyStore))
+                .await
+                .map_err(|_| Error::Timeout(args.timeout))?
+                .map_err(Error::Observe)?;
+        work(&cloud, desired, observed, deadline).await
     })
+}
+
+/// Remove temporary files a killed run left in the key folders (under the lock).
+fn clean_temporary(desired: &Desired) {
+    let mut dirs: Vec<std::path::PathBuf> = desired
+        .keypairs
+        .iter()
+        .filter_map(|k| k.output.as_deref())
+        .map(crate::keys::parent_of)
+        .collect();
+    dirs.push(desired.orphan_dir.clone());
+    dirs.sort();
+    dirs.dedup();
+    let removed: usize = dirs.iter().map(|d| KeyStore.clean_temporary(d)).sum();
+    if removed > 0 {
+        tracing::debug!(
+            removed,
+            "removed temporary files left by an interrupted run"
+        );
+    }
 }
 
 fn write_stdout(text: &str) -> Result<(), Error> {
@@ -336,27 +377,32 @@ fn write_stdout(text: &str) -> Result<(), Error> {
 
 fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
     let cloud_args = &args.cloud;
-    session(cloud_args, term, async |cloud, desired, observed| {
-        let plan = plan::plan(&desired, &observed, &Options::default());
-        tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
-        if cloud_args.json {
-            write_stdout(&render::plan_json(&plan, &cloud.api_calls()))?;
-        } else {
-            write_stdout(&render::plan_human(
-                &plan,
-                Style {
-                    color: term.stdout_color,
-                },
-            ))?;
-        }
-        Ok(if plan.has_conflicts() {
-            Exit::Failure
-        } else if args.detailed_exitcode && plan.has_changes() {
-            Exit::Changes
-        } else {
-            Exit::Success
-        })
-    })
+    session(
+        cloud_args,
+        term,
+        None,
+        async |cloud, desired, observed, _deadline| {
+            let plan = plan::plan(&desired, &observed, &Options::default());
+            tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
+            if cloud_args.json {
+                write_stdout(&render::plan_json(&plan, &cloud.api_calls()))?;
+            } else {
+                write_stdout(&render::plan_human(
+                    &plan,
+                    Style {
+                        color: term.stdout_color,
+                    },
+                ))?;
+            }
+            Ok(if plan.has_conflicts() {
+                Exit::Failure
+            } else if args.detailed_exitcode && plan.has_changes() {
+                Exit::Changes
+            } else {
+                Exit::Success
+            })
+        },
+    )
 }
 
 /// Resolve `--replace` targets against the manifest.
@@ -411,6 +457,7 @@ async fn carry_out(
     args: &CloudArgs,
     term: Terminal,
     show_plan: bool,
+    deadline: Instant,
 ) -> Result<Exit, Error> {
     let style = Style {
         color: term.stdout_color,
@@ -422,6 +469,11 @@ async fn carry_out(
     let settings = Settings {
         concurrency: usize::from(args.concurrency),
         now: now(),
+        apply_id: format!(
+            "{:016x}",
+            rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+        ),
+        deadline: deadline.into(),
     };
     let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
     let calls = cloud.api_calls();
@@ -449,15 +501,20 @@ async fn carry_out(
 }
 
 fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Error> {
-    session(&args.cloud, term, async |cloud, desired, observed| {
-        let options = Options {
-            prune: args.prune,
-            purge_local: args.purge_local,
-            replace: replace_targets(&desired, &args.replace)?,
-        };
-        let plan = plan::plan(&desired, &observed, &options);
-        carry_out(cloud, &plan, &args.cloud, term, true).await
-    })
+    session(
+        &args.cloud,
+        term,
+        Some("apply"),
+        async |cloud, desired, observed, deadline| {
+            let options = Options {
+                prune: args.prune,
+                purge_local: args.purge_local,
+                replace: replace_targets(&desired, &args.replace)?,
+            };
+            let plan = plan::plan(&desired, &observed, &options);
+            carry_out(cloud, &plan, &args.cloud, term, true, deadline).await
+        },
+    )
 }
 
 /// Ask on the terminal; refuse without `--yes` when there is no terminal to ask on.
@@ -475,62 +532,67 @@ fn confirm(question: &str) -> Result<bool, Error> {
 }
 
 fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
-    session(&args.cloud, term, async |cloud, desired, observed| {
-        let options = Options {
-            purge_local: args.purge_local,
-            ..Options::default()
-        };
-        let plan = plan::plan_destroy(&desired, &observed, &options);
-        let deletions = plan
-            .actions
-            .iter()
-            .filter(|Action::KeyPair(a)| a.op.is_change())
-            .count();
-        if deletions == 0 {
-            if args.cloud.json {
-                let report = apply::Report {
-                    outcomes: plan
-                        .actions
-                        .iter()
-                        .map(|a| apply::Outcome {
-                            action: a.clone(),
-                            status: apply::Status::Unchanged,
-                            error: None,
-                        })
-                        .collect(),
-                };
-                write_stdout(&render::report_json(
-                    &plan.project,
-                    &report,
-                    &cloud.api_calls(),
-                ))?;
-            } else {
-                write_stdout(&format!(
-                    "Nothing to destroy: project {} owns no key pair in its regions.\n",
-                    plan.project
+    session(
+        &args.cloud,
+        term,
+        Some("destroy"),
+        async |cloud, desired, observed, deadline| {
+            let options = Options {
+                purge_local: args.purge_local,
+                ..Options::default()
+            };
+            let plan = plan::plan_destroy(&desired, &observed, &options);
+            let deletions = plan
+                .actions
+                .iter()
+                .filter(|Action::KeyPair(a)| a.op.is_change())
+                .count();
+            if deletions == 0 {
+                if args.cloud.json {
+                    let report = apply::Report {
+                        outcomes: plan
+                            .actions
+                            .iter()
+                            .map(|a| apply::Outcome {
+                                action: a.clone(),
+                                status: apply::Status::Unchanged,
+                                error: None,
+                            })
+                            .collect(),
+                    };
+                    write_stdout(&render::report_json(
+                        &plan.project,
+                        &report,
+                        &cloud.api_calls(),
+                    ))?;
+                } else {
+                    write_stdout(&format!(
+                        "Nothing to destroy: project {} owns no key pair in its regions.\n",
+                        plan.project
+                    ))?;
+                }
+                return Ok(Exit::Success);
+            }
+            if !args.cloud.json {
+                write_stdout(&render::plan_human(
+                    &plan,
+                    Style {
+                        color: term.stdout_color,
+                    },
                 ))?;
             }
-            return Ok(Exit::Success);
-        }
-        if !args.cloud.json {
-            write_stdout(&render::plan_human(
-                &plan,
-                Style {
-                    color: term.stdout_color,
-                },
-            ))?;
-        }
-        if !args.yes
-            && !confirm(&format!(
-                "Delete {deletions} key pair(s) of project {}?",
-                plan.project
-            ))?
-        {
-            eprintln!("Cancelled; nothing was deleted.");
-            return Ok(Exit::Failure);
-        }
-        carry_out(cloud, &plan, &args.cloud, term, false).await
-    })
+            if !args.yes
+                && !confirm(&format!(
+                    "Delete {deletions} key pair(s) of project {}?",
+                    plan.project
+                ))?
+            {
+                eprintln!("Cancelled; nothing was deleted.");
+                return Ok(Exit::Failure);
+            }
+            carry_out(cloud, &plan, &args.cloud, term, false, deadline).await
+        },
+    )
 }
 
 fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, Error> {
@@ -539,18 +601,23 @@ fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, Error> {
     } else {
         args.format
     };
-    session(&args.cloud, term, async |_cloud, desired, observed| {
-        let rows = crate::output::rows(&desired, &observed, KeyStore);
-        let text = match format {
-            OutputFormat::Text => crate::output::text(&rows),
-            OutputFormat::Json => crate::output::json(&desired.project, &rows),
-            OutputFormat::Env => crate::output::env(&desired, &rows),
-        };
-        write_stdout(&text)?;
-        let missing = rows.iter().any(|r| r.id.is_none());
-        if missing && !args.cloud.quiet {
-            eprintln!("Some key pairs do not exist yet; run `labctl apply`.");
-        }
-        Ok(Exit::Success)
-    })
+    session(
+        &args.cloud,
+        term,
+        None,
+        async |_cloud, desired, observed, _deadline| {
+            let rows = crate::output::rows(&desired, &observed, KeyStore);
+            let text = match format {
+                OutputFormat::Text => crate::output::text(&rows),
+                OutputFormat::Json => crate::output::json(&desired.project, &rows),
+                OutputFormat::Env => crate::output::env(&desired, &rows),
+            };
+            write_stdout(&text)?;
+            let missing = rows.iter().any(|r| r.id.is_none());
+            if missing && !args.cloud.quiet {
+                eprintln!("Some key pairs do not exist yet; run `labctl apply`.");
+            }
+            Ok(Exit::Success)
+        },
+    )
 }

@@ -15,6 +15,13 @@ use crate::keys::PublicKey;
 /// The tag key labctl puts on every key pair it creates or imports.
 pub const PROJECT_TAG: &str = "labctl:project";
 
+/// The tag key naming the apply that had EC2 create a key pair: if the answer to
+/// `CreateKeyPair` is lost, labctl recognises (and deletes) only a key pair of its own apply.
+pub const APPLY_TAG: &str = "labctl:apply-id";
+
+/// How many of a key pair's tags labctl uses itself.
+pub const OWN_TAGS: usize = 2;
+
 /// A validated EC2 key pair name: 1–255 ASCII characters, no leading or trailing space.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
@@ -197,6 +204,14 @@ pub struct TagSet(BTreeMap<String, String>);
 impl TagSet {
     /// Build a tag set from already-checked pairs (validation checks the limits).
     pub(crate) fn from_checked(tags: BTreeMap<String, String>) -> Self {
+        TagSet(tags)
+    }
+
+    /// This tag set plus one tag of labctl's own.
+    #[must_use]
+    pub fn with(&self, key: &str, value: &str) -> Self {
+        let mut tags = self.0.clone();
+        tags.insert(key.to_owned(), value.to_owned());
         TagSet(tags)
     }
 

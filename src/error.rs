@@ -38,6 +38,12 @@ pub enum Error {
     /// Reading the regions failed.
     #[error("{}", observe_message(.0))]
     Observe(Vec<CloudError>),
+    /// Another labctl holds the manifest's lock.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
+    /// `--timeout` passed before the regions were read.
+    #[error("gave up after {0} s (--timeout) while reading the key pairs")]
+    Timeout(u64),
     #[error("cannot write to the terminal: {0}")]
     Output(#[from] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
@@ -62,7 +68,16 @@ impl Error {
                 hints.dedup();
                 Some(hints.join("\nhint: "))
             }
-            Error::InvalidManifest | Error::Usage(_) | Error::Output(_) | Error::Runtime(_) => None,
+            Error::Locked(crate::lock::LockError::Held { .. }) => Some(
+                "wait for it to finish; labctl never runs two applies of one manifest at once"
+                    .to_owned(),
+            ),
+            Error::Timeout(_) => Some("check the network, or raise --timeout".to_owned()),
+            Error::InvalidManifest
+            | Error::Usage(_)
+            | Error::Locked(_)
+            | Error::Output(_)
+            | Error::Runtime(_) => None,
         }
     }
 

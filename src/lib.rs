@@ -15,6 +15,7 @@ pub mod desired;
 pub mod diagnostic;
 pub mod error;
 pub mod keys;
+pub mod lock;
 pub mod manifest;
 pub mod observe;
 pub mod output;

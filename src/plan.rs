@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::cloud::RemoteKeyPair;
 use crate::desired::{
-    Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
 };
 use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
@@ -517,6 +517,7 @@ fn tag_op(desired: &Desired, spec: &KeyPairSpec, remote: &RemoteKeyPair) -> (Key
                 .tags
                 .keys()
                 .filter(|k| spec.tags.get(k).is_none())
+                .filter(|k| k.as_str() != APPLY_TAG)
                 .filter(|k| k.starts_with("labctl:") || (spec.purge_tags && !k.starts_with("aws:")))
                 .cloned()
                 .collect();

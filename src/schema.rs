@@ -180,7 +180,7 @@ fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "description": "Tags: keys of 1 to 128 characters, not starting with `aws:` or `labctl:`; values of at most 256 characters. `${name}` in a value is the key pair's name.",
         "propertyNames": {"minLength": 1, "maxLength": 128, "not": {"pattern": "^([aA][wW][sS]|[lL][aA][bB][cC][tT][lL]):"}},
         "additionalProperties": {"type": "string", "maxLength": 256},
-        "maxProperties": 49
+        "maxProperties": 48
     })
 }
 

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 
 use crate::desired::{
-    Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, OWN_TAGS, PROJECT_TAG, Region,
+    TagSet,
 };
 use crate::diagnostic::{self, Diagnostic};
 use crate::keys::PublicKey;
@@ -881,14 +882,14 @@ impl Validator<'_> {
                 merged.insert(k, (v, key.pos));
             }
         }
-        if merged.len() >= MAX_TAGS {
+        if merged.len() + OWN_TAGS > MAX_TAGS {
             let pos = entry.tags.first().map_or(entry.pos, |(k, _)| k.pos);
             self.push(
                 Diagnostic::error(format!("{path}.tags"), pos, format!(
-                    "this key pair would carry {} tags, and EC2 allows {MAX_TAGS} including labctl's own `{PROJECT_TAG}`",
-                    merged.len() + 1
+                    "this key pair would carry {} tags, and EC2 allows {MAX_TAGS} including labctl's own `{PROJECT_TAG}` and `{APPLY_TAG}`",
+                    merged.len() + OWN_TAGS
                 ))
-                .with_help(format!("keep at most {} tags in `defaults.tags` and the entry's `tags` together", MAX_TAGS - 1)),
+                .with_help(format!("keep at most {} tags in `defaults.tags` and the entry's `tags` together", MAX_TAGS - OWN_TAGS)),
             );
             ok = false;
         }

@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, RemoteKeyPair};
+use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, Pacer, RemoteKeyPair};
 use crate::desired::{KeyName, KeyType, Region, TagSet};
 use crate::keys::{PublicKey, Secret};
 
@@ -32,6 +32,10 @@ pub struct Ec2Options {
     pub profile: Option<String>,
     /// Attempts per request, the first included (the SDK retries with backoff).
     pub max_attempts: u32,
+    /// The longest one attempt may take.
+    pub attempt_timeout: Duration,
+    /// Pace requests at EC2's published rates.
+    pub pace: bool,
 }
 
 /// Counts requests per operation as they are sent (each attempt).
@@ -63,6 +67,7 @@ impl Intercept for CallCounter {
 pub struct Ec2 {
     clients: HashMap<Region, Client>,
     counter: CallCounter,
+    pacer: Pacer,
 }
 
 impl Ec2 {
@@ -80,7 +85,7 @@ impl Ec2 {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .operation_attempt_timeout(options.attempt_timeout)
                     .build(),
             );
         if let Some(profile) = &options.profile {
@@ -101,10 +106,25 @@ impl Ec2 {
                 (region.clone(), Client::from_conf(config))
             })
             .collect();
-        Ec2 { clients, counter }
+        let pacer = if options.pace {
+            Pacer::ec2()
+        } else {
+            Pacer::none()
+        };
+        Ec2 {
+            clients,
+            counter,
+            pacer,
+        }
     }
 
-    fn client(&self, region: &Region, operation: &'static str) -> Result<&Client, CloudError> {
+    /// The region's client, once the pacer lets this request go.
+    async fn client(
+        &self,
+        region: &Region,
+        operation: &'static str,
+    ) -> Result<&Client, CloudError> {
+        self.pacer.wait(region.as_str(), operation).await;
         self.clients.get(region).ok_or_else(|| CloudError {
             kind: CloudErrorKind::Other,
             operation,
@@ -239,30 +259,57 @@ fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
+fn remote_of(k: &aws_sdk_ec2::types::KeyPairInfo) -> Option<RemoteKeyPair> {
+    Some(RemoteKeyPair {
+        name: k.key_name()?.to_owned(),
+        id: k.key_pair_id().map(str::to_owned),
+        fingerprint: k.key_fingerprint().map(str::to_owned),
+        key_type: k.key_type().map(|t| t.as_str().to_owned()),
+        public_key: k.public_key().and_then(PublicKey::from_openssh),
+        tags: tags_of(k.tags()),
+    })
+}
+
 impl Cloud for Ec2 {
-    async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
+    async fn find_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+    ) -> Result<Option<RemoteKeyPair>, CloudError> {
         const OP: &str = "DescribeKeyPairs";
+        // A filter, not KeyNames: a missing name is an empty answer, not an error.
         let output = self
-            .client(region, OP)?
+            .client(region, OP)
+            .await?
             .describe_key_pairs()
             .include_public_key(true)
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("key-name")
+                    .values(name.as_str())
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| convert(OP, region, &e))?;
         Ok(output
             .key_pairs()
             .iter()
-            .filter_map(|k| {
-                Some(RemoteKeyPair {
-                    name: k.key_name()?.to_owned(),
-                    id: k.key_pair_id().map(str::to_owned),
-                    fingerprint: k.key_fingerprint().map(str::to_owned),
-                    key_type: k.key_type().map(|t| t.as_str().to_owned()),
-                    public_key: k.public_key().and_then(PublicKey::from_openssh),
-                    tags: tags_of(k.tags()),
-                })
-            })
-            .collect())
+            .filter_map(remote_of)
+            .find(|k| k.name == name.as_str()))
+    }
+
+    async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
+        const OP: &str = "DescribeKeyPairs";
+        let output = self
+            .client(region, OP)
+            .await?
+            .describe_key_pairs()
+            .include_public_key(true)
+            .send()
+            .await
+            .map_err(|e| convert(OP, region, &e))?;
+        Ok(output.key_pairs().iter().filter_map(remote_of).collect())
     }
 
     async fn create_key_pair(
@@ -274,7 +321,8 @@ impl Cloud for Ec2 {
     ) -> Result<CreatedKeyPair, CloudError> {
         const OP: &str = "CreateKeyPair";
         let output = self
-            .client(region, OP)?
+            .client(region, OP)
+            .await?
             .create_key_pair()
             .key_name(name.as_str())
             .key_type(sdk_key_type(key_type))
@@ -310,7 +358,8 @@ impl Cloud for Ec2 {
     ) -> Result<RemoteKeyPair, CloudError> {
         const OP: &str = "ImportKeyPair";
         let output = self
-            .client(region, OP)?
+            .client(region, OP)
+            .await?
             .import_key_pair()
             .key_name(name.as_str())
             .public_key_material(aws_smithy_types::Blob::new(
@@ -332,7 +381,8 @@ impl Cloud for Ec2 {
 
     async fn delete_key_pair(&self, region: &Region, name: &KeyName) -> Result<(), CloudError> {
         const OP: &str = "DeleteKeyPair";
-        self.client(region, OP)?
+        self.client(region, OP)
+            .await?
             .delete_key_pair()
             .key_name(name.as_str())
             .send()
@@ -352,7 +402,8 @@ impl Cloud for Ec2 {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        self.client(region, OP)?
+        self.client(region, OP)
+            .await?
             .create_tags()
             .set_resources(Some(ids.to_vec()))
             .set_tags(Some(tags))
@@ -370,7 +421,8 @@ impl Cloud for Ec2 {
     ) -> Result<(), CloudError> {
         const OP: &str = "DeleteTags";
         let tags = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
-        self.client(region, OP)?
+        self.client(region, OP)
+            .await?
             .delete_tags()
             .set_resources(Some(ids.to_vec()))
             .set_tags(Some(tags))

@@ -5,12 +5,14 @@
 //! key pair failed and what to do about it.
 
 mod ec2;
+mod pacer;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
 pub use ec2::{Ec2, Ec2Options};
+pub use pacer::{Pacer, ec2_limits};
 
 use crate::desired::{KeyName, KeyType, Region, TagSet};
 use crate::keys::{PublicKey, Secret};
@@ -130,6 +132,13 @@ pub trait Cloud: Send + Sync + 'static {
         public_key: &PublicKey,
         tags: &TagSet,
     ) -> impl Future<Output = Result<RemoteKeyPair, CloudError>> + Send;
+
+    /// One key pair by name, or `None` (used to learn what a request whose answer was lost did).
+    fn find_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+    ) -> impl Future<Output = Result<Option<RemoteKeyPair>, CloudError>> + Send;
 
     /// Delete a key pair by name (used to undo a create whose key could not be saved).
     fn delete_key_pair(

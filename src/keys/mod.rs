@@ -13,4 +13,6 @@ mod store;
 pub use generate::generate;
 pub use public::{PublicKey, public_key_of_private};
 pub use secret::Secret;
-pub use store::{FileState, KEY_MODE, KeyStore, LocalFile, StoreError, WriteOutcome, git_exposure};
+pub use store::{
+    FileState, KEY_MODE, KeyStore, LocalFile, StoreError, WriteOutcome, git_exposure, parent_of,
+};

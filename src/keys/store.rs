@@ -260,6 +260,27 @@ impl KeyStore {
         Ok(Some(aside))
     }
 
+    /// Remove labctl's own temporary files left in `dir` by a run that was killed: never
+    /// written into place, they hold at most part of a key that was never used. Call only
+    /// while holding the manifest's lock, so no other labctl is writing them. Returns how many.
+    pub fn clean_temporary(self, dir: &Path) -> usize {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = (name.starts_with(".labctl-key-") && name.ends_with(".tmp"))
+                || name.starts_with(".labctl-check-");
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if ours && is_file && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Set an existing key file's mode to 0400 (never through a symlink).
     ///
     /// # Errors
@@ -275,7 +296,8 @@ impl KeyStore {
     }
 }
 
-fn parent_of(path: &Path) -> PathBuf {
+/// The folder a key file lives in (`.` for a bare file name).
+pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
