@@ -95,13 +95,7 @@ pub fn text(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let header = [
-        "NAME",
-        "REGION",
-        "KEY PAIR ID",
-        "FINGERPRINT",
-        "PRIVATE KEY",
-    ];
+    let header = ["NAME", "REGION", "KEY PAIR ID", "FINGERPRINT", "KEY FILE"];
     let mut widths = header.map(str::len);
     for row in &table {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -97,6 +97,8 @@ pub enum Conflict {
     OwnedByOther,
     /// `--replace` of a key pair this manifest does not own.
     NotOwned,
+    /// The key file belongs to another user or sits in a folder others may change.
+    Unsafe,
 }
 
 impl Conflict {
@@ -109,6 +111,7 @@ impl Conflict {
             Conflict::Symlink => "symlink",
             Conflict::OwnedByOther => "owned-by-other",
             Conflict::NotOwned => "not-owned",
+            Conflict::Unsafe => "unsafe-file",
         }
     }
 
@@ -132,6 +135,9 @@ impl Conflict {
             }
             Conflict::OwnedByOther => {
                 "another manifest (its `labctl:project` tag) owns this key pair; rename the key pair in this manifest"
+            }
+            Conflict::Unsafe => {
+                "another user could read or swap this key: keep key files in a folder only you can write (labctl makes its folders 0700), owned by you"
             }
             Conflict::NotOwned => {
                 "`--replace` only replaces key pairs this manifest owns (tagged `labctl:project`); delete it by hand if you are sure"
@@ -398,6 +404,9 @@ fn region_op(
                 Conflict::Unreadable,
                 format!("{output} is not a regular file"),
             );
+        }
+        (_, FileState::Unsafe { reason }) => {
+            return conflict(Conflict::Unsafe, format!("{output}: {reason}"));
         }
         (_, FileState::Unreadable { reason }) => {
             return conflict(

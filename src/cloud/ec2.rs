@@ -77,8 +77,11 @@ impl Ec2 {
         // aws-config from probing the environment (or the instance metadata service) for one.
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
             .region(aws_sdk_ec2::config::Region::from_static("us-east-1"))
+            // Standard (exponential backoff) retries, not the SDK's adaptive mode: labctl paces
+            // itself at EC2's rates, and adaptive mode drops a client to 0.5 requests per
+            // second after a single throttling answer.
             .retry_config(
-                RetryConfig::adaptive()
+                RetryConfig::standard()
                     .with_max_attempts(options.max_attempts.max(1))
                     .with_initial_backoff(Duration::from_millis(200)),
             )

@@ -31,6 +31,9 @@ pub enum FileState {
     Symlink,
     /// A folder, device or other non-file.
     NotAFile,
+    /// A key file another user owns, or in a folder other users may change: someone else
+    /// could read or swap the key, so labctl does not trust or touch it.
+    Unsafe { reason: String },
 }
 
 /// A key file's path and what was found there.
@@ -47,6 +50,8 @@ pub enum StoreError {
     Exists { path: PathBuf },
     #[error("{path} is a symbolic link; labctl does not write key files through links")]
     Symlink { path: PathBuf },
+    #[error("{path} is not a safe place for a private key: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -92,6 +97,12 @@ impl KeyStore {
             },
             Ok(meta) if meta.file_type().is_symlink() => FileState::Symlink,
             Ok(meta) if !meta.is_file() => FileState::NotAFile,
+            Ok(meta) if effective_uid().is_some_and(|uid| uid != meta.uid()) => FileState::Unsafe {
+                reason: format!("it belongs to another user (uid {})", meta.uid()),
+            },
+            Ok(_) if unsafe_folder(&parent_of(path)).is_some() => FileState::Unsafe {
+                reason: unsafe_folder(&parent_of(path)).unwrap_or_default(),
+            },
             Ok(meta) if meta.len() > MAX_KEY_FILE => FileState::Unreadable {
                 reason: format!("it is {} bytes, too large for a private key", meta.len()),
             },
@@ -157,6 +168,12 @@ impl KeyStore {
         }
         let dir = parent_of(path);
         let created_dirs = create_dirs(&dir)?;
+        if let Some(reason) = unsafe_folder(&dir) {
+            return Err(StoreError::Unsafe {
+                path: path.to_owned(),
+                reason,
+            });
+        }
         // Prove the folder takes a new file: an owner-only temporary, removed at once.
         tempfile::Builder::new()
             .prefix(".labctl-check-")
@@ -294,6 +311,32 @@ impl KeyStore {
         }
         fs::set_permissions(path, fs::Permissions::from_mode(KEY_MODE)).map_err(io_err(path))
     }
+}
+
+/// This process's effective user id (Linux: from /proc), read once.
+fn effective_uid() -> Option<u32> {
+    static UID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UID.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+        line.split_whitespace().nth(2)?.parse().ok()
+    })
+}
+
+/// Why a folder is unsafe for key files: any user may write it (without the sticky bit
+/// that stops them from removing or renaming our files).
+fn unsafe_folder(dir: &Path) -> Option<String> {
+    let meta = fs::metadata(dir).ok()?;
+    let mode = meta.mode();
+    let others_write = mode & 0o002 != 0;
+    let sticky = mode & 0o1000 != 0;
+    (others_write && !sticky).then(|| {
+        format!(
+            "the folder {} is writable by other users (mode {:04o})",
+            dir.display(),
+            mode & 0o7777
+        )
+    })
 }
 
 /// The folder a key file lives in (`.` for a bare file name).

@@ -9,6 +9,8 @@
 )]
 
 mod apply;
+mod faults;
 mod lifecycle;
+mod reliability;
 mod support;
 mod validate;

@@ -120,6 +120,66 @@ pub(crate) fn server() -> &'static Server {
     })
 }
 
+/// A fault-injecting, latency-adding, throttling proxy (`bench/ec2_proxy.py`) in front of
+/// the shared server, on its own loopback port; it stops when dropped.
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
+    child: Child,
+}
+
+impl Proxy {
+    pub(crate) fn start(extra: &[&str]) -> Proxy {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ec2_proxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(server().endpoint())
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 bench/ec2_proxy.py");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("proxy port, got {line:?}"));
+        Proxy { port, child }
+    }
+
+    /// A proxy with these fault rules (see `bench/ec2_proxy.py`).
+    pub(crate) fn faults(rules: &serde_json::Value) -> Proxy {
+        Proxy::start(&["--faults", &rules.to_string()])
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the proxy saw: requests per action and faults injected.
+    pub(crate) fn stats(&self) -> serde_json::Value {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET /__proxy/stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A unique name for this test's resources, so tests can share one server.
 pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -211,6 +271,14 @@ impl Test {
     /// Run labctl with these arguments (no server).
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         Self::run_command(self.command(args))
+    }
+
+    /// Run a cloud command through a proxy.
+    pub(crate) fn via(&self, proxy: &Proxy, args: &[&str]) -> Run {
+        let endpoint = proxy.endpoint();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--endpoint-url", &endpoint]);
+        Self::run_command(self.command(&all))
     }
 
     /// Run a cloud command against the shared local server.

@@ -1,0 +1,191 @@
+"""A proxy in front of a local EC2 server, on loopback: latency, EC2's throttling, and faults.
+
+  python3 bench/ec2_proxy.py UPSTREAM_URL [--delay-ms N] [--throttle] [--faults JSON]
+
+Prints the port it listens on (127.0.0.1, a free port) on its first line and serves until its
+standard input closes. Stdlib only.
+
+--delay-ms N   adds N ms before each request is forwarded (a far region).
+--throttle     enforces EC2's token buckets per (region, action), answering
+               RequestLimitExceeded (HTTP 503) as EC2 does when a bucket is empty.
+--faults JSON  a list of rules, each {"action": "CreateKeyPair" or "*", "fault": F,
+               "count": N (how many matching requests get it; default 1), "name": KEY NAME
+               (optional: only requests for that key pair), "ms": N (for slow/hang)}, where F is
+                 refuse   close the connection without an answer
+                 hang     hold the request for `ms` ms (default 60000), then close
+                 cut      forward the request, then close halfway through the answer
+                 http500  answer HTTP 500 without forwarding
+                 http503  answer HTTP 503 without forwarding
+                 throttle answer RequestLimitExceeded without forwarding
+                 slow     forward after `ms` ms
+                 race     first import the same key pair name (another machine's key), then forward
+                 mangle   forward, then garble the key names and public keys in the answer
+GET /__proxy/stats returns counts of requests seen per action, and of faults injected.
+"""
+import argparse
+import http.client
+import json
+import re
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# EC2's published buckets: (burst, refill per second).
+LIMITS = {
+    "DescribeKeyPairs": (100, 20),
+    "CreateTags": (100, 10),
+    "DeleteTags": (100, 10),
+}
+DEFAULT_LIMIT = (50, 5)  # CreateKeyPair, ImportKeyPair, DeleteKeyPair, ...
+OTHER_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILSsJOePlBjf01wlQcPaZbLAONhsdQ6D8y/AnJIiQnX5 other-machine"
+)
+
+args = argparse.ArgumentParser()
+args.add_argument("upstream")
+args.add_argument("--delay-ms", type=int, default=0)
+args.add_argument("--throttle", action="store_true")
+args.add_argument("--faults", default="[]")
+opts = args.parse_args()
+upstream = urllib.parse.urlparse(opts.upstream)
+rules = json.loads(opts.faults)
+for rule in rules:
+    rule.setdefault("count", 1)
+lock = threading.Lock()
+buckets = {}
+stats = {"requests": {}, "faults": {}, "throttled": 0}
+
+
+def take_token(region, action):
+    burst, rate = LIMITS.get(action, DEFAULT_LIMIT)
+    now = time.monotonic()
+    with lock:
+        tokens, last = buckets.get((region, action), (float(burst), now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1:
+            buckets[(region, action)] = (tokens, now)
+            return False
+        buckets[(region, action)] = (tokens - 1, now)
+        return True
+
+
+def pick_fault(action, params):
+    names = params.get("KeyName", [""])
+    with lock:
+        for rule in rules:
+            if rule["count"] <= 0 or rule["action"] not in ("*", action):
+                continue
+            if "name" in rule and rule["name"] not in names:
+                continue
+            rule["count"] -= 1
+            stats["faults"][rule["fault"]] = stats["faults"].get(rule["fault"], 0) + 1
+            return rule
+    return None
+
+
+def ec2_error(code, message):
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+        f"<Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+    ).encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_):
+        pass
+
+    def answer(self, status, body, content_type="text/xml"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def forward(self, body, headers=None):
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
+        conn.request(self.command, self.path, body=body, headers=headers or dict(self.headers))
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        return response.status, response.getheader("Content-Type", "text/xml"), data
+
+    def do_GET(self):
+        if self.path == "/__proxy/stats":
+            with lock:
+                return self.answer(200, json.dumps(stats).encode(), "application/json")
+        status, content_type, data = self.forward(None)
+        self.answer(status, data, content_type)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        params = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        action = params.get("Action", ["?"])[0]
+        scope = re.search(r"Credential=[^/]+/\d+/([^/]+)/", self.headers.get("Authorization", ""))
+        region = scope.group(1) if scope else "?"
+        with lock:
+            stats["requests"][action] = stats["requests"].get(action, 0) + 1
+        if opts.delay_ms:
+            time.sleep(opts.delay_ms / 1000)
+        if opts.throttle and not take_token(region, action):
+            with lock:
+                stats["throttled"] += 1
+            return self.answer(503, ec2_error("RequestLimitExceeded", "Request limit exceeded."))
+        rule = pick_fault(action, params)
+        fault = rule["fault"] if rule else None
+        if fault == "refuse":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "hang":
+            time.sleep(rule.get("ms", 60000) / 1000)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "http500":
+            return self.answer(500, b"Internal Server Error", "text/plain")
+        if fault == "http503":
+            return self.answer(503, b"Service Unavailable", "text/plain")
+        if fault == "throttle":
+            return self.answer(503, ec2_error("RequestLimitExceeded", "Request limit exceeded."))
+        if fault == "slow":
+            time.sleep(rule.get("ms", 1000) / 1000)
+        if fault == "race":
+            other = dict(params)
+            other["Action"] = ["ImportKeyPair"]
+            other["PublicKeyMaterial"] = [__import__("base64").b64encode(OTHER_KEY.encode()).decode()]
+            for key in [k for k in other if k.startswith("TagSpecification") or k in ("KeyType", "KeyFormat")]:
+                del other[key]
+            raced = urllib.parse.urlencode({k: v[0] for k, v in other.items()}).encode()
+            headers = dict(self.headers)
+            headers["Content-Length"] = str(len(raced))
+            self.forward(raced, headers)
+        status, content_type, data = self.forward(body)
+        if fault == "mangle":
+            data = re.sub(rb"<keyName>[^<]*</keyName>", "<keyName>ключ-\u00e9-\U0001f511-".encode() + b"x" * 5000 + b"</keyName>", data, count=1)
+            data = re.sub(rb"<publicKey>[^<]*</publicKey>", b"<publicKey>ssh-ed25519 !!!not base64!!!</publicKey>", data)
+        if fault == "cut":
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.answer(status, data, content_type)
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(server.server_address[1], flush=True)
+sys.stdin.read()
+server.shutdown()

@@ -1,0 +1,262 @@
+//! Faults from the network and the API, injected by a proxy in front of the local server:
+//! each ends with bounded retries, a clear error naming the region and key pair, exit 1, no
+//! key pair whose private key was not saved, and a rerun without faults that converges.
+
+use serde_json::json;
+
+use crate::support::{Proxy, Test, public_key_of, server, strip_comment, unique};
+
+fn manifest(project: &str, names: &[&str]) -> String {
+    let mut text = format!(
+        "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n"
+    );
+    for name in names {
+        text.push_str(&format!("  - name: {project}-{name}\n"));
+    }
+    text
+}
+
+/// After a fault: every key pair of the project on the server has its private key on disk.
+fn nothing_lost(test: &Test, project: &str, names: &[&str]) {
+    for name in names {
+        let full = format!("{project}-{name}");
+        let file = test.path(&format!("keys/{full}.pem"));
+        match server().key_pair("us-east-1", &full) {
+            Some(remote) => {
+                assert!(
+                    file.exists(),
+                    "{full} exists in EC2 without its private key"
+                );
+                assert_eq!(
+                    public_key_of(&file),
+                    strip_comment(&remote.public_key),
+                    "{full}"
+                );
+            }
+            None => assert!(
+                !file.exists() || public_key_of(&file).starts_with("ssh-"),
+                "{full}"
+            ),
+        }
+    }
+}
+
+fn converges(test: &Test, project: &str, names: &[&str]) {
+    let rerun = test.cloud(&["apply", "--json"]);
+    rerun.assert_code(0);
+    let again = test.cloud(&["apply", "--json"]).json();
+    let mutating: u64 = again["api_calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(op, _)| op.as_str() != "DescribeKeyPairs")
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(mutating, 0, "{again:#}");
+    nothing_lost(test, project, names);
+}
+
+#[test]
+fn throttling_bursts_and_server_errors_are_retried_to_success() {
+    let test = Test::new();
+    let project = unique("retry");
+    test.write("labctl.yaml", &manifest(&project, &["a"]));
+    let proxy = Proxy::faults(&json!([
+        {"action": "DescribeKeyPairs", "fault": "http500", "count": 1},
+        {"action": "CreateKeyPair", "fault": "throttle", "count": 2},
+    ]));
+    let run = test.via(&proxy, &["apply", "--json"]);
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(
+        json["api_calls"]["CreateKeyPair"], 3,
+        "retries are counted: {json:#}"
+    );
+    assert_eq!(json["api_calls"]["DescribeKeyPairs"], 2, "{json:#}");
+    assert_eq!(proxy.stats()["faults"]["throttle"], 2);
+    nothing_lost(&test, &project, &["a"]);
+}
+
+#[test]
+fn slow_answers_only_take_longer() {
+    let test = Test::new();
+    let project = unique("slow");
+    test.write("labctl.yaml", &manifest(&project, &["a"]));
+    let proxy = Proxy::faults(&json!([{"action": "*", "fault": "slow", "ms": 700, "count": 3}]));
+    test.via(&proxy, &["apply"]).assert_code(0);
+    converges(&test, &project, &["a"]);
+}
+
+#[test]
+fn a_server_that_keeps_failing_gives_a_clear_error_and_creates_nothing() {
+    let test = Test::new();
+    let project = unique("down");
+    test.write("labctl.yaml", &manifest(&project, &["a", "b"]));
+    let proxy = Proxy::faults(
+        &json!([{"action": "CreateKeyPair", "fault": "http503", "count": 100, "name": format!("{project}-a")}]),
+    );
+    let run = test.via(&proxy, &["apply", "--max-attempts", "3"]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains(&format!("{project}-a"))
+            && run.stdout.contains("CreateKeyPair in us-east-1 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("hint:"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("DispatchFailure") && !run.stderr.contains("DispatchFailure"),
+        "SDK dump"
+    );
+    // The other key pair went on.
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-b"))
+            .is_some()
+    );
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-a"))
+            .is_none()
+    );
+    assert!(!test.path(&format!("keys/{project}-a.pem")).exists());
+    converges(&test, &project, &["a", "b"]);
+}
+
+#[test]
+fn an_answer_cut_mid_response_leaves_no_key_without_its_private_key() {
+    let test = Test::new();
+    let project = unique("cut");
+    test.write("labctl.yaml", &manifest(&project, &["a", "b"]));
+    // EC2 creates the key pair, but the answer carrying its private key never arrives.
+    let proxy = Proxy::faults(
+        &json!([{"action": "CreateKeyPair", "fault": "cut", "name": format!("{project}-a")}]),
+    );
+    let run = test.via(&proxy, &["apply"]);
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .contains("its answer, with the private key, was lost; the key pair was deleted again"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(proxy.stats()["faults"]["cut"], 1);
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-a"))
+            .is_none(),
+        "a key pair without its private key was left"
+    );
+    nothing_lost(&test, &project, &["a", "b"]);
+    converges(&test, &project, &["a", "b"]);
+}
+
+#[test]
+fn a_hanging_server_is_bounded_by_the_timeout() {
+    let test = Test::new();
+    let project = unique("hang");
+    test.write("labctl.yaml", &manifest(&project, &["a"]));
+    let proxy = Proxy::faults(
+        &json!([{"action": "CreateKeyPair", "fault": "hang", "ms": 20000, "count": 10}]),
+    );
+    let started = std::time::Instant::now();
+    let run = test.via(&proxy, &["apply", "--timeout", "2", "--max-attempts", "2"]);
+    run.assert_code(1);
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stdout.contains("CreateKeyPair in us-east-1 failed"),
+        "{}",
+        run.stdout
+    );
+    nothing_lost(&test, &project, &["a"]);
+    converges(&test, &project, &["a"]);
+}
+
+#[test]
+fn refused_connections_fail_clearly() {
+    let test = Test::new();
+    let project = unique("refuse");
+    test.write("labctl.yaml", &manifest(&project, &["a"]));
+    let proxy =
+        Proxy::faults(&json!([{"action": "DescribeKeyPairs", "fault": "refuse", "count": 100}]));
+    let run = test.via(&proxy, &["plan", "--max-attempts", "2"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("DescribeKeyPairs in us-east-1 failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(!test.path("keys").exists());
+}
+
+#[test]
+fn another_machine_creating_the_same_key_pair_is_a_conflict_for_that_key_only() {
+    let test = Test::new();
+    let project = unique("race");
+    test.write("labctl.yaml", &manifest(&project, &["a", "b"]));
+    let proxy = Proxy::faults(
+        &json!([{"action": "CreateKeyPair", "fault": "race", "name": format!("{project}-a")}]),
+    );
+    let run = test.via(&proxy, &["apply", "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    let a = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == format!("{project}-a"))
+        .unwrap();
+    assert_eq!(a["status"], "conflict", "{json:#}");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidKeyPair.Duplicate"),
+        "{json:#}"
+    );
+    let b = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == format!("{project}-b"))
+        .unwrap();
+    assert_eq!(
+        b["status"], "done",
+        "the rest of the apply goes on: {json:#}"
+    );
+    // The other machine's key pair is intact, and no file was written for it here.
+    let remote = server()
+        .key_pair("us-east-1", &format!("{project}-a"))
+        .unwrap();
+    assert!(
+        remote
+            .public_key
+            .contains("AAAAC3NzaC1lZDI1NTE5AAAAILSsJOeP"),
+        "{remote:?}"
+    );
+    assert!(!test.path(&format!("keys/{project}-a.pem")).exists());
+}
+
+#[test]
+fn odd_data_from_the_server_never_crashes_labctl() {
+    let test = Test::new();
+    let project = unique("odd");
+    test.write("labctl.yaml", &manifest(&project, &["a"]));
+    test.cloud(&["apply"]).assert_code(0);
+    let proxy =
+        Proxy::faults(&json!([{"action": "DescribeKeyPairs", "fault": "mangle", "count": 10}]));
+    for command in ["plan", "apply", "output"] {
+        let run = test.via(&proxy, &[command]);
+        assert!(run.code == 0 || run.code == 1, "{command}: {run:#?}");
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+}
