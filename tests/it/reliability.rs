@@ -304,3 +304,54 @@ fn no_command_at_any_verbosity_prints_key_material() {
     }
     assert!(keys.len() >= 2, "the test saw no keys: {keys:?}");
 }
+
+/// A tiny tmpfs, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_loses_no_key() {
+    let test = Test::new();
+    let project = unique("full");
+    let name = format!("{project}-k");
+    let disk = test.path("small");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4k,mode=0700", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: this test needs to mount a small tmpfs (run as root)");
+        return;
+    }
+    let _guard = Tmpfs(disk.clone());
+    // Fill the one page the file system has.
+    let _ = std::fs::write(disk.join("filler"), vec![b'x'; 4096]);
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\nkeypairs:\n  - name: {name}\n    region: us-east-1\n    key_type: rsa\n    output: small/key.pem\n"),
+    );
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    let error = json["actions"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("No space left on device") || error.contains("was not created"),
+        "{json:#}"
+    );
+    // Whether the disk filled before or after EC2 was asked, no key pair is left without its key.
+    assert!(server().key_pair("us-east-1", &name).is_none(), "{json:#}");
+    assert!(!disk.join("key.pem").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&disk)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "filler")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
