@@ -135,6 +135,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="N=100 only")
     ap.add_argument("--cli-1000", action="store_true", help="also run the AWS CLI loop at N=1000 (about 20 minutes)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.md"))
+    ap.add_argument("--only", help="run one scenario, N:REGIONS:direct|throttled (e.g. 1000:4:throttled)")
     opts = ap.parse_args()
     if not os.path.exists(LABCTL):
         sys.exit("build labctl first: cargo build --release")
@@ -143,6 +144,9 @@ def main():
     started = time.monotonic()
     try:
         scenarios = [(n, r, t) for n in ([100] if opts.quick else [100, 1000]) for r in (2, 4) for t in (False, True)]
+        if opts.only:
+            n, r, kind = opts.only.split(":")
+            scenarios = [(int(n), int(r), kind == "throttled")]
         for n, r, throttled in scenarios:
             regions = REGIONS[:r]
             proxy = Background(sys.executable, os.path.join(ROOT, "bench", "ec2_proxy.py"), server.url(),

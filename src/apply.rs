@@ -125,7 +125,7 @@ pub async fn apply<C: Cloud>(
     }
     let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut tasks = JoinSet::new();
-    for (_, group) in groups {
+    for group in interleave_regions(groups.into_values().collect()) {
         if !group.iter().any(|(_, a)| a.is_change()) {
             for (index, action) in group {
                 results[index] = Some(settled(action));
@@ -163,6 +163,31 @@ pub async fn apply<C: Cloud>(
         })
         .collect();
     Report { outcomes }
+}
+
+/// Order entries so that every region makes progress at once: the first entry of each
+/// region, then the second of each, and so on. A worker waiting for its region's pace holds a
+/// place in the pool; in manifest order, one region's waiting workers would fill the pool and
+/// the regions would run one after another instead of side by side.
+fn interleave_regions(
+    groups: Vec<Vec<(usize, KeyPairAction)>>,
+) -> Vec<Vec<(usize, KeyPairAction)>> {
+    let mut seen: BTreeMap<crate::desired::Region, usize> = BTreeMap::new();
+    let mut keyed: Vec<(usize, usize, Vec<(usize, KeyPairAction)>)> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(position, group)| {
+            let region = group.first().map(|(_, a)| a.region.clone());
+            let rank = region.map_or(0, |r| {
+                let n = seen.entry(r).or_default();
+                *n += 1;
+                *n
+            });
+            (rank, position, group)
+        })
+        .collect();
+    keyed.sort_by_key(|(rank, position, _)| (*rank, *position));
+    keyed.into_iter().map(|(_, _, group)| group).collect()
 }
 
 /// The outcome of an action that needs no work.
