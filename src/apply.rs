@@ -98,6 +98,9 @@ fn timed_out() -> Failure {
 
 type Failure = (Status, String);
 
+/// One manifest entry's actions, each with its place in the plan.
+type Group = Vec<(usize, KeyPairAction)>;
+
 /// Carry out `plan`.
 pub async fn apply<C: Cloud>(
     cloud: &Arc<C>,
@@ -169,11 +172,9 @@ pub async fn apply<C: Cloud>(
 /// region, then the second of each, and so on. A worker waiting for its region's pace holds a
 /// place in the pool; in manifest order, one region's waiting workers would fill the pool and
 /// the regions would run one after another instead of side by side.
-fn interleave_regions(
-    groups: Vec<Vec<(usize, KeyPairAction)>>,
-) -> Vec<Vec<(usize, KeyPairAction)>> {
+fn interleave_regions(groups: Vec<Group>) -> Vec<Group> {
     let mut seen: BTreeMap<crate::desired::Region, usize> = BTreeMap::new();
-    let mut keyed: Vec<(usize, usize, Vec<(usize, KeyPairAction)>)> = groups
+    let mut keyed: Vec<(usize, usize, Group)> = groups
         .into_iter()
         .enumerate()
         .map(|(position, group)| {
