@@ -84,6 +84,8 @@ pub struct Settings {
     pub now: u64,
     /// This apply's id, tagged on the key pairs EC2 creates (see [`APPLY_TAG`]).
     pub apply_id: String,
+    /// Ids of earlier applies of this manifest that were killed midway.
+    pub interrupted: Vec<String>,
     /// Nothing new starts after this moment (`--timeout`).
     pub deadline: tokio::time::Instant,
 }
@@ -539,10 +541,28 @@ async fn create<C: Cloud>(
                 action.name, action.region
             ));
             let tags = action.tags.with(APPLY_TAG, &settings.apply_id);
-            let created = match cloud
+            let mut created = cloud
                 .create_key_pair(&action.region, &action.name, action.key_type, &tags)
-                .await
+                .await;
+            // A killed earlier run's request may land after this run looked: its key pair,
+            // whose private key died with that run, takes the name. Delete it and try again.
+            if let Err(err) = &created
+                && err.kind == CloudErrorKind::Duplicate
+                && let Ok(Some(found)) = cloud.find_key_pair(&action.region, &action.name).await
+                && found
+                    .tags
+                    .get(APPLY_TAG)
+                    .is_some_and(|id| settings.interrupted.contains(id))
+                && cloud
+                    .delete_key_pair(&action.region, &action.name)
+                    .await
+                    .is_ok()
             {
+                created = cloud
+                    .create_key_pair(&action.region, &action.name, action.key_type, &tags)
+                    .await;
+            }
+            let created = match created {
                 Ok(created) => created,
                 Err(err) => {
                     return Err(recover_create(cloud, action, &settings.apply_id, &err).await);

@@ -310,29 +310,54 @@ fn status(args: &CloudArgs, message: &str) {
     }
 }
 
+/// What a command's work needs besides the cloud, the desired and the observed state.
+struct Run {
+    /// Nothing new starts after this (`--timeout`).
+    deadline: Instant,
+    /// This run's id, tagged on key pairs EC2 creates.
+    apply_id: String,
+    /// Apply ids of earlier runs of this manifest that were killed midway.
+    interrupted: Vec<String>,
+}
+
 /// Validate the manifest, then (for commands that change things) take the manifest's lock,
 /// then read the cloud and the key files: the start of every command that talks to AWS.
-/// Nothing is sent and nothing written when the manifest has an error.
+/// Nothing is sent and nothing written when the manifest has an error. A run that returns
+/// (even with an error) marks the lock's record finished; only a killed run leaves it running.
 fn session<T>(
     args: &CloudArgs,
     term: Terminal,
     lock_for: Option<&str>,
-    work: impl AsyncFnOnce(&Arc<Ec2>, Desired, Observed, Instant) -> Result<T, Error>,
+    work: impl AsyncFnOnce(&Arc<Ec2>, Desired, Observed, Run) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
     let desired = load(args, term)?;
     warn_git_exposure(&desired, args.quiet || args.json, term);
-    let _lock = match lock_for {
+    let apply_id = format!(
+        "{:016x}",
+        rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+    );
+    let mut lock = match lock_for {
         Some(command) => {
-            let lock = lock::acquire(&args.manifest, command)?;
+            let lock = lock::acquire(&args.manifest, command, &apply_id)?;
             clean_temporary(&desired);
             Some(lock)
         }
         None => None,
     };
+    let interrupted = match &lock {
+        Some(lock) => lock.interrupted.clone(),
+        None => lock::interrupted(&args.manifest),
+    };
+    if !interrupted.is_empty() {
+        tracing::debug!(
+            ?interrupted,
+            "an earlier run of this manifest was interrupted"
+        );
+    }
     let rt = runtime()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let cloud = connect(args, &desired).await;
         let regions = desired.regions();
         status(
@@ -344,8 +369,17 @@ fn session<T>(
                 .await
                 .map_err(|_| Error::Timeout(args.timeout))?
                 .map_err(Error::Observe)?;
-        work(&cloud, desired, observed, deadline).await
-    })
+        let run = Run {
+            deadline,
+            apply_id,
+            interrupted,
+        };
+        work(&cloud, desired, observed, run).await
+    });
+    if let Some(lock) = lock.as_mut() {
+        lock.finish();
+    }
+    result
 }
 
 /// Remove temporary files a killed run left in the key folders (under the lock).
@@ -381,8 +415,12 @@ fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
         cloud_args,
         term,
         None,
-        async |cloud, desired, observed, _deadline| {
-            let plan = plan::plan(&desired, &observed, &Options::default());
+        async |cloud, desired, observed, run| {
+            let options = Options {
+                interrupted: run.interrupted.into_iter().collect(),
+                ..Options::default()
+            };
+            let plan = plan::plan(&desired, &observed, &options);
             tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
             if cloud_args.json {
                 write_stdout(&render::plan_json(&plan, &cloud.api_calls()))?;
@@ -457,7 +495,7 @@ async fn carry_out(
     args: &CloudArgs,
     term: Terminal,
     show_plan: bool,
-    deadline: Instant,
+    run: &Run,
 ) -> Result<Exit, Error> {
     let style = Style {
         color: term.stdout_color,
@@ -469,11 +507,9 @@ async fn carry_out(
     let settings = Settings {
         concurrency: usize::from(args.concurrency),
         now: now(),
-        apply_id: format!(
-            "{:016x}",
-            rand_core::RngCore::next_u64(&mut rand_core::OsRng)
-        ),
-        deadline: deadline.into(),
+        apply_id: run.apply_id.clone(),
+        interrupted: run.interrupted.clone(),
+        deadline: run.deadline.into(),
     };
     let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
     let calls = cloud.api_calls();
@@ -505,14 +541,15 @@ fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Error> {
         &args.cloud,
         term,
         Some("apply"),
-        async |cloud, desired, observed, deadline| {
+        async |cloud, desired, observed, run| {
             let options = Options {
                 prune: args.prune,
                 purge_local: args.purge_local,
                 replace: replace_targets(&desired, &args.replace)?,
+                interrupted: run.interrupted.iter().cloned().collect(),
             };
             let plan = plan::plan(&desired, &observed, &options);
-            carry_out(cloud, &plan, &args.cloud, term, true, deadline).await
+            carry_out(cloud, &plan, &args.cloud, term, true, &run).await
         },
     )
 }
@@ -536,7 +573,7 @@ fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
         &args.cloud,
         term,
         Some("destroy"),
-        async |cloud, desired, observed, deadline| {
+        async |cloud, desired, observed, run| {
             let options = Options {
                 purge_local: args.purge_local,
                 ..Options::default()
@@ -590,7 +627,7 @@ fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
                 eprintln!("Cancelled; nothing was deleted.");
                 return Ok(Exit::Failure);
             }
-            carry_out(cloud, &plan, &args.cloud, term, false, deadline).await
+            carry_out(cloud, &plan, &args.cloud, term, false, &run).await
         },
     )
 }
@@ -605,7 +642,7 @@ fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, Error> {
         &args.cloud,
         term,
         None,
-        async |_cloud, desired, observed, _deadline| {
+        async |_cloud, desired, observed, _run| {
             let rows = crate::output::rows(&desired, &observed, KeyStore);
             let text = match format {
                 OutputFormat::Text => crate::output::text(&rows),

@@ -23,6 +23,10 @@ pub struct Options {
     pub purge_local: bool,
     /// Entries to delete and recreate (`apply --replace NAME`).
     pub replace: BTreeSet<KeyName>,
+    /// Apply ids of earlier runs of this manifest that were killed midway: a key pair EC2
+    /// created for one of them, whose key file does not exist, lost its private key with that
+    /// run, and is recreated.
+    pub interrupted: BTreeSet<String>,
 }
 
 /// The whole plan.
@@ -247,6 +251,15 @@ pub fn plan(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
     for (entry, spec) in desired.keypairs.iter().enumerate() {
         if options.replace.contains(&spec.name) {
             plan_replace(entry, desired, spec, observed, &mut actions);
+        } else if lost_to_interrupted_run(desired, spec, observed, options) {
+            let first = actions.len();
+            plan_replace(entry, desired, spec, observed, &mut actions);
+            for Action::KeyPair(a) in &mut actions[first..] {
+                a.reason = format!(
+                    "created by an apply that was killed before it saved the private key; recreate it ({})",
+                    a.reason
+                );
+            }
         } else {
             plan_entry(entry, desired, spec, observed, &mut actions);
         }
@@ -584,6 +597,41 @@ fn mode_fix(
     Some(index)
 }
 
+/// Whether every key pair of this entry that exists was created by an interrupted run, and
+/// the key file was never written: the private key is gone, and only labctl ever had it.
+fn lost_to_interrupted_run(
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    options: &Options,
+) -> bool {
+    if options.interrupted.is_empty() || !matches!(spec.source, KeySource::Aws) {
+        return false;
+    }
+    let file_absent = spec
+        .output
+        .as_ref()
+        .is_some_and(|p| matches!(observed.local.get(p), None | Some(FileState::Absent)));
+    let present: Vec<&RemoteKeyPair> = spec
+        .regions
+        .iter()
+        .filter_map(|r| {
+            observed
+                .remote
+                .get(r)
+                .and_then(|pairs| pairs.get(spec.name.as_str()))
+        })
+        .collect();
+    file_absent
+        && !present.is_empty()
+        && present.iter().all(|r| {
+            owner(r) == Some(desired.project.as_str())
+                && r.tags
+                    .get(APPLY_TAG)
+                    .is_some_and(|id| options.interrupted.contains(id))
+        })
+}
+
 /// `--replace`: delete the entry's key pairs and create a new key, if this manifest owns them.
 fn plan_replace(
     entry: usize,
@@ -737,7 +785,7 @@ mod tests {
     };
     use crate::cloud::RemoteKeyPair;
     use crate::desired::{
-        Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+        APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
     };
     use crate::keys::{FileState, PublicKey};
     use crate::observe::Observed;
@@ -1198,6 +1246,48 @@ mod tests {
             .map(|Action::KeyPair(a)| a.op)
             .collect();
         assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::NotOwned); 2]);
+    }
+
+    #[test]
+    fn a_key_pair_lost_with_a_killed_run_is_recreated_not_reported() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let lost = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[(PROJECT_TAG, "lab"), (APPLY_TAG, "00aa")],
+        );
+        let o = observed(&d, &[("us-east-1", lost)], FileState::Absent);
+        // Without knowing of the killed run: the private key is missing, a conflict.
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]
+        );
+        // Knowing that run 00aa was killed: only it ever had this key; recreate.
+        let options = Options {
+            interrupted: ["00aa".to_owned()].into(),
+            ..Options::default()
+        };
+        let got: Vec<KeyPairOp> = plan(&d, &o, &options)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert!(
+            matches!(got.as_slice(), [KeyPairOp::Replace { exists: true, .. }]),
+            "{got:?}"
+        );
+        // A run that finished is not recovered from: another id.
+        let other = Options {
+            interrupted: ["00bb".to_owned()].into(),
+            ..Options::default()
+        };
+        let got: Vec<KeyPairOp> = plan(&d, &o, &other)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]);
     }
 
     #[test]
