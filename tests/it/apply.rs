@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Test, public_key_of, server, strip_comment, unique};
+use crate::support::{Test, mutating_calls, public_key_of, server, strip_comment, unique};
 
 /// A manifest with one key pair per (name, regions, key type).
 fn manifest(project: &str, entries: &[(&str, &[&str], &str)]) -> String {
@@ -16,16 +16,6 @@ fn manifest(project: &str, entries: &[(&str, &[&str], &str)]) -> String {
         ));
     }
     text
-}
-
-fn mutating_calls(json: &serde_json::Value) -> u64 {
-    json["api_calls"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(op, _)| op.as_str() != "DescribeKeyPairs")
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum()
 }
 
 #[test]

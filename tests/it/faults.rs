@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::{Proxy, Test, public_key_of, server, strip_comment, unique};
+use crate::support::{Proxy, Test, mutating_calls, public_key_of, server, strip_comment, unique};
 
 fn manifest(project: &str, names: &[&str]) -> String {
     let mut text = format!(
@@ -45,14 +45,7 @@ fn converges(test: &Test, project: &str, names: &[&str]) {
     let rerun = test.cloud(&["apply", "--json"]);
     rerun.assert_code(0);
     let again = test.cloud(&["apply", "--json"]).json();
-    let mutating: u64 = again["api_calls"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(op, _)| op.as_str() != "DescribeKeyPairs")
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum();
-    assert_eq!(mutating, 0, "{again:#}");
+    assert_eq!(mutating_calls(&again), 0, "{again:#}");
     nothing_lost(test, project, names);
 }
 

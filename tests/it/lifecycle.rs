@@ -1,7 +1,7 @@
 //! The whole life of a workshop's key pairs: key sources, per-attendee keys, tag drift,
 //! adoption, prune, replace, destroy and output — against the local EC2 server.
 
-use crate::support::{Test, public_key_of, server, strip_comment, unique};
+use crate::support::{Test, mutating_calls, public_key_of, server, strip_comment, unique};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -13,16 +13,6 @@ fn fixture(name: &str) -> String {
 
 fn calls(json: &serde_json::Value, op: &str) -> u64 {
     json["api_calls"][op].as_u64().unwrap_or(0)
-}
-
-fn mutating(json: &serde_json::Value) -> u64 {
-    json["api_calls"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(op, _)| op.as_str() != "DescribeKeyPairs")
-        .map(|(_, n)| n.as_u64().unwrap())
-        .sum()
 }
 
 #[test]
@@ -68,7 +58,7 @@ fn local_keys_are_generated_saved_first_and_imported_everywhere() {
     // An RSA key of 3072 bits: the base64 of its public key is longer than a 2048-bit one's.
     let rsa = public_key_of(&test.path(&format!("keys/{project}-rsa.pem")));
     assert!(rsa.len() > 500, "{rsa}");
-    assert_eq!(mutating(&test.cloud(&["apply", "--json"]).json()), 0);
+    assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
 }
 
 #[test]
@@ -98,7 +88,7 @@ fn an_existing_public_key_is_imported_and_compared() {
         strip_comment(&fixture("rsa-pkcs1.pub"))
     );
     assert_eq!(remote.key_type.as_deref(), Some("rsa"));
-    assert_eq!(mutating(&test.cloud(&["apply", "--json"]).json()), 0);
+    assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
 
     // The manifest now names another key: drift, judged by public key, is a conflict.
     std::fs::write(test.path("mine.pub"), fixture("rsa-openssh.pub")).unwrap();
@@ -128,7 +118,7 @@ fn changing_the_key_type_of_an_existing_key_pair_is_a_conflict() {
     run.assert_code(1);
     let json = run.json();
     assert_eq!(json["actions"][0]["conflict"], "key-type", "{json:#}");
-    assert_eq!(mutating(&json), 0);
+    assert_eq!(mutating_calls(&json), 0);
 }
 
 #[test]
@@ -242,7 +232,7 @@ fn tag_drift_is_fixed_in_one_request_and_foreign_tags_are_kept_unless_purged() {
         Some("42"),
         "a foreign tag was removed"
     );
-    assert_eq!(mutating(&test.cloud(&["apply", "--json"]).json()), 0);
+    assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
 
     test.write("labctl.yaml", &manifest("bob", true));
     let run = test.cloud(&["apply", "--json"]);
@@ -289,7 +279,7 @@ fn a_matching_key_pair_made_by_hand_is_adopted() {
     assert_eq!(remote.tags.get("Team").map(String::as_str), Some("blue"));
     // The loose file mode was fixed along with the adoption.
     assert_eq!(test.mode("keys/k.pem"), 0o400);
-    assert_eq!(mutating(&test.cloud(&["apply", "--json"]).json()), 0);
+    assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
 }
 
 #[test]
@@ -322,7 +312,7 @@ fn prune_deletes_only_owned_key_pairs_no_longer_listed() {
     let run = test.cloud(&["apply", "--json"]);
     run.assert_code(0);
     assert_eq!(
-        mutating(&run.json()),
+        mutating_calls(&run.json()),
         0,
         "without --prune nothing is deleted"
     );
@@ -427,7 +417,7 @@ fn replace_recreates_an_owned_key_pair_and_keeps_the_old_file() {
             "{region}"
         );
     }
-    assert_eq!(mutating(&test.cloud(&["apply", "--json"]).json()), 0);
+    assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
 }
 
 #[test]
@@ -441,7 +431,7 @@ fn replace_refuses_key_pairs_this_manifest_does_not_own() {
     run.assert_code(1);
     let json = run.json();
     assert_eq!(json["actions"][0]["conflict"], "not-owned", "{json:#}");
-    assert_eq!(mutating(&json), 0);
+    assert_eq!(mutating_calls(&json), 0);
     assert!(server().key_pair("us-east-1", &name).is_some());
 }
 

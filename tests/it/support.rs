@@ -310,3 +310,14 @@ pub(crate) fn strip_comment(line: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Requests other than `DescribeKeyPairs` in a `--json` report: the mutating calls.
+pub(crate) fn mutating_calls(json: &serde_json::Value) -> u64 {
+    json["api_calls"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(op, _)| op.as_str() != "DescribeKeyPairs")
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum()
+}
