@@ -274,18 +274,25 @@ fn warn_git_exposure(desired: &Desired, quiet: bool, term: Terminal) {
     if quiet {
         return;
     }
-    for spec in &desired.keypairs {
-        if let Some(root) = spec.output.as_deref().and_then(git_exposure) {
-            eprintln!(
-                "{} {} is inside the git work tree {} and not ignored: a private key could be committed",
-                term.warning_prefix(),
-                spec.output_display,
-                root.display()
-            );
-            eprintln!(
-                "hint: add the key folder to .gitignore, or set `output_dir` outside the repository"
-            );
-        }
+    let with_files: Vec<&crate::desired::KeyPairSpec> = desired
+        .keypairs
+        .iter()
+        .filter(|k| k.output.is_some())
+        .collect();
+    let paths: Vec<&Path> = with_files
+        .iter()
+        .filter_map(|k| k.output.as_deref())
+        .collect();
+    for (index, root) in git_exposure(&paths) {
+        eprintln!(
+            "{} {} is inside the git work tree {} and not ignored: a private key could be committed",
+            term.warning_prefix(),
+            with_files[index].output_display,
+            root.display()
+        );
+        eprintln!(
+            "hint: add the key folder to .gitignore, or set `output_dir` outside the repository"
+        );
     }
 }
 

@@ -417,33 +417,83 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-/// When `path` would land inside a git work tree without being ignored, the work tree's root.
+/// The key files (by index in `paths`) that would land inside a git work tree without being
+/// ignored, each with its work tree's root.
 ///
-/// Reads only; asks `git check-ignore` when git is installed. A folder that does not exist
-/// yet is created by labctl with a `.gitignore`, so it is never exposed.
-pub fn git_exposure(path: &Path) -> Option<PathBuf> {
-    let dir = parent_of(path);
-    if !dir.is_dir() {
+/// Reads only; asks `git check-ignore` once per work tree (however many key files it holds)
+/// when git is installed. A folder that does not exist yet is created by labctl with a
+/// `.gitignore`, so it is never exposed.
+pub fn git_exposure(paths: &[&Path]) -> Vec<(usize, PathBuf)> {
+    let mut by_root: std::collections::BTreeMap<PathBuf, Vec<(usize, PathBuf)>> =
+        std::collections::BTreeMap::new();
+    for (index, path) in paths.iter().enumerate() {
+        let dir = parent_of(path);
+        let (Some(name), true) = (path.file_name(), dir.is_dir()) else {
+            continue;
+        };
+        let Ok(absolute) = fs::canonicalize(&dir) else {
+            continue;
+        };
+        if let Some(root) = absolute.ancestors().find(|a| a.join(".git").exists()) {
+            by_root
+                .entry(root.to_owned())
+                .or_default()
+                .push((index, absolute.join(name)));
+        }
+    }
+    let mut exposed = Vec::new();
+    for (root, files) in by_root {
+        let Some(ignored) = ignored_by_git(&root, files.iter().map(|(_, f)| f.as_path())) else {
+            continue;
+        };
+        exposed.extend(
+            files
+                .into_iter()
+                .filter(|(_, file)| !ignored.contains(file))
+                .map(|(index, _)| (index, root.clone())),
+        );
+    }
+    exposed.sort();
+    exposed
+}
+
+/// Which of `files` git ignores in the work tree at `root`; `None` when git cannot tell.
+fn ignored_by_git<'a>(
+    root: &Path,
+    files: impl Iterator<Item = &'a Path>,
+) -> Option<std::collections::BTreeSet<PathBuf>> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut input = Vec::new();
+    for file in files {
+        input.extend_from_slice(file.as_os_str().as_bytes());
+        input.push(0);
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["check-ignore", "--no-index", "-z", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    // Write from a thread: git answers while it reads, and a full pipe must not stall both.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().ok()?;
+    let _ = writer.join();
+    // 0: some are ignored; 1: none is; anything else: git could not tell.
+    if !matches!(output.status.code(), Some(0 | 1)) {
         return None;
     }
-    let absolute = fs::canonicalize(&dir).ok()?;
-    let root = absolute
-        .ancestors()
-        .find(|a| a.join(".git").exists())?
-        .to_owned();
-    let file_name = path.file_name()?;
-    let status = Command::new("git")
-        .arg("-C")
-        .arg(&absolute)
-        .args(["check-ignore", "-q", "--no-index", "--"])
-        .arg(file_name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .ok()?;
-    // 0: ignored; 1: not ignored; anything else: git could not tell.
-    (status.code() == Some(1)).then_some(root)
+    Some(
+        output
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(std::ffi::OsString::from_vec(p.to_vec())))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
