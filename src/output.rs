@@ -45,16 +45,17 @@ pub fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row>
             .output
             .as_ref()
             .and_then(|path| store.read_private(path));
+        // One key, one pair of fingerprints, whatever the number of regions.
+        let imported = public.as_ref().and_then(fingerprint::imported);
+        let created = match (&secret, &public) {
+            (Some(secret), Some(public)) => fingerprint::created(secret, public),
+            _ => None,
+        };
         for (i, region) in spec.regions.iter().enumerate() {
             let remote = observed
                 .remote
                 .get(region)
                 .and_then(|pairs| pairs.get(spec.name.as_str()));
-            let imported = public.as_ref().and_then(fingerprint::imported);
-            let created = match (&secret, &public) {
-                (Some(secret), Some(public)) => fingerprint::created(secret, public),
-                _ => None,
-            };
             let remote_fingerprint = remote.and_then(|r| r.fingerprint.clone());
             // The one that matches EC2's, else the one AWS's rules predict for this region.
             let expected = if i == 0 && matches!(spec.source, KeySource::Aws) {

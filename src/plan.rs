@@ -795,10 +795,7 @@ mod tests {
     };
 
     fn key(name: &str) -> PublicKey {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/keys")
-            .join(name);
-        PublicKey::from_openssh(&std::fs::read_to_string(path).unwrap()).unwrap()
+        PublicKey::from_openssh(&crate::keys::fixture(name)).unwrap()
     }
 
     fn tags(extra: &[(&str, &str)]) -> TagSet {

@@ -61,14 +61,7 @@ pub fn created(private: &Secret, public: &PublicKey) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::{created, imported};
-    use crate::keys::{PublicKey, Secret, public_key_of_private};
-
-    fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/keys")
-            .join(name);
-        std::fs::read_to_string(path).unwrap()
-    }
+    use crate::keys::{PublicKey, Secret, fixture, public_key_of_private};
 
     /// Expected values from the commands AWS documents, run on the fixtures:
     /// `openssl rsa -in K -pubout -outform DER | openssl md5 -c`,

@@ -11,6 +11,15 @@ mod secret;
 mod store;
 
 pub use generate::generate;
+
+/// A throwaway key from `tests/fixtures/keys`, for unit tests.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/keys")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
 pub use public::{PublicKey, public_key_of_private};
 pub use secret::Secret;
 pub use store::{

@@ -106,13 +106,7 @@ pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
 #[cfg(test)]
 mod tests {
     use super::{PublicKey, Secret, public_key_of_private};
-
-    fn fixture(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/keys")
-            .join(name);
-        std::fs::read_to_string(path).unwrap()
-    }
+    use crate::keys::fixture;
 
     #[test]
     fn derives_the_public_key_of_every_supported_format() {
