@@ -46,7 +46,7 @@ pub async fn observe<C: Cloud>(
         .keypairs
         .iter()
         .filter_map(|k| k.output.as_ref())
-        .map(|path| (path.clone(), store.inspect(path).state))
+        .map(|path| (path.clone(), store.inspect(path)))
         .collect();
     let mut remote = BTreeMap::new();
     let mut errors = Vec::new();
@@ -86,7 +86,7 @@ pub async fn observe<C: Cloud>(
     for path in orphans {
         local
             .entry(path.clone())
-            .or_insert_with(|| store.inspect(&path).state);
+            .or_insert_with(|| store.inspect(&path));
     }
     Ok(Observed { remote, local })
 }

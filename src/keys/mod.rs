@@ -22,6 +22,4 @@ pub(crate) fn fixture(name: &str) -> String {
 }
 pub use public::{PublicKey, public_key_of_private};
 pub use secret::Secret;
-pub use store::{
-    FileState, KEY_MODE, KeyStore, LocalFile, StoreError, WriteOutcome, git_exposure, parent_of,
-};
+pub use store::{FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, git_exposure, parent_of};

@@ -36,13 +36,6 @@ pub enum FileState {
     Unsafe { reason: String },
 }
 
-/// A key file's path and what was found there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalFile {
-    pub path: PathBuf,
-    pub state: FileState,
-}
-
 /// A failure to write or change a key file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,8 +73,8 @@ pub struct KeyStore;
 
 impl KeyStore {
     /// What is at `path`, without following a symlink and without ever printing the key.
-    pub fn inspect(self, path: &Path) -> LocalFile {
-        let state = match fs::symlink_metadata(path) {
+    pub fn inspect(self, path: &Path) -> FileState {
+        match fs::symlink_metadata(path) {
             // A missing folder, or a file where a folder should be: there is no key file;
             // writing one will fail before EC2 is asked for a key.
             Err(err)
@@ -130,10 +123,6 @@ impl KeyStore {
                     }
                 },
             },
-        };
-        LocalFile {
-            path: path.to_owned(),
-            state,
         }
     }
 
@@ -534,7 +523,7 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
             Some("*")
         );
         assert!(matches!(
-            store.inspect(&path).state,
+            store.inspect(&path),
             FileState::Key { mode: 0o400, .. }
         ));
         let again = store.write_new(&path, &Secret::new("other".to_owned()));
@@ -555,7 +544,7 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
         let link = dir.path().join("lab.pem");
         symlink(&target, &link).unwrap();
         let store = KeyStore;
-        assert_eq!(store.inspect(&link).state, FileState::Symlink);
+        assert_eq!(store.inspect(&link), FileState::Symlink);
         assert!(matches!(
             store.prepare(&link),
             Err(StoreError::Symlink { .. })
@@ -572,7 +561,7 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lab.pem");
         std::fs::write(&path, "not a key at all, secret-looking text").unwrap();
-        match KeyStore.inspect(&path).state {
+        match KeyStore.inspect(&path) {
             FileState::Unreadable { reason } => assert!(!reason.contains("secret-looking")),
             other => panic!("{other:?}"),
         }
