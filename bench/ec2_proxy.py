@@ -9,7 +9,8 @@ standard input closes. Stdlib only.
 --throttle     enforces EC2's token buckets per (region, action), answering
                RequestLimitExceeded (HTTP 503) as EC2 does when a bucket is empty.
 --faults JSON  a list of rules, each {"action": "CreateKeyPair" or "*", "fault": F,
-               "count": N (how many matching requests get it; default 1), "name": KEY NAME
+               "count": N (how many matching requests get it; default 1), "skip": N (let the
+               first N matching requests through untouched; default 0), "name": KEY NAME
                (optional: only requests for that key pair), "ms": N (for slow/hang)}, where F is
                  refuse   close the connection without an answer
                  hang     hold the request for `ms` ms (default 60000), then close
@@ -20,6 +21,7 @@ standard input closes. Stdlib only.
                  slow     forward after `ms` ms
                  race     first import the same key pair name (another machine's key), then forward
                  mangle   forward, then garble the key names and public keys in the answer
+                 garble   forward, then break the answer's XML (a private key stays in it)
 GET /__proxy/stats returns counts of requests seen per action, and of faults injected.
 """
 import argparse
@@ -54,6 +56,7 @@ upstream = urllib.parse.urlparse(opts.upstream)
 rules = json.loads(opts.faults)
 for rule in rules:
     rule.setdefault("count", 1)
+    rule.setdefault("skip", 0)
 lock = threading.Lock()
 buckets = {}
 stats = {"requests": {}, "faults": {}, "throttled": 0}
@@ -79,6 +82,9 @@ def pick_fault(action, params):
             if rule["count"] <= 0 or rule["action"] not in ("*", action):
                 continue
             if "name" in rule and rule["name"] not in names:
+                continue
+            if rule["skip"] > 0:
+                rule["skip"] -= 1
                 continue
             rule["count"] -= 1
             stats["faults"][rule["fault"]] = stats["faults"].get(rule["fault"], 0) + 1
@@ -170,6 +176,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "mangle":
             data = re.sub(rb"<keyName>[^<]*</keyName>", "<keyName>ключ-\u00e9-\U0001f511-".encode() + b"x" * 5000 + b"</keyName>", data, count=1)
             data = re.sub(rb"<publicKey>[^<]*</publicKey>", b"<publicKey>ssh-ed25519 !!!not base64!!!</publicKey>", data)
+        if fault == "garble":
+            data = data.replace(b"<keyMaterial>", b"<keyMaterial><<broken", 1) + b"<unclosed"
         if fault == "cut":
             self.send_response(status)
             self.send_header("Content-Type", content_type)

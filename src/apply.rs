@@ -16,8 +16,10 @@ use tokio::task::JoinSet;
 
 use crate::cloud::{Cloud, CloudError, CloudErrorKind};
 use crate::desired::APPLY_TAG;
-use crate::keys::{KeyStore, PublicKey, Secret, generate, public_key_of_private};
-use crate::plan::{Action, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan};
+use crate::journal::{Event, Journal};
+use crate::keys::{KeyStore, PublicKey, generate, public_key_of_private};
+use crate::ownership;
+use crate::plan::{Action, AfterDelete, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan};
 
 /// What happened to one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +86,11 @@ pub struct Settings {
     pub now: u64,
     /// This apply's id, tagged on the key pairs EC2 creates (see [`APPLY_TAG`]).
     pub apply_id: String,
-    /// Ids of earlier applies of this manifest that were killed midway.
-    pub interrupted: Vec<String>,
+    /// Keys the journal says EC2 was asked to create and whose private keys were never
+    /// saved: `(apply id, name)`.
+    pub unsaved: std::collections::BTreeSet<(String, String)>,
+    /// Where each `CreateKeyPair` is recorded before it is sent, and each save after it.
+    pub journal: Option<Arc<Journal>>,
     /// Nothing new starts after this moment (`--timeout`).
     pub deadline: tokio::time::Instant,
 }
@@ -119,13 +124,21 @@ pub async fn apply<C: Cloud>(
         results[index] = Some(outcome);
     }
 
-    // Then the rest, grouped per entry (orphans on their own), keeping each action's place.
+    // Then the rest, grouped per entry (orphans per name, so that a file goes only after
+    // every region's key pair of that name), keeping each action's place.
     let mut groups: BTreeMap<(usize, usize), Vec<(usize, KeyPairAction)>> = BTreeMap::new();
+    let mut orphan_groups: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
         if results[index].is_some() {
             continue;
         }
-        let key = action.entry.map_or((1, index), |e| (0, e));
+        let key = match action.entry {
+            Some(e) => (0, e),
+            None => (
+                1,
+                *orphan_groups.entry(action.name.as_str()).or_insert(index),
+            ),
+        };
         groups.entry(key).or_default().push((index, action.clone()));
     }
     let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -336,10 +349,23 @@ async fn apply_entry<C: Cloud>(
             out.push((index, settled(action)));
             continue;
         }
+        // A file goes only when every key pair before it in this entry is gone.
+        let all_done = out
+            .iter()
+            .all(|(_, o): &(usize, Outcome)| matches!(o.status, Status::Done | Status::Unchanged));
         let result = if tokio::time::Instant::now() >= settings.deadline {
             Err(timed_out())
         } else {
-            step(cloud, &action, store, created.as_ref(), progress).await
+            step(
+                cloud,
+                &action,
+                store,
+                created.as_ref(),
+                all_done,
+                settings,
+                progress,
+            )
+            .await
         };
         let result = match result {
             Ok(()) if action.fix_mode => finish_mode(store, &action),
@@ -359,12 +385,15 @@ fn creates_key(action: &KeyPairAction) -> bool {
     }
 }
 
-/// An action that does not create the entry's key.
+/// An action that does not create the entry's key. `all_done`: every action before it in
+/// the entry succeeded (a key file goes only then).
 async fn step<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
     store: KeyStore,
     created: Option<&Result<PublicKey, String>>,
+    all_done: bool,
+    settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     let new_key = || match created {
@@ -394,23 +423,65 @@ async fn step<C: Cloud>(
             progress.step(&format!("Setting mode 0400 on {}", action.output_display));
             finish_mode(store, action)
         }
-        KeyPairOp::Orphan { purge_file, .. } | KeyPairOp::Delete { purge_file } => {
+        KeyPairOp::Orphan { file, .. } | KeyPairOp::Delete { file } => {
             delete(cloud, action, progress).await?;
-            match purge_file {
-                Some(path) => std::fs::remove_file(path).map_err(|e| {
-                    (
-                        Status::Failed,
-                        format!("the key pair was deleted, but not {}: {e}", path.display()),
-                    )
-                }),
-                None => Ok(()),
-            }
+            after_delete(store, file, all_done, settings.now, progress)
         }
         KeyPairOp::Create { .. }
         | KeyPairOp::UpdateTags { .. }
         | KeyPairOp::Adopt { .. }
         | KeyPairOp::Noop
         | KeyPairOp::Conflict(_) => Ok(()),
+    }
+}
+
+/// The key file of a deleted key pair: kept, retired or removed, and only when every key
+/// pair that used it is gone.
+fn after_delete(
+    store: KeyStore,
+    file: &AfterDelete,
+    all_done: bool,
+    now: u64,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    let path = match file {
+        AfterDelete::Keep => return Ok(()),
+        AfterDelete::Retire(path) | AfterDelete::Purge(path, _) => path,
+    };
+    if !all_done {
+        return Err((
+            Status::Failed,
+            format!(
+                "the key pair was deleted here, but {} stays: a key pair of this entry in another region was not deleted",
+                path.display()
+            ),
+        ));
+    }
+    match file {
+        AfterDelete::Keep => Ok(()),
+        AfterDelete::Retire(path) => match store.move_aside(path, "retired", now) {
+            Ok(Some(aside)) => {
+                progress.step(&format!(
+                    "Retired {} to {}",
+                    path.display(),
+                    aside.display()
+                ));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err((Status::Failed, format!("the key pair was deleted, but {e}"))),
+        },
+        AfterDelete::Purge(path, public) => match store.remove_key(path, public) {
+            Ok(true) => {
+                progress.step(&format!("Removed {}", path.display()));
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err((
+                Status::Failed,
+                format!("the key pair was deleted, but not {}: {e}", path.display()),
+            )),
+        },
     }
 }
 
@@ -440,43 +511,55 @@ async fn import<C: Cloud>(
     }
 }
 
-/// `CreateKeyPair` failed. When its answer may have been lost (a cut connection, a timeout,
-/// a server error, or a retry that found the name taken), look: a key pair tagged with this
-/// apply's id was created by this very request, and its private key is gone with the answer.
-/// Delete it, so EC2 keeps no key whose private half nobody has.
+/// `CreateKeyPair` failed. Whatever the error (a lost answer whose retries then ended in
+/// throttling or an auth error included), look: a key pair tagged with this apply's id was
+/// created by this very request, and its private key is gone with the answer. Delete it, so
+/// EC2 keeps no key whose private half nobody has. When it cannot be looked at or deleted now,
+/// the journal still says the key was never saved, and the next run replaces it.
 async fn recover_create<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
-    apply_id: &str,
+    settings: &Settings,
     err: &CloudError,
 ) -> Failure {
-    let unknown_outcome = matches!(
-        err.kind,
-        CloudErrorKind::Duplicate | CloudErrorKind::Unreachable | CloudErrorKind::Other
-    );
-    if !unknown_outcome {
-        return cloud_failure(err);
-    }
     let found = cloud.find_key_pair(&action.region, &action.name).await;
+    let failure = cloud_failure(err);
     match found {
-        Ok(Some(pair)) if pair.tags.get(APPLY_TAG).map(String::as_str) == Some(apply_id) => {
-            match cloud.delete_key_pair(&action.region, &action.name).await {
-                Ok(()) => (
-                    Status::Failed,
-                    format!(
-                        "{err}\n  EC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost\n  hint: run apply again"
-                    ),
-                ),
+        Ok(Some(pair)) if ownership::made_by_this_apply(&pair.tags, &settings.apply_id) => {
+            match cloud
+                .delete_key_pair(&action.region, &action.name, pair.id.as_deref())
+                .await
+            {
+                Ok(()) => {
+                    record(settings, Event::Resolved, &action.name);
+                    (
+                        Status::Failed,
+                        format!(
+                            "{}\n  EC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost\n  hint: run apply again",
+                            failure.1
+                        ),
+                    )
+                }
                 Err(delete_err) => (
                     Status::Failed,
                     format!(
-                        "{err}\n  EC2 created the key pair but its answer, with the private key, was lost, and deleting it failed too ({delete_err})\n  hint: run `labctl apply --replace {}`",
-                        action.name
+                        "{}\n  EC2 created the key pair but its answer, with the private key, was lost, and deleting it failed too ({delete_err})\n  hint: run apply again: the journal shows the key was never saved, and it is recreated",
+                        failure.1
                     ),
                 ),
             }
         }
-        _ => cloud_failure(err),
+        _ => failure,
+    }
+}
+
+/// Append to the journal, when there is one; a failure to record anything but a create is
+/// only logged (the create itself is refused without its record).
+fn record(settings: &Settings, event: Event, name: &crate::desired::KeyName) {
+    if let Some(journal) = &settings.journal
+        && let Err(err) = journal.record(event, &settings.apply_id, name.as_str())
+    {
+        tracing::debug!(error = %err, key = %name, "could not write the journal");
     }
 }
 
@@ -490,7 +573,7 @@ async fn delete<C: Cloud>(
         action.name, action.region
     ));
     cloud
-        .delete_key_pair(&action.region, &action.name)
+        .delete_key_pair(&action.region, &action.name, action.remote_id.as_deref())
         .await
         .map_err(|e| cloud_failure(&e))
 }
@@ -518,7 +601,7 @@ async fn create<C: Cloud>(
     };
     if matches!(action.op, KeyPairOp::Replace { .. })
         && let Some(aside) = store
-            .move_aside(path, settings.now)
+            .move_aside(path, "replaced", settings.now)
             .map_err(|e| (Status::Failed, format!("{e}; nothing was replaced")))?
     {
         progress.step(&format!(
@@ -535,41 +618,7 @@ async fn create<C: Cloud>(
         delete(cloud, action, progress).await?;
     }
     match generator {
-        Generator::Ec2 => {
-            progress.step(&format!(
-                "Creating key pair `{}` in {}",
-                action.name, action.region
-            ));
-            let tags = action.tags.with(APPLY_TAG, &settings.apply_id);
-            let mut created = cloud
-                .create_key_pair(&action.region, &action.name, action.key_type, &tags)
-                .await;
-            // A killed earlier run's request may land after this run looked: its key pair,
-            // whose private key died with that run, takes the name. Delete it and try again.
-            if let Err(err) = &created
-                && err.kind == CloudErrorKind::Duplicate
-                && let Ok(Some(found)) = cloud.find_key_pair(&action.region, &action.name).await
-                && found
-                    .tags
-                    .get(APPLY_TAG)
-                    .is_some_and(|id| settings.interrupted.contains(id))
-                && cloud
-                    .delete_key_pair(&action.region, &action.name)
-                    .await
-                    .is_ok()
-            {
-                created = cloud
-                    .create_key_pair(&action.region, &action.name, action.key_type, &tags)
-                    .await;
-            }
-            let created = match created {
-                Ok(created) => created,
-                Err(err) => {
-                    return Err(recover_create(cloud, action, &settings.apply_id, &err).await);
-                }
-            };
-            save_created(cloud, action, path, store, &created.material).await
-        }
+        Generator::Ec2 => create_by_ec2(cloud, action, path, store, settings, progress).await,
         Generator::Local { bits } => {
             progress.step(&format!(
                 "Generating a {} key for `{}`",
@@ -591,32 +640,105 @@ async fn create<C: Cloud>(
     }
 }
 
-/// Save a key EC2 created; if it cannot be saved, delete the key pair again.
+/// `CreateKeyPair`, recorded in the journal before it is sent, then the private key saved.
+async fn create_by_ec2<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    path: &std::path::Path,
+    store: KeyStore,
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<PublicKey, Failure> {
+    if let Some(journal) = &settings.journal {
+        journal
+            .record(Event::Create, &settings.apply_id, action.name.as_str())
+            .map_err(|e| {
+                (
+                    Status::Failed,
+                    format!("cannot record the new key in labctl's journal ({e}); the key pair was not created"),
+                )
+            })?;
+    }
+    progress.step(&format!(
+        "Creating key pair `{}` in {}",
+        action.name, action.region
+    ));
+    let tags = action.tags.with(APPLY_TAG, &settings.apply_id);
+    let mut created = cloud
+        .create_key_pair(&action.region, &action.name, action.key_type, &tags)
+        .await;
+    // An earlier run's request may land after this run looked: its key pair, whose private
+    // key the journal proves was never saved, takes the name. Delete it and try again.
+    if let Err(err) = &created
+        && err.kind == CloudErrorKind::Duplicate
+        && let Ok(Some(found)) = cloud.find_key_pair(&action.region, &action.name).await
+        && ownership::made_by_unsaved_create(&found.tags, action.name.as_str(), &settings.unsaved)
+        && cloud
+            .delete_key_pair(&action.region, &action.name, found.id.as_deref())
+            .await
+            .is_ok()
+    {
+        created = cloud
+            .create_key_pair(&action.region, &action.name, action.key_type, &tags)
+            .await;
+    }
+    let created = match created {
+        Ok(created) => created,
+        Err(err) => return Err(recover_create(cloud, action, settings, &err).await),
+    };
+    match save_created(cloud, action, path, store, &created).await {
+        Ok(public) => {
+            record(settings, Event::Saved, &action.name);
+            Ok(public)
+        }
+        Err((failure, undone)) => {
+            if undone {
+                record(settings, Event::Resolved, &action.name);
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// Save a key EC2 created; if it cannot be saved, delete the key pair again (then the error
+/// comes with `true`).
 async fn save_created<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
     path: &std::path::Path,
     store: KeyStore,
-    material: &Secret,
-) -> Result<PublicKey, Failure> {
+    created: &crate::cloud::CreatedKeyPair,
+) -> Result<PublicKey, (Failure, bool)> {
+    let material = &created.material;
     let saved = store.write_new(path, material);
     let public = public_key_of_private(material);
     match (saved, public) {
         (Ok(_), Ok(public)) => Ok(public),
         (Ok(_), Err(reason)) => Err((
-            Status::Failed,
-            format!(
-                "the private key was saved to {} but could not be read back: {reason}",
-                action.output_display
+            (
+                Status::Failed,
+                format!(
+                    "the private key was saved to {} but could not be read back: {reason}",
+                    action.output_display
+                ),
             ),
+            false,
         )),
         (Err(err), _) => {
-            let undo = cloud.delete_key_pair(&action.region, &action.name).await;
-            let undone = match undo {
-                Ok(()) => "the key pair was deleted again, so nothing is lost; fix the cause and run apply again".to_owned(),
-                Err(e) => format!("deleting the key pair again also failed ({e}); delete it by hand"),
+            let undo = cloud
+                .delete_key_pair(&action.region, &action.name, created.id.as_deref())
+                .await;
+            let (undone, message) = match undo {
+                Ok(()) => (
+                    true,
+                    "the key pair was deleted again, so nothing is lost; fix the cause and run apply again".to_owned(),
+                ),
+                Err(e) => (
+                    false,
+                    format!("deleting the key pair again also failed ({e}); delete it by hand"),
+                ),
             };
-            Err((Status::Failed, format!("{err}; {undone}")))
+            Err(((Status::Failed, format!("{err}; {message}")), undone))
         }
     }
 }

@@ -163,9 +163,13 @@ pub struct ApplyArgs {
     /// Delete key pairs this manifest owns (tag labctl:project) but no longer lists
     #[arg(long)]
     pub prune: bool,
-    /// With --prune: also delete the orphans' key files (only a file holding that very key)
+    /// With --prune: also delete the orphans' key files (only a file holding that very key,
+    /// and never one an entry of the manifest uses)
     #[arg(long, requires = "prune")]
     pub purge_local: bool,
+    /// With --prune: do not ask before deleting (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Delete and recreate this key pair (owned by this manifest only); its old key file is
     /// moved aside to <file>.replaced-<timestamp>. Repeatable.
     #[arg(long, value_name = "NAME[@REGION]", value_parser = parse_replace)]
@@ -179,9 +183,13 @@ pub struct DestroyArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Also delete the key files of the deleted key pairs
-    #[arg(long)]
+    /// Remove the key files of the deleted key pairs (by default they are retired: moved
+    /// aside to <file>.retired-<timestamp>, so the next apply makes new keys)
+    #[arg(long, conflicts_with = "keep_local")]
     pub purge_local: bool,
+    /// Leave the key files in place: the next apply imports them again (the same keys)
+    #[arg(long)]
+    pub keep_local: bool,
 }
 
 /// How `labctl output` prints.

@@ -323,8 +323,10 @@ struct Run {
     deadline: Instant,
     /// This run's id, tagged on key pairs EC2 creates.
     apply_id: String,
-    /// Apply ids of earlier runs of this manifest that were killed midway.
-    interrupted: Vec<String>,
+    /// Keys earlier runs asked EC2 to create and never saved (from the journal).
+    unsaved: std::collections::BTreeSet<(String, String)>,
+    /// The journal, held with the lock by commands that change things.
+    journal: Option<Arc<crate::journal::Journal>>,
 }
 
 /// Validate the manifest, then (for commands that change things) take the manifest's lock,
@@ -347,22 +349,23 @@ fn session<T>(
     );
     let mut lock = match lock_for {
         Some(command) => {
-            let lock = lock::acquire(&args.manifest, command, &apply_id)?;
+            let lock = lock::acquire(&args.manifest, command)?;
             clean_temporary(&desired);
             Some(lock)
         }
         None => None,
     };
-    let interrupted = match &lock {
-        Some(lock) => lock.interrupted.clone(),
-        None => lock::interrupted(&args.manifest),
+    let unsaved = match &lock {
+        Some(lock) => lock.journal.unsaved.clone(),
+        None => lock::unsaved(&args.manifest),
     };
-    if !interrupted.is_empty() {
+    if !unsaved.is_empty() {
         tracing::debug!(
-            ?interrupted,
-            "an earlier run of this manifest was interrupted"
+            ?unsaved,
+            "keys an earlier run asked EC2 for were never saved"
         );
     }
+    let journal = lock.as_ref().map(|l| Arc::clone(&l.journal));
     let rt = runtime()?;
     let result = rt.block_on(async {
         let cloud = connect(args, &desired).await;
@@ -379,7 +382,8 @@ fn session<T>(
         let run = Run {
             deadline,
             apply_id,
-            interrupted,
+            unsaved,
+            journal,
         };
         work(&cloud, desired, observed, run).await
     });
@@ -424,7 +428,7 @@ fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
         None,
         async |cloud, desired, observed, run| {
             let options = Options {
-                interrupted: run.interrupted.into_iter().collect(),
+                unsaved: run.unsaved,
                 ..Options::default()
             };
             let plan = plan::plan(&desired, &observed, &options);
@@ -515,7 +519,8 @@ async fn carry_out(
         concurrency: usize::from(args.concurrency),
         now: now(),
         apply_id: run.apply_id.clone(),
-        interrupted: run.interrupted.clone(),
+        unsaved: run.unsaved.clone(),
+        journal: run.journal.clone(),
         deadline: run.deadline.into(),
     };
     let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
@@ -552,21 +557,41 @@ fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Error> {
             let options = Options {
                 prune: args.prune,
                 purge_local: args.purge_local,
+                keep_local: false,
                 replace: replace_targets(&desired, &args.replace)?,
-                interrupted: run.interrupted.iter().cloned().collect(),
+                unsaved: run.unsaved.clone(),
             };
             let plan = plan::plan(&desired, &observed, &options);
+            // Pruning deletes key pairs: list exactly what goes, and ask (or need --yes).
+            let pruned: Vec<String> = plan
+                .actions
+                .iter()
+                .filter(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Orphan { delete: true, .. }))
+                .map(|Action::KeyPair(a)| format!("  {} in {}", a.name, a.region))
+                .collect();
+            if !pruned.is_empty() && !args.yes {
+                eprintln!(
+                    "--prune deletes {} key pair(s) of project {} that the manifest no longer lists:\n{}",
+                    pruned.len(),
+                    plan.project,
+                    pruned.join("\n")
+                );
+                if !confirm("apply --prune", "Delete them?")? {
+                    eprintln!("Cancelled; nothing was changed.");
+                    return Ok(Exit::Failure);
+                }
+            }
             carry_out(cloud, &plan, &args.cloud, term, true, &run).await
         },
     )
 }
 
 /// Ask on the terminal; refuse without `--yes` when there is no terminal to ask on.
-fn confirm(question: &str) -> Result<bool, Error> {
+fn confirm(command: &str, question: &str) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "destroy deletes key pairs and needs --yes when stdin is not a terminal".to_owned(),
-        ));
+        return Err(Error::Usage(format!(
+            "{command} deletes key pairs and needs --yes when stdin is not a terminal"
+        )));
     }
     eprint!("{question} Type `yes` to confirm: ");
     let _ = std::io::stderr().flush();
@@ -583,6 +608,7 @@ fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
         async |cloud, desired, observed, run| {
             let options = Options {
                 purge_local: args.purge_local,
+                keep_local: args.keep_local,
                 ..Options::default()
             };
             let plan = plan::plan_destroy(&desired, &observed, &options);
@@ -626,10 +652,13 @@ fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
                 ))?;
             }
             if !args.yes
-                && !confirm(&format!(
-                    "Delete {deletions} key pair(s) of project {}?",
-                    plan.project
-                ))?
+                && !confirm(
+                    "destroy",
+                    &format!(
+                        "Delete {deletions} key pair(s) of project {}?",
+                        plan.project
+                    ),
+                )?
             {
                 eprintln!("Cancelled; nothing was deleted.");
                 return Ok(Exit::Failure);

@@ -1,77 +1,48 @@
-//! One `apply` (or `destroy`) per manifest at a time: an advisory lock next to the manifest.
+//! One `apply` (or `destroy`) per manifest at a time: an advisory lock in the state folder.
 //!
-//! The lock file `.<manifest file name>.lock` sits beside the manifest and names its holder
-//! (process id, host, command, start time), so a second run fails fast with a message saying
-//! who holds it. The operating system drops the lock when the holder exits, however it exits
-//! (a `kill -9` included), so a crash never leaves a stale lock behind.
+//! labctl keeps its own files for a manifest in the state folder `.labctl/` beside it,
+//! created `0700` with a `.gitignore` of `*` (so a workshop repository never tracks them) and
+//! opened like a key folder (never through a link, only when nobody else can change it). The
+//! lock file `.labctl/<manifest file name>.lock` names its holder (process id, host, command,
+//! start time), so a second run fails fast saying who holds it. The operating system drops the
+//! lock when the holder exits, however it exits (a `kill -9` included), so a crash never
+//! leaves a stale lock behind. Beside it, the [`Journal`] records each key EC2 is asked to
+//! create until its private key is saved.
 //!
-//! The file is also a one-line journal: it records the holder's apply id and whether the run
-//! finished. A run killed midway leaves `state: running`; the next run learns that apply's id
-//! and can recognise the key pairs EC2 created for it whose private keys died with it.
+//! The lock file is opened without following a link and without blocking, only when it is a
+//! regular file, and read with a size bound.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{File, TryLockError};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use crate::journal::{Journal, UnsavedKey};
+use crate::keys::folder::{FolderError, KeyFolder, read_bounded};
+
+/// The state folder's name, beside the manifest.
+pub const STATE_DIR: &str = ".labctl";
+
+/// The most of a lock file labctl reads.
+const MAX_RECORD: usize = 4096;
 
 /// A held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct Lock {
-    file: File,
+    _file: File,
     pub path: PathBuf,
-    record: String,
-    /// The apply ids of earlier runs that did not finish (killed), and were not yet recovered.
-    pub interrupted: Vec<String>,
+    /// The journal of key creations, appended to while the lock is held.
+    pub journal: std::sync::Arc<Journal>,
 }
 
 impl Lock {
-    /// Mark this run as finished: the next run has nothing to recover from it.
+    /// Mark this run as finished: the journal keeps only keys still unsaved.
     pub fn finish(&mut self) {
-        let record = self.record.replace("state: running", "state: finished");
-        let _ = write_record(&mut self.file, &record);
+        if let Err(err) = self.journal.compact() {
+            tracing::debug!(error = %err, "could not compact the journal");
+        }
     }
-}
-
-fn write_record(file: &mut File, record: &str) -> std::io::Result<()> {
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(record.as_bytes())?;
-    file.flush()
-}
-
-/// The apply ids a record leaves to recover: its own and those it carried, when it never
-/// finished. At most a few are kept.
-fn interrupted_apply(record: &str) -> Vec<String> {
-    if !record.lines().any(|l| l.trim() == "state: running") {
-        return Vec::new();
-    }
-    record
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            l.strip_prefix("apply-id: ")
-                .or_else(|| l.strip_prefix("carried-apply-id: "))
-        })
-        .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
-        .take(8)
-        .collect()
-}
-
-/// Without taking it: the apply ids of interrupted runs of this manifest (for `plan`, which
-/// only reads). Empty when a run holds the lock now.
-pub fn interrupted(manifest: &Path) -> Vec<String> {
-    let Ok(mut file) = OpenOptions::new().read(true).open(lock_path(manifest)) else {
-        return Vec::new();
-    };
-    if file.try_lock_shared().is_err() {
-        return Vec::new();
-    }
-    let mut record = String::new();
-    if file.read_to_string(&mut record).is_err() {
-        return Vec::new();
-    }
-    interrupted_apply(&record)
 }
 
 /// Why the lock could not be taken.
@@ -79,100 +50,121 @@ pub fn interrupted(manifest: &Path) -> Vec<String> {
 pub enum LockError {
     #[error("another labctl is working on this manifest ({holder}); lock file {path}")]
     Held { holder: String, path: PathBuf },
-    #[error("cannot create the lock file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot use the lock file {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+}
+
+/// The state folder of a manifest.
+pub fn state_dir(manifest: &Path) -> PathBuf {
+    match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(STATE_DIR),
+        _ => PathBuf::from(STATE_DIR),
+    }
+}
+
+fn file_name(manifest: &Path, suffix: &str) -> OsString {
+    let mut name = manifest
+        .file_name()
+        .map_or_else(|| OsString::from("labctl.yaml"), ToOwned::to_owned);
+    name.push(suffix);
+    name
 }
 
 /// The lock file of a manifest.
 pub fn lock_path(manifest: &Path) -> PathBuf {
-    let name = manifest.file_name().map_or_else(
-        || "labctl.yaml".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let dir = match manifest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
+    state_dir(manifest).join(file_name(manifest, ".lock"))
+}
+
+/// Without taking the lock: the keys an earlier run asked EC2 to create and never saved (for
+/// `plan`, which only reads). Empty when a run holds the lock now, or when nothing was ever
+/// recorded.
+pub fn unsaved(manifest: &Path) -> BTreeSet<UnsavedKey> {
+    let Ok(folder) = KeyFolder::open(&state_dir(manifest)) else {
+        return BTreeSet::new();
     };
-    dir.join(format!(".{name}.lock"))
+    let Ok(file) = folder.open_state_file(&file_name(manifest, ".lock"), false) else {
+        return BTreeSet::new();
+    };
+    if file.try_lock_shared().is_err() {
+        return BTreeSet::new();
+    }
+    Journal::read(&folder, &file_name(manifest, ".journal"))
 }
 
 /// Take the manifest's lock without waiting.
 ///
 /// # Errors
-/// [`LockError::Held`] naming the holder when another labctl has it.
-pub fn acquire(manifest: &Path, command: &str, apply_id: &str) -> Result<Lock, LockError> {
+/// [`LockError::Held`] naming the holder when another labctl has it; [`LockError::Io`] when
+/// the state folder or the lock file is not safe to use.
+pub fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError> {
     let path = lock_path(manifest);
-    let io = |source| LockError::Io {
+    let io = |reason: String| LockError::Io {
         path: path.clone(),
-        source,
+        reason,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
+    let (folder, _) = KeyFolder::create(&state_dir(manifest)).map_err(|e| match e {
+        FolderError::Missing => io("its folder does not exist".to_owned()),
+        other => io(other.to_string()),
+    })?;
+    let mut file = folder
+        .open_state_file(&file_name(manifest, ".lock"), true)
+        .map_err(|e| io(e.to_string()))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.lines().next().unwrap_or_default().trim();
-            let holder = if holder.is_empty() {
+            let record = read_bounded(&mut file, MAX_RECORD).ok().flatten();
+            let text = record
+                .as_ref()
+                .map(|r| String::from_utf8_lossy(r).into_owned())
+                .unwrap_or_default();
+            let holder = text.lines().next().unwrap_or_default().trim();
+            let holder = if holder.is_empty() || holder.len() > 300 {
                 "holder unknown".to_owned()
             } else {
                 holder.to_owned()
             };
             return Err(LockError::Held { holder, path });
         }
-        Err(TryLockError::Error(err)) => return Err(io(err)),
+        Err(TryLockError::Error(err)) => return Err(io(err.to_string())),
     }
-    let mut previous = String::new();
-    let _ = file.read_to_string(&mut previous);
-    let interrupted = interrupted_apply(&previous);
-    let host = fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    // An interrupted run's id is carried until a run finishes, so a second crash in a row
-    // does not forget the first.
-    let carried: String = interrupted.iter().fold(String::new(), |mut out, id| {
-        out.push_str("carried-apply-id: ");
-        out.push_str(id);
-        out.push('\n');
-        out
-    });
     let record = format!(
-        "pid {} on {}, `labctl {command}`, since unix time {since}\napply-id: {apply_id}\n{carried}state: running\n",
+        "pid {} on {}, `labctl {command}`, since unix time {since}\n",
         std::process::id(),
         host.trim()
     );
-    write_record(&mut file, &record).map_err(io)?;
+    (|| {
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(record.as_bytes())?;
+        file.flush()
+    })()
+    .map_err(|e| io(e.to_string()))?;
+    let journal = Journal::open(&folder, &file_name(manifest, ".journal"))
+        .map_err(|e| io(format!("the journal beside it: {e}")))?;
     Ok(Lock {
-        file,
+        _file: file,
         path,
-        record,
-        interrupted,
+        journal: std::sync::Arc::new(journal),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{LockError, acquire, interrupted, lock_path};
+    use std::os::unix::fs::symlink;
+
+    use super::{LockError, acquire, lock_path};
 
     #[test]
     fn a_second_lock_fails_fast_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("labctl.yaml");
-        let first = acquire(&manifest, "apply", "00aa").unwrap();
-        assert_eq!(first.path, dir.path().join(".labctl.yaml.lock"));
-        match acquire(&manifest, "apply", "00bb") {
+        let first = acquire(&manifest, "apply").unwrap();
+        assert_eq!(first.path, dir.path().join(".labctl/labctl.yaml.lock"));
+        match acquire(&manifest, "apply") {
             Err(LockError::Held { holder, .. }) => {
                 assert!(
                     holder.contains(&format!("pid {}", std::process::id())),
@@ -183,26 +175,32 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(first);
-        // The first run was never marked finished: the next one learns its apply id.
-        let second = acquire(&manifest, "apply", "00cc").unwrap();
-        assert_eq!(second.interrupted, ["00aa"]);
-        drop(second);
-        // Killed again: both ids are still to recover.
-        assert_eq!(interrupted(&manifest), ["00cc", "00aa"]);
-        let mut third = acquire(&manifest, "apply", "00dd").unwrap();
-        assert_eq!(third.interrupted, ["00cc", "00aa"]);
-        third.finish();
-        drop(third);
-        assert!(interrupted(&manifest).is_empty());
-        assert!(
-            acquire(&manifest, "apply", "00ee")
+        assert!(acquire(&manifest, "apply").is_ok());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".labctl/.gitignore"))
                 .unwrap()
-                .interrupted
-                .is_empty()
+                .lines()
+                .last(),
+            Some("*")
         );
         assert_eq!(
             lock_path(std::path::Path::new("x.yaml")),
-            std::path::PathBuf::from("./.x.yaml.lock")
+            std::path::PathBuf::from(".labctl/x.yaml.lock")
         );
+    }
+
+    #[test]
+    fn never_follows_a_link_at_the_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("labctl.yaml");
+        std::fs::create_dir(dir.path().join(".labctl")).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        symlink(&victim, dir.path().join(".labctl/labctl.yaml.lock")).unwrap();
+        assert!(matches!(
+            acquire(&manifest, "apply"),
+            Err(LockError::Io { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 }

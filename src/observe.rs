@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use crate::cloud::{Cloud, CloudError, CloudErrorKind, RemoteKeyPair};
-use crate::desired::{Desired, PROJECT_TAG, Region};
+use crate::desired::{Desired, Region};
 use crate::keys::{FileState, KeyStore};
 
 /// What exists now.
@@ -77,7 +77,7 @@ pub async fn observe<C: Cloud>(
         .values()
         .flat_map(BTreeMap::values)
         .filter(|k: &&RemoteKeyPair| {
-            k.tags.get(PROJECT_TAG).map(String::as_str) == Some(desired.project.as_str())
+            crate::ownership::is_ours(&k.tags, &desired.project)
                 && !listed.contains(k.name.as_str())
         })
         .filter(|k| !k.name.contains('/') && k.name != "." && k.name != "..")

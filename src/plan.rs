@@ -9,10 +9,11 @@ use std::path::PathBuf;
 
 use crate::cloud::RemoteKeyPair;
 use crate::desired::{
-    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, Region, TagSet,
 };
 use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
+use crate::ownership::{self, Owner};
 
 /// Choices the user makes on the command line that change the plan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,12 +22,15 @@ pub struct Options {
     pub prune: bool,
     /// With `prune`/`destroy`: also delete the private key files of what is deleted.
     pub purge_local: bool,
+    /// With `destroy`: leave the private key files where they are (by default `destroy`
+    /// retires them, so that the next `apply` does not hand last cohort's keys out again).
+    pub keep_local: bool,
     /// Entries to delete and recreate (`apply --replace NAME`).
     pub replace: BTreeSet<KeyName>,
-    /// Apply ids of earlier runs of this manifest that were killed midway: a key pair EC2
-    /// created for one of them, whose key file does not exist, lost its private key with that
-    /// run, and is recreated.
-    pub interrupted: BTreeSet<String>,
+    /// Keys EC2 was asked to create whose private keys were never saved, as the journal
+    /// proves: `(apply id, name)`. A key pair carrying that apply id, whose key file does not
+    /// exist, lost its private key before anyone had it, and is recreated.
+    pub unsaved: BTreeSet<(String, String)>,
 }
 
 /// The whole plan.
@@ -179,13 +183,23 @@ pub enum KeyPairOp {
     /// Nothing will be done; the reason says why.
     Conflict(Conflict),
     /// A key pair owned by this manifest that the manifest no longer lists; `delete` with
-    /// `--prune` (and `purge_file` with `--purge-local`, when its file holds its key).
-    Orphan {
-        delete: bool,
-        purge_file: Option<PathBuf>,
-    },
-    /// `destroy`: delete the key pair (and, with `--purge-local`, its file).
-    Delete { purge_file: Option<PathBuf> },
+    /// `--prune` (and its file removed with `--purge-local`, when it holds its key and no
+    /// listed entry uses it).
+    Orphan { delete: bool, file: AfterDelete },
+    /// `destroy`: delete the key pair; what becomes of its file once no key pair uses it.
+    Delete { file: AfterDelete },
+}
+
+/// What becomes of a private key file once the last key pair that uses it is deleted. Apply
+/// acts on it only when every deletion before it in the entry succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AfterDelete {
+    /// The file stays (another key pair still uses it, or the user asked to keep it).
+    Keep,
+    /// Moved aside to `<file>.retired-<time>`: the next `apply` makes a new key.
+    Retire(PathBuf),
+    /// Removed (`--purge-local`), only while it still holds this key.
+    Purge(PathBuf, PublicKey),
 }
 
 impl KeyPairOp {
@@ -240,9 +254,9 @@ impl Plan {
     }
 }
 
-/// The owner of a remote key pair, by its ownership tag.
-fn owner(remote: &RemoteKeyPair) -> Option<&str> {
-    remote.tags.get(PROJECT_TAG).map(String::as_str)
+/// Whether this manifest owns a remote key pair (see [`ownership`]).
+fn ours(desired: &Desired, remote: &RemoteKeyPair) -> bool {
+    ownership::is_ours(&remote.tags, &desired.project)
 }
 
 /// Compute the plan for `apply`.
@@ -282,34 +296,26 @@ pub fn plan_destroy(desired: &Desired, observed: &Observed, options: &Options) -
                 .and_then(|pairs| pairs.get(spec.name.as_str()));
             let (op, reason) = match remote {
                 None => (KeyPairOp::Noop, format!("absent in {region}")),
-                Some(remote) if owner(remote) == Some(desired.project.as_str()) => (
-                    KeyPairOp::Delete { purge_file: None },
+                Some(remote) if ours(desired, remote) => (
+                    KeyPairOp::Delete {
+                        file: AfterDelete::Keep,
+                    },
                     format!("delete the key pair from {region}"),
                 ),
                 Some(remote) => (
                     KeyPairOp::Noop,
-                    match owner(remote) {
-                        Some(other) => format!("owned by project {other}: left alone"),
-                        None => "not tagged as this manifest's: left alone".to_owned(),
+                    match ownership::owner(&remote.tags, &desired.project) {
+                        Owner::Other(other) => format!("owned by project {other}: left alone"),
+                        Owner::Nobody | Owner::This => {
+                            "not tagged as this manifest's: left alone".to_owned()
+                        }
                     },
                 ),
             };
             actions.push(action(Some(entry), spec, region, remote, op, reason));
         }
-        // The file goes with the last deletion of its key pair, once.
-        if let Some(path) = spec.output.as_ref().filter(|_| options.purge_local)
-            && matches!(observed.local.get(path), Some(FileState::Key { .. }))
-            && let Some(Action::KeyPair(last)) =
-                actions.iter_mut().rev().find(|Action::KeyPair(a)| {
-                    a.entry == Some(entry) && matches!(a.op, KeyPairOp::Delete { .. })
-                })
-        {
-            last.op = KeyPairOp::Delete {
-                purge_file: Some(path.clone()),
-            };
-            last.reason.push_str(" and remove ");
-            last.reason.push_str(&spec.output_display);
-        }
+        let first = actions.len() - spec.regions.len();
+        after_last_delete(spec, observed, options, &mut actions[first..]);
     }
     let all = Options {
         prune: true,
@@ -320,6 +326,66 @@ pub fn plan_destroy(desired: &Desired, observed: &Observed, options: &Options) -
         project: desired.project.clone(),
         actions,
     }
+}
+
+/// `destroy`: the key file goes with the last deletion of its key pair, once, and only when
+/// no key pair that uses it stays behind (one this manifest does not own): retired by default,
+/// removed with `--purge-local`, kept with `--keep-local`.
+fn after_last_delete(
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    options: &Options,
+    entry_actions: &mut [Action],
+) {
+    let (Some(path), Some(FileState::Key { public, .. })) = (
+        spec.output.as_ref(),
+        spec.output.as_ref().and_then(|p| observed.local.get(p)),
+    ) else {
+        return;
+    };
+    // Key pairs of this entry that exist and are not deleted: they still use the file.
+    let staying: Vec<String> = entry_actions
+        .iter()
+        .filter(|Action::KeyPair(a)| {
+            a.op == KeyPairOp::Noop
+                && observed
+                    .remote
+                    .get(&a.region)
+                    .is_some_and(|pairs| pairs.contains_key(spec.name.as_str()))
+        })
+        .map(|Action::KeyPair(a)| a.region.to_string())
+        .collect();
+    let Some(Action::KeyPair(last)) = entry_actions
+        .iter_mut()
+        .rev()
+        .find(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Delete { .. }))
+    else {
+        return;
+    };
+    let (file, note) = if !staying.is_empty() {
+        (
+            AfterDelete::Keep,
+            format!(
+                "; {} stays: the key pair in {} still uses it",
+                spec.output_display,
+                staying.join(", ")
+            ),
+        )
+    } else if options.purge_local {
+        (
+            AfterDelete::Purge(path.clone(), public.clone()),
+            format!(" and remove {}", spec.output_display),
+        )
+    } else if options.keep_local {
+        (AfterDelete::Keep, String::new())
+    } else {
+        (
+            AfterDelete::Retire(path.clone()),
+            format!(" and retire {} (moved aside)", spec.output_display),
+        )
+    };
+    last.op = KeyPairOp::Delete { file };
+    last.reason.push_str(&note);
 }
 
 fn action(
@@ -533,8 +599,8 @@ fn tag_op(desired: &Desired, spec: &KeyPairSpec, remote: &RemoteKeyPair) -> (Key
         .filter(|(k, v)| remote.tags.get(*k).map(String::as_str) != Some(*v))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    match owner(remote) {
-        Some(owner_project) if owner_project == desired.project => {
+    match ownership::owner(&remote.tags, &desired.project) {
+        Owner::This => {
             let stale: Vec<String> = remote
                 .tags
                 .keys()
@@ -558,11 +624,11 @@ fn tag_op(desired: &Desired, spec: &KeyPairSpec, remote: &RemoteKeyPair) -> (Key
                 )
             }
         }
-        Some(other) => (
+        Owner::Other(other) => (
             KeyPairOp::Conflict(Conflict::OwnedByOther),
             format!("the key pair belongs to project {other}"),
         ),
-        None => (
+        Owner::Nobody => (
             KeyPairOp::Adopt { set: missing },
             "the key matches but the key pair has no ownership tag; adopt it".to_owned(),
         ),
@@ -597,15 +663,16 @@ fn mode_fix(
     Some(index)
 }
 
-/// Whether every key pair of this entry that exists was created by an interrupted run, and
-/// the key file was never written: the private key is gone, and only labctl ever had it.
+/// Whether every key pair of this entry that exists was made by a `CreateKeyPair` whose
+/// private key the journal says was never saved, and the key file does not exist: the private
+/// key is gone, and nobody ever had it. A key that was saved and later moved away is not.
 fn lost_to_interrupted_run(
     desired: &Desired,
     spec: &KeyPairSpec,
     observed: &Observed,
     options: &Options,
 ) -> bool {
-    if options.interrupted.is_empty() || !matches!(spec.source, KeySource::Aws) {
+    if options.unsaved.is_empty() || !matches!(spec.source, KeySource::Aws) {
         return false;
     }
     let file_absent = spec
@@ -625,10 +692,8 @@ fn lost_to_interrupted_run(
     file_absent
         && !present.is_empty()
         && present.iter().all(|r| {
-            owner(r) == Some(desired.project.as_str())
-                && r.tags
-                    .get(APPLY_TAG)
-                    .is_some_and(|id| options.interrupted.contains(id))
+            ours(desired, r)
+                && ownership::made_by_unsaved_create(&r.tags, spec.name.as_str(), &options.unsaved)
         })
 }
 
@@ -650,7 +715,7 @@ fn plan_replace(
         .regions
         .iter()
         .filter_map(remote)
-        .any(|r| owner(r) != Some(desired.project.as_str()));
+        .any(|r| !ours(desired, r));
     let symlink = spec
         .output
         .as_ref()
@@ -721,9 +786,7 @@ fn plan_orphans(
         .collect();
     for (region, pairs) in &observed.remote {
         for (name, remote) in pairs {
-            if wanted.contains(&(region, name.as_str()))
-                || owner(remote) != Some(desired.project.as_str())
-            {
+            if wanted.contains(&(region, name.as_str())) || !ours(desired, remote) {
                 continue;
             }
             let Ok(key_name) = KeyName::parse(name) else {
@@ -733,18 +796,38 @@ fn plan_orphans(
                 Some("ed25519") => KeyType::Ed25519,
                 _ => KeyType::Rsa,
             };
-            // The file is removed only when asked, and only when it holds this very key.
+            // The file is removed only when asked, only when it holds this very key, and
+            // never when an entry of the manifest uses that file; with the last region's
+            // deletion of that name.
             let candidate = desired.orphan_dir.join(format!("{name}.pem"));
-            let holds_key = matches!(
-                (observed.local.get(&candidate), &remote.public_key),
-                (Some(FileState::Key { public, .. }), Some(remote_public)) if public == remote_public
-            );
-            let purge_file = (options.purge_local && holds_key).then(|| candidate.clone());
+            let used_by_entry = desired
+                .keypairs
+                .iter()
+                .any(|k| k.output.as_ref() == Some(&candidate));
+            let holds_key = !used_by_entry
+                && matches!(
+                    (observed.local.get(&candidate), &remote.public_key),
+                    (Some(FileState::Key { public, .. }), Some(remote_public)) if public == remote_public
+                );
+            let last_region = observed
+                .remote
+                .iter()
+                .rev()
+                .find(|(_, pairs)| pairs.contains_key(name))
+                .map(|(r, _)| r)
+                == Some(region);
+            let file = match (
+                &remote.public_key,
+                options.purge_local && holds_key && last_region,
+            ) {
+                (Some(public), true) => AfterDelete::Purge(candidate.clone(), public.clone()),
+                _ => AfterDelete::Keep,
+            };
             let reason = if options.prune {
-                let also = purge_file
-                    .as_ref()
-                    .map(|p| format!(" and remove {}", p.display()))
-                    .unwrap_or_default();
+                let also = match &file {
+                    AfterDelete::Purge(p, _) => format!(" and remove {}", p.display()),
+                    AfterDelete::Keep | AfterDelete::Retire(_) => String::new(),
+                };
                 format!("no longer in the manifest; delete it{also}")
             } else {
                 "no longer in the manifest; `apply --prune` deletes it".to_owned()
@@ -763,7 +846,7 @@ fn plan_orphans(
                 tags: TagSet::default(),
                 op: KeyPairOp::Orphan {
                     delete: options.prune,
-                    purge_file,
+                    file,
                 },
                 remote_id: remote.id.clone(),
                 fix_mode: false,
@@ -781,7 +864,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::{
-        Action, Conflict, Generator, ImportSource, KeyPairOp, Options, plan, plan_destroy,
+        Action, AfterDelete, Conflict, Generator, ImportSource, KeyPairOp, Options, plan,
+        plan_destroy,
     };
     use crate::cloud::RemoteKeyPair;
     use crate::desired::{
@@ -1260,9 +1344,9 @@ mod tests {
             ops(&d, &o),
             vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]
         );
-        // Knowing that run 00aa was killed: only it ever had this key; recreate.
+        // The journal proves run 00aa never saved this key: nobody ever had it; recreate.
         let options = Options {
-            interrupted: ["00aa".to_owned()].into(),
+            unsaved: [("00aa".to_owned(), "lab-key".to_owned())].into(),
             ..Options::default()
         };
         let got: Vec<KeyPairOp> = plan(&d, &o, &options)
@@ -1274,9 +1358,13 @@ mod tests {
             matches!(got.as_slice(), [KeyPairOp::Replace { exists: true, .. }]),
             "{got:?}"
         );
-        // A run that finished is not recovered from: another id.
+        // A key the journal says was saved is not recovered from: another id, or another name.
         let other = Options {
-            interrupted: ["00bb".to_owned()].into(),
+            unsaved: [
+                ("00bb".to_owned(), "lab-key".to_owned()),
+                ("00aa".to_owned(), "lab-other".to_owned()),
+            ]
+            .into(),
             ..Options::default()
         };
         let got: Vec<KeyPairOp> = plan(&d, &o, &other)
@@ -1285,6 +1373,92 @@ mod tests {
             .map(|Action::KeyPair(a)| a.op)
             .collect();
         assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]);
+    }
+
+    #[test]
+    fn destroy_retires_purges_or_keeps_the_file_only_when_no_key_pair_uses_it() {
+        let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
+        let ours = remote(Some(key("ed25519-a.pub")), "ed25519");
+        let theirs = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[(PROJECT_TAG, "other")],
+        );
+        let path = PathBuf::from("keys/lab-key.pem");
+        let fates = |present: &[(&str, RemoteKeyPair)], options: &Options| -> Vec<KeyPairOp> {
+            let o = observed(&d, present, file("ed25519-a.pub", 0o400));
+            plan_destroy(&d, &o, options)
+                .actions
+                .into_iter()
+                .map(|Action::KeyPair(a)| a.op)
+                .collect()
+        };
+        let both = [("us-east-1", ours.clone()), ("eu-west-1", ours.clone())];
+        let delete = |file| KeyPairOp::Delete { file };
+        // By default the file is retired with the last deletion.
+        assert_eq!(
+            fates(&both, &Options::default()),
+            [
+                delete(AfterDelete::Keep),
+                delete(AfterDelete::Retire(path.clone()))
+            ]
+        );
+        let purge = Options {
+            purge_local: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            fates(&both, &purge),
+            [
+                delete(AfterDelete::Keep),
+                delete(AfterDelete::Purge(path.clone(), key("ed25519-a.pub")))
+            ]
+        );
+        let keep = Options {
+            keep_local: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            fates(&both, &keep),
+            [delete(AfterDelete::Keep), delete(AfterDelete::Keep)]
+        );
+        // Another project's key pair in eu-west-1 still uses the file: it stays.
+        let mixed = [("us-east-1", ours.clone()), ("eu-west-1", theirs)];
+        assert_eq!(
+            fates(&mixed, &purge),
+            [delete(AfterDelete::Keep), KeyPairOp::Noop]
+        );
+    }
+
+    #[test]
+    fn an_orphans_file_is_never_purged_while_an_entry_uses_it() {
+        let mut d = desired(&["us-east-1"], KeyType::Ed25519);
+        // The entry was renamed and keeps the old file.
+        d.keypairs[0].name = KeyName::parse("lab-new").unwrap();
+        d.keypairs[0].output = Some(PathBuf::from("keys/lab-key.pem"));
+        let old = remote(Some(key("ed25519-a.pub")), "ed25519");
+        let o = observed(&d, &[("us-east-1", old)], file("ed25519-a.pub", 0o400));
+        let options = Options {
+            prune: true,
+            purge_local: true,
+            ..Options::default()
+        };
+        let got: Vec<KeyPairOp> = plan(&d, &o, &options)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                import_file("ed25519-a.pub"),
+                KeyPairOp::Orphan {
+                    delete: true,
+                    file: AfterDelete::Keep
+                }
+            ]
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ struct KeyPair {
     /// The EC2 key pair name: 1 to 255 ASCII characters, no leading or trailing space. `${project}` and vars are substituted.
     #[schemars(length(min = 1, max = 255))]
     name: String,
-    /// Make this many key pairs from this entry (one per attendee); `${index}` (1-based, zero-padded) in `name`, `output` and tag values numbers them.
+    /// Make this many key pairs from this entry (one per attendee); `${index}` (1, 2, … never padded; `${index:03}` pads to 3 digits) in `name`, `output` and tag values numbers them.
     #[serde(default)]
     #[schemars(range(min = 1, max = 1000))]
     count: Option<u32>,

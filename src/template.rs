@@ -32,16 +32,29 @@ pub fn expand<'a>(
             let Some(end) = after.find('}') else {
                 return Err(TemplateError::Malformed(tail.chars().take(24).collect()));
             };
-            let name = &after[..end];
+            let reference = &after[..end];
+            // `${index:03}`: the value padded with zeros to 3 characters, asked for explicitly.
+            let (name, width) = match reference.split_once(':') {
+                Some((name, spec)) => match pad_width(spec) {
+                    Some(width) => (name, width),
+                    None => return Err(TemplateError::Malformed(format!("${{{reference}}}"))),
+                },
+                None => (reference, 0),
+            };
             if name.is_empty()
                 || !name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             {
-                return Err(TemplateError::Malformed(format!("${{{name}}}")));
+                return Err(TemplateError::Malformed(format!("${{{reference}}}")));
             }
             match lookup(name) {
-                Some(value) => out.push_str(value),
+                Some(value) => {
+                    for _ in value.chars().count()..width {
+                        out.push('0');
+                    }
+                    out.push_str(value);
+                }
                 None => return Err(TemplateError::Unknown(name.to_owned())),
             }
             rest = &after[end + 1..];
@@ -52,6 +65,15 @@ pub fn expand<'a>(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The width of a padding spec: `0` followed by 1 to 2 digits (`03` pads to 3).
+fn pad_width(spec: &str) -> Option<usize> {
+    let digits = spec.strip_prefix('0')?;
+    if digits.is_empty() || digits.len() > 2 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -73,6 +95,26 @@ mod tests {
         assert_eq!(expand("cost $5", vars).unwrap(), "cost $5");
         assert_eq!(expand("$${project}", vars).unwrap(), "${project}");
         assert_eq!(expand("", vars).unwrap(), "");
+    }
+
+    #[test]
+    fn pads_only_when_asked() {
+        let seat = |name: &str| (name == "index").then_some("7");
+        assert_eq!(expand("seat-${index}", seat).unwrap(), "seat-7");
+        assert_eq!(expand("seat-${index:03}", seat).unwrap(), "seat-007");
+        assert_eq!(expand("seat-${index:01}", seat).unwrap(), "seat-7");
+        for bad in [
+            "${index:3}",
+            "${index:0}",
+            "${index:0x}",
+            "${index:}",
+            "${:03}",
+        ] {
+            assert!(
+                matches!(expand(bad, seat), Err(TemplateError::Malformed(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

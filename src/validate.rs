@@ -12,7 +12,8 @@ use crate::desired::{
     TagSet,
 };
 use crate::diagnostic::{self, Diagnostic};
-use crate::keys::PublicKey;
+use crate::keys::{self, PublicKey};
+use crate::lock;
 use crate::manifest::{Entry, Located, Manifest, Pos, RegionList};
 use crate::template::{self, TemplateError};
 
@@ -24,7 +25,16 @@ const DEFAULT_OUTPUT_DIR: &str = "keys";
 /// The most key pairs one entry may expand to with `count`.
 pub const MAX_COUNT: i128 = 1000;
 /// Public key files larger than this are refused.
-const MAX_PUBLIC_KEY_FILE: u64 = 16 * 1024;
+const MAX_PUBLIC_KEY_FILE: usize = 16 * 1024;
+/// The longest file name (one path component) Linux and macOS file systems take, in bytes.
+const MAX_FILE_NAME: usize = 255;
+/// The longest path the operating system takes, in bytes.
+const MAX_PATH: usize = 4095;
+
+/// Whether a key pair name can stand as one file name in its folder.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.contains('/') && name != "." && name != ".."
+}
 
 /// What validation needs besides the manifest.
 #[derive(Clone, Debug, Default)]
@@ -171,7 +181,7 @@ impl Validator<'_> {
                         value.pos,
                         format!("malformed variable reference `{text}`"),
                     )
-                    .with_help("write `${name}`, or `$${` for a literal `${`"),
+                    .with_help("write `${name}` (`${index:03}` pads with zeros to 3 digits), or `$${` for a literal `${`"),
                 );
                 None
             }
@@ -311,9 +321,10 @@ impl Validator<'_> {
                     );
                     return vec![];
                 }
-                let width = count.value.to_string().len();
+                // Never padded by itself: a seat keeps its name when `count` grows past a
+                // digit boundary. `${index:02}` pads, when the manifest asks for it.
                 (1..=count.value)
-                    .map(|i| Some(("index", format!("{i:0width$}"))))
+                    .map(|i| Some(("index", i.to_string())))
                     .collect()
             }
             (None, Some(items)) => {
@@ -597,6 +608,24 @@ impl Validator<'_> {
                 instance,
             };
             let field = format!("{path}.output");
+            // A name that is not one plain file name must not build a path: `../lab` would
+            // write outside the key folder.
+            let builds_path = entry
+                .output
+                .as_ref()
+                .is_none_or(|o| o.value.contains("${name}"));
+            if builds_path && !is_plain_file_name(name.as_str()) {
+                self.push(
+                    Diagnostic::error(
+                        &name_field,
+                        name_pos,
+                        format!("the key pair name `{name}` cannot name a key file: it contains `/` or is `.` or `..`"),
+                    )
+                    .with_label("used in the key file's path")
+                    .with_help("rename the key pair, or give `output` a path that does not use `${name}`"),
+                );
+                return None;
+            }
             let written = match &entry.output {
                 Some(output) => self.expand(&field, output, scope)?,
                 None => format!("{}/{}.pem", defaults.output_dir.as_deref()?, name),
@@ -788,14 +817,7 @@ impl Validator<'_> {
             trimmed.to_owned()
         } else {
             let path = self.resolve(trimmed);
-            let read = std::fs::metadata(&path).and_then(|meta| {
-                if meta.len() > MAX_PUBLIC_KEY_FILE {
-                    Err(std::io::Error::other("it is too large for a public key"))
-                } else {
-                    std::fs::read_to_string(&path)
-                }
-            });
-            match read {
+            match read_public_key_file(&path) {
                 Ok(content) => content
                     .lines()
                     .map(str::trim)
@@ -824,11 +846,21 @@ impl Validator<'_> {
         }
         let algorithm = line.split_whitespace().next().unwrap_or_default();
         if !matches!(algorithm, "ssh-rsa" | "ssh-ed25519") {
+            // Quote a file's content only when it is a known key algorithm: the first word of
+            // a credentials file must never reach the screen.
+            let what = if algorithm.starts_with("ecdsa-")
+                || algorithm.starts_with("ssh-")
+                || algorithm.starts_with("sk-")
+            {
+                format!("`{algorithm}`")
+            } else {
+                "what this holds".to_owned()
+            };
             self.push(
                 Diagnostic::error(
                     field,
                     pos,
-                    format!("EC2 imports RSA and ed25519 keys only, not `{algorithm}`"),
+                    format!("EC2 imports RSA and ed25519 keys only, not {what}"),
                 )
                 .with_help("give an `ssh-rsa` or `ssh-ed25519` public key"),
             );
@@ -979,6 +1011,63 @@ impl Validator<'_> {
         }
         let resolved = self.resolve(written);
         let display = resolved.display().to_string();
+        if let Some(reserved) = resolved
+            .components()
+            .map(Component::as_os_str)
+            .find(|c| *c == lock::STATE_DIR || keys::is_reserved_name(c))
+        {
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    format!(
+                        "the output {display} uses `{}`, a name labctl keeps for its own files",
+                        reserved.to_string_lossy()
+                    ),
+                )
+                .with_label("reserved")
+                .with_help(format!(
+                    "names starting with `{}` and the folder `{}` hold labctl's temporary and state files; pick another name",
+                    keys::RESERVED_PREFIX,
+                    lock::STATE_DIR
+                )),
+            );
+            return None;
+        }
+        if let Some(long) = resolved
+            .components()
+            .map(Component::as_os_str)
+            .find(|c| c.len() > MAX_FILE_NAME)
+        {
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    format!(
+                        "the file name `{}…` is {} bytes long; file systems allow {MAX_FILE_NAME}",
+                        long.to_string_lossy().chars().take(24).collect::<String>(),
+                        long.len()
+                    ),
+                )
+                .with_label("too long for a file name")
+                .with_help("shorten the key pair name, or give `output` a shorter file name"),
+            );
+            return None;
+        }
+        if resolved.as_os_str().len() > MAX_PATH {
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    format!(
+                        "the output path is {} bytes long; file systems allow {MAX_PATH}",
+                        resolved.as_os_str().len()
+                    ),
+                )
+                .with_help("use a shorter `output_dir` or `output`"),
+            );
+            return None;
+        }
         if written.ends_with('/') || resolved.is_dir() {
             self.push(
                 Diagnostic::error(
@@ -993,6 +1082,22 @@ impl Validator<'_> {
         }
         Some((resolved, display))
     }
+}
+
+/// Read a public key file: a regular file only (never a FIFO or device: opened without
+/// blocking), at most [`MAX_PUBLIC_KEY_FILE`] bytes. The error never quotes the content.
+fn read_public_key_file(path: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    let bytes = keys::read_bounded(file, MAX_PUBLIC_KEY_FILE)?
+        .ok_or_else(|| std::io::Error::other("it is too large for a public key"))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| std::io::Error::other("it is not a text file"))
 }
 
 /// Lexically clean a path: drop `.`, fold `a/..`; never touches the file system.

@@ -161,7 +161,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    tracing::debug!(operation, region = %region, error = %DisplayErrorContext(err), "request failed");
+    // Never log the SDK error itself: its debug form carries the raw response, and the
+    // answer to `CreateKeyPair` is the private key. Only the classified words below are shown.
     let (kind, message) = match err {
         SdkError::ServiceError(service) => {
             let inner = service.err();
@@ -221,6 +222,7 @@ where
             }
         }
     };
+    tracing::debug!(operation, region = %region, ?kind, %message, "request failed");
     CloudError {
         kind,
         operation,
@@ -382,8 +384,32 @@ impl Cloud for Ec2 {
         })
     }
 
-    async fn delete_key_pair(&self, region: &Region, name: &KeyName) -> Result<(), CloudError> {
+    async fn delete_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        expected_id: Option<&str>,
+    ) -> Result<(), CloudError> {
         const OP: &str = "DeleteKeyPair";
+        // Delete by name (the local EC2 server ignores `KeyPairId` on delete), after making
+        // sure the name still stands for the key pair labctl saw.
+        if let Some(expected) = expected_id {
+            match self.find_key_pair(region, name).await? {
+                None => return Ok(()),
+                Some(found) if found.id.as_deref() == Some(expected) => {}
+                Some(found) => {
+                    return Err(CloudError {
+                        kind: CloudErrorKind::Changed,
+                        operation: OP,
+                        region: region.to_string(),
+                        message: format!(
+                            "key pair `{name}` is now {}, not {expected} as labctl saw it; nothing was deleted",
+                            found.id.as_deref().unwrap_or("without an id")
+                        ),
+                    });
+                }
+            }
+        }
         self.client(region, OP)
             .await?
             .delete_key_pair()

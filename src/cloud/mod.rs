@@ -51,6 +51,8 @@ pub enum CloudErrorKind {
     Duplicate,
     /// EC2 refused the public key.
     InvalidKey,
+    /// The key pair is not the one labctl looked at (another one now has its name).
+    Changed,
     Other,
 }
 
@@ -90,6 +92,9 @@ impl CloudError {
                 "another process created this key pair since labctl looked; run `labctl plan` to see the new state"
             }
             CloudErrorKind::InvalidKey => "EC2 refused the public key; check the key file",
+            CloudErrorKind::Changed => {
+                "the key pair was replaced since labctl looked, and the new one was left alone; run `labctl plan` to see the new state"
+            }
             CloudErrorKind::Other => "run again with -v for more detail",
         }
     }
@@ -140,11 +145,15 @@ pub trait Cloud: Send + Sync + 'static {
         name: &KeyName,
     ) -> impl Future<Output = Result<Option<RemoteKeyPair>, CloudError>> + Send;
 
-    /// Delete a key pair by name (used to undo a create whose key could not be saved).
+    /// Delete the key pair `name`, but only the one labctl saw: when `expected_id` is given
+    /// and the key pair of that name now has another id (it was deleted and made again since
+    /// labctl looked), nothing is deleted and the error is [`CloudErrorKind::Changed`]. A key
+    /// pair already gone is not an error.
     fn delete_key_pair(
         &self,
         region: &Region,
         name: &KeyName,
+        expected_id: Option<&str>,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Set tags on key pairs (by id): one request for many key pairs.

@@ -5,6 +5,7 @@
 //! error message.
 
 pub mod fingerprint;
+pub mod folder;
 mod generate;
 mod public;
 mod secret;
@@ -20,6 +21,7 @@ pub(crate) fn fixture(name: &str) -> String {
         .join(name);
     std::fs::read_to_string(path).unwrap()
 }
+pub use folder::{RESERVED_PREFIX, effective_uid, is_reserved_name, read_bounded};
 pub use public::{PublicKey, public_key_of_private};
 pub use secret::Secret;
 pub use store::{FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, git_exposure, parent_of};

@@ -49,25 +49,31 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// Parse an OpenSSH private key whatever the width of its base64 lines (OpenSSH writes 70,
-/// other tools 64 or 76).
-fn openssh_private_key(text: &str) -> Option<ssh_key::PrivateKey> {
+/// The base64 body of the PEM block `label`, decoded, whatever its line width, line endings
+/// (CRLF) or blank lines around it: what OpenSSH and OpenSSL accept, the strict PEM readers
+/// do not (the AWS CLI's `--output text` adds an empty line after the key).
+fn pem_block(text: &str, label: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
     use base64::Engine as _;
-    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
-    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
-    let start = text.find(BEGIN)? + BEGIN.len();
-    let end = start + text[start..].find(END)?;
-    let body: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-        text[start..end]
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text[start..].find(&end)?;
+    // Allocated once at its final size: growing it would leave unwiped copies behind.
+    let mut body = zeroize::Zeroizing::new(String::with_capacity(stop - start));
+    body.extend(
+        text[start..stop]
             .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect(),
+            .filter(|c| !c.is_ascii_whitespace()),
     );
-    let bytes = zeroize::Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .ok()?,
-    );
+    base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .ok()
+        .map(zeroize::Zeroizing::new)
+}
+
+/// Parse an OpenSSH private key.
+fn openssh_private_key(text: &str) -> Option<ssh_key::PrivateKey> {
+    let bytes = pem_block(text, "OPENSSH PRIVATE KEY")?;
     ssh_key::PrivateKey::from_bytes(&bytes).ok()
 }
 
@@ -86,13 +92,16 @@ pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
         return Ok(PublicKey(key.public_key().key_data().clone()));
     }
     let rsa_key = if text.contains("BEGIN RSA PRIVATE KEY") {
-        rsa::RsaPrivateKey::from_pkcs1_pem(text)
-            .map_err(|_| "the PKCS#1 RSA private key could not be read".to_owned())?
+        pem_block(text, "RSA PRIVATE KEY")
+            .and_then(|der| rsa::RsaPrivateKey::from_pkcs1_der(&der).ok())
+            .ok_or_else(|| "the PKCS#1 RSA private key could not be read".to_owned())?
     } else if text.contains("BEGIN PRIVATE KEY") {
-        rsa::RsaPrivateKey::from_pkcs8_pem(text).map_err(|_| {
-            "the PKCS#8 private key could not be read (labctl reads RSA keys in this form)"
-                .to_owned()
-        })?
+        pem_block(text, "PRIVATE KEY")
+            .and_then(|der| rsa::RsaPrivateKey::from_pkcs8_der(&der).ok())
+            .ok_or_else(|| {
+                "the PKCS#8 private key could not be read (labctl reads RSA keys in this form)"
+                    .to_owned()
+            })?
     } else if text.contains("ENCRYPTED PRIVATE KEY") {
         return Err("the private key is encrypted with a passphrase".to_owned());
     } else {

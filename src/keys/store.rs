@@ -3,20 +3,21 @@
 //! Rules this file keeps: a key file is created with owner-only permissions before its first
 //! byte, fsynced, moved into place without replacing anything, and left at 0400; an existing
 //! file is never overwritten; a symlink at the target is refused; folders labctl creates are
-//! 0700 and, when it creates the output folder, get a `.gitignore` of `*`.
+//! 0700 and, when it creates the output folder, get a `.gitignore` of `*`. Every file
+//! operation goes through [`KeyFolder`](super::folder::KeyFolder), relative to an opened folder.
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::folder::{Entry, FolderError, KeyFolder, effective_uid, split_file};
 use super::{PublicKey, Secret, public_key_of_private};
 
 /// The mode key files end with.
 pub const KEY_MODE: u32 = 0o400;
 /// Key files larger than this are not private keys (an RSA 4096 PEM is about 3.3 KB).
-const MAX_KEY_FILE: u64 = 64 * 1024;
+const MAX_KEY_FILE: usize = 64 * 1024;
 
 /// What is at a key file's path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,8 +32,8 @@ pub enum FileState {
     Symlink,
     /// A folder, device or other non-file.
     NotAFile,
-    /// A key file another user owns, or in a folder other users may change: someone else
-    /// could read or swap the key, so labctl does not trust or touch it.
+    /// A key file another user owns, or in a folder others may change (or a key folder that
+    /// is a link): someone else could read or swap the key, so labctl does not trust or touch it.
     Unsafe { reason: String },
 }
 
@@ -67,108 +68,130 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
-/// Reads and writes private key files.
+fn not_a_file_path(path: &Path) -> StoreError {
+    io_err(path)(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the path names no file",
+    ))
+}
+
+fn folder_err(path: &Path, err: FolderError) -> StoreError {
+    match err {
+        FolderError::Io(source) => io_err(path)(source),
+        FolderError::Missing | FolderError::NotAFolder => io_err(path)(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "its folder is not a folder",
+        )),
+        FolderError::Symlink | FolderError::Untrusted(_) => StoreError::Unsafe {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        },
+    }
+}
+
+/// Reads and writes private key files, each through [`KeyFolder`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeyStore;
 
 impl KeyStore {
     /// What is at `path`, without following a symlink and without ever printing the key.
     pub fn inspect(self, path: &Path) -> FileState {
-        match fs::symlink_metadata(path) {
+        let Some((dir, name)) = split_file(path) else {
+            return FileState::NotAFile;
+        };
+        let folder = match KeyFolder::open(&dir) {
+            Ok(folder) => folder,
             // A missing folder, or a file where a folder should be: there is no key file;
             // writing one will fail before EC2 is asked for a key.
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                FileState::Absent
+            Err(FolderError::Missing | FolderError::NotAFolder) => return FileState::Absent,
+            Err(err @ (FolderError::Symlink | FolderError::Untrusted(_))) => {
+                return FileState::Unsafe {
+                    reason: err.to_string(),
+                };
             }
+            Err(FolderError::Io(err)) => {
+                return FileState::Unreadable {
+                    reason: format!("cannot open its folder: {err}"),
+                };
+            }
+        };
+        match folder.entry(&name) {
+            Ok(Entry::Absent) => return FileState::Absent,
+            Ok(Entry::Symlink) => return FileState::Symlink,
+            Ok(Entry::NotAFile) => return FileState::NotAFile,
+            Ok(Entry::File { .. }) => {}
+            Err(err) => {
+                return FileState::Unreadable {
+                    reason: format!("cannot read it: {err}"),
+                };
+            }
+        }
+        // What counts is what `fstat` says of the file opened, not the look above.
+        match folder.read(&name, MAX_KEY_FILE) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => FileState::Absent,
             Err(err) => FileState::Unreadable {
                 reason: format!("cannot read it: {err}"),
             },
-            Ok(meta) if meta.file_type().is_symlink() => FileState::Symlink,
-            Ok(meta) if !meta.is_file() => FileState::NotAFile,
-            Ok(meta) if effective_uid().is_some_and(|uid| uid != meta.uid()) => FileState::Unsafe {
-                reason: format!("it belongs to another user (uid {})", meta.uid()),
+            Ok((Entry::File { uid, .. }, _)) if uid != effective_uid() => FileState::Unsafe {
+                reason: format!("it belongs to another user (uid {uid})"),
             },
-            Ok(_) if unsafe_folder(&parent_of(path)).is_some() => FileState::Unsafe {
-                reason: unsafe_folder(&parent_of(path)).unwrap_or_default(),
+            Ok((_, None)) => FileState::Unreadable {
+                reason: format!(
+                    "it is larger than {MAX_KEY_FILE} bytes, too large for a private key"
+                ),
             },
-            Ok(meta) if meta.len() > MAX_KEY_FILE => FileState::Unreadable {
-                reason: format!("it is {} bytes, too large for a private key", meta.len()),
-            },
-            Ok(meta) => match fs::read(path) {
-                Err(err) => FileState::Unreadable {
-                    reason: format!("cannot read it: {err}"),
-                },
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Err(err) => {
-                        let mut bytes = err.into_bytes();
-                        zeroize::Zeroize::zeroize(&mut bytes);
-                        FileState::Unreadable {
-                            reason: "it is not a text file".to_owned(),
-                        }
-                    }
-                    Ok(text) => {
-                        let secret = Secret::new(text);
-                        match public_key_of_private(&secret) {
-                            Ok(public) => FileState::Key {
-                                public,
-                                mode: meta.mode() & 0o7777,
-                            },
-                            Err(reason) => FileState::Unreadable { reason },
-                        }
-                    }
-                },
-            },
+            Ok((entry, Some(bytes))) => {
+                let mode = match entry {
+                    Entry::File { mode, .. } => mode,
+                    Entry::Absent | Entry::Symlink | Entry::NotAFile => 0,
+                };
+                match secret_of(bytes) {
+                    None => FileState::Unreadable {
+                        reason: "it is not a text file".to_owned(),
+                    },
+                    Some(secret) => match public_key_of_private(&secret) {
+                        Ok(public) => FileState::Key { public, mode },
+                        Err(reason) => FileState::Unreadable { reason },
+                    },
+                }
+            }
         }
     }
 
     /// The private key text of a key file (never through a symlink), for fingerprints.
     pub fn read_private(self, path: &Path) -> Option<Secret> {
-        let meta = fs::symlink_metadata(path).ok()?;
-        if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-            return None;
+        let (dir, name) = split_file(path)?;
+        let folder = KeyFolder::open(&dir).ok()?;
+        let (_, bytes) = folder.read(&name, MAX_KEY_FILE).ok()?;
+        secret_of(bytes?)
+    }
+
+    /// Open (creating if needed) the folder of `path` and check the file is not there yet.
+    fn folder_for_new(
+        path: &Path,
+    ) -> Result<(KeyFolder, std::ffi::OsString, Vec<PathBuf>), StoreError> {
+        let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
+        let (folder, created_dirs) = KeyFolder::create(&dir).map_err(|e| folder_err(path, e))?;
+        match folder.entry(&name).map_err(io_err(path))? {
+            Entry::Absent => Ok((folder, name, created_dirs)),
+            Entry::Symlink => Err(StoreError::Symlink {
+                path: path.to_owned(),
+            }),
+            Entry::File { .. } | Entry::NotAFile => Err(StoreError::Exists {
+                path: path.to_owned(),
+            }),
         }
-        fs::read_to_string(path).ok().map(Secret::new)
     }
 
     /// Make sure a new key file can be written at `path` before asking EC2 for the key: the
-    /// folder exists (created 0700 if needed) and takes a new file, and the target is absent.
+    /// folder exists (created 0700 if needed), is safe, and takes a new file, and the target
+    /// is absent.
     ///
     /// # Errors
     /// Why the file could not be written.
     pub fn prepare(self, path: &Path) -> Result<WriteOutcome, StoreError> {
-        match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(StoreError::Symlink {
-                    path: path.to_owned(),
-                });
-            }
-            Ok(_) => {
-                return Err(StoreError::Exists {
-                    path: path.to_owned(),
-                });
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(io_err(path)(err)),
-        }
-        let dir = parent_of(path);
-        let created_dirs = create_dirs(&dir)?;
-        if let Some(reason) = unsafe_folder(&dir) {
-            return Err(StoreError::Unsafe {
-                path: path.to_owned(),
-                reason,
-            });
-        }
-        // Prove the folder takes a new file: an owner-only temporary, removed at once.
-        tempfile::Builder::new()
-            .prefix(".labctl-check-")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&dir)
-            .map_err(io_err(path))?;
+        let (folder, _, created_dirs) = Self::folder_for_new(path)?;
+        folder.check_writable().map_err(io_err(path))?;
         Ok(WriteOutcome { created_dirs })
     }
 
@@ -178,154 +201,109 @@ impl KeyStore {
     /// # Errors
     /// Why the file could not be written; on error no file is left at `path`.
     pub fn write_new(self, path: &Path, secret: &Secret) -> Result<WriteOutcome, StoreError> {
-        if let Ok(meta) = fs::symlink_metadata(path) {
-            return Err(if meta.file_type().is_symlink() {
-                StoreError::Symlink {
-                    path: path.to_owned(),
-                }
-            } else {
-                StoreError::Exists {
-                    path: path.to_owned(),
-                }
-            });
-        }
-        let dir = parent_of(path);
-        let created_dirs = create_dirs(&dir)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".labctl-key-")
-            .suffix(".tmp")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&dir)
-            .map_err(io_err(path))?;
-        let mut text = secret.expose().as_bytes().to_vec();
-        if !text.ends_with(b"\n") {
-            text.push(b'\n');
-        }
-        let written = temp.write_all(&text);
-        zeroize::Zeroize::zeroize(&mut text);
-        written.map_err(io_err(path))?;
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(KEY_MODE))
-            .map_err(io_err(path))?;
-        temp.as_file().sync_all().map_err(io_err(path))?;
-        temp.persist_noclobber(path).map_err(|err| {
-            if err.error.kind() == io::ErrorKind::AlreadyExists {
+        let (folder, name, created_dirs) = Self::folder_for_new(path)?;
+        let text = secret.expose().as_bytes();
+        let newline: &[u8] = if text.ends_with(b"\n") { b"" } else { b"\n" };
+        folder.write_new(&name, &[text, newline]).map_err(|err| {
+            if err.kind() == io::ErrorKind::AlreadyExists {
                 StoreError::Exists {
                     path: path.to_owned(),
                 }
             } else {
-                io_err(path)(err.error)
+                io_err(path)(err)
             }
         })?;
-        sync_dir(&dir).map_err(io_err(path))?;
         Ok(WriteOutcome { created_dirs })
     }
 
-    /// Move an existing key file aside to `<file>.replaced-<now>` (never replacing anything),
-    /// before its key pair is replaced. Returns where it went, or `None` when there was no file.
+    /// Move an existing key file aside to `<file>.<label>-<now>` (never replacing anything),
+    /// before its key pair is replaced or after it was destroyed. Returns where it went, or
+    /// `None` when there was no file.
     ///
     /// # Errors
     /// Why the file could not be moved.
-    pub fn move_aside(self, path: &Path, now: u64) -> Result<Option<PathBuf>, StoreError> {
-        match fs::symlink_metadata(path) {
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(io_err(path)(err)),
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(StoreError::Symlink {
-                    path: path.to_owned(),
-                });
-            }
-            Ok(_) => {}
-        }
-        let mut name = path.as_os_str().to_owned();
-        name.push(format!(".replaced-{now}"));
-        let mut aside = PathBuf::from(name);
-        let mut n = 1;
-        // A hard link never replaces an existing file; then the old name goes.
-        loop {
-            match fs::hard_link(path, &aside) {
-                Ok(()) => break,
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && n < 100 => {
-                    n += 1;
-                    let mut name = path.as_os_str().to_owned();
-                    name.push(format!(".replaced-{now}-{n}"));
-                    aside = PathBuf::from(name);
-                }
-                Err(err) => return Err(io_err(path)(err)),
-            }
-        }
-        fs::remove_file(path).map_err(io_err(path))?;
-        sync_dir(&parent_of(path)).map_err(io_err(path))?;
-        Ok(Some(aside))
-    }
-
-    /// Remove labctl's own temporary files left in `dir` by a run that was killed: never
-    /// written into place, they hold at most part of a key that was never used. Call only
-    /// while holding the manifest's lock, so no other labctl is writing them. Returns how many.
-    pub fn clean_temporary(self, dir: &Path) -> usize {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return 0;
+    pub fn move_aside(
+        self,
+        path: &Path,
+        label: &str,
+        now: u64,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
+        let folder = match KeyFolder::open(&dir) {
+            Err(FolderError::Missing) => return Ok(None),
+            other => other.map_err(|e| folder_err(path, e))?,
         };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let ours = (name.starts_with(".labctl-key-") && name.ends_with(".tmp"))
-                || name.starts_with(".labctl-check-");
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if ours && is_file && fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        removed
-    }
-
-    /// Set an existing key file's mode to 0400 (never through a symlink).
-    ///
-    /// # Errors
-    /// Why the mode could not be changed.
-    pub fn fix_mode(self, path: &Path) -> Result<(), StoreError> {
-        let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
-        if meta.file_type().is_symlink() {
+        if folder.entry(&name).map_err(io_err(path))? == Entry::Symlink {
             return Err(StoreError::Symlink {
                 path: path.to_owned(),
             });
         }
-        fs::set_permissions(path, fs::Permissions::from_mode(KEY_MODE)).map_err(io_err(path))
+        let aside = folder
+            .move_aside(&name, &format!(".{label}-{now}"))
+            .map_err(io_err(path))?;
+        Ok(aside.map(|aside| dir.join(aside)))
+    }
+
+    /// Remove a key file, only when it still holds `expected` (the key of the key pair that
+    /// was deleted). Returns whether it was removed.
+    ///
+    /// # Errors
+    /// Why the file could not be checked or removed.
+    pub fn remove_key(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+        let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
+        let folder = match KeyFolder::open(&dir) {
+            Err(FolderError::Missing) => return Ok(false),
+            other => other.map_err(|e| folder_err(path, e))?,
+        };
+        let holds = match folder.read(&name, MAX_KEY_FILE) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(io_err(path)(err)),
+            Ok((_, bytes)) => bytes
+                .and_then(secret_of)
+                .and_then(|secret| public_key_of_private(&secret).ok())
+                .is_some_and(|public| &public == expected),
+        };
+        if !holds {
+            return Ok(false);
+        }
+        folder.remove(&name).map_err(io_err(path))?;
+        Ok(true)
+    }
+
+    /// Remove labctl's own temporary files left in `dir` by a run that was killed, except
+    /// those another labctl is writing now (they are locked). Returns how many.
+    pub fn clean_temporary(self, dir: &Path) -> usize {
+        KeyFolder::open(dir).map_or(0, |folder| folder.clean_temporary())
+    }
+
+    /// Set an existing key file's mode to 0400 (on the file opened, never through a link).
+    ///
+    /// # Errors
+    /// Why the mode could not be changed.
+    pub fn fix_mode(self, path: &Path) -> Result<(), StoreError> {
+        let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
+        let folder = KeyFolder::open(&dir).map_err(|e| folder_err(path, e))?;
+        if folder.entry(&name).map_err(io_err(path))? == Entry::Symlink {
+            return Err(StoreError::Symlink {
+                path: path.to_owned(),
+            });
+        }
+        folder.set_key_mode(&name).map_err(io_err(path))
     }
 }
 
-/// This process's effective user id (Linux: from /proc), read once.
-fn effective_uid() -> Option<u32> {
-    static UID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *UID.get_or_init(|| {
-        let status = fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-        line.split_whitespace().nth(2)?.parse().ok()
-    })
-}
-
-/// Why a folder is unsafe for key files: any user may write it (without the sticky bit
-/// that stops them from removing or renaming our files).
-fn unsafe_folder(dir: &Path) -> Option<String> {
-    let meta = fs::metadata(dir).ok()?;
-    let mode = meta.mode();
-    let others_write = mode & 0o002 != 0;
-    let sticky = mode & 0o1000 != 0;
-    (others_write && !sticky).then(|| {
-        format!(
-            "the folder {} is writable by other users (mode {:04o})",
-            dir.display(),
-            mode & 0o7777
-        )
-    })
+/// Private key text from bytes read (wiped either way), when it is UTF-8.
+fn secret_of(mut bytes: zeroize::Zeroizing<Vec<u8>>) -> Option<Secret> {
+    // Take the buffer itself: no copy of the key is made.
+    let vec = std::mem::take(&mut *bytes);
+    match String::from_utf8(vec) {
+        Ok(text) => Some(Secret::new(text)),
+        Err(err) => {
+            let mut vec = err.into_bytes();
+            zeroize::Zeroize::zeroize(&mut vec);
+            None
+        }
+    }
 }
 
 /// The folder a key file lives in (`.` for a bare file name).
@@ -334,76 +312,6 @@ pub fn parent_of(path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     }
-}
-
-/// Create `dir` and missing parents with mode 0700; the first folder labctl creates gets a
-/// `.gitignore` of `*` so a key never lands in a commit.
-fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut missing = Vec::new();
-    let mut cursor = Some(dir);
-    while let Some(d) = cursor {
-        if d.as_os_str().is_empty() || fs::symlink_metadata(d).is_ok() {
-            break;
-        }
-        missing.push(d.to_owned());
-        cursor = d.parent();
-    }
-    missing.reverse();
-    // Several key files may share a new folder and be written at once: only the call that
-    // actually creates a folder counts it as its own.
-    let mut created = Vec::new();
-    for d in &missing {
-        match fs::DirBuilder::new().mode(0o700).create(d) {
-            Ok(()) => created.push(d.clone()),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(io_err(d)(err)),
-        }
-    }
-    if let Some(outermost) = created.first() {
-        let ignore = outermost.join(".gitignore");
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode_0644()
-            .open(&ignore)
-        {
-            Ok(mut file) => {
-                file.write_all(b"# Private keys written by labctl: never commit them.\n*\n")
-                    .map_err(io_err(&ignore))?;
-                file.sync_all().map_err(io_err(&ignore))?;
-            }
-            // Someone put one there first; it is theirs to keep.
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(io_err(&ignore)(err)),
-        }
-        sync_dir(outermost.parent().unwrap_or(Path::new("."))).map_err(io_err(outermost))?;
-    }
-    if !dir.is_dir() {
-        return Err(io_err(dir)(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "not a folder",
-        )));
-    }
-    Ok(created)
-}
-
-trait Mode0644 {
-    fn mode_0644(&mut self) -> &mut Self;
-}
-
-impl Mode0644 for fs::OpenOptions {
-    fn mode_0644(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o644)
-    }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    fs::File::open(dir)?.sync_all()
 }
 
 /// The key files (by index in `paths`) that would land inside a git work tree without being
@@ -554,6 +462,60 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
             Err(StoreError::Symlink { .. })
         ));
         assert!(!target.exists());
+    }
+
+    #[test]
+    fn a_key_folder_others_can_change_or_that_is_a_link_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        symlink(&real, dir.path().join("link")).unwrap();
+        let via_link = dir.path().join("link/lab.pem");
+        assert!(matches!(
+            KeyStore.inspect(&via_link),
+            FileState::Unsafe { .. }
+        ));
+        assert!(matches!(
+            KeyStore.write_new(&via_link, &Secret::new(ED25519.to_owned())),
+            Err(StoreError::Unsafe { .. })
+        ));
+        assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
+
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let path = real.join("lab.pem");
+        match KeyStore.prepare(&path) {
+            Err(StoreError::Unsafe { reason, .. }) => {
+                assert!(reason.contains("its group"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Sticky, like /tmp: others cannot remove or rename our files.
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(KeyStore.prepare(&path).is_ok());
+    }
+
+    #[test]
+    fn moving_aside_and_removing_never_touch_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/lab.pem");
+        KeyStore
+            .write_new(&path, &Secret::new(ED25519.to_owned()))
+            .unwrap();
+        let other =
+            crate::keys::PublicKey::from_openssh(&crate::keys::fixture("ed25519-b.pub")).unwrap();
+        // Not the key of the key pair deleted: the file stays.
+        assert!(!KeyStore.remove_key(&path, &other).unwrap());
+        assert!(path.exists());
+        let aside = KeyStore.move_aside(&path, "retired", 7).unwrap().unwrap();
+        assert_eq!(aside, dir.path().join("keys/lab.pem.retired-7"));
+        assert!(!path.exists());
+        KeyStore
+            .write_new(&path, &Secret::new(ED25519.to_owned()))
+            .unwrap();
+        let again = KeyStore.move_aside(&path, "retired", 7).unwrap().unwrap();
+        assert_eq!(again, dir.path().join("keys/lab.pem.retired-7-2"));
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), ED25519);
     }
 
     #[test]

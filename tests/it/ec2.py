@@ -5,6 +5,9 @@
   ec2.py ENDPOINT import REGION NAME FILE  (FILE: an OpenSSH public key)
   ec2.py ENDPOINT create REGION NAME       (prints nothing: the private key is thrown away)
   ec2.py ENDPOINT tag REGION NAME KEY VALUE
+  ec2.py ENDPOINT create-rsa REGION NAME   (prints the private key as the AWS CLI's
+                                           `--query KeyMaterial --output text` does)
+  ec2.py ENDPOINT id REGION NAME           -> the key pair's id
 """
 import json
 import sys
@@ -39,5 +42,11 @@ elif command == "tag":
     ec2.create_tags(Resources=[pair["KeyPairId"]], Tags=[{"Key": sys.argv[5], "Value": sys.argv[6]}])
 elif command == "create":
     ec2.create_key_pair(KeyName=sys.argv[4], KeyType="ed25519")
+elif command == "create-rsa":
+    material = ec2.create_key_pair(KeyName=sys.argv[4], KeyType="rsa")["KeyMaterial"]
+    # The AWS CLI's text output: the value, then a newline.
+    sys.stdout.write(material + "\n")
+elif command == "id":
+    print(ec2.describe_key_pairs(KeyNames=[sys.argv[4]])["KeyPairs"][0]["KeyPairId"])
 else:
     sys.exit(f"unknown command {command}")

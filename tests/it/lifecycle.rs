@@ -135,7 +135,7 @@ fn count_and_for_each_make_one_key_pair_per_attendee() {
     run.assert_code(0);
     let json = run.json();
     assert_eq!(json["summary"]["create"], 12, "{json:#}");
-    for seat in ["01", "05", "10"] {
+    for seat in ["1", "5", "10"] {
         assert_eq!(test.mode(&format!("keys/{project}-seat-{seat}.pem")), 0o400);
         let remote = server()
             .key_pair("us-east-1", &format!("{project}-seat-{seat}"))
@@ -322,7 +322,7 @@ fn prune_deletes_only_owned_key_pairs_no_longer_listed() {
             .is_some()
     );
 
-    let run = test.cloud(&["apply", "--prune", "--json"]);
+    let run = test.cloud(&["apply", "--prune", "--yes", "--json"]);
     run.assert_code(0);
     assert_eq!(calls(&run.json(), "DeleteKeyPair"), 1, "{}", run.stdout);
     assert!(
@@ -354,7 +354,7 @@ fn prune_with_purge_local_removes_the_orphans_file() {
         "labctl.yaml",
         &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-west-2, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-keep\n"),
     );
-    test.cloud(&["apply", "--prune", "--purge-local"])
+    test.cloud(&["apply", "--prune", "--purge-local", "--yes"])
         .assert_code(0);
     assert!(!test.path(&format!("keys/{project}-gone.pem")).exists());
     assert!(test.path(&format!("keys/{project}-keep.pem")).exists());
@@ -436,7 +436,7 @@ fn replace_refuses_key_pairs_this_manifest_does_not_own() {
 }
 
 #[test]
-fn destroy_asks_deletes_owned_key_pairs_keeps_files_and_is_idempotent() {
+fn destroy_asks_deletes_owned_key_pairs_retires_files_and_is_idempotent() {
     let test = Test::new();
     let project = unique("destroy");
     test.write(
@@ -463,10 +463,14 @@ fn destroy_asks_deletes_owned_key_pairs_keeps_files_and_is_idempotent() {
             "{region}"
         );
     }
-    assert!(
-        test.path(&format!("keys/{project}-a.pem")).exists(),
-        "kept without --purge-local"
-    );
+    // Without --purge-local the file is retired: moved aside, never removed.
+    assert!(!test.path(&format!("keys/{project}-a.pem")).exists());
+    let retired: Vec<String> = std::fs::read_dir(test.path("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{project}-a.pem.retired-")))
+        .collect();
+    assert_eq!(retired.len(), 1, "{retired:?}");
 
     let again = test.cloud(&["destroy", "--yes"]);
     again.assert_code(0);

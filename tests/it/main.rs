@@ -9,6 +9,7 @@
 )]
 
 mod apply;
+mod custody;
 mod faults;
 mod lifecycle;
 mod reliability;

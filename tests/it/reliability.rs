@@ -51,7 +51,7 @@ fn killed_applies_lose_nothing_and_a_rerun_converges() {
         let _ = child.wait();
 
         // The rerun recognises the key pairs the killed run created but never saved (their
-        // labctl:apply-id is that run's, recorded in the lock file) and recreates them.
+        // labctl:apply-id is that run's, and the journal says they were never saved) and recreates them.
         let rerun = test.cloud(&["apply", "--json", "--concurrency", &concurrency.to_string()]);
         assert_eq!(
             rerun.code, 0,
@@ -124,7 +124,7 @@ fn two_applies_at_once_never_both_run() {
         .spawn()
         .unwrap();
     // Wait until the first run holds the lock (its lock file names it).
-    let lock = test.path(".labctl.yaml.lock");
+    let lock = test.path(".labctl/labctl.yaml.lock");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&lock).is_ok_and(|s| s.contains("pid")) {
         assert!(
@@ -176,8 +176,9 @@ fn unsafe_key_files_are_refused_before_any_change() {
     let run = test.cloud(&["apply", "--json"]);
     run.assert_code(1);
     let json = run.json();
+    assert_eq!(json["actions"][0]["conflict"], "unsafe-file", "{json:#}");
     assert!(
-        json["actions"][0]["error"]
+        json["actions"][0]["reason"]
             .as_str()
             .unwrap()
             .contains("writable by other users"),

@@ -1,0 +1,155 @@
+//! The journal of key creations: which keys EC2 was asked to create and whether their private
+//! keys were saved, per key pair, so that crash recovery acts only on what it can prove.
+//!
+//! Before each `CreateKeyPair`, apply appends `create <apply id> <name>` and fsyncs; after the
+//! private key is on disk, `saved <apply id> <name>`; when the key pair it made is deleted
+//! again (undo, or recovery), `resolved <apply id> <name>`. A key pair that carries a
+//! `labctl:apply-id` tag naming a `create` with neither answer was made by a request whose
+//! private key nobody ever saved (the run was killed, or the answer was lost and could not be
+//! cleaned up): only such a key pair may be replaced without asking. A saved key whose file was
+//! later moved away is never one of them. The file lives in the state folder (see `lock`),
+//! is written only under the manifest's lock, and is read with a size bound.
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::sync::Mutex;
+
+use crate::keys::folder::{KeyFolder, read_bounded};
+
+/// A journal larger than this is not labctl's (a few hundred thousand entries).
+const MAX_JOURNAL: usize = 16 * 1024 * 1024;
+
+/// A key EC2 was asked to create for an apply, and whose private key was never saved:
+/// `(apply id, key pair name)`.
+pub type UnsavedKey = (String, String);
+
+/// What happened to a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `CreateKeyPair` is about to be sent.
+    Create,
+    /// The private key is saved.
+    Saved,
+    /// The key pair that request made is gone again (deleted by labctl).
+    Resolved,
+}
+
+impl Event {
+    fn as_str(self) -> &'static str {
+        match self {
+            Event::Create => "create",
+            Event::Saved => "saved",
+            Event::Resolved => "resolved",
+        }
+    }
+}
+
+/// The open journal of one manifest (held with its lock).
+#[derive(Debug)]
+pub struct Journal {
+    file: Mutex<File>,
+    /// What was unsaved when the run began.
+    pub unsaved: BTreeSet<UnsavedKey>,
+}
+
+/// The keys left unsaved by the journal's lines.
+fn parse(text: &str) -> BTreeSet<UnsavedKey> {
+    let mut unsaved = BTreeSet::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(event), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let key = (id.to_owned(), name.to_owned());
+        match event {
+            "create" => {
+                unsaved.insert(key);
+            }
+            "saved" | "resolved" => {
+                unsaved.remove(&key);
+            }
+            _ => {}
+        }
+    }
+    unsaved
+}
+
+fn read_all(file: &mut File) -> io::Result<BTreeSet<UnsavedKey>> {
+    file.seek(SeekFrom::Start(0))?;
+    let bytes = read_bounded(&mut *file, MAX_JOURNAL)?
+        .ok_or_else(|| io::Error::other("the journal is too large to be labctl's"))?;
+    Ok(parse(&String::from_utf8_lossy(&bytes)))
+}
+
+impl Journal {
+    /// Open (or create) the journal `name` in the state folder; call with the lock held.
+    pub fn open(folder: &KeyFolder, name: &OsStr) -> io::Result<Journal> {
+        let mut file = folder.open_state_file(name, true)?;
+        let unsaved = read_all(&mut file)?;
+        Ok(Journal {
+            file: Mutex::new(file),
+            unsaved,
+        })
+    }
+
+    /// The unsaved keys of the journal `name`, read only (empty when there is none).
+    pub fn read(folder: &KeyFolder, name: &OsString) -> BTreeSet<UnsavedKey> {
+        folder
+            .open_state_file(name, false)
+            .and_then(|mut file| read_all(&mut file))
+            .unwrap_or_default()
+    }
+
+    /// Append one event and make it durable before returning.
+    ///
+    /// # Errors
+    /// Why the event could not be recorded (then a create must not be sent).
+    pub fn record(&self, event: Event, apply_id: &str, name: &str) -> io::Result<()> {
+        let line = format!("{}\t{apply_id}\t{name}\n", event.as_str());
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(line.as_bytes())?;
+        file.sync_data()
+    }
+
+    /// Rewrite the journal with only the keys still unsaved.
+    ///
+    /// # Errors
+    /// Why the journal could not be read or written.
+    pub fn compact(&self) -> io::Result<()> {
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let unsaved = read_all(&mut file)?;
+        let mut text = String::new();
+        for (id, name) in &unsaved {
+            let _ = writeln!(text, "create\t{id}\t{name}");
+        }
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn a_key_is_unsaved_from_its_create_until_it_is_saved_or_resolved() {
+        let journal = "create\t00aa\tlab a\ncreate\t00aa\tlab-b\nsaved\t00aa\tlab-b\ncreate\t00bb\tlab-c\nresolved\t00bb\tlab-c\ncreate\tnot-hex\tx\ngarbage\n";
+        let unsaved: Vec<_> = parse(journal).into_iter().collect();
+        assert_eq!(unsaved, [("00aa".to_owned(), "lab a".to_owned())]);
+    }
+}

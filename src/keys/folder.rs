@@ -1,0 +1,584 @@
+//! The one layer through which labctl touches a key folder.
+//!
+//! Every file operation on a folder that holds private keys goes through [`KeyFolder`]: the
+//! folder is opened once (never through a symbolic link at its own name), checked the way
+//! OpenSSH's `StrictModes` checks `~/.ssh` (owned by you or root, writable by nobody else), and
+//! every later step works on names relative to that open handle (`openat`, `linkat`,
+//! `unlinkat`, `fstat`, `fchmod`), so a link or folder swapped in between a check and a use
+//! is never followed. No path is checked and then used again.
+//!
+//! Rules kept here: a key file is created `0600` from its first byte (`O_EXCL`, no link
+//! followed), written, set to `0400`, fsynced and linked into place with `linkat`, which never
+//! replaces a file; a file is read only through `O_NOFOLLOW | O_NONBLOCK` and `fstat`, with a
+//! size bound, into a buffer allocated once and wiped; temporary files carry a name no
+//! manifest can give a key file (see [`is_reserved_name`]) and are locked while in use, so a
+//! cleanup by another labctl never removes one that is being written.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use zeroize::Zeroizing;
+
+/// Every name labctl gives a temporary file starts with this; manifests may not use it for a
+/// key file, so cleaning up leftovers can never remove a real key.
+pub const RESERVED_PREFIX: &str = ".labctl-";
+
+/// Whether a file name is reserved for labctl's own temporary and state files.
+pub fn is_reserved_name(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(RESERVED_PREFIX.as_bytes())
+}
+
+const TEMP_PREFIX: &str = ".labctl-tmp-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is exactly the form of labctl's temporary files: the prefix, 16 hex
+/// digits, `.tmp`. Validation refuses every key file name with the reserved prefix, so no
+/// manifest can produce one.
+fn is_temporary_name(name: &[u8]) -> bool {
+    name.strip_prefix(TEMP_PREFIX.as_bytes())
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX.as_bytes()))
+        .is_some_and(|hex| hex.len() == 16 && hex.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// What is at a name in a folder, as `fstat`/`lstat` says (never following a link).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Absent,
+    Symlink,
+    NotAFile,
+    File { uid: u32, mode: u32, len: u64 },
+}
+
+/// A folder opened for key files.
+#[derive(Debug)]
+pub struct KeyFolder {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn to_io(err: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(err.raw_os_error())
+}
+
+/// This process's effective user id (no `/proc` needed: works on Linux and macOS).
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The permission bits of a `stat` (`st_mode` is `u16` on macOS, `u32` on Linux).
+#[allow(clippy::useless_conversion)]
+fn mode_bits(stat: &Stat) -> u32 {
+    u32::from(stat.st_mode) & 0o7777
+}
+
+/// Why a folder with this owner and mode must not hold private keys, if it must not.
+fn folder_distrust(path: &Path, stat: &Stat) -> Option<String> {
+    let mode = mode_bits(stat);
+    let uid = stat.st_uid;
+    let me = effective_uid();
+    if uid != me && uid != 0 {
+        return Some(format!(
+            "the folder {} belongs to another user (uid {uid})",
+            path.display()
+        ));
+    }
+    // Like OpenSSH's StrictModes: nobody else may add, remove or rename files here. A sticky
+    // folder (such as /tmp) stops others from removing or renaming our files.
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        let who = if mode & 0o002 != 0 {
+            "other users"
+        } else {
+            "its group"
+        };
+        return Some(format!(
+            "the folder {} is writable by {who} (mode {mode:04o}); make it 0700 (`chmod 700 {}`)",
+            path.display(),
+            path.display()
+        ));
+    }
+    None
+}
+
+/// How opening or using a key folder failed.
+#[derive(Debug)]
+pub enum FolderError {
+    /// The folder does not exist.
+    Missing,
+    /// The folder's own name is a symbolic link.
+    Symlink,
+    /// Something other than a folder is there.
+    NotAFolder,
+    /// Someone else could change the folder.
+    Untrusted(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for FolderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FolderError::Missing => f.write_str("the folder does not exist"),
+            FolderError::Symlink => f.write_str(
+                "the key folder is a symbolic link; labctl does not follow links for key folders (use the real path)",
+            ),
+            FolderError::NotAFolder => f.write_str("it is not a folder"),
+            FolderError::Untrusted(reason) => f.write_str(reason),
+            FolderError::Io(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+fn open_dir_at(dirfd: impl AsFd, name: &OsStr) -> Result<OwnedFd, FolderError> {
+    rustix::fs::openat(
+        dirfd,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| match err {
+        rustix::io::Errno::NOENT => FolderError::Missing,
+        // ELOOP: the name is a link; ENOTDIR: a file (or a link) where a folder should be.
+        rustix::io::Errno::LOOP => FolderError::Symlink,
+        rustix::io::Errno::NOTDIR => FolderError::NotAFolder,
+        other => FolderError::Io(to_io(other)),
+    })
+}
+
+/// Split a folder path into the folder that holds it and its own name.
+fn split(path: &Path) -> (PathBuf, OsString) {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.to_owned()
+            };
+            (parent, name.to_owned())
+        }
+        _ => (path.to_owned(), OsString::from(".")),
+    }
+}
+
+impl KeyFolder {
+    /// Open an existing key folder and check that only its owner can change it. The folders
+    /// above it are resolved as usual; the folder itself must not be a link.
+    pub fn open(path: &Path) -> Result<KeyFolder, FolderError> {
+        let (parent, name) = split(path);
+        let parent_fd = rustix::fs::open(
+            &parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| match err {
+            rustix::io::Errno::NOENT => FolderError::Missing,
+            rustix::io::Errno::NOTDIR => FolderError::NotAFolder,
+            other => FolderError::Io(to_io(other)),
+        })?;
+        let fd = if name == "." || name == ".." {
+            rustix::fs::openat(
+                &parent_fd,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| FolderError::Io(to_io(e)))?
+        } else {
+            match open_dir_at(&parent_fd, &name) {
+                Err(FolderError::NotAFolder) => {
+                    // ENOTDIR also comes for a link to a file; say which.
+                    let stat = rustix::fs::statat(&parent_fd, &name, AtFlags::SYMLINK_NOFOLLOW);
+                    return Err(match stat {
+                        Ok(s) if FileType::from_raw_mode(s.st_mode) == FileType::Symlink => {
+                            FolderError::Symlink
+                        }
+                        _ => FolderError::NotAFolder,
+                    });
+                }
+                other => other?,
+            }
+        };
+        let folder = KeyFolder {
+            fd,
+            path: path.to_owned(),
+        };
+        folder.check_trust()?;
+        Ok(folder)
+    }
+
+    /// Open a key folder, creating it and any missing parents `0700` on the way (each one
+    /// relative to the one above it, never through a link). The outermost folder labctl
+    /// creates gets a `.gitignore` of `*`. Returns the folder and the folders created.
+    pub fn create(path: &Path) -> Result<(KeyFolder, Vec<PathBuf>), FolderError> {
+        match KeyFolder::open(path) {
+            Err(FolderError::Missing) => {}
+            other => return other.map(|f| (f, Vec::new())),
+        }
+        // The deepest existing ancestor, then each missing component below it.
+        let mut missing: Vec<OsString> = Vec::new();
+        let mut base = path.to_owned();
+        while std::fs::symlink_metadata(&base).is_err() {
+            let Some(name) = base.file_name() else {
+                return Err(FolderError::Missing);
+            };
+            missing.push(name.to_owned());
+            match base.parent() {
+                Some(p) if !p.as_os_str().is_empty() => base = p.to_owned(),
+                _ => {
+                    base = PathBuf::from(".");
+                    break;
+                }
+            }
+        }
+        missing.reverse();
+        let mut fd = rustix::fs::open(
+            &base,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| match err {
+            rustix::io::Errno::NOTDIR => FolderError::NotAFolder,
+            other => FolderError::Io(to_io(other)),
+        })?;
+        let mut created = Vec::new();
+        let mut current = if base == Path::new(".") && !path.starts_with(".") {
+            PathBuf::new()
+        } else {
+            base.clone()
+        };
+        for name in &missing {
+            current.push(name);
+            match rustix::fs::mkdirat(&fd, name.as_os_str(), Mode::from_raw_mode(0o700)) {
+                // Several key files may share a new folder and be written at once: only the
+                // call that actually creates a folder counts it as its own.
+                Ok(()) => created.push(current.clone()),
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(err) => return Err(FolderError::Io(to_io(err))),
+            }
+            let next = open_dir_at(&fd, name)?;
+            if created.len() == 1 && created.last() == Some(&current) {
+                write_gitignore(&next)?;
+                sync(&fd).map_err(FolderError::Io)?;
+            }
+            fd = next;
+        }
+        let folder = KeyFolder {
+            fd,
+            path: path.to_owned(),
+        };
+        folder.check_trust()?;
+        Ok((folder, created))
+    }
+
+    fn check_trust(&self) -> Result<(), FolderError> {
+        let stat = rustix::fs::fstat(&self.fd).map_err(|e| FolderError::Io(to_io(e)))?;
+        match folder_distrust(&self.path, &stat) {
+            Some(reason) => Err(FolderError::Untrusted(reason)),
+            None => Ok(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is at `name`, without following a link.
+    pub fn entry(&self, name: &OsStr) -> io::Result<Entry> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(rustix::io::Errno::NOENT) => Ok(Entry::Absent),
+            Err(err) => Err(to_io(err)),
+            Ok(stat) => Ok(match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Symlink => Entry::Symlink,
+                FileType::RegularFile => Entry::File {
+                    uid: stat.st_uid,
+                    mode: mode_bits(&stat),
+                    len: u64::try_from(stat.st_size).unwrap_or(0),
+                },
+                _ => Entry::NotAFile,
+            }),
+        }
+    }
+
+    /// Open `name` for reading: never through a link, never blocking on a FIFO, and only
+    /// when it is a regular file. Returns the file and what `fstat` said of it.
+    fn open_file(&self, name: &OsStr) -> io::Result<(File, Entry)> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|err| match err {
+            rustix::io::Errno::LOOP => {
+                io::Error::new(io::ErrorKind::InvalidInput, "it is a symbolic link")
+            }
+            other => to_io(other),
+        })?;
+        let stat = rustix::fs::fstat(&fd).map_err(to_io)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is not a regular file",
+            ));
+        }
+        let entry = Entry::File {
+            uid: stat.st_uid,
+            mode: mode_bits(&stat),
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+        };
+        Ok((File::from(fd), entry))
+    }
+
+    /// Read at most `max` bytes of the regular file `name` into a buffer allocated once (no
+    /// reallocation leaves an unwiped copy) and wiped when dropped. `Ok(None)` when the file
+    /// is larger than `max`.
+    pub fn read(
+        &self,
+        name: &OsStr,
+        max: usize,
+    ) -> io::Result<(Entry, Option<Zeroizing<Vec<u8>>>)> {
+        let (file, entry) = self.open_file(name)?;
+        let bytes = read_bounded(file, max)?;
+        Ok((entry, bytes))
+    }
+
+    /// Create `name` holding `parts` (written one after another): `0600` from its first byte,
+    /// then `0400`, fsynced, linked into place without ever replacing a file, the folder
+    /// fsynced. On error nothing is left at `name`.
+    pub fn write_new(&self, name: &OsStr, parts: &[&[u8]]) -> io::Result<()> {
+        let (temp_name, mut file) = self.temporary()?;
+        let result = (|| {
+            for part in parts {
+                file.write_all(part)?;
+            }
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(0o400)).map_err(to_io)?;
+            file.sync_all()?;
+            rustix::fs::linkat(&self.fd, &temp_name, &self.fd, name, AtFlags::empty())
+                .map_err(to_io)
+        })();
+        let _ = rustix::fs::unlinkat(&self.fd, &temp_name, AtFlags::empty());
+        drop(file);
+        result?;
+        sync(&self.fd)
+    }
+
+    /// Prove the folder takes a new file (before asking EC2 for a key that must be saved).
+    pub fn check_writable(&self) -> io::Result<()> {
+        let (temp_name, file) = self.temporary()?;
+        let removed = rustix::fs::unlinkat(&self.fd, &temp_name, AtFlags::empty()).map_err(to_io);
+        drop(file);
+        removed
+    }
+
+    /// A new, locked, owner-only temporary file with a reserved name.
+    fn temporary(&self) -> io::Result<(OsString, File)> {
+        for _ in 0..16 {
+            let mut random = [0u8; 8];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+            let suffix: String = random.iter().fold(String::with_capacity(16), |mut hex, b| {
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
+            let name = OsString::from(format!("{TEMP_PREFIX}{suffix}{TEMP_SUFFIX}"));
+            match rustix::fs::openat(
+                &self.fd,
+                &name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => {
+                    let file = File::from(fd);
+                    // Held until the file is gone: a cleanup skips files that are locked.
+                    file.lock()?;
+                    return Ok((name, file));
+                }
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(err) => return Err(to_io(err)),
+            }
+        }
+        Err(io::Error::other(
+            "could not find a free temporary file name",
+        ))
+    }
+
+    /// Open (or create, `0600`) one of labctl's own state files for reading and writing:
+    /// never through a link, never blocking on a FIFO, and only a regular file.
+    pub fn open_state_file(&self, name: &OsStr, create: bool) -> io::Result<File> {
+        let mut flags =
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        if create {
+            flags |= OFlags::CREATE;
+        }
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o600)).map_err(
+            |err| match err {
+                rustix::io::Errno::LOOP => {
+                    io::Error::new(io::ErrorKind::InvalidInput, "it is a symbolic link")
+                }
+                other => to_io(other),
+            },
+        )?;
+        let stat = rustix::fs::fstat(&fd).map_err(to_io)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is not a regular file",
+            ));
+        }
+        if stat.st_uid != effective_uid() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("it belongs to another user (uid {})", stat.st_uid),
+            ));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Set the regular file `name` to `0400`, on the file opened (never through a link).
+    pub fn set_key_mode(&self, name: &OsStr) -> io::Result<()> {
+        let (file, _) = self.open_file(name)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(0o400)).map_err(to_io)
+    }
+
+    /// Give the file `name` a new name `name<suffix>` (with `-2`, `-3`… when taken) without
+    /// replacing anything, then drop the old name. Returns the new name, or `None` when
+    /// nothing was at `name`.
+    pub fn move_aside(&self, name: &OsStr, suffix: &str) -> io::Result<Option<OsString>> {
+        match self.entry(name)? {
+            Entry::Absent => return Ok(None),
+            Entry::Symlink => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is a symbolic link",
+                ));
+            }
+            Entry::NotAFile | Entry::File { .. } => {}
+        }
+        for n in 1..100 {
+            let mut aside = name.to_owned();
+            aside.push(suffix);
+            if n > 1 {
+                aside.push(format!("-{n}"));
+            }
+            match rustix::fs::linkat(&self.fd, name, &self.fd, &aside, AtFlags::empty()) {
+                Ok(()) => {
+                    rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(to_io)?;
+                    sync(&self.fd)?;
+                    return Ok(Some(aside));
+                }
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(err) => return Err(to_io(err)),
+            }
+        }
+        Err(io::Error::other("no free name to move the file aside to"))
+    }
+
+    /// Remove the file `name` (never a link or folder).
+    pub fn remove(&self, name: &OsStr) -> io::Result<()> {
+        match self.entry(name)? {
+            Entry::File { .. } => {}
+            Entry::Absent => return Ok(()),
+            Entry::Symlink | Entry::NotAFile => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is not a regular file",
+                ));
+            }
+        }
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(to_io)?;
+        sync(&self.fd)
+    }
+
+    /// Remove temporary files that no running labctl holds (left by a killed run: never
+    /// linked into place, they hold at most part of a key that was never used). A file that
+    /// another labctl is writing right now is locked, and is left alone. Returns how many.
+    pub fn clean_temporary(&self) -> usize {
+        let Ok(dir) = rustix::fs::Dir::read_from(&self.fd) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in dir.flatten() {
+            let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_owned();
+            if !is_temporary_name(name.as_bytes()) {
+                continue;
+            }
+            let Ok(fd) = rustix::fs::openat(
+                &self.fd,
+                &name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) else {
+                continue;
+            };
+            let file = File::from(fd);
+            let regular = file.metadata().is_ok_and(|m| m.is_file());
+            if regular
+                && file.try_lock().is_ok()
+                && rustix::fs::unlinkat(&self.fd, &name, AtFlags::empty()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// Read at most `max` bytes from `file` into one allocation of `max + 1` bytes.
+pub fn read_bounded(mut file: impl Read, max: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let mut buffer = Zeroizing::new(vec![0u8; max + 1]);
+    let mut filled = 0;
+    loop {
+        if filled == buffer.len() {
+            return Ok(None);
+        }
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    // Truncating keeps the allocation: the whole buffer is still wiped on drop.
+    buffer.truncate(filled);
+    Ok(Some(buffer))
+}
+
+fn write_gitignore(dir: &OwnedFd) -> Result<(), FolderError> {
+    match rustix::fs::openat(
+        dir,
+        ".gitignore",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    ) {
+        Ok(fd) => {
+            let mut file = File::from(fd);
+            file.write_all(b"# Private keys written by labctl: never commit them.\n*\n")
+                .and_then(|()| file.sync_all())
+                .map_err(FolderError::Io)
+        }
+        // Someone put one there first; it is theirs to keep.
+        Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(err) => Err(FolderError::Io(to_io(err))),
+    }
+}
+
+fn sync(fd: &OwnedFd) -> io::Result<()> {
+    rustix::fs::fsync(fd).map_err(to_io)
+}
+
+/// The folder and file name of a key file path, or `None` when the path names no file.
+pub fn split_file(path: &Path) -> Option<(PathBuf, OsString)> {
+    let name = match path.components().next_back()? {
+        Component::Normal(name) => name.to_owned(),
+        _ => return None,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Some((dir, name))
+}

@@ -1,0 +1,789 @@
+//! Key custody: labctl never overwrites, deletes, exposes or recycles a key someone still
+//! needs. One test per way a hostile or tired user broke that promise.
+
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{
+    Proxy, Run, Test, mutating_calls, public_key_of, server, strip_comment, unique,
+};
+
+fn one_key(project: &str, name: &str, regions: &str) -> String {
+    format!(
+        "version: 1\nproject: {project}\ndefaults: {{ regions: [{regions}], key_type: ed25519 }}\nkeypairs:\n  - name: {name}\n"
+    )
+}
+
+/// Run labctl, killing it (and failing) if it takes longer than `limit`.
+fn run_within(test: &Test, args: &[&str], limit: Duration) -> Run {
+    let mut cmd = test.command(args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return Run {
+                code: status.code().unwrap_or(-1),
+                stdout,
+                stderr,
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("labctl {args:?} still ran after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// 1. The lock file.
+
+#[test]
+fn the_lock_file_never_follows_a_link_and_is_never_read_without_bound() {
+    let test = Test::new();
+    let project = unique("locklink");
+    test.write(
+        "labctl.yaml",
+        &one_key(&project, &format!("{project}-k"), "us-east-1"),
+    );
+    let victim = test.home.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    // Where labctl keeps its lock now, and where it kept it before.
+    std::fs::create_dir(test.path(".labctl")).unwrap();
+    symlink(&victim, test.path(".labctl/labctl.yaml.lock")).unwrap();
+    symlink(&victim, test.path(".labctl.yaml.lock")).unwrap();
+    let run = test.cloud(&["apply"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("lock file"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-k"))
+            .is_none()
+    );
+
+    // A pipe at the lock's place: plan neither hangs nor reads without end.
+    std::fs::remove_file(test.path(".labctl/labctl.yaml.lock")).unwrap();
+    std::fs::remove_file(test.path(".labctl.yaml.lock")).unwrap();
+    for fifo in [".labctl/labctl.yaml.lock", ".labctl.yaml.lock"] {
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(test.path(fifo))
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let endpoint = server().endpoint();
+    let plan = run_within(
+        &test,
+        &["plan", "--endpoint-url", &endpoint],
+        Duration::from_mins(1),
+    );
+    plan.assert_code(0);
+    let apply = run_within(
+        &test,
+        &["apply", "--endpoint-url", &endpoint],
+        Duration::from_mins(1),
+    );
+    apply.assert_code(1);
+    assert!(
+        apply.stderr.contains("not a regular file"),
+        "{}",
+        apply.stderr
+    );
+}
+
+#[test]
+fn the_state_folder_is_ignored_by_git() {
+    let test = Test::new();
+    let project = unique("stateignored");
+    test.write(
+        "labctl.yaml",
+        &one_key(&project, &format!("{project}-k"), "us-east-1"),
+    );
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(test.dir.path())
+            .env("HOME", test.home.path())
+            .output()
+            .unwrap()
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    test.cloud(&["apply"]).assert_code(0);
+    assert!(test.path(".labctl/labctl.yaml.lock").exists());
+    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    let listed = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(!listed.contains(".labctl"), "{listed}");
+    assert!(!listed.contains(".pem"), "{listed}");
+    assert!(listed.contains("labctl.yaml"), "{listed}");
+    assert_eq!(
+        test.mode(".labctl") & 0o077,
+        0,
+        "the state folder is owner-only"
+    );
+}
+
+// 2. Temporary files.
+
+#[test]
+fn cleanup_never_removes_a_key_and_spares_temporary_files_in_use() {
+    let test = Test::new();
+    let project = unique("tmpname");
+    // A key pair named like an old temporary file: refused, its file could not be told apart.
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: .labctl-check-a\n"),
+    );
+    let run = test.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("keypairs[0].output")
+            && run.stderr.contains("labctl keeps for its own files"),
+        "{}",
+        run.stderr
+    );
+
+    // Two manifests share one key folder: one's cleanup leaves the other's file being
+    // written alone (it is locked), and removes only a leftover of a killed run.
+    test.write(
+        "labctl.yaml",
+        &one_key(&project, &format!("{project}-k"), "us-east-1"),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    let in_use = test.path("keys/.labctl-tmp-00112233445566aa.tmp");
+    let leftover = test.path("keys/.labctl-tmp-00112233445566bb.tmp");
+    let held = std::fs::File::create(&in_use).unwrap();
+    held.lock().unwrap();
+    std::fs::write(&leftover, "part of a key").unwrap();
+    test.cloud(&["apply"]).assert_code(0);
+    assert!(in_use.exists(), "a temporary file in use was removed");
+    assert!(!leftover.exists(), "a killed run's leftover was kept");
+    drop(held);
+}
+
+// 3. Key folders.
+
+#[test]
+fn key_folders_others_can_change_or_that_are_links_are_refused() {
+    let test = Test::new();
+    let project = unique("folders");
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-group\n    output: group/k.pem\n  - name: {project}-link\n    output: link/k.pem\n  - name: {project}-foreign\n    output: foreign/k.pem\n"),
+    );
+    // Group-writable (0775), as a umask of 002 makes them.
+    std::fs::create_dir(test.path("group")).unwrap();
+    std::fs::set_permissions(test.path("group"), std::fs::Permissions::from_mode(0o775)).unwrap();
+    // A link into another tree.
+    let elsewhere = test.home.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+    symlink(&elsewhere, test.path("link")).unwrap();
+    // Owned by another user.
+    std::fs::create_dir(test.path("foreign")).unwrap();
+    std::fs::set_permissions(test.path("foreign"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let chown = std::process::Command::new("chown")
+        .arg("65534")
+        .arg(test.path("foreign"))
+        .status()
+        .unwrap();
+    assert!(
+        chown.success() || std::env::var_os("LABCTL_TEST_NO_ROOT").is_some(),
+        "this test needs root to chown a folder (set LABCTL_TEST_NO_ROOT=1 to run without)"
+    );
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    for (i, why) in [
+        (0, "writable by its group"),
+        (1, "symbolic link"),
+        (2, "belongs to another user"),
+    ] {
+        assert_eq!(json["actions"][i]["conflict"], "unsafe-file", "{json:#}");
+        assert!(
+            json["actions"][i]["reason"].as_str().unwrap().contains(why),
+            "{i}: {json:#}"
+        );
+    }
+    assert_eq!(mutating_calls(&json), 0, "{json:#}");
+    assert!(files_in(&elsewhere).is_empty());
+    assert!(files_in(&test.path("group")).is_empty());
+}
+
+// 4. Names that would escape the key folder; 6. names too long for a file.
+
+#[test]
+fn key_names_never_build_a_path_outside_the_key_folder_or_over_the_limit() {
+    let test = Test::new();
+    let long = "k".repeat(253);
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: lab\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: ../lab\n  - name: a/b\n  - name: ok\n    output: keys/${{name}}-{long}.pem\n  - name: {long}\n"),
+    );
+    let run = test.run(&["validate"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("keypairs[0].name"), "{}", run.stderr);
+    assert!(run.stderr.contains("keypairs[1].name"), "{}", run.stderr);
+    assert!(run.stderr.contains("keypairs[2].output"), "{}", run.stderr);
+    assert!(run.stderr.contains("keypairs[3].output"), "{}", run.stderr);
+    assert!(run.stderr.contains("is 260 bytes long"), "{}", run.stderr);
+    assert!(run.stderr.contains("is 257 bytes long"), "{}", run.stderr);
+    let apply = test.cloud(&["apply"]);
+    apply.assert_code(1);
+    assert!(!test.path("lab.pem").exists());
+    assert!(!test.path("keys").exists());
+}
+
+// 5. `public_key:` files.
+
+#[test]
+fn public_key_files_are_read_bounded_regular_and_never_echoed() {
+    let test = Test::new();
+    std::fs::write(
+        test.path("credentials"),
+        "aws_secret_access_key=wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY\n",
+    )
+    .unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(test.path("fifo.pub"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\ndefaults: { region: us-east-1 }\nkeypairs:\n  - name: zero\n    public_key: /dev/zero\n  - name: fifo\n    public_key: fifo.pub\n  - name: creds\n    public_key: credentials\n",
+    );
+    // Memory is capped well below what an unbounded read of /dev/zero would take.
+    let script = format!(
+        "ulimit -v 4000000; exec '{}' validate",
+        crate::support::labctl_bin().display()
+    );
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &script])
+        .current_dir(test.dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = sh.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("validate hung on a public_key file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("keypairs[0].public_key"), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(stderr.contains("keypairs[1].public_key"), "{stderr}");
+    assert!(stderr.contains("keypairs[2].public_key"), "{stderr}");
+    assert!(!stderr.contains("wJalrXUtnFEMI"), "{stderr}");
+    assert!(!stderr.contains("aws_secret_access_key"), "{stderr}");
+}
+
+// 7. Prune never removes a file a listed entry uses; 16. prune lists and asks.
+
+#[test]
+fn prune_asks_and_never_removes_a_file_a_listed_entry_uses() {
+    let test = Test::new();
+    let project = unique("rename");
+    let old = format!("{project}-old");
+    let new = format!("{project}-new");
+    test.write("labctl.yaml", &one_key(&project, &old, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{old}.pem"));
+    let key = public_key_of(&file);
+    // The entry is renamed, keeping its key file.
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {new}\n    output: keys/{old}.pem\n"),
+    );
+    // No terminal and no --yes: the prune is listed and refused; nothing changes.
+    let refused = test.cloud(&["apply", "--prune", "--purge-local"]);
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains(&format!("  {old} in us-east-1")),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("needs --yes"), "{}", refused.stderr);
+    assert!(server().key_pair("us-east-1", &old).is_some());
+    assert!(server().key_pair("us-east-1", &new).is_none());
+
+    let run = test.cloud(&["apply", "--prune", "--purge-local", "--yes", "--json"]);
+    run.assert_code(0);
+    assert!(file.exists(), "the file the entry `new` uses was removed");
+    assert_eq!(public_key_of(&file), key);
+    assert!(server().key_pair("us-east-1", &old).is_none());
+    let imported = server().key_pair("us-east-1", &new).unwrap();
+    assert_eq!(strip_comment(&imported.public_key), key);
+}
+
+// 8. Destroy keeps a file while a key pair still uses it.
+
+#[test]
+fn destroy_keeps_the_file_while_a_key_pair_still_uses_it() {
+    let test = Test::new();
+    let project = unique("stillused");
+    let name = format!("{project}-k");
+    test.write(
+        "labctl.yaml",
+        &one_key(&project, &name, "us-east-1, eu-west-1"),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    // In eu-west-1 another project has taken the key pair over: labctl leaves it alone.
+    server().ec2(&["tag", "eu-west-1", &name, "labctl:project", "someone-else"]);
+    let run = test.cloud(&["destroy", "--yes", "--purge-local", "--json"]);
+    run.assert_code(0);
+    assert!(server().key_pair("us-east-1", &name).is_none());
+    assert!(server().key_pair("eu-west-1", &name).is_some());
+    let file = test.path(&format!("keys/{name}.pem"));
+    assert!(
+        file.exists(),
+        "the key pair in eu-west-1 still uses the file"
+    );
+    assert_eq!(
+        public_key_of(&file),
+        strip_comment(&server().key_pair("eu-west-1", &name).unwrap().public_key)
+    );
+}
+
+#[test]
+fn destroy_keeps_the_file_when_a_delete_fails() {
+    let test = Test::new();
+    let project = unique("deletefails");
+    let name = format!("{project}-k");
+    test.write(
+        "labctl.yaml",
+        &one_key(&project, &name, "us-east-1, eu-west-1"),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    // The first region's delete fails; the second's goes through.
+    let proxy = Proxy::faults(&json!([
+        {"action": "DeleteKeyPair", "fault": "http500", "count": 1},
+    ]));
+    let run = test.via(
+        &proxy,
+        &["destroy", "--yes", "--purge-local", "--max-attempts", "1"],
+    );
+    run.assert_code(1);
+    assert!(server().key_pair("us-east-1", &name).is_some());
+    assert!(server().key_pair("eu-west-1", &name).is_none());
+    assert!(
+        test.path(&format!("keys/{name}.pem")).exists(),
+        "the key pair in us-east-1 still uses the file"
+    );
+}
+
+// 9. Recovery acts only on keys the journal proves were never saved.
+
+#[test]
+fn recovery_never_replaces_a_key_that_was_saved() {
+    let test = Test::new();
+    let project = unique("saved");
+    let a = format!("{project}-a");
+    let b = format!("{project}-b");
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {a}\n  - name: {b}\n"),
+    );
+    // `b`'s create is held (never forwarded) while the test kills labctl: `a` is saved.
+    let proxy = Proxy::faults(&json!([
+        {"action": "CreateKeyPair", "fault": "hang", "name": b, "ms": 120_000},
+    ]));
+    let mut child = test
+        .command(&[
+            "apply",
+            "-q",
+            "--concurrency",
+            "1",
+            "--endpoint-url",
+            &proxy.endpoint(),
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while proxy.stats()["faults"]["hang"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "b's create never came: {}",
+            proxy.stats()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let saved = test.path(&format!("keys/{a}.pem"));
+    let key = public_key_of(&saved);
+    // The key folder is moved away: `a`'s private key exists, just not where labctl looks.
+    std::fs::rename(test.path("keys"), test.path("keys-moved")).unwrap();
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    assert_eq!(json["actions"][0]["name"], a.as_str());
+    assert_eq!(
+        json["actions"][0]["conflict"], "missing-private-key",
+        "{json:#}"
+    );
+    assert_eq!(json["actions"][1]["action"], "create", "{json:#}");
+    assert_eq!(json["api_calls"].get("DeleteKeyPair"), None, "{json:#}");
+    let remote = server().key_pair("us-east-1", &a).unwrap();
+    assert_eq!(strip_comment(&remote.public_key), key, "`a` was replaced");
+}
+
+#[test]
+fn a_lost_create_whose_retries_were_throttled_is_recovered_by_the_next_run() {
+    let test = Test::new();
+    let project = unique("lostthrottled");
+    let name = format!("{project}-a");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    // The create reaches EC2 but its answer is cut; the retries are throttled, and the look
+    // that would clean up fails too.
+    let proxy = Proxy::faults(&json!([
+        {"action": "CreateKeyPair", "fault": "cut", "count": 1},
+        {"action": "CreateKeyPair", "fault": "throttle", "count": 10},
+        {"action": "DescribeKeyPairs", "fault": "http500", "skip": 1, "count": 10},
+    ]));
+    let run = test.via(&proxy, &["apply", "--max-attempts", "2", "--pace", "none"]);
+    run.assert_code(1);
+    let remote = server().key_pair("us-east-1", &name);
+    assert!(remote.is_some(), "the cut create made the key pair");
+    assert!(!test.path(&format!("keys/{name}.pem")).exists());
+    // The next run (which finished before this one) knows from the journal that nobody has
+    // this key pair's private key, and replaces it.
+    let rerun = test.cloud(&["apply", "--json"]);
+    rerun.assert_code(0);
+    assert_eq!(
+        rerun.json()["actions"][0]["action"],
+        "replace",
+        "{}",
+        rerun.stdout
+    );
+    let file = test.path(&format!("keys/{name}.pem"));
+    assert_eq!(
+        public_key_of(&file),
+        strip_comment(&server().key_pair("us-east-1", &name).unwrap().public_key)
+    );
+    let again = test.cloud(&["apply", "--json"]).json();
+    assert_eq!(mutating_calls(&again), 0, "{again:#}");
+}
+
+// 10. Deletes address the key pair observed.
+
+#[test]
+fn a_delete_never_hits_a_key_pair_made_since_labctl_looked() {
+    let test = Test::new();
+    let project = unique("byid");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    // The look before the delete is held for a few seconds; meanwhile someone deletes the
+    // key pair and makes another of that name.
+    let proxy = Proxy::faults(&json!([
+        {"action": "DescribeKeyPairs", "fault": "slow", "skip": 1, "ms": 4000},
+    ]));
+    let child = test
+        .command(&[
+            "destroy",
+            "--yes",
+            "--json",
+            "--endpoint-url",
+            &proxy.endpoint(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.stats()["faults"]["slow"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "labctl never looked again before deleting: {}",
+            proxy.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server().ec2(&["delete", "us-east-1", &name]);
+    server().ec2(&["create", "us-east-1", &name]);
+    let newcomer = server().ec2(&["id", "us-east-1", &name]);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("nothing was deleted"), "{stdout}");
+    assert_eq!(server().ec2(&["id", "us-east-1", &name]), newcomer);
+}
+
+// 11. Destroy, then the next workshop: new keys, not last cohort's.
+
+#[test]
+fn destroy_then_apply_makes_new_keys_for_the_next_cohort() {
+    let test = Test::new();
+    let project = unique("cohort");
+    let name = format!("{project}-seat-1");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{name}.pem"));
+    let last_cohort = public_key_of(&file);
+    test.cloud(&["destroy", "--yes"]).assert_code(0);
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.json()["actions"][0]["action"],
+        "create",
+        "{}",
+        run.stdout
+    );
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    assert_ne!(strip_comment(&remote.public_key), last_cohort);
+    assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+    let retired: Vec<String> = files_in(&test.path("keys"))
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("{name}.pem.retired-")))
+        .collect();
+    assert_eq!(retired.len(), 1, "the old key is kept aside, not lost");
+    assert_eq!(
+        public_key_of(&test.path(&format!("keys/{}", retired[0]))),
+        last_cohort
+    );
+    assert_eq!(test.mode(&format!("keys/{}", retired[0])), 0o400);
+
+    // --keep-local keeps the files in place (the same keys come back).
+    test.cloud(&["destroy", "--yes", "--keep-local"])
+        .assert_code(0);
+    let kept = public_key_of(&file);
+    test.cloud(&["apply"]).assert_code(0);
+    assert_eq!(
+        strip_comment(&server().key_pair("us-east-1", &name).unwrap().public_key),
+        kept
+    );
+}
+
+// 12. Growing a workshop never renames a seat.
+
+#[test]
+fn growing_a_workshop_past_nine_seats_keeps_every_seat() {
+    let test = Test::new();
+    let project = unique("grow");
+    let manifest = |count: u32| {
+        format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: ${{project}}-seat-${{index}}\n    count: {count}\n  - name: ${{project}}-padded-${{index:02}}\n    count: 2\n"
+        )
+    };
+    test.write("labctl.yaml", &manifest(9));
+    test.cloud(&["apply"]).assert_code(0);
+    let seat1 = public_key_of(&test.path(&format!("keys/{project}-seat-1.pem")));
+    assert!(test.path(&format!("keys/{project}-padded-01.pem")).exists());
+    test.write("labctl.yaml", &manifest(12));
+    let plan = test.cloud(&["plan", "--json"]);
+    plan.assert_code(0);
+    let json = plan.json();
+    assert_eq!(json["summary"]["create"], 3, "{json:#}");
+    assert_eq!(json["summary"]["orphan"], 0, "{json:#}");
+    test.cloud(&["apply"]).assert_code(0);
+    assert_eq!(
+        public_key_of(&test.path(&format!("keys/{project}-seat-1.pem"))),
+        seat1
+    );
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-seat-12"))
+            .is_some()
+    );
+}
+
+// 13. Keys made by the workshop guide's own command.
+
+#[test]
+fn keys_made_with_the_aws_cli_are_adopted() {
+    let test = Test::new();
+    let project = unique("guide");
+    let name = format!("{project}-keypair");
+    // `aws ec2 create-key-pair --query KeyMaterial --output text > k.pem`
+    let material = server().ec2(&["create-rsa", "us-east-1", &name]);
+    assert!(
+        material.ends_with("\n\n") || material.ends_with("-----\n"),
+        "{material:?}"
+    );
+    std::fs::write(test.path("k.pem"), &material).unwrap();
+    std::fs::set_permissions(test.path("k.pem"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    // The same key saved on Windows: CRLF line ends.
+    let crlf_name = format!("{project}-crlf");
+    let crlf = server().ec2(&["create-rsa", "us-east-1", &crlf_name]);
+    std::fs::write(test.path("crlf.pem"), crlf.replace('\n', "\r\n")).unwrap();
+    std::fs::set_permissions(
+        test.path("crlf.pem"),
+        std::fs::Permissions::from_mode(0o400),
+    )
+    .unwrap();
+    // OpenSSH reads both.
+    for file in ["k.pem", "crlf.pem"] {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-y", "-f"])
+            .arg(test.path(file))
+            .output()
+            .expect("ssh-keygen (openssh-client) is needed");
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: rsa }}\nkeypairs:\n  - name: {name}\n    output: k.pem\n  - name: {crlf_name}\n    output: crlf.pem\n"),
+    );
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["actions"][0]["action"], "adopt", "{json:#}");
+    assert_eq!(json["actions"][1]["action"], "adopt", "{json:#}");
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(remote.tags.get("labctl:project"), Some(&project));
+}
+
+// 14. A CreateKeyPair answer that cannot be parsed never reaches the screen.
+
+#[test]
+fn a_garbled_create_answer_never_prints_the_key() {
+    let test = Test::new();
+    let project = unique("garbled");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    let proxy = Proxy::faults(&json!([
+        {"action": "CreateKeyPair", "fault": "garble", "count": 1},
+    ]));
+    let mut cmd = test.command(&[
+        "apply",
+        "-vv",
+        "--max-attempts",
+        "1",
+        "--endpoint-url",
+        &proxy.endpoint(),
+    ]);
+    cmd.env("RUST_LOG", "trace");
+    let run = Test::run_command(cmd);
+    run.assert_code(1);
+    assert_eq!(proxy.stats()["faults"]["garble"], 1);
+    for secret in ["PRIVATE KEY", "b3BlbnNzaC1rZXktdjE", "keyMaterial"] {
+        assert!(
+            !run.stderr.contains(secret),
+            "{secret} in stderr:\n{}",
+            run.stderr
+        );
+        assert!(
+            !run.stdout.contains(secret),
+            "{secret} in stdout:\n{}",
+            run.stdout
+        );
+    }
+    // The key pair whose private key was lost with the answer was deleted again.
+    assert!(server().key_pair("us-east-1", &name).is_none());
+}
+
+// 15. Owner checks without /proc.
+
+#[test]
+fn owner_checks_work_without_proc() {
+    let test = Test::new();
+    let project = unique("noproc");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{name}.pem"));
+    let chown = std::process::Command::new("chown")
+        .arg("65534")
+        .arg(&file)
+        .status()
+        .unwrap();
+    // /proc hidden in a private mount namespace, as on a system without it (macOS).
+    let probe = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /proc && test ! -e /proc/self/status",
+        ])
+        .status();
+    let can = chown.success() && probe.is_ok_and(|s| s.success());
+    if !can {
+        assert!(
+            std::env::var_os("LABCTL_TEST_NO_ROOT").is_some(),
+            "this test needs root, chown and unshare (set LABCTL_TEST_NO_ROOT=1 to skip it)"
+        );
+        return;
+    }
+    let script = format!(
+        "mount -t tmpfs none /proc && exec '{}' plan --json --endpoint-url {}",
+        crate::support::labctl_bin().display(),
+        server().endpoint()
+    );
+    let mut unshare = std::process::Command::new("unshare");
+    unshare
+        .args(["-m", "sh", "-c", &script])
+        .current_dir(test.dir.path())
+        .env_clear()
+        .stdin(Stdio::null());
+    for (k, v) in test.command(&[]).get_envs() {
+        if let Some(v) = v {
+            unshare.env(k, v);
+        }
+    }
+    let run = Test::run_command(unshare);
+    run.assert_code(1);
+    assert_eq!(
+        run.json()["actions"][0]["conflict"],
+        "unsafe-file",
+        "{}",
+        run.stdout
+    );
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.uid(), 65534);
+}
