@@ -206,22 +206,16 @@ fn interleave_regions(groups: Vec<Group>) -> Vec<Group> {
     keyed.into_iter().map(|(_, _, group)| group).collect()
 }
 
-/// The outcome of an action that needs no work.
+/// The outcome of an action that is not carried out: a conflict, nothing to do, or (for a
+/// change) skipped.
 fn settled(action: KeyPairAction) -> Outcome {
     let (status, error) = match &action.op {
-        KeyPairOp::Noop | KeyPairOp::Orphan { delete: false, .. } => (Status::Unchanged, None),
         KeyPairOp::Conflict(conflict) => (
             Status::Conflict,
             Some(format!("{}: {}", conflict.as_str(), conflict.hint())),
         ),
-        KeyPairOp::Create { .. }
-        | KeyPairOp::Import { .. }
-        | KeyPairOp::Replace { .. }
-        | KeyPairOp::UpdateTags { .. }
-        | KeyPairOp::Adopt { .. }
-        | KeyPairOp::FixMode { .. }
-        | KeyPairOp::Orphan { delete: true, .. }
-        | KeyPairOp::Delete { .. } => (Status::Skipped, None),
+        _ if action.is_change() => (Status::Skipped, None),
+        _ => (Status::Unchanged, None),
     };
     outcome(action, status, error)
 }
@@ -293,7 +287,7 @@ async fn apply_tags<C: Cloud>(
         }
         for (index, action, _) in members {
             let done = match &result {
-                Ok(()) if action.fix_mode => finish_mode(store, &action),
+                Ok(()) if action.fix_mode => finish_mode(store, &action).await,
                 Ok(()) => Ok(()),
                 Err(err) => Err(cloud_failure(err)),
             };
@@ -310,13 +304,23 @@ fn finished(action: KeyPairAction, result: Result<(), Failure>) -> Outcome {
     }
 }
 
-fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Failure> {
-    match &action.output {
-        Some(path) => store
-            .fix_mode(path)
-            .map_err(|e| (Status::Failed, e.to_string())),
-        None => Ok(()),
-    }
+/// Run key store work on tokio's blocking pool: file work (an fsync above all) must not stall
+/// the runtime's workers, which drive every request in flight.
+async fn file_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| (Status::Failed, format!("the file work stopped: {e}")))
+}
+
+async fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Failure> {
+    let Some(path) = action.output.clone() else {
+        return Ok(());
+    };
+    file_work(move || store.fix_mode(&path))
+        .await?
+        .map_err(|e| (Status::Failed, e.to_string()))
 }
 
 /// One entry: the key's creation (or replacement) first, then imports, deletions, mode fixes.
@@ -368,7 +372,7 @@ async fn apply_entry<C: Cloud>(
             .await
         };
         let result = match result {
-            Ok(()) if action.fix_mode => finish_mode(store, &action),
+            Ok(()) if action.fix_mode => finish_mode(store, &action).await,
             other => other,
         };
         out.push((index, finished(action, result)));
@@ -421,11 +425,11 @@ async fn step<C: Cloud>(
         }
         KeyPairOp::FixMode { .. } => {
             progress.step(&format!("Setting mode 0400 on {}", action.output_display));
-            finish_mode(store, action)
+            finish_mode(store, action).await
         }
         KeyPairOp::Orphan { file, .. } | KeyPairOp::Delete { file } => {
             delete(cloud, action, progress).await?;
-            after_delete(store, file, all_done, settings.now, progress)
+            after_delete(store, file, all_done, settings.now, progress).await
         }
         KeyPairOp::Create { .. }
         | KeyPairOp::UpdateTags { .. }
@@ -437,7 +441,7 @@ async fn step<C: Cloud>(
 
 /// The key file of a deleted key pair: kept, retired or removed, and only when every key
 /// pair that used it is gone.
-fn after_delete(
+async fn after_delete(
     store: KeyStore,
     file: &AfterDelete,
     all_done: bool,
@@ -457,31 +461,33 @@ fn after_delete(
             ),
         ));
     }
+    let (path, file) = (path.clone(), file.clone());
     match file {
         AfterDelete::Keep => Ok(()),
-        AfterDelete::Retire(path) => match store.move_aside(path, "retired", now) {
-            Ok(Some(aside)) => {
-                progress.step(&format!(
-                    "Retired {} to {}",
-                    path.display(),
-                    aside.display()
-                ));
-                Ok(())
+        AfterDelete::Retire(_) => {
+            match file_work(move || store.move_aside(&path, "retired", now)).await? {
+                Ok(Some(aside)) => {
+                    progress.step(&format!("Retired a key file to {}", aside.display()));
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err((Status::Failed, format!("the key pair was deleted, but {e}"))),
             }
-            Ok(None) => Ok(()),
-            Err(e) => Err((Status::Failed, format!("the key pair was deleted, but {e}"))),
-        },
-        AfterDelete::Purge(path, public) => match store.remove_key(path, public) {
-            Ok(true) => {
-                progress.step(&format!("Removed {}", path.display()));
-                Ok(())
+        }
+        AfterDelete::Purge(_, public) => {
+            let shown = path.display().to_string();
+            match file_work(move || store.remove_key(&path, &public)).await? {
+                Ok(true) => {
+                    progress.step(&format!("Removed {shown}"));
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err((
+                    Status::Failed,
+                    format!("the key pair was deleted, but not {shown}: {e}"),
+                )),
             }
-            Ok(false) => Ok(()),
-            Err(e) => Err((
-                Status::Failed,
-                format!("the key pair was deleted, but not {}: {e}", path.display()),
-            )),
-        },
+        }
     }
 }
 
@@ -599,9 +605,11 @@ async fn create<C: Cloud>(
             "internal: a new key needs an output file".to_owned(),
         ));
     };
+    let now = settings.now;
+    let owned = path.to_owned();
     if matches!(action.op, KeyPairOp::Replace { .. })
-        && let Some(aside) = store
-            .move_aside(path, "replaced", settings.now)
+        && let Some(aside) = file_work(move || store.move_aside(&owned, "replaced", now))
+            .await?
             .map_err(|e| (Status::Failed, format!("{e}; nothing was replaced")))?
     {
         progress.step(&format!(
@@ -611,29 +619,31 @@ async fn create<C: Cloud>(
         ));
     }
     // Never ask EC2 for a key (or make one) that cannot be saved.
-    store
-        .prepare(path)
+    let owned = path.to_owned();
+    file_work(move || store.prepare(&owned))
+        .await?
         .map_err(|e| (Status::Failed, format!("{e}; the key pair was not created")))?;
     if replace_existing {
         delete(cloud, action, progress).await?;
     }
     match generator {
-        Generator::Ec2 => create_by_ec2(cloud, action, path, store, settings, progress).await,
-        Generator::Local { bits } => {
+        Generator::Ec2 { key_type } => {
+            create_by_ec2(cloud, action, key_type, path, store, settings, progress).await
+        }
+        Generator::Local { key_type, bits } => {
             progress.step(&format!(
-                "Generating a {} key for `{}`",
-                action.key_type, action.name
+                "Generating a {key_type} key for `{}`",
+                action.name
             ));
-            let key_type = action.key_type;
             let (secret, public) = tokio::task::spawn_blocking(move || generate(key_type, bits))
                 .await
                 .map_err(|e| (Status::Failed, format!("key generation stopped: {e}")))?
                 .map_err(|e| (Status::Failed, e))?;
             // The private key is on disk before EC2 hears of the key pair.
-            store
-                .write_new(path, &secret)
+            let owned = path.to_owned();
+            file_work(move || store.write_new(&owned, &secret))
+                .await?
                 .map_err(|e| (Status::Failed, e.to_string()))?;
-            drop(secret);
             import(cloud, action, &public, progress).await?;
             Ok(public)
         }
@@ -644,6 +654,7 @@ async fn create<C: Cloud>(
 async fn create_by_ec2<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
+    key_type: crate::desired::KeyType,
     path: &std::path::Path,
     store: KeyStore,
     settings: &Settings,
@@ -665,7 +676,7 @@ async fn create_by_ec2<C: Cloud>(
     ));
     let tags = action.tags.with(APPLY_TAG, &settings.apply_id);
     let mut created = cloud
-        .create_key_pair(&action.region, &action.name, action.key_type, &tags)
+        .create_key_pair(&action.region, &action.name, key_type, &tags)
         .await;
     // An earlier run's request may land after this run looked: its key pair, whose private
     // key the journal proves was never saved, takes the name. Delete it and try again.
@@ -679,14 +690,14 @@ async fn create_by_ec2<C: Cloud>(
             .is_ok()
     {
         created = cloud
-            .create_key_pair(&action.region, &action.name, action.key_type, &tags)
+            .create_key_pair(&action.region, &action.name, key_type, &tags)
             .await;
     }
     let created = match created {
         Ok(created) => created,
         Err(err) => return Err(recover_create(cloud, action, settings, &err).await),
     };
-    match save_created(cloud, action, path, store, &created).await {
+    match save_created(cloud, action, path, store, created).await {
         Ok(public) => {
             record(settings, Event::Saved, &action.name);
             Ok(public)
@@ -707,11 +718,17 @@ async fn save_created<C: Cloud>(
     action: &KeyPairAction,
     path: &std::path::Path,
     store: KeyStore,
-    created: &crate::cloud::CreatedKeyPair,
+    created: crate::cloud::CreatedKeyPair,
 ) -> Result<PublicKey, (Failure, bool)> {
-    let material = &created.material;
-    let saved = store.write_new(path, material);
-    let public = public_key_of_private(material);
+    let crate::cloud::CreatedKeyPair { id, material, .. } = created;
+    let owned = path.to_owned();
+    // The key moves to the blocking pool and is wiped there, once written and read back.
+    let (saved, public) = file_work(move || {
+        let saved = store.write_new(&owned, &material);
+        (saved, public_key_of_private(&material))
+    })
+    .await
+    .map_err(|failure| (failure, false))?;
     match (saved, public) {
         (Ok(_), Ok(public)) => Ok(public),
         (Ok(_), Err(reason)) => Err((
@@ -726,7 +743,7 @@ async fn save_created<C: Cloud>(
         )),
         (Err(err), _) => {
             let undo = cloud
-                .delete_key_pair(&action.region, &action.name, created.id.as_deref())
+                .delete_key_pair(&action.region, &action.name, id.as_deref())
                 .await;
             let (undone, message) = match undo {
                 Ok(()) => (

@@ -56,18 +56,7 @@ fn parse_var(text: &str) -> Result<Var, String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
-    if key.is_empty()
-        || !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(format!(
-            "`{key}` is not a variable name (letters, digits, _ and -)"
-        ));
-    }
-    if matches!(key, "project" | "name" | "output_dir") {
-        return Err(format!("`{key}` is set by labctl and cannot be overridden"));
-    }
+    crate::template::check_user_variable(key)?;
     Ok(Var {
         key: key.to_owned(),
         value: value.to_owned(),

@@ -205,12 +205,7 @@ fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Exit, Error> 
             .map(|(file, d)| JsonDiagnostic::new(file, d))
             .collect();
         let doc = serde_json::json!({ "valid": all_valid, "diagnostics": list });
-        let mut stdout = std::io::stdout().lock();
-        writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
-        )?;
+        write_stdout(&render::json_document(&doc))?;
     }
     Ok(if all_valid {
         Exit::Success

@@ -283,7 +283,19 @@ pub struct Desired {
     pub orphan_dir: PathBuf,
 }
 
+/// The file name of a key pair's private key in its folder (`<name>.pem`), when the name can
+/// stand as one file name: not with `/`, not `.` or `..`. The one place of this convention.
+pub fn key_file_name(name: &str) -> Option<String> {
+    (!name.contains('/') && name != "." && name != "..").then(|| format!("{name}.pem"))
+}
+
 impl Desired {
+    /// Where a key pair of this name that the manifest no longer lists has its file, by the
+    /// default convention (`apply --prune --purge-local` looks there).
+    pub fn orphan_file(&self, name: &str) -> Option<PathBuf> {
+        key_file_name(name).map(|file| self.orphan_dir.join(file))
+    }
+
     /// Every region the manifest mentions, sorted.
     pub fn regions(&self) -> Vec<Region> {
         let mut regions: Vec<Region> = self

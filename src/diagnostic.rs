@@ -273,3 +273,12 @@ impl<'a> JsonDiagnostic<'a> {
         }
     }
 }
+/// The known name closest to an unknown one, when it is close enough to be a typo.
+pub fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
+        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}

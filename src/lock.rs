@@ -56,10 +56,7 @@ pub enum LockError {
 
 /// The state folder of a manifest.
 pub fn state_dir(manifest: &Path) -> PathBuf {
-    match manifest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.join(STATE_DIR),
-        _ => PathBuf::from(STATE_DIR),
-    }
+    crate::keys::parent_of(manifest).join(STATE_DIR)
 }
 
 fn file_name(manifest: &Path, suffix: &str) -> OsString {
@@ -185,7 +182,7 @@ mod tests {
         );
         assert_eq!(
             lock_path(std::path::Path::new("x.yaml")),
-            std::path::PathBuf::from(".labctl/x.yaml.lock")
+            std::path::PathBuf::from("./.labctl/x.yaml.lock")
         );
     }
 

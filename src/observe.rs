@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use crate::cloud::{Cloud, CloudError, CloudErrorKind, RemoteKeyPair};
-use crate::desired::{Desired, Region};
+use crate::desired::{Desired, KeyName, Region};
 use crate::keys::{FileState, KeyStore};
 
 /// What exists now.
@@ -21,6 +21,22 @@ pub struct Observed {
     pub remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>>,
     /// What is at each key file path looked at.
     pub local: BTreeMap<PathBuf, FileState>,
+}
+
+impl Observed {
+    /// The key pair `name` in `region`, if EC2 has it.
+    pub fn pair(&self, region: &Region, name: &KeyName) -> Option<&RemoteKeyPair> {
+        self.remote
+            .get(region)
+            .and_then(|pairs| pairs.get(name.as_str()))
+    }
+
+    /// Whether a key pair of this name exists in `region`.
+    pub fn has(&self, region: &Region, name: &str) -> bool {
+        self.remote
+            .get(region)
+            .is_some_and(|pairs| pairs.contains_key(name))
+    }
 }
 
 /// Observe every region of the manifest (concurrently) and every key file.
@@ -42,12 +58,13 @@ pub async fn observe<C: Cloud>(
             (region, result)
         });
     }
-    let mut local: BTreeMap<PathBuf, FileState> = desired
+    // The files are looked at on the blocking pool while the regions answer.
+    let outputs: Vec<PathBuf> = desired
         .keypairs
         .iter()
-        .filter_map(|k| k.output.as_ref())
-        .map(|path| (path.clone(), store.inspect(path)))
+        .filter_map(|k| k.output.clone())
         .collect();
+    let files = inspect_all(store, outputs);
     let mut remote = BTreeMap::new();
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -66,6 +83,7 @@ pub async fn observe<C: Cloud>(
             }),
         }
     }
+    let mut local = files.await;
     if !errors.is_empty() {
         errors.sort_by(|a, b| a.region.cmp(&b.region));
         return Err(errors);
@@ -80,13 +98,41 @@ pub async fn observe<C: Cloud>(
             crate::ownership::is_ours(&k.tags, &desired.project)
                 && !listed.contains(k.name.as_str())
         })
-        .filter(|k| !k.name.contains('/') && k.name != "." && k.name != "..")
-        .map(|k| desired.orphan_dir.join(format!("{}.pem", k.name)))
+        .filter_map(|k| desired.orphan_file(&k.name))
         .collect();
-    for path in orphans {
-        local
-            .entry(path.clone())
-            .or_insert_with(|| store.inspect(&path));
-    }
+    let orphans: Vec<PathBuf> = orphans
+        .into_iter()
+        .filter(|p| !local.contains_key(p))
+        .collect();
+    local.extend(inspect_all(store, orphans).await);
     Ok(Observed { remote, local })
+}
+
+/// Look at key files on the blocking pool (file reads must not stall the runtime's workers).
+/// The work starts at once; the future returned waits for it.
+fn inspect_all(
+    store: KeyStore,
+    paths: Vec<PathBuf>,
+) -> impl Future<Output = BTreeMap<PathBuf, FileState>> {
+    let names = paths.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        paths
+            .into_iter()
+            .map(|path| {
+                let state = store.inspect(&path);
+                (path, state)
+            })
+            .collect()
+    });
+    async move {
+        work.await.unwrap_or_else(|err| {
+            names
+                .into_iter()
+                .map(|path| {
+                    let reason = format!("it could not be looked at ({err})");
+                    (path, FileState::Unreadable { reason })
+                })
+                .collect()
+        })
+    }
 }

@@ -52,10 +52,7 @@ pub fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row>
             _ => None,
         };
         for (i, region) in spec.regions.iter().enumerate() {
-            let remote = observed
-                .remote
-                .get(region)
-                .and_then(|pairs| pairs.get(spec.name.as_str()));
+            let remote = observed.pair(region, &spec.name);
             let remote_fingerprint = remote.and_then(|r| r.fingerprint.clone());
             // The one that matches EC2's, else the one AWS's rules predict for this region.
             let expected = if i == 0 && matches!(spec.source, KeySource::Aws) {
@@ -118,7 +115,7 @@ pub fn text(rows: &[Row]) -> String {
 /// One JSON document.
 pub fn json(project: &str, rows: &[Row]) -> String {
     let doc = serde_json::json!({ "project": project, "keypairs": rows });
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    crate::render::json_document(&doc)
 }
 
 /// A shell variable name from a key pair or region name: upper case, `_` for the rest.

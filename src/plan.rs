@@ -56,7 +56,6 @@ pub struct KeyPairAction {
     /// The private key file, when there is one.
     pub output: Option<PathBuf>,
     pub output_display: String,
-    pub key_type: KeyType,
     /// The tags the key pair must carry (empty for key pairs not in the manifest).
     pub tags: TagSet,
     pub op: KeyPairOp,
@@ -68,13 +67,13 @@ pub struct KeyPairAction {
     pub reason: String,
 }
 
-/// Who generates a new key.
+/// Who generates a new key, and of which type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generator {
     /// EC2, with `CreateKeyPair`.
-    Ec2,
+    Ec2 { key_type: KeyType },
     /// labctl, locally (RSA of `bits`, or ed25519 when 0).
-    Local { bits: u32 },
+    Local { key_type: KeyType, bits: u32 },
 }
 
 /// Where an import's public key comes from.
@@ -290,10 +289,7 @@ pub fn plan_destroy(desired: &Desired, observed: &Observed, options: &Options) -
     let mut actions = Vec::new();
     for (entry, spec) in desired.keypairs.iter().enumerate() {
         for region in &spec.regions {
-            let remote = observed
-                .remote
-                .get(region)
-                .and_then(|pairs| pairs.get(spec.name.as_str()));
+            let remote = observed.pair(region, &spec.name);
             let (op, reason) = match remote {
                 None => (KeyPairOp::Noop, format!("absent in {region}")),
                 Some(remote) if ours(desired, remote) => (
@@ -347,11 +343,7 @@ fn after_last_delete(
     let staying: Vec<String> = entry_actions
         .iter()
         .filter(|Action::KeyPair(a)| {
-            a.op == KeyPairOp::Noop
-                && observed
-                    .remote
-                    .get(&a.region)
-                    .is_some_and(|pairs| pairs.contains_key(spec.name.as_str()))
+            a.op == KeyPairOp::Noop && observed.has(&a.region, spec.name.as_str())
         })
         .map(|Action::KeyPair(a)| a.region.to_string())
         .collect();
@@ -402,7 +394,6 @@ fn action(
         region: region.clone(),
         output: spec.output.clone(),
         output_display: spec.output_display.clone(),
-        key_type: spec.key_type,
         tags: spec.tags.clone(),
         op,
         remote_id: remote.and_then(|r| r.id.clone()),
@@ -412,9 +403,10 @@ fn action(
 }
 
 fn generator(spec: &KeyPairSpec) -> Option<Generator> {
+    let key_type = spec.key_type;
     match spec.source {
-        KeySource::Aws => Some(Generator::Ec2),
-        KeySource::Local { bits } => Some(Generator::Local { bits }),
+        KeySource::Aws => Some(Generator::Ec2 { key_type }),
+        KeySource::Local { bits } => Some(Generator::Local { key_type, bits }),
         KeySource::PublicKey(_) => None,
     }
 }
@@ -431,12 +423,7 @@ fn plan_entry(
         .as_ref()
         .and_then(|path| observed.local.get(path))
         .unwrap_or(&FileState::Absent);
-    let remote = |region: &Region| {
-        observed
-            .remote
-            .get(region)
-            .and_then(|pairs| pairs.get(spec.name.as_str()))
-    };
+    let remote = |region: &Region| observed.pair(region, &spec.name);
     let present_in = spec.regions.iter().find(|r| remote(r).is_some());
     let mut planned: Vec<(KeyPairOp, String)> = spec
         .regions
@@ -506,8 +493,8 @@ fn region_op(
         (_, FileState::Key { public, .. }) => Some(public),
         (_, FileState::Absent) => None,
     };
-    if let Some(remote_type) = remote.and_then(|r| r.key_type.as_deref())
-        && remote_type != spec.key_type.as_str()
+    if let Some(remote_type) = remote.and_then(|r| r.key_type)
+        && remote_type != spec.key_type
     {
         return conflict(
             Conflict::KeyType,
@@ -563,7 +550,7 @@ fn region_op(
             ),
             (None, Some(generator)) if region == primary => {
                 let who = match generator {
-                    Generator::Ec2 => "EC2 generates",
+                    Generator::Ec2 { .. } => "EC2 generates",
                     Generator::Local { .. } => "labctl generates",
                 };
                 (
@@ -682,12 +669,7 @@ fn lost_to_interrupted_run(
     let present: Vec<&RemoteKeyPair> = spec
         .regions
         .iter()
-        .filter_map(|r| {
-            observed
-                .remote
-                .get(r)
-                .and_then(|pairs| pairs.get(spec.name.as_str()))
-        })
+        .filter_map(|r| observed.pair(r, &spec.name))
         .collect();
     file_absent
         && !present.is_empty()
@@ -705,12 +687,7 @@ fn plan_replace(
     observed: &Observed,
     actions: &mut Vec<Action>,
 ) {
-    let remote = |region: &Region| {
-        observed
-            .remote
-            .get(region)
-            .and_then(|pairs| pairs.get(spec.name.as_str()))
-    };
+    let remote = |region: &Region| observed.pair(region, &spec.name);
     let unowned = spec
         .regions
         .iter()
@@ -792,35 +769,27 @@ fn plan_orphans(
             let Ok(key_name) = KeyName::parse(name) else {
                 continue;
             };
-            let key_type = match remote.key_type.as_deref() {
-                Some("ed25519") => KeyType::Ed25519,
-                _ => KeyType::Rsa,
-            };
             // The file is removed only when asked, only when it holds this very key, and
             // never when an entry of the manifest uses that file; with the last region's
             // deletion of that name.
-            let candidate = desired.orphan_dir.join(format!("{name}.pem"));
+            let candidate = desired.orphan_file(name);
             let used_by_entry = desired
                 .keypairs
                 .iter()
-                .any(|k| k.output.as_ref() == Some(&candidate));
+                .any(|k| k.output.is_some() && k.output == candidate);
             let holds_key = !used_by_entry
                 && matches!(
-                    (observed.local.get(&candidate), &remote.public_key),
+                    (candidate.as_ref().and_then(|c| observed.local.get(c)), &remote.public_key),
                     (Some(FileState::Key { public, .. }), Some(remote_public)) if public == remote_public
                 );
-            let last_region = observed
-                .remote
-                .iter()
-                .rev()
-                .find(|(_, pairs)| pairs.contains_key(name))
-                .map(|(r, _)| r)
-                == Some(region);
-            let file = match (
-                &remote.public_key,
-                options.purge_local && holds_key && last_region,
-            ) {
-                (Some(public), true) => AfterDelete::Purge(candidate.clone(), public.clone()),
+            let last_region =
+                observed.remote.keys().rev().find(|r| observed.has(r, name)) == Some(region);
+            // `holds_key` implies a candidate file: it was found holding this key.
+            let held = candidate.clone().filter(|_| holds_key);
+            let file = match (&remote.public_key, &held) {
+                (Some(public), Some(path)) if options.purge_local && last_region => {
+                    AfterDelete::Purge(path.clone(), public.clone())
+                }
                 _ => AfterDelete::Keep,
             };
             let reason = if options.prune {
@@ -836,13 +805,11 @@ fn plan_orphans(
                 entry: None,
                 name: key_name,
                 region: region.clone(),
-                output: holds_key.then_some(candidate.clone()),
-                output_display: if holds_key {
-                    candidate.display().to_string()
-                } else {
-                    String::new()
-                },
-                key_type,
+                output_display: held
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                output: held,
                 tags: TagSet::default(),
                 op: KeyPairOp::Orphan {
                     delete: options.prune,
@@ -875,7 +842,9 @@ mod tests {
     use crate::observe::Observed;
 
     const EC2: KeyPairOp = KeyPairOp::Create {
-        generator: Generator::Ec2,
+        generator: Generator::Ec2 {
+            key_type: KeyType::Ed25519,
+        },
     };
 
     fn key(name: &str) -> PublicKey {
@@ -928,7 +897,7 @@ mod tests {
             name: name.into(),
             id: Some(format!("key-{name}")),
             fingerprint: None,
-            key_type: Some(key_type.into()),
+            key_type: KeyType::parse(key_type),
             public_key: public,
             tags: tags
                 .iter()
@@ -1206,7 +1175,10 @@ mod tests {
         let mut d = desired(&["us-east-1", "eu-west-1"], KeyType::Rsa);
         d.keypairs[0].source = KeySource::Local { bits: 4096 };
         let local = KeyPairOp::Create {
-            generator: Generator::Local { bits: 4096 },
+            generator: Generator::Local {
+                key_type: KeyType::Rsa,
+                bits: 4096,
+            },
         };
         let created_in = KeyPairOp::Import {
             source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
@@ -1302,7 +1274,9 @@ mod tests {
         let p = plan(&d, &owned, &options);
         let region = Region::parse("us-east-1").unwrap();
         let expected = |exists| KeyPairOp::Replace {
-            generator: Generator::Ec2,
+            generator: Generator::Ec2 {
+                key_type: KeyType::Ed25519,
+            },
             created_in: region.clone(),
             exists,
         };

@@ -11,6 +11,20 @@ use serde::Serialize;
 use crate::apply::{Report, Status};
 use crate::plan::{Action, KeyPairAction, KeyPairOp, Plan};
 
+/// One pretty-printed JSON document with a final newline: the one place labctl turns data
+/// into JSON text. labctl's documents are plain data (string keys, no custom serializers), so
+/// this cannot fail; if it ever did, the document says so instead of printing nothing.
+pub fn json_document(value: &impl Serialize) -> String {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => text + "\n",
+        Err(err) => {
+            serde_json::json!({ "error": format!("labctl could not write this JSON document: {err}") })
+                .to_string()
+                + "\n"
+        }
+    }
+}
+
 /// Output settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Style {
@@ -313,7 +327,7 @@ pub fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> String {
         summary: Summary::of_plan(plan),
         api_calls,
     };
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    json_document(&doc)
 }
 
 /// The apply report as one JSON document.
@@ -331,5 +345,5 @@ pub fn report_json(project: &str, report: &Report, api_calls: &BTreeMap<String, 
         summary: Summary::of_report(report),
         api_calls,
     };
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    json_document(&doc)
 }

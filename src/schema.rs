@@ -188,9 +188,7 @@ fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 pub fn json_schema() -> String {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
     let schema = generator.into_root_schema_for::<ManifestV1>();
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    text.push('\n');
-    text
+    crate::render::json_document(&schema)
 }
 
 #[cfg(test)]

@@ -3,6 +3,35 @@
 //! A template is expanded against a lookup function; `$${` is a literal `${`. An unknown or
 //! malformed reference is an error naming the variable, never an empty string.
 
+/// The variables labctl defines itself; a manifest's `vars` and `--var` may not use them.
+pub const RESERVED: &[&str] = &["project", "name", "output_dir", "index", "item"];
+
+/// The one rule for a variable's name: letters, digits, `_` and `-`, at least one.
+pub fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Whether a user may define a variable of this name (in `vars` or with `--var`).
+///
+/// # Errors
+/// A sentence saying why not.
+pub fn check_user_variable(name: &str) -> Result<(), String> {
+    if !is_variable_name(name) {
+        return Err(format!(
+            "`{name}` is not a variable name (letters, digits, `_` and `-`)"
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "`{name}` is a reserved variable: labctl defines `project`, `name`, `output_dir`, `index` and `item` itself"
+        ));
+    }
+    Ok(())
+}
+
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
@@ -41,11 +70,7 @@ pub fn expand<'a>(
                 },
                 None => (reference, 0),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
+            if !is_variable_name(name) {
                 return Err(TemplateError::Malformed(format!("${{{reference}}}")));
             }
             match lookup(name) {

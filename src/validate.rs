@@ -31,11 +31,6 @@ const MAX_FILE_NAME: usize = 255;
 /// The longest path the operating system takes, in bytes.
 const MAX_PATH: usize = 4095;
 
-/// Whether a key pair name can stand as one file name in its folder.
-fn is_plain_file_name(name: &str) -> bool {
-    !name.contains('/') && name != "." && name != ".."
-}
-
 /// What validation needs besides the manifest.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
@@ -395,29 +390,10 @@ impl Validator<'_> {
         let mut defined = Vec::new();
         for (key, value) in &manifest.vars {
             let field = format!("vars.{}", key.value);
-            if matches!(
-                key.value.as_str(),
-                "project" | "name" | "output_dir" | "index" | "item"
-            ) {
+            if let Err(message) = template::check_user_variable(&key.value) {
                 self.push(
-                    Diagnostic::error(&field, key.pos, format!("`{}` is a reserved variable", key.value))
-                        .with_help("labctl defines `project`, `name`, `output_dir`, `index` and `item` itself; pick another name"),
-                );
-                continue;
-            }
-            if key.value.is_empty()
-                || !key
-                    .value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                self.push(
-                    Diagnostic::error(
-                        &field,
-                        key.pos,
-                        format!("`{}` is not a valid variable name", key.value),
-                    )
-                    .with_help("use letters, digits, `_` and `-`"),
+                    Diagnostic::error(&field, key.pos, message)
+                        .with_help("pick another name: letters, digits, `_` and `-`"),
                 );
                 continue;
             }
@@ -614,7 +590,8 @@ impl Validator<'_> {
                 .output
                 .as_ref()
                 .is_none_or(|o| o.value.contains("${name}"));
-            if builds_path && !is_plain_file_name(name.as_str()) {
+            let file_name = crate::desired::key_file_name(name.as_str());
+            if builds_path && file_name.is_none() {
                 self.push(
                     Diagnostic::error(
                         &name_field,
@@ -628,7 +605,7 @@ impl Validator<'_> {
             }
             let written = match &entry.output {
                 Some(output) => self.expand(&field, output, scope)?,
-                None => format!("{}/{}.pem", defaults.output_dir.as_deref()?, name),
+                None => format!("{}/{}", defaults.output_dir.as_deref()?, file_name?),
             };
             self.output_path(&field, output_pos, &written)
         });

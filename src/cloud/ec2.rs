@@ -269,7 +269,7 @@ fn remote_of(k: &aws_sdk_ec2::types::KeyPairInfo) -> Option<RemoteKeyPair> {
         name: k.key_name()?.to_owned(),
         id: k.key_pair_id().map(str::to_owned),
         fingerprint: k.key_fingerprint().map(str::to_owned),
-        key_type: k.key_type().map(|t| t.as_str().to_owned()),
+        key_type: k.key_type().and_then(|t| KeyType::parse(t.as_str())),
         public_key: k.public_key().and_then(PublicKey::from_openssh),
         tags: tags_of(k.tags()),
     })
@@ -378,7 +378,7 @@ impl Cloud for Ec2 {
             name: name.to_string(),
             id: output.key_pair_id().map(str::to_owned),
             fingerprint: output.key_fingerprint().map(str::to_owned),
-            key_type: Some(public_key.key_type().to_owned()),
+            key_type: KeyType::parse(public_key.key_type()),
             public_key: Some(public_key.clone()),
             tags: tags_of(output.tags()),
         })

@@ -23,8 +23,8 @@ pub struct RemoteKeyPair {
     pub name: String,
     pub id: Option<String>,
     pub fingerprint: Option<String>,
-    /// `rsa` or `ed25519` when EC2 says.
-    pub key_type: Option<String>,
+    /// The key type, when EC2 says (and it is one labctl knows).
+    pub key_type: Option<KeyType>,
     /// The OpenSSH public key, when EC2 returned one that parses.
     pub public_key: Option<PublicKey>,
     pub tags: BTreeMap<String, String>,

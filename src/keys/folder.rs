@@ -151,16 +151,9 @@ fn open_dir_at(dirfd: impl AsFd, name: &OsStr) -> Result<OwnedFd, FolderError> {
 
 /// Split a folder path into the folder that holds it and its own name.
 fn split(path: &Path) -> (PathBuf, OsString) {
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) => {
-            let parent = if parent.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                parent.to_owned()
-            };
-            (parent, name.to_owned())
-        }
-        _ => (path.to_owned(), OsString::from(".")),
+    match path.file_name() {
+        Some(name) => (super::parent_of(path), name.to_owned()),
+        None => (path.to_owned(), OsString::from(".")),
     }
 }
 
@@ -576,9 +569,5 @@ pub fn split_file(path: &Path) -> Option<(PathBuf, OsString)> {
         Component::Normal(name) => name.to_owned(),
         _ => return None,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    Some((dir, name))
+    Some((super::parent_of(path), name))
 }

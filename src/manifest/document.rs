@@ -165,7 +165,7 @@ impl Reader {
                     format!("unknown field `{name}` in {what}"),
                 )
                 .with_label("unknown field");
-                diagnostic = match suggest(name, known) {
+                diagnostic = match crate::diagnostic::suggest(name, known) {
                     Some(s) => diagnostic.with_help(format!("did you mean `{s}`?")),
                     None => diagnostic.with_help(format!("{what} takes: {}", known.join(", "))),
                 };
@@ -483,19 +483,9 @@ impl Reader {
     }
 }
 
-/// The known name closest to an unknown one, when it is close enough to be a typo.
-fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
-        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, k)| k)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::suggest;
+    use crate::diagnostic::suggest;
 
     #[test]
     fn suggests_close_field_names_only() {

@@ -433,3 +433,30 @@ fn validate_writes_nothing() {
     let entries: Vec<_> = std::fs::read_dir(test.dir.path()).unwrap().collect();
     assert_eq!(entries.len(), 1, "validate created files: {entries:?}");
 }
+
+#[test]
+fn var_may_not_set_a_variable_labctl_defines() {
+    let test = Test::new();
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\ndefaults: { region: us-east-1 }\nkeypairs:\n  - name: lab-${index}\n",
+    );
+    for var in ["index=7", "item=a", "project=x", "name=y", "output_dir=z"] {
+        let run = test.run(&["validate", "--var", var]);
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("reserved variable"),
+            "{var}: {}",
+            run.stderr
+        );
+    }
+    // Without `count`, `${index}` stays undefined whatever the command line says.
+    let run = test.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("only available in an entry with `count`"),
+        "{}",
+        run.stderr
+    );
+}
