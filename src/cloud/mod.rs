@@ -5,6 +5,8 @@
 //! key pair failed and what to do about it.
 
 mod ec2;
+#[cfg(test)]
+pub(crate) mod memory;
 mod pacer;
 
 use std::collections::BTreeMap;

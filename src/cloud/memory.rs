@@ -1,0 +1,281 @@
+//! An in-memory [`Cloud`] for table tests of apply: key pairs per region, a log of every
+//! call, and scripted faults. It generates real ed25519 keys, so what apply saves can be read
+//! back; the CLI's behaviour is tested against the local EC2 server, not this.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, RemoteKeyPair};
+use crate::desired::{KeyName, KeyType, Region, TagSet};
+use crate::keys::{PublicKey, generate};
+
+/// What a scripted fault does to the next call of its operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Answer with this error; nothing happens.
+    Fail(CloudErrorKind),
+    /// Do the work, then lose the answer (this error instead).
+    LoseAnswer(CloudErrorKind),
+}
+
+#[derive(Default)]
+struct State {
+    pairs: BTreeMap<(String, String), RemoteKeyPair>,
+    log: Vec<String>,
+    faults: VecDeque<(&'static str, Fault)>,
+    next_id: u32,
+}
+
+/// The in-memory cloud.
+#[derive(Default)]
+pub(crate) struct MemoryCloud {
+    state: Mutex<State>,
+    /// Run right after a key pair is created, before its answer returns (a racing writer).
+    after_create: Mutex<Option<Box<dyn Fn() + Send>>>,
+}
+
+impl MemoryCloud {
+    /// Script a fault for the next call of `operation` (in order).
+    pub(crate) fn fault(&self, operation: &'static str, fault: Fault) {
+        self.lock().faults.push_back((operation, fault));
+    }
+
+    pub(crate) fn after_create(&self, hook: impl Fn() + Send + 'static) {
+        *self
+            .after_create
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(hook));
+    }
+
+    /// Every call so far, as `Operation region name`.
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    pub(crate) fn get(&self, region: &str, name: &str) -> Option<RemoteKeyPair> {
+        self.lock()
+            .pairs
+            .get(&(region.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Put a key pair in place, as another tool (or an earlier run) would have.
+    pub(crate) fn put(&self, region: &str, pair: RemoteKeyPair) {
+        self.lock()
+            .pairs
+            .insert((region.to_owned(), pair.name.clone()), pair);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Log the call; the scripted fault for it, if one is next in line for this operation.
+    fn call(&self, operation: &'static str, region: &Region, name: &str) -> Option<Fault> {
+        let mut state = self.lock();
+        state.log.push(format!("{operation} {region} {name}"));
+        let at = state.faults.iter().position(|(op, _)| *op == operation)?;
+        state.faults.remove(at).map(|(_, fault)| fault)
+    }
+
+    fn error(operation: &'static str, region: &Region, kind: CloudErrorKind) -> CloudError {
+        CloudError {
+            kind,
+            operation,
+            region: region.to_string(),
+            message: format!("scripted {kind:?}"),
+        }
+    }
+
+    fn store(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        public: &PublicKey,
+        tags: &TagSet,
+    ) -> RemoteKeyPair {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let pair = RemoteKeyPair {
+            name: name.to_string(),
+            id: Some(format!("key-{:04}", state.next_id)),
+            fingerprint: None,
+            key_type: KeyType::parse(public.key_type()),
+            public_key: Some(public.clone()),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        state
+            .pairs
+            .insert((region.to_string(), name.to_string()), pair.clone());
+        pair
+    }
+}
+
+impl Cloud for MemoryCloud {
+    async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
+        const OP: &str = "DescribeKeyPairs";
+        if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) = self.call(OP, region, "") {
+            return Err(Self::error(OP, region, kind));
+        }
+        Ok(self
+            .lock()
+            .pairs
+            .iter()
+            .filter(|((r, _), _)| r == region.as_str())
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    async fn create_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        key_type: KeyType,
+        tags: &TagSet,
+    ) -> Result<CreatedKeyPair, CloudError> {
+        const OP: &str = "CreateKeyPair";
+        let fault = self.call(OP, region, name.as_str());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(Self::error(OP, region, kind));
+        }
+        if self.get(region.as_str(), name.as_str()).is_some() {
+            return Err(Self::error(OP, region, CloudErrorKind::Duplicate));
+        }
+        let (material, public) = generate(key_type, 2048).map_err(|message| CloudError {
+            kind: CloudErrorKind::Other,
+            operation: OP,
+            region: region.to_string(),
+            message,
+        })?;
+        let pair = self.store(region, name, &public, tags);
+        if let Some(hook) = self
+            .after_create
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            hook();
+        }
+        if let Some(Fault::LoseAnswer(kind)) = fault {
+            return Err(Self::error(OP, region, kind));
+        }
+        Ok(CreatedKeyPair {
+            id: pair.id,
+            fingerprint: None,
+            material,
+        })
+    }
+
+    async fn import_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        public_key: &PublicKey,
+        tags: &TagSet,
+    ) -> Result<RemoteKeyPair, CloudError> {
+        const OP: &str = "ImportKeyPair";
+        let fault = self.call(OP, region, name.as_str());
+        if let Some(Fault::Fail(kind)) = fault {
+            return Err(Self::error(OP, region, kind));
+        }
+        if self.get(region.as_str(), name.as_str()).is_some() {
+            return Err(Self::error(OP, region, CloudErrorKind::Duplicate));
+        }
+        let pair = self.store(region, name, public_key, tags);
+        match fault {
+            Some(Fault::LoseAnswer(kind)) => Err(Self::error(OP, region, kind)),
+            _ => Ok(pair),
+        }
+    }
+
+    async fn find_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+    ) -> Result<Option<RemoteKeyPair>, CloudError> {
+        const OP: &str = "DescribeKeyPairs";
+        if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) =
+            self.call(OP, region, name.as_str())
+        {
+            return Err(Self::error(OP, region, kind));
+        }
+        Ok(self.get(region.as_str(), name.as_str()))
+    }
+
+    async fn delete_key_pair(
+        &self,
+        region: &Region,
+        name: &KeyName,
+        expected_id: Option<&str>,
+    ) -> Result<(), CloudError> {
+        const OP: &str = "DeleteKeyPair";
+        if let Some(Fault::Fail(kind)) = self.call(OP, region, name.as_str()) {
+            return Err(Self::error(OP, region, kind));
+        }
+        let mut state = self.lock();
+        let key = (region.to_string(), name.to_string());
+        match (state.pairs.get(&key), expected_id) {
+            (Some(found), Some(expected)) if found.id.as_deref() != Some(expected) => {
+                Err(Self::error(OP, region, CloudErrorKind::Changed))
+            }
+            _ => {
+                state.pairs.remove(&key);
+                Ok(())
+            }
+        }
+    }
+
+    async fn create_tags(
+        &self,
+        region: &Region,
+        ids: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        const OP: &str = "CreateTags";
+        if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) =
+            self.call(OP, region, &ids.join(","))
+        {
+            return Err(Self::error(OP, region, kind));
+        }
+        for pair in self.lock().pairs.values_mut() {
+            if pair.id.as_ref().is_some_and(|id| ids.contains(id)) {
+                pair.tags.extend(tags.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_tags(
+        &self,
+        region: &Region,
+        ids: &[String],
+        keys: &[String],
+    ) -> Result<(), CloudError> {
+        const OP: &str = "DeleteTags";
+        if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) =
+            self.call(OP, region, &ids.join(","))
+        {
+            return Err(Self::error(OP, region, kind));
+        }
+        for pair in self.lock().pairs.values_mut() {
+            if pair.id.as_ref().is_some_and(|id| ids.contains(id)) {
+                pair.tags.retain(|k, _| !keys.contains(k));
+            }
+        }
+        Ok(())
+    }
+
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        let mut calls = BTreeMap::new();
+        for line in &self.lock().log {
+            let op = line.split(' ').next().unwrap_or_default().to_owned();
+            *calls.entry(op).or_default() += 1;
+        }
+        calls
+    }
+}

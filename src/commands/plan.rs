@@ -1,0 +1,44 @@
+//! `labctl plan`: what apply would do, changing nothing.
+
+use crate::cli::PlanArgs;
+use crate::cloud::Cloud;
+use crate::error::{Error, Exit};
+use crate::plan::{self, Options};
+use crate::render::{self, Style};
+
+use super::session::session;
+use super::{Terminal, write_stdout};
+
+pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
+    let cloud_args = &args.cloud;
+    session(
+        cloud_args,
+        term,
+        None,
+        async |cloud, desired, observed, run| {
+            let options = Options {
+                unsaved: run.unsaved,
+                ..Options::default()
+            };
+            let plan = plan::plan(&desired, &observed, &options);
+            tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
+            if cloud_args.json {
+                write_stdout(&render::plan_json(&plan, &cloud.api_calls()))?;
+            } else {
+                write_stdout(&render::plan_human(
+                    &plan,
+                    Style {
+                        color: term.stdout_color,
+                    },
+                ))?;
+            }
+            Ok(if plan.has_conflicts() {
+                Exit::Failure
+            } else if args.detailed_exitcode && plan.has_changes() {
+                Exit::Changes
+            } else {
+                Exit::Success
+            })
+        },
+    )
+}

@@ -1,0 +1,49 @@
+//! `labctl validate`: every mistake of every manifest named, at once; nothing sent.
+
+use crate::cli::ValidateArgs;
+use crate::diagnostic::{self, JsonDiagnostic};
+use crate::error::{Error, Exit};
+use crate::render;
+
+use super::{Terminal, check, print_diagnostics, write_stdout};
+
+pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Exit, Error> {
+    let mut all_valid = true;
+    let mut json_diagnostics = Vec::new();
+    let mut checked = Vec::new();
+    for path in &args.manifests {
+        let (source, desired, diagnostics) = check(path, &args.vars);
+        let valid = !diagnostic::has_errors(&diagnostics) && desired.is_some();
+        all_valid &= valid;
+        if !args.json {
+            print_diagnostics(&source, &diagnostics, term);
+            if let Some(desired) = &desired {
+                let pairs = desired.keypairs.len();
+                let regions = desired.regions().len();
+                println!(
+                    "{}: valid ({pairs} key pair{} in {regions} region{})",
+                    source.name(),
+                    if pairs == 1 { "" } else { "s" },
+                    if regions == 1 { "" } else { "s" },
+                );
+            }
+        }
+        checked.push((source, diagnostics));
+    }
+    if args.json {
+        for (source, diagnostics) in &checked {
+            json_diagnostics.extend(diagnostics.iter().map(|d| (source.name(), d)));
+        }
+        let list: Vec<JsonDiagnostic<'_>> = json_diagnostics
+            .iter()
+            .map(|(file, d)| JsonDiagnostic::new(file, d))
+            .collect();
+        let doc = serde_json::json!({ "valid": all_valid, "diagnostics": list });
+        write_stdout(&render::json_document(&doc))?;
+    }
+    Ok(if all_valid {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
