@@ -48,13 +48,36 @@ impl Status {
     }
 }
 
+/// What went wrong with an action, and what to do about it (never key material): kept apart
+/// so that `render` formats them once, for people and for JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>) -> Self {
+        Problem {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
 /// One action and what became of it.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub action: Action,
     pub status: Status,
-    /// What went wrong, with the hint (never key material).
-    pub error: Option<String>,
+    /// What went wrong, when something did.
+    pub error: Option<Problem>,
 }
 
 /// Everything apply did, in plan order.
@@ -97,13 +120,37 @@ pub struct Settings {
 
 /// Why an action was not started.
 fn timed_out() -> Failure {
-    (
-        Status::Skipped,
-        "not started: the --timeout was reached; run apply again".to_owned(),
-    )
+    skipped("not started: the --timeout was reached; run apply again")
 }
 
-type Failure = (Status, String);
+/// Why an action did not succeed: its status and the problem.
+#[derive(Clone, Debug)]
+struct Failure {
+    status: Status,
+    problem: Problem,
+}
+
+fn failed(message: impl Into<String>) -> Failure {
+    Failure {
+        status: Status::Failed,
+        problem: Problem::new(message),
+    }
+}
+
+impl Failure {
+    #[must_use]
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.problem = self.problem.hint(hint);
+        self
+    }
+}
+
+fn skipped(message: impl Into<String>) -> Failure {
+    Failure {
+        status: Status::Skipped,
+        problem: Problem::new(message),
+    }
+}
 
 /// One manifest entry's actions, each with its place in the plan.
 type Group = Vec<(usize, KeyPairAction)>;
@@ -176,7 +223,9 @@ pub async fn apply<C: Cloud>(
             outcome.unwrap_or_else(|| Outcome {
                 action: action.clone(),
                 status: Status::Failed,
-                error: Some("the task carrying out this action stopped unexpectedly".to_owned()),
+                error: Some(Problem::new(
+                    "the task carrying out this action stopped unexpectedly",
+                )),
             })
         })
         .collect();
@@ -212,7 +261,7 @@ fn settled(action: KeyPairAction) -> Outcome {
     let (status, error) = match &action.op {
         KeyPairOp::Conflict(conflict) => (
             Status::Conflict,
-            Some(format!("{}: {}", conflict.as_str(), conflict.hint())),
+            Some(Problem::new(conflict.as_str()).hint(conflict.hint())),
         ),
         _ if action.is_change() => (Status::Skipped, None),
         _ => (Status::Unchanged, None),
@@ -220,7 +269,7 @@ fn settled(action: KeyPairAction) -> Outcome {
     outcome(action, status, error)
 }
 
-fn outcome(action: KeyPairAction, status: Status, error: Option<String>) -> Outcome {
+fn outcome(action: KeyPairAction, status: Status, error: Option<Problem>) -> Outcome {
     Outcome {
         action: Action::KeyPair(action),
         status,
@@ -234,7 +283,10 @@ fn cloud_failure(err: &CloudError) -> Failure {
     } else {
         Status::Failed
     };
-    (status, format!("{err}\n  hint: {}", err.hint()))
+    Failure {
+        status,
+        problem: Problem::new(err.to_string()).hint(err.hint()),
+    }
 }
 
 /// Tag changes (`update-tags`, `adopt`), one request per region and identical change.
@@ -267,7 +319,7 @@ async fn apply_tags<C: Cloud>(
                 outcome(
                     action.clone(),
                     Status::Failed,
-                    Some("EC2 gave no key pair id to tag".to_owned()),
+                    Some(Problem::new("EC2 gave no key pair id to tag")),
                 ),
             )),
         }
@@ -300,7 +352,7 @@ async fn apply_tags<C: Cloud>(
 fn finished(action: KeyPairAction, result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => outcome(action, Status::Done, None),
-        Err((status, message)) => outcome(action, status, Some(message)),
+        Err(Failure { status, problem }) => outcome(action, status, Some(problem)),
     }
 }
 
@@ -311,7 +363,7 @@ async fn file_work<T: Send + 'static>(
 ) -> Result<T, Failure> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| (Status::Failed, format!("the file work stopped: {e}")))
+        .map_err(|e| failed(format!("the file work stopped: {e}")))
 }
 
 async fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Failure> {
@@ -320,7 +372,7 @@ async fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Fail
     };
     file_work(move || store.fix_mode(&path))
         .await?
-        .map_err(|e| (Status::Failed, e.to_string()))
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// One entry: the key's creation (or replacement) first, then imports, deletions, mode fixes.
@@ -402,11 +454,8 @@ async fn step<C: Cloud>(
 ) -> Result<(), Failure> {
     let new_key = || match created {
         Some(Ok(public)) => Ok(public.clone()),
-        Some(Err(why)) => Err((Status::Skipped, why.clone())),
-        None => Err((
-            Status::Skipped,
-            "the key to import was not created".to_owned(),
-        )),
+        Some(Err(why)) => Err(skipped(why.clone())),
+        None => Err(skipped("the key to import was not created".to_owned())),
     };
     match &action.op {
         KeyPairOp::Import { source } => {
@@ -427,7 +476,7 @@ async fn step<C: Cloud>(
             progress.step(&format!("Setting mode 0400 on {}", action.output_display));
             finish_mode(store, action).await
         }
-        KeyPairOp::Orphan { file, .. } | KeyPairOp::Delete { file } => {
+        KeyPairOp::Delete { file } => {
             delete(cloud, action, progress).await?;
             after_delete(store, file, all_done, settings.now, progress).await
         }
@@ -435,6 +484,7 @@ async fn step<C: Cloud>(
         | KeyPairOp::UpdateTags { .. }
         | KeyPairOp::Adopt { .. }
         | KeyPairOp::Noop
+        | KeyPairOp::Orphan
         | KeyPairOp::Conflict(_) => Ok(()),
     }
 }
@@ -453,13 +503,10 @@ async fn after_delete(
         AfterDelete::Retire(path) | AfterDelete::Purge(path, _) => path,
     };
     if !all_done {
-        return Err((
-            Status::Failed,
-            format!(
-                "the key pair was deleted here, but {} stays: a key pair of this entry in another region was not deleted",
-                path.display()
-            ),
-        ));
+        return Err(failed(format!(
+            "the key pair was deleted here, but {} stays: a key pair of this entry in another region was not deleted",
+            path.display()
+        )));
     }
     let (path, file) = (path.clone(), file.clone());
     match file {
@@ -471,7 +518,7 @@ async fn after_delete(
                     Ok(())
                 }
                 Ok(None) => Ok(()),
-                Err(e) => Err((Status::Failed, format!("the key pair was deleted, but {e}"))),
+                Err(e) => Err(failed(format!("the key pair was deleted, but {e}"))),
             }
         }
         AfterDelete::Purge(_, public) => {
@@ -482,10 +529,9 @@ async fn after_delete(
                     Ok(())
                 }
                 Ok(false) => Ok(()),
-                Err(e) => Err((
-                    Status::Failed,
-                    format!("the key pair was deleted, but not {shown}: {e}"),
-                )),
+                Err(e) => Err(failed(format!(
+                    "the key pair was deleted, but not {shown}: {e}"
+                ))),
             }
         }
     }
@@ -538,21 +584,17 @@ async fn recover_create<C: Cloud>(
             {
                 Ok(()) => {
                     record(settings, Event::Resolved, &action.name);
-                    (
-                        Status::Failed,
-                        format!(
-                            "{}\n  EC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost\n  hint: run apply again",
-                            failure.1
-                        ),
-                    )
+                    failed(format!(
+                        "{}\nEC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost",
+                        failure.problem.message
+                    ))
+                    .hint("run apply again")
                 }
-                Err(delete_err) => (
-                    Status::Failed,
-                    format!(
-                        "{}\n  EC2 created the key pair but its answer, with the private key, was lost, and deleting it failed too ({delete_err})\n  hint: run apply again: the journal shows the key was never saved, and it is recreated",
-                        failure.1
-                    ),
-                ),
+                Err(delete_err) => failed(format!(
+                    "{}\nEC2 created the key pair but its answer, with the private key, was lost, and deleting it failed too ({delete_err})",
+                    failure.problem.message
+                ))
+                .hint("run apply again: the journal shows the key was never saved, and it is recreated"),
             }
         }
         _ => failure,
@@ -597,11 +639,10 @@ async fn create<C: Cloud>(
         KeyPairOp::Replace {
             generator, exists, ..
         } => (*generator, *exists),
-        _ => return Err((Status::Failed, "internal: not a create".to_owned())),
+        _ => return Err(failed("internal: not a create")),
     };
     let Some(path) = action.output.as_deref() else {
-        return Err((
-            Status::Failed,
+        return Err(failed(
             "internal: a new key needs an output file".to_owned(),
         ));
     };
@@ -610,7 +651,7 @@ async fn create<C: Cloud>(
     if matches!(action.op, KeyPairOp::Replace { .. })
         && let Some(aside) = file_work(move || store.move_aside(&owned, "replaced", now))
             .await?
-            .map_err(|e| (Status::Failed, format!("{e}; nothing was replaced")))?
+            .map_err(|e| failed(format!("{e}; nothing was replaced")))?
     {
         progress.step(&format!(
             "Moved {} aside to {}",
@@ -622,7 +663,7 @@ async fn create<C: Cloud>(
     let owned = path.to_owned();
     file_work(move || store.prepare(&owned))
         .await?
-        .map_err(|e| (Status::Failed, format!("{e}; the key pair was not created")))?;
+        .map_err(|e| failed(format!("{e}; the key pair was not created")))?;
     if replace_existing {
         delete(cloud, action, progress).await?;
     }
@@ -637,13 +678,13 @@ async fn create<C: Cloud>(
             ));
             let (secret, public) = tokio::task::spawn_blocking(move || generate(key_type, bits))
                 .await
-                .map_err(|e| (Status::Failed, format!("key generation stopped: {e}")))?
-                .map_err(|e| (Status::Failed, e))?;
+                .map_err(|e| failed(format!("key generation stopped: {e}")))?
+                .map_err(failed)?;
             // The private key is on disk before EC2 hears of the key pair.
             let owned = path.to_owned();
             file_work(move || store.write_new(&owned, &secret))
                 .await?
-                .map_err(|e| (Status::Failed, e.to_string()))?;
+                .map_err(|e| failed(e.to_string()))?;
             import(cloud, action, &public, progress).await?;
             Ok(public)
         }
@@ -664,10 +705,9 @@ async fn create_by_ec2<C: Cloud>(
         journal
             .record(Event::Create, &settings.apply_id, action.name.as_str())
             .map_err(|e| {
-                (
-                    Status::Failed,
-                    format!("cannot record the new key in labctl's journal ({e}); the key pair was not created"),
-                )
+                failed(format!(
+                    "cannot record the new key in labctl's journal ({e}); the key pair was not created"
+                ))
             })?;
     }
     progress.step(&format!(
@@ -732,13 +772,10 @@ async fn save_created<C: Cloud>(
     match (saved, public) {
         (Ok(_), Ok(public)) => Ok(public),
         (Ok(_), Err(reason)) => Err((
-            (
-                Status::Failed,
-                format!(
-                    "the private key was saved to {} but could not be read back: {reason}",
-                    action.output_display
-                ),
-            ),
+            failed(format!(
+                "the private key was saved to {} but could not be read back: {reason}",
+                action.output_display
+            )),
             false,
         )),
         (Err(err), _) => {
@@ -755,7 +792,7 @@ async fn save_created<C: Cloud>(
                     format!("deleting the key pair again also failed ({e}); delete it by hand"),
                 ),
             };
-            Err(((Status::Failed, format!("{err}; {message}")), undone))
+            Err((failed(format!("{err}; {message}")), undone))
         }
     }
 }
@@ -883,7 +920,7 @@ mod tests {
         cloud.after_create(move || std::fs::write(&racer, "someone else's").unwrap());
         let outcomes = run(&cloud, &d, settings(&[])).await;
         assert_eq!(statuses(&outcomes), [Status::Failed, Status::Skipped]);
-        let error = outcomes[0].error.as_deref().unwrap();
+        let error = &outcomes[0].error.as_ref().unwrap().message;
         assert!(error.contains("deleted again"), "{error}");
         assert!(
             cloud
@@ -909,7 +946,8 @@ mod tests {
         assert!(
             outcomes[0]
                 .error
-                .as_deref()
+                .as_ref()
+                .map(|p| p.message.as_str())
                 .unwrap()
                 .contains("nothing is lost")
         );

@@ -181,11 +181,11 @@ pub enum KeyPairOp {
     Noop,
     /// Nothing will be done; the reason says why.
     Conflict(Conflict),
-    /// A key pair owned by this manifest that the manifest no longer lists; `delete` with
-    /// `--prune` (and its file removed with `--purge-local`, when it holds its key and no
-    /// listed entry uses it).
-    Orphan { delete: bool, file: AfterDelete },
-    /// `destroy`: delete the key pair; what becomes of its file once no key pair uses it.
+    /// A key pair owned by this manifest that the manifest no longer lists, left alone
+    /// (`apply --prune` deletes it).
+    Orphan,
+    /// Delete the key pair (`destroy`, or an orphan with `--prune`); what becomes of its file
+    /// once no key pair uses it.
     Delete { file: AfterDelete },
 }
 
@@ -201,36 +201,94 @@ pub enum AfterDelete {
     Purge(PathBuf, PublicKey),
 }
 
+/// The kind of change an action is, without its resource-specific detail: what summaries
+/// count, what output and JSON name, and whether apply does anything. Every resource kind's
+/// operation maps onto it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    Create,
+    Import,
+    Replace,
+    Adopt,
+    UpdateTags,
+    FixMode,
+    Delete,
+    Orphan,
+    NoOp,
+    Conflict,
+}
+
+impl Change {
+    /// Every kind, in the order people read a summary.
+    pub const ALL: [Change; 10] = [
+        Change::Create,
+        Change::Import,
+        Change::Replace,
+        Change::Adopt,
+        Change::UpdateTags,
+        Change::FixMode,
+        Change::Delete,
+        Change::Orphan,
+        Change::NoOp,
+        Change::Conflict,
+    ];
+
+    /// The name in output and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Import => "import",
+            Change::Replace => "replace",
+            Change::Adopt => "adopt",
+            Change::UpdateTags => "update-tags",
+            Change::FixMode => "fix-mode",
+            Change::Delete => "delete",
+            Change::Orphan => "orphan",
+            Change::NoOp => "noop",
+            Change::Conflict => "conflict",
+        }
+    }
+
+    /// Whether apply changes anything for this kind.
+    pub fn is_change(self) -> bool {
+        match self {
+            Change::Create
+            | Change::Import
+            | Change::Replace
+            | Change::Adopt
+            | Change::UpdateTags
+            | Change::FixMode
+            | Change::Delete => true,
+            Change::Orphan | Change::NoOp | Change::Conflict => false,
+        }
+    }
+}
+
 impl KeyPairOp {
+    /// The kind of change this is.
+    pub fn change(&self) -> Change {
+        match self {
+            KeyPairOp::Create { .. } => Change::Create,
+            KeyPairOp::Import { .. } => Change::Import,
+            KeyPairOp::Replace { .. } => Change::Replace,
+            KeyPairOp::UpdateTags { .. } => Change::UpdateTags,
+            KeyPairOp::Adopt { .. } => Change::Adopt,
+            KeyPairOp::FixMode { .. } => Change::FixMode,
+            KeyPairOp::Noop => Change::NoOp,
+            KeyPairOp::Conflict(_) => Change::Conflict,
+            KeyPairOp::Orphan => Change::Orphan,
+            KeyPairOp::Delete { .. } => Change::Delete,
+        }
+    }
+
     /// The action's name in output and JSON.
     pub fn name(&self) -> &'static str {
-        match self {
-            KeyPairOp::Create { .. } => "create",
-            KeyPairOp::Import { .. } => "import",
-            KeyPairOp::Replace { .. } => "replace",
-            KeyPairOp::UpdateTags { .. } => "update-tags",
-            KeyPairOp::Adopt { .. } => "adopt",
-            KeyPairOp::FixMode { .. } => "fix-mode",
-            KeyPairOp::Noop => "noop",
-            KeyPairOp::Conflict(_) => "conflict",
-            KeyPairOp::Orphan { delete: false, .. } => "orphan",
-            KeyPairOp::Orphan { delete: true, .. } | KeyPairOp::Delete { .. } => "delete",
-        }
+        self.change().as_str()
     }
 
     /// Whether apply changes anything for this action.
     pub fn is_change(&self) -> bool {
-        match self {
-            KeyPairOp::Create { .. }
-            | KeyPairOp::Import { .. }
-            | KeyPairOp::Replace { .. }
-            | KeyPairOp::UpdateTags { .. }
-            | KeyPairOp::Adopt { .. }
-            | KeyPairOp::FixMode { .. }
-            | KeyPairOp::Delete { .. } => true,
-            KeyPairOp::Orphan { delete, .. } => *delete,
-            KeyPairOp::Noop | KeyPairOp::Conflict(_) => false,
-        }
+        self.change().is_change()
     }
 }
 
@@ -263,16 +321,16 @@ pub fn plan(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
     let mut actions = Vec::new();
     for (entry, spec) in desired.keypairs.iter().enumerate() {
         if options.replace.contains(&spec.name) {
-            plan_replace(entry, desired, spec, observed, &mut actions);
+            plan_replace(entry, desired, spec, observed, Why::Asked, &mut actions);
         } else if lost_to_interrupted_run(desired, spec, observed, options) {
-            let first = actions.len();
-            plan_replace(entry, desired, spec, observed, &mut actions);
-            for Action::KeyPair(a) in &mut actions[first..] {
-                a.reason = format!(
-                    "created by an apply that was killed before it saved the private key; recreate it ({})",
-                    a.reason
-                );
-            }
+            plan_replace(
+                entry,
+                desired,
+                spec,
+                observed,
+                Why::NeverSaved,
+                &mut actions,
+            );
         } else {
             plan_entry(entry, desired, spec, observed, &mut actions);
         }
@@ -680,11 +738,21 @@ fn lost_to_interrupted_run(
 }
 
 /// `--replace`: delete the entry's key pairs and create a new key, if this manifest owns them.
+/// Why an entry is replaced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// `--replace NAME`.
+    Asked,
+    /// The journal proves its private key was never saved.
+    NeverSaved,
+}
+
 fn plan_replace(
     entry: usize,
     desired: &Desired,
     spec: &KeyPairSpec,
     observed: &Observed,
+    why: Why,
     actions: &mut Vec<Action>,
 ) {
     let remote = |region: &Region| observed.pair(region, &spec.name);
@@ -727,6 +795,12 @@ fn plan_replace(
                         format!("delete the key pair, import the new key created in {primary}")
                     }
                     (false, false) => format!("import the new key created in {primary}"),
+                };
+                let reason = match why {
+                    Why::Asked => reason,
+                    Why::NeverSaved => format!(
+                        "created by an apply whose private key was never saved; recreate it ({reason})"
+                    ),
                 };
                 (
                     KeyPairOp::Replace {
@@ -811,9 +885,10 @@ fn plan_orphans(
                     .unwrap_or_default(),
                 output: held,
                 tags: TagSet::default(),
-                op: KeyPairOp::Orphan {
-                    delete: options.prune,
-                    file,
+                op: if options.prune {
+                    KeyPairOp::Delete { file }
+                } else {
+                    KeyPairOp::Orphan
                 },
                 remote_id: remote.id.clone(),
                 fix_mode: false,
@@ -1427,8 +1502,7 @@ mod tests {
             got,
             [
                 import_file("ed25519-a.pub"),
-                KeyPairOp::Orphan {
-                    delete: true,
+                KeyPairOp::Delete {
                     file: AfterDelete::Keep
                 }
             ]

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::apply::{Report, Status};
-use crate::plan::{Action, KeyPairAction, KeyPairOp, Plan};
+use crate::apply::{Problem, Report, Status};
+use crate::plan::{Action, Change, KeyPairAction, KeyPairOp, Plan};
 
 /// One pretty-printed JSON document with a final newline: the one place labctl turns data
 /// into JSON text. labctl's documents are plain data (string keys, no custom serializers), so
@@ -50,8 +50,8 @@ fn symbol(op: &KeyPairOp) -> (&'static str, &'static str) {
         KeyPairOp::Adopt { .. } => ("*", "36"),
         KeyPairOp::Noop => ("=", "2"),
         KeyPairOp::Conflict(_) => ("!", "31"),
-        KeyPairOp::Orphan { delete: false, .. } => ("?", "33"),
-        KeyPairOp::Orphan { delete: true, .. } | KeyPairOp::Delete { .. } => ("-", "31"),
+        KeyPairOp::Orphan => ("?", "33"),
+        KeyPairOp::Delete { .. } => ("-", "31"),
     }
 }
 
@@ -62,76 +62,99 @@ fn op_label(op: &KeyPairOp) -> String {
     }
 }
 
-/// The summary's keys, in the order people read them, with the words for the human line.
-const KINDS: &[(&str, &str, &str)] = &[
-    ("create", "to create", "created"),
-    ("import", "to import", "imported"),
-    ("replace", "to replace", "replaced"),
-    ("adopt", "to adopt", "adopted"),
-    ("update-tags", "to retag", "retagged"),
-    ("fix-mode", "to fix", "fixed"),
-    ("delete", "to delete", "deleted"),
-    ("orphan", "orphaned (kept)", "orphaned (kept)"),
-    ("noop", "unchanged", "unchanged"),
-    ("conflict", "in conflict", "in conflict"),
-];
+/// The words of the human summary line for a kind: (in a plan, after apply).
+fn words_of(change: Change) -> (&'static str, &'static str) {
+    match change {
+        Change::Create => ("to create", "created"),
+        Change::Import => ("to import", "imported"),
+        Change::Replace => ("to replace", "replaced"),
+        Change::Adopt => ("to adopt", "adopted"),
+        Change::UpdateTags => ("to retag", "retagged"),
+        Change::FixMode => ("to fix", "fixed"),
+        Change::Delete => ("to delete", "deleted"),
+        Change::Orphan => ("orphaned (kept)", "orphaned (kept)"),
+        Change::NoOp => ("unchanged", "unchanged"),
+        Change::Conflict => ("in conflict", "in conflict"),
+    }
+}
 
-/// Counts per action kind; every kind is present (0 when none), `failed` only for apply.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct Summary(BTreeMap<&'static str, usize>);
+/// Counts per kind of change; every kind is present (0 when none), `failed` only for apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    counts: BTreeMap<Change, usize>,
+    /// Actions apply tried and that failed or were skipped (`None` for a plan).
+    failed: Option<usize>,
+}
+
+impl Serialize for Summary {
+    /// A map from each kind's name to its count (and `failed` for apply), keys sorted.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut entries: BTreeMap<&'static str, usize> =
+            self.counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        if let Some(failed) = self.failed {
+            entries.insert("failed", failed);
+        }
+        entries.serialize(serializer)
+    }
+}
 
 impl Summary {
-    fn empty() -> Self {
-        Summary(KINDS.iter().map(|(k, _, _)| (*k, 0)).collect())
+    fn empty(failed: Option<usize>) -> Self {
+        Summary {
+            counts: Change::ALL.iter().map(|k| (*k, 0)).collect(),
+            failed,
+        }
     }
 
-    fn add(&mut self, kind: &'static str) {
-        *self.0.entry(kind).or_default() += 1;
+    fn add(&mut self, change: Change) {
+        *self.counts.entry(change).or_default() += 1;
     }
 
-    pub fn get(&self, kind: &str) -> usize {
-        self.0.get(kind).copied().unwrap_or(0)
+    pub fn get(&self, change: Change) -> usize {
+        self.counts.get(&change).copied().unwrap_or(0)
     }
 
     pub fn of_plan(plan: &Plan) -> Self {
-        let mut s = Summary::empty();
+        let mut s = Summary::empty(None);
         for Action::KeyPair(a) in &plan.actions {
-            s.add(a.op.name());
+            s.add(a.op.change());
         }
         s
     }
 
     /// Counts of what apply did: a change counts under its kind only when it was done.
     pub fn of_report(report: &Report) -> Self {
-        let mut s = Summary::empty();
-        s.0.insert("failed", 0);
+        let mut s = Summary::empty(Some(0));
         for o in &report.outcomes {
             let Action::KeyPair(a) = &o.action;
             match o.status {
-                Status::Done => s.add(a.op.name()),
-                Status::Unchanged => s.add(if matches!(a.op, KeyPairOp::Orphan { .. }) {
-                    "orphan"
+                Status::Done => s.add(a.op.change()),
+                Status::Unchanged => s.add(if matches!(a.op, KeyPairOp::Orphan) {
+                    Change::Orphan
                 } else {
-                    "noop"
+                    Change::NoOp
                 }),
-                Status::Conflict => s.add("conflict"),
-                Status::Failed | Status::Skipped => s.add("failed"),
+                Status::Conflict => s.add(Change::Conflict),
+                Status::Failed | Status::Skipped => {
+                    *s.failed.get_or_insert(0) += 1;
+                }
             }
         }
         s
     }
 
-    /// `1 to create, 2 unchanged` (zero counts left out, `none` when empty).
+    /// `1 to create, 2 unchanged` (zero counts left out, `nothing` when empty).
     fn words(&self, past: bool) -> String {
-        let mut parts: Vec<String> = KINDS
+        let mut parts: Vec<String> = Change::ALL
             .iter()
-            .filter(|(k, _, _)| self.get(k) > 0)
-            .map(|(k, future, done)| {
-                format!("{} {}", self.get(k), if past { done } else { future })
+            .filter(|k| self.get(**k) > 0)
+            .map(|k| {
+                let (future, done) = words_of(*k);
+                format!("{} {}", self.get(*k), if past { done } else { future })
             })
             .collect();
-        if self.get("failed") > 0 {
-            parts.push(format!("{} failed", self.get("failed")));
+        if let Some(failed) = self.failed.filter(|n| *n > 0) {
+            parts.push(format!("{failed} failed"));
         }
         if parts.is_empty() {
             "nothing".to_owned()
@@ -177,6 +200,14 @@ fn line(out: &mut String, style: Style, a: &KeyPairAction, w: &Widths, tail: &st
     );
 }
 
+/// A problem as text, the one place its hint is placed: the message, then `  hint: …`.
+fn problem_text(problem: &Problem) -> String {
+    match &problem.hint {
+        Some(hint) => format!("{}\n  hint: {hint}", problem.message),
+        None => problem.message.clone(),
+    }
+}
+
 /// The plan for people: one line per key pair and region, then a summary line.
 pub fn plan_human(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
@@ -219,7 +250,7 @@ pub fn report_human(report: &Report, style: Style) -> String {
         .filter(|o| matches!(o.status, Status::Done | Status::Failed | Status::Skipped))
         .collect();
     let s = Summary::of_report(report);
-    if tried.is_empty() && s.get("conflict") == 0 {
+    if tried.is_empty() && s.get(Change::Conflict) == 0 {
         let _ = writeln!(out, "No changes. {}.", s.words(true));
         return out;
     }
@@ -240,10 +271,7 @@ pub fn report_human(report: &Report, style: Style) -> String {
                 "replaced, new private key saved (0400)".to_owned()
             }
             (Status::Done, op) => {
-                let done = KINDS
-                    .iter()
-                    .find(|(k, _, _)| *k == op.name())
-                    .map_or("done", |(_, _, d)| d);
+                let (_, done) = words_of(op.change());
                 if a.fix_mode {
                     format!("{done}, file set to 0400")
                 } else {
@@ -253,8 +281,8 @@ pub fn report_human(report: &Report, style: Style) -> String {
             (status, op) => format!("{} ({})", status.as_str(), op_label(op)),
         };
         line(&mut out, style, a, &w, &what);
-        if let Some(error) = &o.error {
-            for l in error.lines() {
+        if let Some(problem) = &o.error {
+            for l in problem_text(problem).lines() {
                 let _ = writeln!(out, "      {l}");
             }
         }
@@ -284,7 +312,7 @@ struct JsonAction<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -295,11 +323,7 @@ struct JsonDoc<'a> {
     api_calls: &'a BTreeMap<String, u64>,
 }
 
-fn json_action<'a>(
-    a: &'a KeyPairAction,
-    status: Option<Status>,
-    error: Option<&'a str>,
-) -> JsonAction<'a> {
+fn json_action(a: &KeyPairAction, status: Option<Status>, error: Option<String>) -> JsonAction<'_> {
     JsonAction {
         action: a.op.name(),
         name: a.name.as_str(),
@@ -339,7 +363,7 @@ pub fn report_json(project: &str, report: &Report, api_calls: &BTreeMap<String, 
             .iter()
             .map(|o| {
                 let Action::KeyPair(a) = &o.action;
-                json_action(a, Some(o.status), o.error.as_deref())
+                json_action(a, Some(o.status), o.error.as_ref().map(problem_text))
             })
             .collect(),
         summary: Summary::of_report(report),

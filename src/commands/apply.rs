@@ -120,7 +120,9 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
             let pruned: Vec<String> = plan
                 .actions
                 .iter()
-                .filter(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Orphan { delete: true, .. }))
+                .filter(|Action::KeyPair(a)| {
+                    a.entry.is_none() && matches!(a.op, KeyPairOp::Delete { .. })
+                })
                 .map(|Action::KeyPair(a)| format!("  {} in {}", a.name, a.region))
                 .collect();
             if !pruned.is_empty() && !args.yes {
