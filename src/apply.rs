@@ -23,7 +23,7 @@ use crate::plan::{Action, AfterDelete, Generator, ImportSource, KeyPairAction, K
 
 /// What happened to one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// The change was made.
     Done,
     /// Nothing needed doing.
@@ -37,7 +37,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Done => "done",
             Status::Unchanged => "unchanged",
@@ -51,13 +51,13 @@ impl Status {
 /// What went wrong with an action, and what to do about it (never key material): kept apart
 /// so that `render` formats them once, for people and for JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl Problem {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Problem {
             message: message.into(),
             hint: None,
@@ -65,7 +65,7 @@ impl Problem {
     }
 
     #[must_use]
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -73,7 +73,7 @@ impl Problem {
 
 /// One action and what became of it.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub action: Action,
     pub status: Status,
     /// What went wrong, when something did.
@@ -82,13 +82,13 @@ pub struct Outcome {
 
 /// Everything apply did, in plan order.
 #[derive(Clone, Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcomes: Vec<Outcome>,
 }
 
 impl Report {
     /// True when every action succeeded or needed nothing (orphans left alone included).
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.outcomes
             .iter()
             .all(|o| matches!(o.status, Status::Done | Status::Unchanged))
@@ -96,13 +96,13 @@ impl Report {
 }
 
 /// Progress messages (status lines on stderr); the apply itself never prints.
-pub trait Progress: Send + Sync + 'static {
+pub(crate) trait Progress: Send + Sync + 'static {
     fn step(&self, message: &str);
 }
 
 /// Settings for one apply.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// At most this many entries worked on at once.
     pub concurrency: usize,
     /// Seconds since the Unix epoch, for `<file>.replaced-<timestamp>`.
@@ -156,7 +156,7 @@ fn skipped(message: impl Into<String>) -> Failure {
 type Group = Vec<(usize, KeyPairAction)>;
 
 /// Carry out `plan`.
-pub async fn apply<C: Cloud>(
+pub(crate) async fn apply<C: Cloud>(
     cloud: &Arc<C>,
     plan: &Plan,
     store: KeyStore,

@@ -13,13 +13,13 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check manifests offline and explain every mistake (no network, no file written)
     Validate(ValidateArgs),
     /// Print the JSON Schema of the manifest format (draft-07, for editors)
@@ -36,7 +36,7 @@ pub enum Command {
 
 /// When to pace requests at EC2's rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Pace {
+pub(crate) enum Pace {
     /// At EC2's rates when talking to AWS (no --endpoint-url)
     Auto,
     /// Always at EC2's rates
@@ -47,7 +47,7 @@ pub enum Pace {
 
 /// A `--var KEY=VALUE` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Var {
+pub(crate) struct Var {
     pub key: String,
     pub value: String,
 }
@@ -64,7 +64,7 @@ fn parse_var(text: &str) -> Result<Var, String> {
 }
 
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Manifest files to check
     #[arg(value_name = "MANIFEST", default_value = "labctl.yaml")]
     pub manifests: Vec<PathBuf>,
@@ -78,7 +78,7 @@ pub struct ValidateArgs {
 
 /// Options shared by every command that reads a manifest and talks to AWS.
 #[derive(Debug, Args)]
-pub struct CloudArgs {
+pub(crate) struct CloudArgs {
     /// The manifest
     #[arg(value_name = "MANIFEST", default_value = "labctl.yaml")]
     pub manifest: PathBuf,
@@ -116,7 +116,7 @@ pub struct CloudArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
     /// Exit 2 when there are changes to apply (0: none, 1: error or conflict)
@@ -126,7 +126,7 @@ pub struct PlanArgs {
 
 /// `--replace NAME[@REGION]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplaceTarget {
+pub(crate) struct ReplaceTarget {
     pub name: String,
     pub region: Option<String>,
 }
@@ -146,7 +146,7 @@ fn parse_replace(text: &str) -> Result<ReplaceTarget, String> {
 }
 
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
     /// Delete key pairs this manifest owns (tag labctl:project) but no longer lists
@@ -166,7 +166,7 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DestroyArgs {
+pub(crate) struct DestroyArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
     /// Do not ask for confirmation (required when stdin is not a terminal)
@@ -183,7 +183,7 @@ pub struct DestroyArgs {
 
 /// How `labctl output` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// A table for people
     Text,
     /// One JSON document
@@ -193,7 +193,7 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
     /// Output format

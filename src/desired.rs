@@ -112,9 +112,6 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
-/// The pattern of a region name, as in the JSON Schema.
-pub const REGION_PATTERN: &str = "^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]{1,2}$";
-
 impl Region {
     /// Check the form of a region name.
     ///
@@ -242,17 +239,6 @@ pub enum KeySource {
     Local { bits: u32 },
     /// A public key the user already has; no private key file is involved.
     PublicKey(PublicKey),
-}
-
-impl KeySource {
-    /// The name used in messages and the manifest.
-    pub fn name(&self) -> &'static str {
-        match self {
-            KeySource::Aws => "aws",
-            KeySource::Local { .. } => "local",
-            KeySource::PublicKey(_) => "public_key",
-        }
-    }
 }
 
 /// One key pair to provision: one key (and at most one private key file), present in one or

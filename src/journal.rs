@@ -24,11 +24,11 @@ const MAX_JOURNAL: usize = 16 * 1024 * 1024;
 
 /// A key EC2 was asked to create for an apply, and whose private key was never saved:
 /// `(apply id, key pair name)`.
-pub type UnsavedKey = (String, String);
+pub(crate) type UnsavedKey = (String, String);
 
 /// What happened to a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// `CreateKeyPair` is about to be sent.
     Create,
     /// The private key is saved.
@@ -49,7 +49,7 @@ impl Event {
 
 /// The open journal of one manifest (held with its lock).
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     file: Mutex<File>,
     /// What was unsaved when the run began.
     pub unsaved: BTreeSet<UnsavedKey>,
@@ -89,7 +89,7 @@ fn read_all(file: &mut File) -> io::Result<BTreeSet<UnsavedKey>> {
 
 impl Journal {
     /// Open (or create) the journal `name` in the state folder; call with the lock held.
-    pub fn open(folder: &KeyFolder, name: &OsStr) -> io::Result<Journal> {
+    pub(crate) fn open(folder: &KeyFolder, name: &OsStr) -> io::Result<Journal> {
         let mut file = folder.open_state_file(name, true)?;
         let unsaved = read_all(&mut file)?;
         Ok(Journal {
@@ -99,7 +99,7 @@ impl Journal {
     }
 
     /// The unsaved keys of the journal `name`, read only (empty when there is none).
-    pub fn read(folder: &KeyFolder, name: &OsString) -> BTreeSet<UnsavedKey> {
+    pub(crate) fn read(folder: &KeyFolder, name: &OsString) -> BTreeSet<UnsavedKey> {
         folder
             .open_state_file(name, false)
             .and_then(|mut file| read_all(&mut file))
@@ -110,7 +110,7 @@ impl Journal {
     ///
     /// # Errors
     /// Why the event could not be recorded (then a create must not be sent).
-    pub fn record(&self, event: Event, apply_id: &str, name: &str) -> io::Result<()> {
+    pub(crate) fn record(&self, event: Event, apply_id: &str, name: &str) -> io::Result<()> {
         let line = format!("{}\t{apply_id}\t{name}\n", event.as_str());
         let mut file = self
             .file
@@ -125,7 +125,7 @@ impl Journal {
     ///
     /// # Errors
     /// Why the journal could not be read or written.
-    pub fn compact(&self) -> io::Result<()> {
+    pub(crate) fn compact(&self) -> io::Result<()> {
         let mut file = self
             .file
             .lock()

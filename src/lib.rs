@@ -7,24 +7,24 @@
 //! the [`cloud::Cloud`] trait and the [`keys::KeyStore`], and `render` shows plans and reports
 //! to people or as JSON. `commands` wires the pipeline to the command line.
 
-pub mod apply;
-pub mod cli;
-pub mod cloud;
+pub(crate) mod apply;
+pub(crate) mod cli;
+pub(crate) mod cloud;
 mod commands;
 pub mod desired;
 pub mod diagnostic;
 pub mod error;
-pub mod journal;
+pub(crate) mod journal;
 pub mod keys;
-pub mod lock;
+pub(crate) mod lock;
 pub mod manifest;
-pub mod observe;
-pub mod output;
-pub mod ownership;
-pub mod plan;
-pub mod render;
-pub mod schema;
-pub mod template;
+pub(crate) mod observe;
+pub(crate) mod output;
+pub(crate) mod ownership;
+pub(crate) mod plan;
+pub(crate) mod render;
+pub(crate) mod schema;
+pub(crate) mod template;
 pub mod validate;
 
 pub use commands::main_with_args;

@@ -22,23 +22,22 @@ use crate::journal::{Journal, UnsavedKey};
 use crate::keys::folder::{FolderError, KeyFolder, read_bounded};
 
 /// The state folder's name, beside the manifest.
-pub const STATE_DIR: &str = ".labctl";
+pub(crate) const STATE_DIR: &str = ".labctl";
 
 /// The most of a lock file labctl reads.
 const MAX_RECORD: usize = 4096;
 
 /// A held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _file: File,
-    pub path: PathBuf,
     /// The journal of key creations, appended to while the lock is held.
     pub journal: std::sync::Arc<Journal>,
 }
 
 impl Lock {
     /// Mark this run as finished: the journal keeps only keys still unsaved.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Err(err) = self.journal.compact() {
             tracing::debug!(error = %err, "could not compact the journal");
         }
@@ -55,7 +54,7 @@ pub enum LockError {
 }
 
 /// The state folder of a manifest.
-pub fn state_dir(manifest: &Path) -> PathBuf {
+pub(crate) fn state_dir(manifest: &Path) -> PathBuf {
     crate::keys::parent_of(manifest).join(STATE_DIR)
 }
 
@@ -68,14 +67,14 @@ fn file_name(manifest: &Path, suffix: &str) -> OsString {
 }
 
 /// The lock file of a manifest.
-pub fn lock_path(manifest: &Path) -> PathBuf {
+pub(crate) fn lock_path(manifest: &Path) -> PathBuf {
     state_dir(manifest).join(file_name(manifest, ".lock"))
 }
 
 /// Without taking the lock: the keys an earlier run asked EC2 to create and never saved (for
 /// `plan`, which only reads). Empty when a run holds the lock now, or when nothing was ever
 /// recorded.
-pub fn unsaved(manifest: &Path) -> BTreeSet<UnsavedKey> {
+pub(crate) fn unsaved(manifest: &Path) -> BTreeSet<UnsavedKey> {
     let Ok(folder) = KeyFolder::open(&state_dir(manifest)) else {
         return BTreeSet::new();
     };
@@ -93,7 +92,7 @@ pub fn unsaved(manifest: &Path) -> BTreeSet<UnsavedKey> {
 /// # Errors
 /// [`LockError::Held`] naming the holder when another labctl has it; [`LockError::Io`] when
 /// the state folder or the lock file is not safe to use.
-pub fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError> {
+pub(crate) fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError> {
     let path = lock_path(manifest);
     let io = |reason: String| LockError::Io {
         path: path.clone(),
@@ -144,7 +143,6 @@ pub fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError> {
         .map_err(|e| io(format!("the journal beside it: {e}")))?;
     Ok(Lock {
         _file: file,
-        path,
         journal: std::sync::Arc::new(journal),
     })
 }
@@ -160,7 +158,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("labctl.yaml");
         let first = acquire(&manifest, "apply").unwrap();
-        assert_eq!(first.path, dir.path().join(".labctl/labctl.yaml.lock"));
+        assert_eq!(
+            lock_path(&manifest),
+            dir.path().join(".labctl/labctl.yaml.lock")
+        );
+        assert!(lock_path(&manifest).exists());
         match acquire(&manifest, "apply") {
             Err(LockError::Held { holder, .. }) => {
                 assert!(

@@ -16,7 +16,7 @@ use crate::keys::{FileState, KeyStore};
 
 /// What exists now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// Key pairs per region, by name.
     pub remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>>,
     /// What is at each key file path looked at.
@@ -25,14 +25,14 @@ pub struct Observed {
 
 impl Observed {
     /// The key pair `name` in `region`, if EC2 has it.
-    pub fn pair(&self, region: &Region, name: &KeyName) -> Option<&RemoteKeyPair> {
+    pub(crate) fn pair(&self, region: &Region, name: &KeyName) -> Option<&RemoteKeyPair> {
         self.remote
             .get(region)
             .and_then(|pairs| pairs.get(name.as_str()))
     }
 
     /// Whether a key pair of this name exists in `region`.
-    pub fn has(&self, region: &Region, name: &str) -> bool {
+    pub(crate) fn has(&self, region: &Region, name: &str) -> bool {
         self.remote
             .get(region)
             .is_some_and(|pairs| pairs.contains_key(name))
@@ -43,7 +43,7 @@ impl Observed {
 ///
 /// # Errors
 /// Every region that could not be read.
-pub async fn observe<C: Cloud>(
+pub(crate) async fn observe<C: Cloud>(
     cloud: &Arc<C>,
     desired: &Desired,
     store: KeyStore,

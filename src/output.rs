@@ -13,7 +13,7 @@ use crate::observe::Observed;
 
 /// One key pair in one region.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub name: String,
     pub region: String,
     /// The key pair's id; `None` when it does not exist (yet).
@@ -27,7 +27,7 @@ pub struct Row {
 }
 
 /// The rows, in manifest order.
-pub fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row> {
+pub(crate) fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row> {
     let mut out = Vec::new();
     for spec in &desired.keypairs {
         let file_public = spec
@@ -79,7 +79,7 @@ pub fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row>
 }
 
 /// A table for people.
-pub fn text(rows: &[Row]) -> String {
+pub(crate) fn text(rows: &[Row]) -> String {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     let table: Vec<[String; 5]> = rows
         .iter()
@@ -113,7 +113,7 @@ pub fn text(rows: &[Row]) -> String {
 }
 
 /// One JSON document.
-pub fn json(project: &str, rows: &[Row]) -> String {
+pub(crate) fn json(project: &str, rows: &[Row]) -> String {
     let doc = serde_json::json!({ "project": project, "keypairs": rows });
     crate::render::json_document(&doc)
 }
@@ -143,7 +143,7 @@ fn quote(text: &str) -> String {
 
 /// Shell assignments: per key pair its name and file, per region its id; and when the
 /// manifest has one key pair, short names for it (`LABCTL_KEY_NAME`, `LABCTL_KEY_FILE`).
-pub fn env(desired: &Desired, rows: &[Row]) -> String {
+pub(crate) fn env(desired: &Desired, rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "LABCTL_PROJECT={}", quote(&desired.project));
     if let [only] = desired.keypairs.as_slice() {

@@ -15,7 +15,7 @@ use crate::desired::{APPLY_TAG, PROJECT_TAG};
 
 /// Who owns a key pair, by its tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owner<'a> {
+pub(crate) enum Owner<'a> {
     /// This manifest's project.
     This,
     /// Another project's (its name).
@@ -25,7 +25,7 @@ pub enum Owner<'a> {
 }
 
 /// Who owns a key pair with these tags, seen from the manifest of `project`.
-pub fn owner<'a>(tags: &'a BTreeMap<String, String>, project: &str) -> Owner<'a> {
+pub(crate) fn owner<'a>(tags: &'a BTreeMap<String, String>, project: &str) -> Owner<'a> {
     match tags.get(PROJECT_TAG).map(String::as_str) {
         Some(p) if p == project => Owner::This,
         Some(other) => Owner::Other(other),
@@ -34,13 +34,13 @@ pub fn owner<'a>(tags: &'a BTreeMap<String, String>, project: &str) -> Owner<'a>
 }
 
 /// Whether labctl may change, replace or delete a key pair with these tags.
-pub fn is_ours(tags: &BTreeMap<String, String>, project: &str) -> bool {
+pub(crate) fn is_ours(tags: &BTreeMap<String, String>, project: &str) -> bool {
     owner(tags, project) == Owner::This
 }
 
 /// Whether a key pair named `name` with these tags was made by a create whose private key was
 /// never saved (`unsaved`: `(apply id, name)` from the journal).
-pub fn made_by_unsaved_create(
+pub(crate) fn made_by_unsaved_create(
     tags: &BTreeMap<String, String>,
     name: &str,
     unsaved: &BTreeSet<(String, String)>,
@@ -50,7 +50,7 @@ pub fn made_by_unsaved_create(
 }
 
 /// Whether a key pair with these tags was made by this very apply.
-pub fn made_by_this_apply(tags: &BTreeMap<String, String>, apply_id: &str) -> bool {
+pub(crate) fn made_by_this_apply(tags: &BTreeMap<String, String>, apply_id: &str) -> bool {
     tags.get(APPLY_TAG).map(String::as_str) == Some(apply_id)
 }
 

@@ -14,7 +14,7 @@ use crate::plan::{Action, Change, KeyPairAction, KeyPairOp, Plan};
 /// One pretty-printed JSON document with a final newline: the one place labctl turns data
 /// into JSON text. labctl's documents are plain data (string keys, no custom serializers), so
 /// this cannot fail; if it ever did, the document says so instead of printing nothing.
-pub fn json_document(value: &impl Serialize) -> String {
+pub(crate) fn json_document(value: &impl Serialize) -> String {
     match serde_json::to_string_pretty(value) {
         Ok(text) => text + "\n",
         Err(err) => {
@@ -27,7 +27,7 @@ pub fn json_document(value: &impl Serialize) -> String {
 
 /// Output settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Style {
+pub(crate) struct Style {
     pub color: bool,
 }
 
@@ -80,7 +80,7 @@ fn words_of(change: Change) -> (&'static str, &'static str) {
 
 /// Counts per kind of change; every kind is present (0 when none), `failed` only for apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     counts: BTreeMap<Change, usize>,
     /// Actions apply tried and that failed or were skipped (`None` for a plan).
     failed: Option<usize>,
@@ -110,11 +110,11 @@ impl Summary {
         *self.counts.entry(change).or_default() += 1;
     }
 
-    pub fn get(&self, change: Change) -> usize {
+    pub(crate) fn get(&self, change: Change) -> usize {
         self.counts.get(&change).copied().unwrap_or(0)
     }
 
-    pub fn of_plan(plan: &Plan) -> Self {
+    pub(crate) fn of_plan(plan: &Plan) -> Self {
         let mut s = Summary::empty(None);
         for Action::KeyPair(a) in &plan.actions {
             s.add(a.op.change());
@@ -123,7 +123,7 @@ impl Summary {
     }
 
     /// Counts of what apply did: a change counts under its kind only when it was done.
-    pub fn of_report(report: &Report) -> Self {
+    pub(crate) fn of_report(report: &Report) -> Self {
         let mut s = Summary::empty(Some(0));
         for o in &report.outcomes {
             let Action::KeyPair(a) = &o.action;
@@ -209,7 +209,7 @@ fn problem_text(problem: &Problem) -> String {
 }
 
 /// The plan for people: one line per key pair and region, then a summary line.
-pub fn plan_human(plan: &Plan, style: Style) -> String {
+pub(crate) fn plan_human(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     let w = widths(plan.actions.iter().map(|Action::KeyPair(a)| a));
     let _ = writeln!(out, "Plan for project {}:", plan.project);
@@ -242,7 +242,7 @@ pub fn plan_human(plan: &Plan, style: Style) -> String {
 
 /// What apply did, for people: the changes it tried (conflicts were shown with the plan),
 /// then a summary line; "No changes" when there was nothing to do.
-pub fn report_human(report: &Report, style: Style) -> String {
+pub(crate) fn report_human(report: &Report, style: Style) -> String {
     let mut out = String::new();
     let tried: Vec<_> = report
         .outcomes
@@ -340,7 +340,7 @@ fn json_action(a: &KeyPairAction, status: Option<Status>, error: Option<String>)
 }
 
 /// The plan as one JSON document.
-pub fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> String {
+pub(crate) fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> String {
     let doc = JsonDoc {
         project: &plan.project,
         actions: plan
@@ -355,7 +355,11 @@ pub fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> String {
 }
 
 /// The apply report as one JSON document.
-pub fn report_json(project: &str, report: &Report, api_calls: &BTreeMap<String, u64>) -> String {
+pub(crate) fn report_json(
+    project: &str,
+    report: &Report,
+    api_calls: &BTreeMap<String, u64>,
+) -> String {
     let doc = JsonDoc {
         project,
         actions: report

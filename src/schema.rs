@@ -185,7 +185,7 @@ fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// The JSON Schema of manifest v1 (draft-07), pretty-printed with a final newline.
-pub fn json_schema() -> String {
+pub(crate) fn json_schema() -> String {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
     let schema = generator.into_root_schema_for::<ManifestV1>();
     crate::render::json_document(&schema)

@@ -4,10 +4,10 @@
 //! malformed reference is an error naming the variable, never an empty string.
 
 /// The variables labctl defines itself; a manifest's `vars` and `--var` may not use them.
-pub const RESERVED: &[&str] = &["project", "name", "output_dir", "index", "item"];
+pub(crate) const RESERVED: &[&str] = &["project", "name", "output_dir", "index", "item"];
 
 /// The one rule for a variable's name: letters, digits, `_` and `-`, at least one.
-pub fn is_variable_name(name: &str) -> bool {
+pub(crate) fn is_variable_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -18,7 +18,7 @@ pub fn is_variable_name(name: &str) -> bool {
 ///
 /// # Errors
 /// A sentence saying why not.
-pub fn check_user_variable(name: &str) -> Result<(), String> {
+pub(crate) fn check_user_variable(name: &str) -> Result<(), String> {
     if !is_variable_name(name) {
         return Err(format!(
             "`{name}` is not a variable name (letters, digits, `_` and `-`)"
@@ -34,7 +34,7 @@ pub fn check_user_variable(name: &str) -> Result<(), String> {
 
 /// Why a template could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     /// `${name}` where `name` is not defined here.
     Unknown(String),
     /// `${` without a closing `}` or with an empty or malformed name.
@@ -45,7 +45,7 @@ pub enum TemplateError {
 ///
 /// # Errors
 /// The first unknown or malformed reference.
-pub fn expand<'a>(
+pub(crate) fn expand<'a>(
     text: &str,
     lookup: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<String, TemplateError> {

@@ -27,7 +27,7 @@ use crate::keys::{PublicKey, Secret};
 
 /// How to reach EC2.
 #[derive(Clone, Debug, Default)]
-pub struct Ec2Options {
+pub(crate) struct Ec2Options {
     pub endpoint_url: Option<String>,
     pub profile: Option<String>,
     /// Attempts per request, the first included (the SDK retries with backoff).
@@ -64,7 +64,7 @@ impl Intercept for CallCounter {
 
 /// EC2 through `aws-sdk-ec2`, one client per region.
 #[derive(Debug)]
-pub struct Ec2 {
+pub(crate) struct Ec2 {
     clients: HashMap<Region, Client>,
     counter: CallCounter,
     pacer: Pacer,
@@ -72,7 +72,7 @@ pub struct Ec2 {
 
 impl Ec2 {
     /// Load the AWS configuration and make a client for each region.
-    pub async fn new(options: &Ec2Options, regions: &[Region]) -> Self {
+    pub(crate) async fn new(options: &Ec2Options, regions: &[Region]) -> Self {
         // Regions come from the manifest, one client each: a placeholder region keeps
         // aws-config from probing the environment (or the instance metadata service) for one.
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
@@ -337,7 +337,6 @@ impl Cloud for Ec2 {
             .await
             .map_err(|e| convert(OP, region, &e))?;
         let id = output.key_pair_id().map(str::to_owned);
-        let fingerprint = output.key_fingerprint().map(str::to_owned);
         let material = output
             .key_material
             .map(Secret::new)
@@ -347,11 +346,7 @@ impl Cloud for Ec2 {
                 region: region.to_string(),
                 message: "EC2 returned no private key".to_owned(),
             })?;
-        Ok(CreatedKeyPair {
-            id,
-            fingerprint,
-            material,
-        })
+        Ok(CreatedKeyPair { id, material })
     }
 
     async fn import_key_pair(

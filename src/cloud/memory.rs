@@ -166,7 +166,6 @@ impl Cloud for MemoryCloud {
         }
         Ok(CreatedKeyPair {
             id: pair.id,
-            fingerprint: None,
             material,
         })
     }

@@ -13,15 +13,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
-pub use ec2::{Ec2, Ec2Options};
-pub use pacer::{Pacer, ec2_limits};
+pub(crate) use ec2::{Ec2, Ec2Options};
+pub(crate) use pacer::Pacer;
 
 use crate::desired::{KeyName, KeyType, Region, TagSet};
 use crate::keys::{PublicKey, Secret};
 
 /// A key pair as EC2 describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteKeyPair {
+pub(crate) struct RemoteKeyPair {
     pub name: String,
     pub id: Option<String>,
     pub fingerprint: Option<String>,
@@ -34,9 +34,8 @@ pub struct RemoteKeyPair {
 
 /// What `CreateKeyPair` returns: the only moment EC2 hands out the private key.
 #[derive(Debug)]
-pub struct CreatedKeyPair {
+pub(crate) struct CreatedKeyPair {
     pub id: Option<String>,
-    pub fingerprint: Option<String>,
     pub material: Secret,
 }
 
@@ -115,7 +114,7 @@ impl fmt::Display for CloudError {
 impl std::error::Error for CloudError {}
 
 /// The cloud labctl manages key pairs in.
-pub trait Cloud: Send + Sync + 'static {
+pub(crate) trait Cloud: Send + Sync + 'static {
     /// Every key pair of a region, with public keys: one request.
     fn describe_key_pairs(
         &self,

@@ -20,7 +20,7 @@ const BURST_SHARE: f64 = 0.90;
 const RATE_SHARE: f64 = 0.92;
 
 /// EC2's bucket for an action: (burst capacity, refill per second), as published.
-pub fn ec2_limits(action: &str) -> (f64, f64) {
+pub(crate) fn ec2_limits(action: &str) -> (f64, f64) {
     match action {
         "DescribeKeyPairs" => (100.0, 20.0),
         "CreateTags" | "DeleteTags" => (100.0, 10.0),
@@ -39,20 +39,20 @@ struct Bucket {
 
 /// Token buckets per (region, action); `None` paces nothing.
 #[derive(Debug, Default)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     buckets: Option<Mutex<HashMap<(String, &'static str), Bucket>>>,
 }
 
 impl Pacer {
     /// Pace at EC2's published rates.
-    pub fn ec2() -> Self {
+    pub(crate) fn ec2() -> Self {
         Pacer {
             buckets: Some(Mutex::new(HashMap::new())),
         }
     }
 
     /// No pacing (a local server, or a caller that paces itself).
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Pacer { buckets: None }
     }
 
@@ -88,7 +88,7 @@ impl Pacer {
     }
 
     /// Wait for a token for one request.
-    pub async fn wait(&self, region: &str, action: &'static str) {
+    pub(crate) async fn wait(&self, region: &str, action: &'static str) {
         let delay = self.reserve(region, action, Instant::now());
         if !delay.is_zero() {
             tracing::debug!(region, action, delay_ms = delay.as_millis(), "pacing");
