@@ -1,0 +1,172 @@
+//! `destroy`: delete what the manifest owns, and decide what becomes of each key file.
+
+use super::{
+    Action, AfterDelete, Desired, FileState, KeyPairOp, KeyPairSpec, Observed, Options, Owner,
+    Plan, action, ours, ownership, plan_orphans,
+};
+
+/// Compute the plan for `destroy`: delete every key pair this manifest owns in its regions.
+pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
+    let mut actions = Vec::new();
+    for (entry, spec) in desired.keypairs.iter().enumerate() {
+        for region in &spec.regions {
+            let remote = observed.pair(region, &spec.name);
+            let (op, reason) = match remote {
+                None => (KeyPairOp::Noop, format!("absent in {region}")),
+                Some(remote) if ours(desired, remote) => (
+                    KeyPairOp::Delete {
+                        file: AfterDelete::Keep,
+                    },
+                    format!("delete the key pair from {region}"),
+                ),
+                Some(remote) => (
+                    KeyPairOp::Noop,
+                    match ownership::owner(&remote.tags, &desired.project) {
+                        Owner::Other(other) => format!("owned by project {other}: left alone"),
+                        Owner::Nobody | Owner::This => {
+                            "not tagged as this manifest's: left alone".to_owned()
+                        }
+                    },
+                ),
+            };
+            actions.push(action(Some(entry), spec, region, remote, op, reason));
+        }
+        let first = actions.len() - spec.regions.len();
+        after_last_delete(spec, observed, options, &mut actions[first..]);
+    }
+    let all = Options {
+        prune: true,
+        ..options.clone()
+    };
+    plan_orphans(desired, observed, &all, &mut actions);
+    Plan {
+        project: desired.project.clone(),
+        actions,
+    }
+}
+
+/// `destroy`: the key file goes with the last deletion of its key pair, once, and only when
+/// no key pair that uses it stays behind (one this manifest does not own): retired by default,
+/// removed with `--purge-local`, kept with `--keep-local`.
+fn after_last_delete(
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    options: &Options,
+    entry_actions: &mut [Action],
+) {
+    let (Some(path), Some(FileState::Key { public, .. })) = (
+        spec.output.as_ref(),
+        spec.output.as_ref().and_then(|p| observed.local.get(p)),
+    ) else {
+        return;
+    };
+    // Key pairs of this entry that exist and are not deleted: they still use the file.
+    let staying: Vec<String> = entry_actions
+        .iter()
+        .filter(|Action::KeyPair(a)| {
+            a.op == KeyPairOp::Noop && observed.has(&a.region, spec.name.as_str())
+        })
+        .map(|Action::KeyPair(a)| a.region.to_string())
+        .collect();
+    let Some(Action::KeyPair(last)) = entry_actions
+        .iter_mut()
+        .rev()
+        .find(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Delete { .. }))
+    else {
+        return;
+    };
+    let (file, note) = if !staying.is_empty() {
+        (
+            AfterDelete::Keep,
+            format!(
+                "; {} stays: the key pair in {} still uses it",
+                spec.output_display,
+                staying.join(", ")
+            ),
+        )
+    } else if options.purge_local {
+        (
+            AfterDelete::Purge(path.clone(), public.clone()),
+            format!(" and remove {}", spec.output_display),
+        )
+    } else if options.keep_local {
+        (AfterDelete::Keep, String::new())
+    } else {
+        (
+            AfterDelete::Retire(path.clone()),
+            format!(" and retire {} (moved aside)", spec.output_display),
+        )
+    };
+    last.op = KeyPairOp::Delete { file };
+    last.reason.push_str(&note);
+}
+
+#[cfg(test)]
+mod tests {
+    //! What destroy deletes, and when a key file goes.
+
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::cloud::RemoteKeyPair;
+    use crate::desired::*;
+
+    use crate::plan::fixtures::*;
+    use crate::plan::*;
+
+    #[test]
+    fn destroy_retires_purges_or_keeps_the_file_only_when_no_key_pair_uses_it() {
+        let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
+        let ours = remote(Some(key("ed25519-a.pub")), "ed25519");
+        let theirs = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[(PROJECT_TAG, "other")],
+        );
+        let path = PathBuf::from("keys/lab-key.pem");
+        let fates = |present: &[(&str, RemoteKeyPair)], options: &Options| -> Vec<KeyPairOp> {
+            let o = observed(&d, present, file("ed25519-a.pub", 0o400));
+            plan_destroy(&d, &o, options)
+                .actions
+                .into_iter()
+                .map(|Action::KeyPair(a)| a.op)
+                .collect()
+        };
+        let both = [("us-east-1", ours.clone()), ("eu-west-1", ours.clone())];
+        let delete = |file| KeyPairOp::Delete { file };
+        // By default the file is retired with the last deletion.
+        assert_eq!(
+            fates(&both, &Options::default()),
+            [
+                delete(AfterDelete::Keep),
+                delete(AfterDelete::Retire(path.clone()))
+            ]
+        );
+        let purge = Options {
+            purge_local: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            fates(&both, &purge),
+            [
+                delete(AfterDelete::Keep),
+                delete(AfterDelete::Purge(path.clone(), key("ed25519-a.pub")))
+            ]
+        );
+        let keep = Options {
+            keep_local: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            fates(&both, &keep),
+            [delete(AfterDelete::Keep), delete(AfterDelete::Keep)]
+        );
+        // Another project's key pair in eu-west-1 still uses the file: it stays.
+        let mixed = [("us-east-1", ours.clone()), ("eu-west-1", theirs)];
+        assert_eq!(
+            fates(&mixed, &purge),
+            [delete(AfterDelete::Keep), KeyPairOp::Noop]
+        );
+    }
+}

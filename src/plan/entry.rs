@@ -1,0 +1,532 @@
+//! One manifest entry in each of its regions: the decision over every (key source, key
+//! file, remote key pair) state, then tags and the key file's mode.
+
+use super::{
+    APPLY_TAG, Action, BTreeMap, Conflict, Desired, FileState, Generator, ImportSource, KEY_MODE,
+    KeyPairOp, KeyPairSpec, KeySource, Observed, Owner, PublicKey, Region, RemoteKeyPair, action,
+    generator, ownership,
+};
+
+/// One entry: an action per region, then the key file's mode fixed once.
+pub(super) fn plan_entry(
+    entry: usize,
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    actions: &mut Vec<Action>,
+) {
+    let file = spec
+        .output
+        .as_ref()
+        .and_then(|path| observed.local.get(path))
+        .unwrap_or(&FileState::Absent);
+    let remote = |region: &Region| observed.pair(region, &spec.name);
+    let present_in = spec.regions.iter().find(|r| remote(r).is_some());
+    let mut planned: Vec<(KeyPairOp, String)> = spec
+        .regions
+        .iter()
+        .map(|region| {
+            let (op, reason) = region_op(spec, file, remote(region), region, present_in);
+            match (op, remote(region)) {
+                (KeyPairOp::Noop, Some(remote)) => tag_op(desired, spec, remote),
+                (op, _) => (op, reason),
+            }
+        })
+        .collect();
+    let fix_at = mode_fix(spec, file, &mut planned);
+    for (i, (region, (op, reason))) in spec.regions.iter().zip(planned).enumerate() {
+        let mut a = action(Some(entry), spec, region, remote(region), op, reason);
+        let Action::KeyPair(inner) = &mut a;
+        inner.fix_mode = fix_at == Some(i);
+        actions.push(a);
+    }
+}
+
+/// Whether the remote key pair matches, before tags are considered.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one decision over every (key source, file, remote) state reads best in one place"
+)]
+fn region_op(
+    spec: &KeyPairSpec,
+    file: &FileState,
+    remote: Option<&RemoteKeyPair>,
+    region: &Region,
+    present_in: Option<&Region>,
+) -> (KeyPairOp, String) {
+    let conflict = |c: Conflict, reason: String| (KeyPairOp::Conflict(c), reason);
+    let output = &spec.output_display;
+    // The key this entry stands for, when it is known locally.
+    let local: Option<&PublicKey> = match (&spec.source, file) {
+        (KeySource::PublicKey(given), _) => Some(given),
+        (_, FileState::Symlink) => {
+            return conflict(Conflict::Symlink, format!("{output} is a symbolic link"));
+        }
+        (_, FileState::NotAFile) => {
+            return conflict(
+                Conflict::Unreadable,
+                format!("{output} is not a regular file"),
+            );
+        }
+        (_, FileState::Unsafe { reason }) => {
+            return conflict(Conflict::Unsafe, format!("{output}: {reason}"));
+        }
+        (_, FileState::Unreadable { reason }) => {
+            return conflict(
+                Conflict::Unreadable,
+                format!("{output} is not a usable private key: {reason}"),
+            );
+        }
+        (_, FileState::Key { public, .. }) if public.key_type() != spec.key_type.as_str() => {
+            return conflict(
+                Conflict::KeyType,
+                format!(
+                    "{output} holds a key of type {}, the manifest asks for {}",
+                    public.key_type(),
+                    spec.key_type
+                ),
+            );
+        }
+        (_, FileState::Key { public, .. }) => Some(public),
+        (_, FileState::Absent) => None,
+    };
+    if let Some(remote_type) = remote.and_then(|r| r.key_type)
+        && remote_type != spec.key_type
+    {
+        return conflict(
+            Conflict::KeyType,
+            format!(
+                "the key pair is {remote_type} in EC2, the manifest asks for {}",
+                spec.key_type
+            ),
+        );
+    }
+    let primary = &spec.regions[0];
+    match (local, remote) {
+        (Some(public), Some(remote)) => match &remote.public_key {
+            Some(remote_public) if remote_public == public => {
+                (KeyPairOp::Noop, "in sync".to_owned())
+            }
+            Some(_) if matches!(spec.source, KeySource::PublicKey(_)) => conflict(
+                Conflict::Mismatch,
+                "the key pair holds a different key than `public_key`".to_owned(),
+            ),
+            Some(_) => conflict(
+                Conflict::Mismatch,
+                format!("{output} holds a different key than the key pair in EC2"),
+            ),
+            None => conflict(
+                Conflict::Mismatch,
+                "EC2 returned no public key to compare with".to_owned(),
+            ),
+        },
+        (Some(public), None) => {
+            let source = match &spec.source {
+                KeySource::PublicKey(_) => ImportSource::Given(public.clone()),
+                KeySource::Aws | KeySource::Local { .. } => ImportSource::File(public.clone()),
+            };
+            let from = if matches!(source, ImportSource::Given(_)) {
+                "`public_key`".to_owned()
+            } else {
+                output.clone()
+            };
+            (
+                KeyPairOp::Import { source },
+                format!("absent in {region}; import the public key of {from}"),
+            )
+        }
+        (None, Some(_)) => conflict(
+            Conflict::MissingPrivateKey,
+            format!("the key pair exists but {output} does not"),
+        ),
+        (None, None) => match (present_in, generator(spec)) {
+            // Creating here would make a second, different key for one entry.
+            (Some(other), _) => conflict(
+                Conflict::MissingPrivateKey,
+                format!("the key pair exists in {other} but {output} does not"),
+            ),
+            (None, Some(generator)) if region == primary => {
+                let who = match generator {
+                    Generator::Ec2 { .. } => "EC2 generates",
+                    Generator::Local { .. } => "labctl generates",
+                };
+                (
+                    KeyPairOp::Create { generator },
+                    format!("{who} a new {} key; save it to {output}", spec.key_type),
+                )
+            }
+            (None, Some(_)) => (
+                KeyPairOp::Import {
+                    source: ImportSource::CreatedIn(primary.clone()),
+                },
+                format!("import the public key of the key created in {primary}"),
+            ),
+            (None, None) => unreachable_public_key(),
+        },
+    }
+}
+
+/// A `public_key` entry always has its key (`local` is `Some`); kept as a function so the
+/// match above stays exhaustive without a silent arm.
+fn unreachable_public_key() -> (KeyPairOp, String) {
+    (
+        KeyPairOp::Conflict(Conflict::Mismatch),
+        "internal: a public_key entry without its key".to_owned(),
+    )
+}
+
+/// For a key pair whose key matches: noop, adopt, update its tags, or a conflict of ownership.
+fn tag_op(desired: &Desired, spec: &KeyPairSpec, remote: &RemoteKeyPair) -> (KeyPairOp, String) {
+    let missing: BTreeMap<String, String> = spec
+        .tags
+        .iter()
+        .filter(|(k, v)| remote.tags.get(*k).map(String::as_str) != Some(*v))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    match ownership::owner(&remote.tags, &desired.project) {
+        Owner::This => {
+            let stale: Vec<String> = remote
+                .tags
+                .keys()
+                .filter(|k| spec.tags.get(k).is_none())
+                .filter(|k| k.as_str() != APPLY_TAG)
+                .filter(|k| k.starts_with("labctl:") || (spec.purge_tags && !k.starts_with("aws:")))
+                .cloned()
+                .collect();
+            if missing.is_empty() && stale.is_empty() {
+                (KeyPairOp::Noop, "in sync".to_owned())
+            } else {
+                let mut parts: Vec<String> =
+                    missing.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                parts.extend(stale.iter().map(|k| format!("-{k}")));
+                (
+                    KeyPairOp::UpdateTags {
+                        set: missing,
+                        remove: stale,
+                    },
+                    format!("tags differ: {}", parts.join(", ")),
+                )
+            }
+        }
+        Owner::Other(other) => (
+            KeyPairOp::Conflict(Conflict::OwnedByOther),
+            format!("the key pair belongs to project {other}"),
+        ),
+        Owner::Nobody => (
+            KeyPairOp::Adopt { set: missing },
+            "the key matches but the key pair has no ownership tag; adopt it".to_owned(),
+        ),
+    }
+}
+
+/// A key file with the wrong mode is fixed once: by the first region in sync (as a
+/// `fix-mode` action), or else along with the first other change. Returns the index of the
+/// action that carries the fix, when it is not a `fix-mode` action itself.
+fn mode_fix(
+    spec: &KeyPairSpec,
+    file: &FileState,
+    planned: &mut [(KeyPairOp, String)],
+) -> Option<usize> {
+    let FileState::Key { mode, .. } = file else {
+        return None;
+    };
+    if mode & 0o7777 == KEY_MODE || matches!(spec.source, KeySource::PublicKey(_)) {
+        return None;
+    }
+    if let Some((op, reason)) = planned.iter_mut().find(|(op, _)| *op == KeyPairOp::Noop) {
+        *op = KeyPairOp::FixMode { mode: *mode };
+        *reason = format!(
+            "{} has mode {mode:04o}; set it to 0400",
+            spec.output_display
+        );
+        return None;
+    }
+    let index = planned.iter().position(|(op, _)| op.is_change())?;
+    let note = format!("; set {} to 0400", spec.output_display);
+    planned[index].1.push_str(&note);
+    Some(index)
+}
+
+#[cfg(test)]
+mod tests {
+    //! One entry as a table: remote state x local file x manifest -> action.
+
+    use std::collections::BTreeMap;
+
+    use crate::desired::*;
+    use crate::keys::FileState;
+    use crate::plan::fixtures::*;
+    use crate::plan::*;
+
+    #[test]
+    #[expect(clippy::too_many_lines, reason = "a table of cases")]
+    fn one_region() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let a = || Some(key("ed25519-a.pub"));
+        let cases: Vec<Case> = vec![
+            ("nothing anywhere", vec![], FileState::Absent, EC2),
+            (
+                "in sync",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Noop,
+            ),
+            (
+                "in sync, loose mode",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                file("ed25519-a.pub", 0o644),
+                KeyPairOp::FixMode { mode: 0o644 },
+            ),
+            (
+                "deleted remotely",
+                vec![],
+                file("ed25519-a.pub", 0o400),
+                import_file("ed25519-a.pub"),
+            ),
+            (
+                "private key lost",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                FileState::Absent,
+                KeyPairOp::Conflict(Conflict::MissingPrivateKey),
+            ),
+            (
+                "another key in the file",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                file("ed25519-b.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::Mismatch),
+            ),
+            (
+                "EC2 returned no public key",
+                vec![("us-east-1", remote(None, "ed25519"))],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::Mismatch),
+            ),
+            (
+                "garbage in the file",
+                vec![("us-east-1", remote(a(), "ed25519"))],
+                FileState::Unreadable { reason: "x".into() },
+                KeyPairOp::Conflict(Conflict::Unreadable),
+            ),
+            (
+                "a folder at the path",
+                vec![],
+                FileState::NotAFile,
+                KeyPairOp::Conflict(Conflict::Unreadable),
+            ),
+            (
+                "a symlink at the path",
+                vec![],
+                FileState::Symlink,
+                KeyPairOp::Conflict(Conflict::Symlink),
+            ),
+            (
+                "remote key of another type",
+                vec![("us-east-1", remote(Some(key("rsa-pkcs1.pub")), "rsa"))],
+                FileState::Absent,
+                KeyPairOp::Conflict(Conflict::KeyType),
+            ),
+            (
+                "local key of another type",
+                vec![],
+                file("rsa-pkcs1.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::KeyType),
+            ),
+            (
+                "made by hand, key matches",
+                vec![("us-east-1", remote_named("lab-key", a(), "ed25519", &[]))],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Adopt {
+                    set: BTreeMap::from([
+                        (PROJECT_TAG.into(), "lab".into()),
+                        ("Team".into(), "blue".into()),
+                    ]),
+                },
+            ),
+            (
+                "another project's key pair",
+                vec![(
+                    "us-east-1",
+                    remote_named("lab-key", a(), "ed25519", &[(PROJECT_TAG, "other")]),
+                )],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::Conflict(Conflict::OwnedByOther),
+            ),
+            (
+                "tag drift and a stale labctl tag; foreign tags kept",
+                vec![(
+                    "us-east-1",
+                    remote_named(
+                        "lab-key",
+                        a(),
+                        "ed25519",
+                        &[
+                            (PROJECT_TAG, "lab"),
+                            ("Team", "red"),
+                            ("labctl:old", "x"),
+                            ("Cost", "1"),
+                        ],
+                    ),
+                )],
+                file("ed25519-a.pub", 0o400),
+                KeyPairOp::UpdateTags {
+                    set: BTreeMap::from([("Team".into(), "blue".into())]),
+                    remove: vec!["labctl:old".into()],
+                },
+            ),
+        ];
+        for (what, present, local, expected) in cases {
+            let o = observed(&d, &present, local);
+            assert_eq!(ops(&d, &o), vec![expected], "{what}");
+        }
+    }
+
+    #[test]
+    fn purge_tags_removes_foreign_tags_but_never_aws_ones() {
+        let mut d = desired(&["us-east-1"], KeyType::Ed25519);
+        d.keypairs[0].purge_tags = true;
+        let present = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[
+                (PROJECT_TAG, "lab"),
+                ("Team", "blue"),
+                ("Cost", "1"),
+                ("aws:cloudformation:stack", "s"),
+            ],
+        );
+        let o = observed(&d, &[("us-east-1", present)], file("ed25519-a.pub", 0o400));
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::UpdateTags {
+                set: BTreeMap::new(),
+                remove: vec!["Cost".into()]
+            }]
+        );
+    }
+
+    #[test]
+    fn several_regions() {
+        let d = desired(
+            &["us-east-1", "eu-west-1", "ap-southeast-1"],
+            KeyType::Ed25519,
+        );
+        let a = || Some(key("ed25519-a.pub"));
+        let created_in = || KeyPairOp::Import {
+            source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+        };
+        assert_eq!(
+            ops(&d, &observed(&d, &[], FileState::Absent)),
+            vec![EC2, created_in(), created_in()]
+        );
+
+        // Present in one region, file present: import into the others.
+        let o = observed(
+            &d,
+            &[("eu-west-1", remote(a(), "ed25519"))],
+            file("ed25519-a.pub", 0o400),
+        );
+        assert_eq!(
+            ops(&d, &o),
+            vec![
+                import_file("ed25519-a.pub"),
+                KeyPairOp::Noop,
+                import_file("ed25519-a.pub")
+            ]
+        );
+
+        // Present in a later region only, no file: never create a second, different key.
+        let o = observed(
+            &d,
+            &[("ap-southeast-1", remote(a(), "ed25519"))],
+            FileState::Absent,
+        );
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey); 3]
+        );
+
+        // Loose mode is fixed once, on the first region in sync.
+        let o = observed(
+            &d,
+            &[
+                ("eu-west-1", remote(a(), "ed25519")),
+                ("ap-southeast-1", remote(a(), "ed25519")),
+            ],
+            file("ed25519-a.pub", 0o644),
+        );
+        assert_eq!(
+            ops(&d, &o),
+            vec![
+                import_file("ed25519-a.pub"),
+                KeyPairOp::FixMode { mode: 0o644 },
+                KeyPairOp::Noop
+            ]
+        );
+
+        // Nowhere in sync: the first import carries the mode fix.
+        let o = observed(&d, &[], file("ed25519-a.pub", 0o644));
+        let p = plan(&d, &o, &Options::default());
+        let fixes: Vec<bool> = p
+            .actions
+            .iter()
+            .map(|Action::KeyPair(a)| a.fix_mode)
+            .collect();
+        assert_eq!(fixes, [true, false, false]);
+    }
+
+    #[test]
+    fn key_sources() {
+        let mut d = desired(&["us-east-1", "eu-west-1"], KeyType::Rsa);
+        d.keypairs[0].source = KeySource::Local { bits: 4096 };
+        let local = KeyPairOp::Create {
+            generator: Generator::Local {
+                key_type: KeyType::Rsa,
+                bits: 4096,
+            },
+        };
+        let created_in = KeyPairOp::Import {
+            source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+        };
+        assert_eq!(
+            ops(&d, &observed(&d, &[], FileState::Absent)),
+            vec![local, created_in]
+        );
+
+        let mut d = desired(&["us-east-1"], KeyType::Ed25519);
+        d.keypairs[0].source = KeySource::PublicKey(key("ed25519-a.pub"));
+        d.keypairs[0].output = None;
+        let given = KeyPairOp::Import {
+            source: ImportSource::Given(key("ed25519-a.pub")),
+        };
+        assert_eq!(ops(&d, &observed(&d, &[], FileState::Absent)), vec![given]);
+        let o = observed(
+            &d,
+            &[("us-east-1", remote(Some(key("ed25519-a.pub")), "ed25519"))],
+            FileState::Absent,
+        );
+        assert_eq!(ops(&d, &o), vec![KeyPairOp::Noop]);
+        let o = observed(
+            &d,
+            &[("us-east-1", remote(Some(key("ed25519-b.pub")), "ed25519"))],
+            FileState::Absent,
+        );
+        assert_eq!(ops(&d, &o), vec![KeyPairOp::Conflict(Conflict::Mismatch)]);
+    }
+
+    #[test]
+    fn planning_is_deterministic_and_in_manifest_order() {
+        let d = desired(&["us-west-2", "eu-west-1"], KeyType::Rsa);
+        let o = observed(&d, &[], FileState::Absent);
+        let first = plan(&d, &o, &Options::default());
+        assert_eq!(first, plan(&d, &o, &Options::default()));
+        let regions: Vec<String> = first
+            .actions
+            .iter()
+            .map(|Action::KeyPair(a)| a.region.to_string())
+            .collect();
+        assert_eq!(regions, ["us-west-2", "eu-west-1"]);
+        assert!(first.has_changes());
+        assert!(!first.has_conflicts());
+    }
+}

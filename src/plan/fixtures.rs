@@ -1,0 +1,126 @@
+//! Shared inputs for the planner's table tests.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::*;
+use crate::cloud::RemoteKeyPair;
+use crate::desired::*;
+use crate::keys::{FileState, PublicKey};
+use crate::observe::Observed;
+
+pub(super) const EC2: KeyPairOp = KeyPairOp::Create {
+    generator: Generator::Ec2 {
+        key_type: KeyType::Ed25519,
+    },
+};
+
+pub(super) fn key(name: &str) -> PublicKey {
+    PublicKey::from_openssh(&crate::keys::fixture(name)).unwrap()
+}
+
+pub(super) fn tags(extra: &[(&str, &str)]) -> TagSet {
+    let mut map: BTreeMap<String, String> = extra
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    map.insert(PROJECT_TAG.into(), "lab".into());
+    TagSet::from_checked(map)
+}
+
+pub(super) fn desired(regions: &[&str], key_type: KeyType) -> Desired {
+    Desired {
+        project: "lab".into(),
+        keypairs: vec![KeyPairSpec {
+            name: KeyName::parse("lab-key").unwrap(),
+            regions: regions.iter().map(|r| Region::parse(r).unwrap()).collect(),
+            key_type,
+            source: KeySource::Aws,
+            tags: tags(&[("Team", "blue")]),
+            purge_tags: false,
+            output: Some(PathBuf::from("keys/lab-key.pem")),
+            output_display: "keys/lab-key.pem".into(),
+        }],
+        orphan_dir: PathBuf::from("keys"),
+    }
+}
+
+/// A remote key pair owned by project `lab` with the manifest's tags.
+pub(super) fn remote(public: Option<PublicKey>, key_type: &str) -> RemoteKeyPair {
+    remote_named(
+        "lab-key",
+        public,
+        key_type,
+        &[(PROJECT_TAG, "lab"), ("Team", "blue")],
+    )
+}
+
+pub(super) fn remote_named(
+    name: &str,
+    public: Option<PublicKey>,
+    key_type: &str,
+    tags: &[(&str, &str)],
+) -> RemoteKeyPair {
+    RemoteKeyPair {
+        name: name.into(),
+        id: Some(format!("key-{name}")),
+        fingerprint: None,
+        key_type: KeyType::parse(key_type),
+        public_key: public,
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+    }
+}
+
+pub(super) fn observed(
+    desired: &Desired,
+    present: &[(&str, RemoteKeyPair)],
+    file: FileState,
+) -> Observed {
+    let mut remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>> = desired
+        .regions()
+        .into_iter()
+        .map(|r| (r, BTreeMap::new()))
+        .collect();
+    for (region, pair) in present {
+        remote
+            .get_mut(&Region::parse(region).unwrap())
+            .unwrap()
+            .insert(pair.name.clone(), pair.clone());
+    }
+    Observed {
+        remote,
+        local: BTreeMap::from([(PathBuf::from("keys/lab-key.pem"), file)]),
+    }
+}
+
+pub(super) fn ops(desired: &Desired, observed: &Observed) -> Vec<KeyPairOp> {
+    plan(desired, observed, &Options::default())
+        .actions
+        .into_iter()
+        .map(|Action::KeyPair(a)| a.op)
+        .collect()
+}
+
+pub(super) fn file(public: &str, mode: u32) -> FileState {
+    FileState::Key {
+        public: key(public),
+        mode,
+    }
+}
+
+pub(super) fn import_file(public: &str) -> KeyPairOp {
+    KeyPairOp::Import {
+        source: ImportSource::File(key(public)),
+    }
+}
+
+/// (what, key pairs present per region, the key file, expected op).
+pub(super) type Case = (
+    &'static str,
+    Vec<(&'static str, RemoteKeyPair)>,
+    FileState,
+    KeyPairOp,
+);

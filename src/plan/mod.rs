@@ -1,0 +1,394 @@
+//! plan(&Desired, &Observed, &Options) -> Plan: what apply must do, as data.
+//!
+//! Pure functions: no I/O, no clock, no randomness; the same inputs give the same plan in
+//! the same order (manifest order, each entry's regions as written, then orphans by region
+//! and name). The `reason` on an action is for people; apply decides nothing from it.
+//!
+//! This file holds the plan's types and `plan` itself; each concern has its own file with
+//! its own table tests: `entry` (one manifest entry in its regions: the decision over every
+//! key source, file and remote state; tags; file modes), `replace` (`--replace` and
+//! recovery's replacement), `recovery` (which key pairs the journal proves were never
+//! saved), `orphans` (key pairs the manifest no longer lists), `destroy`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::cloud::RemoteKeyPair;
+use crate::desired::{
+    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, Region, TagSet,
+};
+use crate::keys::{FileState, KEY_MODE, PublicKey};
+use crate::observe::Observed;
+use crate::ownership::{self, Owner};
+
+mod destroy;
+mod entry;
+#[cfg(test)]
+mod fixtures;
+mod orphans;
+mod recovery;
+mod replace;
+
+pub(crate) use destroy::plan_destroy;
+use entry::plan_entry;
+use orphans::plan_orphans;
+use recovery::lost_to_interrupted_run;
+use replace::{Why, plan_replace};
+
+/// Choices the user makes on the command line that change the plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// Delete orphans (`apply --prune`).
+    pub prune: bool,
+    /// With `prune`/`destroy`: also delete the private key files of what is deleted.
+    pub purge_local: bool,
+    /// With `destroy`: leave the private key files where they are (by default `destroy`
+    /// retires them, so that the next `apply` does not hand last cohort's keys out again).
+    pub keep_local: bool,
+    /// Entries to delete and recreate (`apply --replace NAME`).
+    pub replace: BTreeSet<KeyName>,
+    /// Keys EC2 was asked to create whose private keys were never saved, as the journal
+    /// proves: `(apply id, name)`. A key pair carrying that apply id, whose key file does not
+    /// exist, lost its private key before anyone had it, and is recreated.
+    pub unsaved: BTreeSet<(String, String)>,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub project: String,
+    pub actions: Vec<Action>,
+}
+
+/// One action on one resource. Each resource kind labctl manages is one variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    KeyPair(KeyPairAction),
+}
+
+/// What to do about one key pair in one region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyPairAction {
+    /// Index of the key pair in the desired state; `None` for key pairs not in the manifest.
+    pub entry: Option<usize>,
+    pub name: KeyName,
+    pub region: Region,
+    /// The private key file, when there is one.
+    pub output: Option<PathBuf>,
+    pub output_display: String,
+    /// The tags the key pair must carry (empty for key pairs not in the manifest).
+    pub tags: TagSet,
+    pub op: KeyPairOp,
+    /// The key pair's id in EC2, when it exists there (tags are set by id).
+    pub remote_id: Option<String>,
+    /// After the op succeeds, set the key file's mode to 0400.
+    pub fix_mode: bool,
+    /// For people.
+    pub reason: String,
+}
+
+/// Who generates a new key, and of which type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Generator {
+    /// EC2, with `CreateKeyPair`.
+    Ec2 { key_type: KeyType },
+    /// labctl, locally (RSA of `bits`, or ed25519 when 0).
+    Local { key_type: KeyType, bits: u32 },
+}
+
+/// Where an import's public key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ImportSource {
+    /// The private key file that exists now.
+    File(PublicKey),
+    /// The manifest's `public_key`.
+    Given(PublicKey),
+    /// The key this apply creates in another region first.
+    CreatedIn(Region),
+}
+
+/// Why nothing can be done for a key pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Conflict {
+    /// Present remotely, no private key file: EC2 hands out the private key only at creation.
+    MissingPrivateKey,
+    /// The file (or the manifest's public key) holds another key than the remote key pair.
+    Mismatch,
+    /// The file is not a usable private key (or not a regular file).
+    Unreadable,
+    /// The key type or source differs from the manifest's.
+    KeyType,
+    /// The output path is a symbolic link.
+    Symlink,
+    /// The key pair carries another manifest's ownership tag.
+    OwnedByOther,
+    /// `--replace` of a key pair this manifest does not own.
+    NotOwned,
+    /// The key file belongs to another user or sits in a folder others may change.
+    Unsafe,
+}
+
+impl Conflict {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Conflict::MissingPrivateKey => "missing-private-key",
+            Conflict::Mismatch => "mismatch",
+            Conflict::Unreadable => "unreadable",
+            Conflict::KeyType => "key-type",
+            Conflict::Symlink => "symlink",
+            Conflict::OwnedByOther => "owned-by-other",
+            Conflict::NotOwned => "not-owned",
+            Conflict::Unsafe => "unsafe-file",
+        }
+    }
+
+    /// How to get out of the conflict.
+    pub(crate) fn hint(self) -> &'static str {
+        match self {
+            Conflict::MissingPrivateKey => {
+                "EC2 returned the private key only when the key pair was created. Put the original file back at the output path, or run `labctl apply --replace NAME` to delete the key pair and create a new one"
+            }
+            Conflict::Mismatch => {
+                "the key pair holds a different key. Point `output` (or `public_key`) at the right key, or run `labctl apply --replace NAME` to replace the key pair (the old file is kept)"
+            }
+            Conflict::Unreadable => {
+                "the file is not an unencrypted PEM or OpenSSH private key; check what is at the output path"
+            }
+            Conflict::KeyType => {
+                "labctl never replaces a key pair silently: set `key_type`/`source` back, or run `labctl apply --replace NAME`"
+            }
+            Conflict::Symlink => {
+                "labctl does not follow links for key files; use the real path in `output`"
+            }
+            Conflict::OwnedByOther => {
+                "another manifest (its `labctl:project` tag) owns this key pair; rename the key pair in this manifest"
+            }
+            Conflict::Unsafe => {
+                "another user could read or swap this key: keep key files in a folder only you can write (labctl makes its folders 0700), owned by you"
+            }
+            Conflict::NotOwned => {
+                "`--replace` only replaces key pairs this manifest owns (tagged `labctl:project`); delete it by hand if you are sure"
+            }
+        }
+    }
+}
+
+/// The operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KeyPairOp {
+    /// A new key: generated by EC2 or labctl, the private key saved to the output file.
+    Create { generator: Generator },
+    /// Import a public key.
+    Import { source: ImportSource },
+    /// Delete the key pair and create it anew (`--replace`): the old file is moved aside.
+    Replace {
+        generator: Generator,
+        /// The region whose key is created; the other regions import it.
+        created_in: Region,
+        /// Whether the key pair exists in this region (and is deleted first).
+        exists: bool,
+    },
+    /// Set and remove tags on a key pair this manifest owns.
+    UpdateTags {
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    /// Take over a matching key pair that has no ownership tag: add the tags.
+    Adopt { set: BTreeMap<String, String> },
+    /// Everything matches but the file's mode: chmod 0400.
+    FixMode { mode: u32 },
+    /// Nothing to do.
+    Noop,
+    /// Nothing will be done; the reason says why.
+    Conflict(Conflict),
+    /// A key pair owned by this manifest that the manifest no longer lists, left alone
+    /// (`apply --prune` deletes it).
+    Orphan,
+    /// Delete the key pair (`destroy`, or an orphan with `--prune`); what becomes of its file
+    /// once no key pair uses it.
+    Delete { file: AfterDelete },
+}
+
+/// What becomes of a private key file once the last key pair that uses it is deleted. Apply
+/// acts on it only when every deletion before it in the entry succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AfterDelete {
+    /// The file stays (another key pair still uses it, or the user asked to keep it).
+    Keep,
+    /// Moved aside to `<file>.retired-<time>`: the next `apply` makes a new key.
+    Retire(PathBuf),
+    /// Removed (`--purge-local`), only while it still holds this key.
+    Purge(PathBuf, PublicKey),
+}
+
+/// The kind of change an action is, without its resource-specific detail: what summaries
+/// count, what output and JSON name, and whether apply does anything. Every resource kind's
+/// operation maps onto it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Change {
+    Create,
+    Import,
+    Replace,
+    Adopt,
+    UpdateTags,
+    FixMode,
+    Delete,
+    Orphan,
+    NoOp,
+    Conflict,
+}
+
+impl Change {
+    /// Every kind, in the order people read a summary.
+    pub(crate) const ALL: [Change; 10] = [
+        Change::Create,
+        Change::Import,
+        Change::Replace,
+        Change::Adopt,
+        Change::UpdateTags,
+        Change::FixMode,
+        Change::Delete,
+        Change::Orphan,
+        Change::NoOp,
+        Change::Conflict,
+    ];
+
+    /// The name in output and JSON.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Import => "import",
+            Change::Replace => "replace",
+            Change::Adopt => "adopt",
+            Change::UpdateTags => "update-tags",
+            Change::FixMode => "fix-mode",
+            Change::Delete => "delete",
+            Change::Orphan => "orphan",
+            Change::NoOp => "noop",
+            Change::Conflict => "conflict",
+        }
+    }
+
+    /// Whether apply changes anything for this kind.
+    pub(crate) fn is_change(self) -> bool {
+        match self {
+            Change::Create
+            | Change::Import
+            | Change::Replace
+            | Change::Adopt
+            | Change::UpdateTags
+            | Change::FixMode
+            | Change::Delete => true,
+            Change::Orphan | Change::NoOp | Change::Conflict => false,
+        }
+    }
+}
+
+impl KeyPairOp {
+    /// The kind of change this is.
+    pub(crate) fn change(&self) -> Change {
+        match self {
+            KeyPairOp::Create { .. } => Change::Create,
+            KeyPairOp::Import { .. } => Change::Import,
+            KeyPairOp::Replace { .. } => Change::Replace,
+            KeyPairOp::UpdateTags { .. } => Change::UpdateTags,
+            KeyPairOp::Adopt { .. } => Change::Adopt,
+            KeyPairOp::FixMode { .. } => Change::FixMode,
+            KeyPairOp::Noop => Change::NoOp,
+            KeyPairOp::Conflict(_) => Change::Conflict,
+            KeyPairOp::Orphan => Change::Orphan,
+            KeyPairOp::Delete { .. } => Change::Delete,
+        }
+    }
+
+    /// The action's name in output and JSON.
+    pub(crate) fn name(&self) -> &'static str {
+        self.change().as_str()
+    }
+
+    /// Whether apply changes anything for this action.
+    pub(crate) fn is_change(&self) -> bool {
+        self.change().is_change()
+    }
+}
+
+impl KeyPairAction {
+    /// Whether apply changes anything for this action.
+    pub(crate) fn is_change(&self) -> bool {
+        self.op.is_change() || self.fix_mode
+    }
+}
+
+impl Plan {
+    pub(crate) fn has_changes(&self) -> bool {
+        self.actions.iter().any(|Action::KeyPair(a)| a.is_change())
+    }
+
+    pub(crate) fn has_conflicts(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Conflict(_)))
+    }
+}
+
+/// Whether this manifest owns a remote key pair (see [`ownership`]).
+fn ours(desired: &Desired, remote: &RemoteKeyPair) -> bool {
+    ownership::is_ours(&remote.tags, &desired.project)
+}
+
+/// Compute the plan for `apply`.
+pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
+    let mut actions = Vec::new();
+    for (entry, spec) in desired.keypairs.iter().enumerate() {
+        if options.replace.contains(&spec.name) {
+            plan_replace(entry, desired, spec, observed, Why::Asked, &mut actions);
+        } else if lost_to_interrupted_run(desired, spec, observed, options) {
+            plan_replace(
+                entry,
+                desired,
+                spec,
+                observed,
+                Why::NeverSaved,
+                &mut actions,
+            );
+        } else {
+            plan_entry(entry, desired, spec, observed, &mut actions);
+        }
+    }
+    plan_orphans(desired, observed, options, &mut actions);
+    Plan {
+        project: desired.project.clone(),
+        actions,
+    }
+}
+
+fn action(
+    entry: Option<usize>,
+    spec: &KeyPairSpec,
+    region: &Region,
+    remote: Option<&RemoteKeyPair>,
+    op: KeyPairOp,
+    reason: String,
+) -> Action {
+    Action::KeyPair(KeyPairAction {
+        entry,
+        name: spec.name.clone(),
+        region: region.clone(),
+        output: spec.output.clone(),
+        output_display: spec.output_display.clone(),
+        tags: spec.tags.clone(),
+        op,
+        remote_id: remote.and_then(|r| r.id.clone()),
+        fix_mode: false,
+        reason,
+    })
+}
+
+fn generator(spec: &KeyPairSpec) -> Option<Generator> {
+    let key_type = spec.key_type;
+    match spec.source {
+        KeySource::Aws => Some(Generator::Ec2 { key_type }),
+        KeySource::Local { bits } => Some(Generator::Local { key_type, bits }),
+        KeySource::PublicKey(_) => None,
+    }
+}

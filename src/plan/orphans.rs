@@ -1,0 +1,172 @@
+//! Key pairs the manifest owns but no longer lists: shown, or deleted with `--prune`.
+
+use super::{
+    Action, AfterDelete, BTreeSet, Desired, FileState, KeyName, KeyPairAction, KeyPairOp, Observed,
+    Options, Region, TagSet, ours,
+};
+
+/// Key pairs owned by this manifest, in its regions, that it no longer lists.
+pub(super) fn plan_orphans(
+    desired: &Desired,
+    observed: &Observed,
+    options: &Options,
+    actions: &mut Vec<Action>,
+) {
+    let wanted: BTreeSet<(&Region, &str)> = desired
+        .keypairs
+        .iter()
+        .flat_map(|k| k.regions.iter().map(move |r| (r, k.name.as_str())))
+        .collect();
+    for (region, pairs) in &observed.remote {
+        for (name, remote) in pairs {
+            if wanted.contains(&(region, name.as_str())) || !ours(desired, remote) {
+                continue;
+            }
+            let Ok(key_name) = KeyName::parse(name) else {
+                continue;
+            };
+            // The file is removed only when asked, only when it holds this very key, and
+            // never when an entry of the manifest uses that file; with the last region's
+            // deletion of that name.
+            let candidate = desired.orphan_file(name);
+            let used_by_entry = desired
+                .keypairs
+                .iter()
+                .any(|k| k.output.is_some() && k.output == candidate);
+            let holds_key = !used_by_entry
+                && matches!(
+                    (candidate.as_ref().and_then(|c| observed.local.get(c)), &remote.public_key),
+                    (Some(FileState::Key { public, .. }), Some(remote_public)) if public == remote_public
+                );
+            let last_region =
+                observed.remote.keys().rev().find(|r| observed.has(r, name)) == Some(region);
+            // `holds_key` implies a candidate file: it was found holding this key.
+            let held = candidate.clone().filter(|_| holds_key);
+            let file = match (&remote.public_key, &held) {
+                (Some(public), Some(path)) if options.purge_local && last_region => {
+                    AfterDelete::Purge(path.clone(), public.clone())
+                }
+                _ => AfterDelete::Keep,
+            };
+            let reason = if options.prune {
+                let also = match &file {
+                    AfterDelete::Purge(p, _) => format!(" and remove {}", p.display()),
+                    AfterDelete::Keep | AfterDelete::Retire(_) => String::new(),
+                };
+                format!("no longer in the manifest; delete it{also}")
+            } else {
+                "no longer in the manifest; `apply --prune` deletes it".to_owned()
+            };
+            actions.push(Action::KeyPair(KeyPairAction {
+                entry: None,
+                name: key_name,
+                region: region.clone(),
+                output_display: held
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                output: held,
+                tags: TagSet::default(),
+                op: if options.prune {
+                    KeyPairOp::Delete { file }
+                } else {
+                    KeyPairOp::Orphan
+                },
+                remote_id: remote.id.clone(),
+                fix_mode: false,
+                reason,
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Orphans: only owned key pairs, and never a file an entry uses.
+
+    use std::path::PathBuf;
+
+    use crate::desired::*;
+
+    use crate::plan::fixtures::*;
+    use crate::plan::*;
+
+    #[test]
+    fn orphans_prune_and_destroy_touch_only_owned_key_pairs() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let present = [
+            ("us-east-1", remote(Some(key("ed25519-a.pub")), "ed25519")),
+            (
+                "us-east-1",
+                remote_named("old", None, "ed25519", &[(PROJECT_TAG, "lab")]),
+            ),
+            ("us-east-1", remote_named("by-hand", None, "ed25519", &[])),
+            (
+                "us-east-1",
+                remote_named("theirs", None, "ed25519", &[(PROJECT_TAG, "other")]),
+            ),
+        ];
+        let o = observed(&d, &present, file("ed25519-a.pub", 0o400));
+        let names = |p: &Plan| -> Vec<(String, &'static str)> {
+            p.actions
+                .iter()
+                .map(|Action::KeyPair(a)| (a.name.to_string(), a.op.name()))
+                .collect()
+        };
+        let kept = plan(&d, &o, &Options::default());
+        assert_eq!(
+            names(&kept),
+            [("lab-key".to_owned(), "noop"), ("old".to_owned(), "orphan")]
+        );
+        assert!(!kept.has_changes());
+        let pruned = plan(
+            &d,
+            &o,
+            &Options {
+                prune: true,
+                ..Options::default()
+            },
+        );
+        assert_eq!(
+            names(&pruned),
+            [("lab-key".to_owned(), "noop"), ("old".to_owned(), "delete")]
+        );
+        let destroy = plan_destroy(&d, &o, &Options::default());
+        assert_eq!(
+            names(&destroy),
+            [
+                ("lab-key".to_owned(), "delete"),
+                ("old".to_owned(), "delete")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_orphans_file_is_never_purged_while_an_entry_uses_it() {
+        let mut d = desired(&["us-east-1"], KeyType::Ed25519);
+        // The entry was renamed and keeps the old file.
+        d.keypairs[0].name = KeyName::parse("lab-new").unwrap();
+        d.keypairs[0].output = Some(PathBuf::from("keys/lab-key.pem"));
+        let old = remote(Some(key("ed25519-a.pub")), "ed25519");
+        let o = observed(&d, &[("us-east-1", old)], file("ed25519-a.pub", 0o400));
+        let options = Options {
+            prune: true,
+            purge_local: true,
+            ..Options::default()
+        };
+        let got: Vec<KeyPairOp> = plan(&d, &o, &options)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                import_file("ed25519-a.pub"),
+                KeyPairOp::Delete {
+                    file: AfterDelete::Keep
+                }
+            ]
+        );
+    }
+}

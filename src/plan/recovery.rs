@@ -1,0 +1,90 @@
+//! Crash recovery: which key pairs the journal proves nobody ever had the private key of.
+
+use super::{
+    Desired, FileState, KeyPairSpec, KeySource, Observed, Options, RemoteKeyPair, ours, ownership,
+};
+
+/// Whether every key pair of this entry that exists was made by a `CreateKeyPair` whose
+/// private key the journal says was never saved, and the key file does not exist: the private
+/// key is gone, and nobody ever had it. A key that was saved and later moved away is not.
+pub(super) fn lost_to_interrupted_run(
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    options: &Options,
+) -> bool {
+    if options.unsaved.is_empty() || !matches!(spec.source, KeySource::Aws) {
+        return false;
+    }
+    let file_absent = spec
+        .output
+        .as_ref()
+        .is_some_and(|p| matches!(observed.local.get(p), None | Some(FileState::Absent)));
+    let present: Vec<&RemoteKeyPair> = spec
+        .regions
+        .iter()
+        .filter_map(|r| observed.pair(r, &spec.name))
+        .collect();
+    file_absent
+        && !present.is_empty()
+        && present.iter().all(|r| {
+            ours(desired, r)
+                && ownership::made_by_unsaved_create(&r.tags, spec.name.as_str(), &options.unsaved)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Recovery acts only on what the journal proves.
+
+    use crate::desired::*;
+    use crate::keys::FileState;
+    use crate::plan::fixtures::*;
+    use crate::plan::*;
+
+    #[test]
+    fn a_key_pair_lost_with_a_killed_run_is_recreated_not_reported() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let lost = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[(PROJECT_TAG, "lab"), (APPLY_TAG, "00aa")],
+        );
+        let o = observed(&d, &[("us-east-1", lost)], FileState::Absent);
+        // Without knowing of the killed run: the private key is missing, a conflict.
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]
+        );
+        // The journal proves run 00aa never saved this key: nobody ever had it; recreate.
+        let options = Options {
+            unsaved: [("00aa".to_owned(), "lab-key".to_owned())].into(),
+            ..Options::default()
+        };
+        let got: Vec<KeyPairOp> = plan(&d, &o, &options)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert!(
+            matches!(got.as_slice(), [KeyPairOp::Replace { exists: true, .. }]),
+            "{got:?}"
+        );
+        // A key the journal says was saved is not recovered from: another id, or another name.
+        let other = Options {
+            unsaved: [
+                ("00bb".to_owned(), "lab-key".to_owned()),
+                ("00aa".to_owned(), "lab-other".to_owned()),
+            ]
+            .into(),
+            ..Options::default()
+        };
+        let got: Vec<KeyPairOp> = plan(&d, &o, &other)
+            .actions
+            .into_iter()
+            .map(|Action::KeyPair(a)| a.op)
+            .collect();
+        assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]);
+    }
+}

@@ -1,0 +1,244 @@
+//! One entry of `keypairs`: its instances (`count`, `for_each`) and each one resolved.
+
+use super::{
+    Checked, Declared, Diagnostic, Entry, HashMap, KeyName, KeyPairSpec, KeySource, MAX_COUNT,
+    Manifest, Pos, Region, Resolved, Scope, Validator,
+};
+
+impl Validator<'_> {
+    /// The values of `${index}` or `${item}` an entry expands to; `[None]` for a plain entry.
+    pub(super) fn instances(&mut self, entry: &Entry) -> Vec<Option<(&'static str, String)>> {
+        let path = format!("keypairs[{}]", entry.index);
+        match (&entry.count, &entry.for_each) {
+            (Some(count), Some(_)) => {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.count"),
+                        count.pos,
+                        "give either `count` or `for_each`, not both",
+                    )
+                    .with_help("`count: N` numbers the key pairs; `for_each: [a, b]` names them"),
+                );
+                vec![]
+            }
+            (Some(count), None) => {
+                if !(1..=MAX_COUNT).contains(&count.value) {
+                    self.push(
+                        Diagnostic::error(
+                            format!("{path}.count"),
+                            count.pos,
+                            format!("`count` must be 1 to {MAX_COUNT}"),
+                        )
+                        .with_label("out of range"),
+                    );
+                    return vec![];
+                }
+                // Never padded by itself: a seat keeps its name when `count` grows past a
+                // digit boundary. `${index:02}` pads, when the manifest asks for it.
+                (1..=count.value)
+                    .map(|i| Some(("index", i.to_string())))
+                    .collect()
+            }
+            (None, Some(items)) => {
+                if items.value.is_empty() {
+                    self.push(
+                        Diagnostic::error(
+                            format!("{path}.for_each"),
+                            items.pos,
+                            "`for_each` is empty",
+                        )
+                        .with_help("list at least one item, e.g. `for_each: [alice, bob]`"),
+                    );
+                }
+                let mut out: Vec<Option<(&'static str, String)>> =
+                    Vec::with_capacity(items.value.len());
+                let mut seen: HashMap<&str, Pos> = HashMap::new();
+                for (i, item) in items.value.iter().enumerate() {
+                    if let Some(first) = seen.get(item.value.as_str()) {
+                        self.push(
+                            Diagnostic::error(
+                                format!("{path}.for_each[{i}]"),
+                                item.pos,
+                                format!("`{}` is listed twice", item.value),
+                            )
+                            .with_label("listed again here")
+                            .with_related(*first, "first listed here"),
+                        );
+                        continue;
+                    }
+                    seen.insert(&item.value, item.pos);
+                    out.push(Some(("item", item.value.clone())));
+                }
+                out
+            }
+            (None, None) => vec![None],
+        }
+    }
+
+    #[expect(
+        clippy::too_many_lines,
+        reason = "each field of an entry is resolved in turn; splitting scatters the defaults logic"
+    )]
+    pub(super) fn entry(
+        &mut self,
+        manifest: &Manifest,
+        entry: &Entry,
+        defaults: &Resolved,
+        instance: Option<(&'static str, &str)>,
+    ) -> Checked {
+        let path = format!("keypairs[{}]", entry.index);
+        let name_field = format!("{path}.name");
+        let base = Scope {
+            instance,
+            ..Scope::default()
+        };
+        let name = entry.name.as_ref().and_then(|n| {
+            let text = self.expand(&name_field, n, base)?;
+            match KeyName::parse(&text) {
+                Ok(name) => Some(name),
+                Err(message) => {
+                    self.push(
+                        Diagnostic::error(&name_field, n.pos, message).with_label("this name"),
+                    );
+                    None
+                }
+            }
+        });
+        let name_pos = entry.name.as_ref().map_or(entry.pos, |n| n.pos);
+
+        let mut valid_regions: Vec<Region> = Vec::new();
+        let regions: Option<Vec<Region>> = match (&entry.regions, &defaults.regions) {
+            (Some(list), _) => {
+                let checked: Vec<Region> =
+                    self.region_list(list).into_iter().map(|(r, _)| r).collect();
+                valid_regions.clone_from(&checked);
+                (!list.invalid && checked.len() == list.items.len()).then_some(checked)
+            }
+            (None, Some(defaults)) => {
+                valid_regions = defaults.iter().map(|(r, _)| r.clone()).collect();
+                Some(valid_regions.clone())
+            }
+            (None, None) => {
+                if manifest.defaults.regions.is_none() {
+                    self.push(
+                        Diagnostic::error(
+                            format!("{path}.region"),
+                            name_pos,
+                            "this key pair has no region",
+                        )
+                        .with_label("no region for this key pair")
+                        .with_help(
+                            "add `region: <region>` to the entry, or `region:` under `defaults:`",
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        let regions = regions.filter(|r| !r.is_empty());
+
+        let explicit_type = match &entry.key_type {
+            Some(k) => Declared::from(self.key_type(&format!("{path}.key_type"), k)),
+            None if manifest.defaults.key_type.is_some() => Declared::from(defaults.key_type),
+            None => Declared::Absent,
+        };
+        let (source, key_type) = self.key_source(manifest, entry, defaults, explicit_type, &path);
+
+        let tags = name
+            .as_ref()
+            .and_then(|name| self.tags(manifest, entry, name, &path, instance));
+
+        let output_pos = entry.output.as_ref().map_or(name_pos, |o| o.pos);
+        let writes_file = !matches!(source, Some(KeySource::PublicKey(_)));
+        let output = name.as_ref().filter(|_| writes_file).and_then(|name| {
+            let scope = Scope {
+                name: Some(name.as_str()),
+                output_dir: defaults.output_dir.as_deref(),
+                instance,
+            };
+            let field = format!("{path}.output");
+            // A name that is not one plain file name must not build a path: `../lab` would
+            // write outside the key folder.
+            let builds_path = entry
+                .output
+                .as_ref()
+                .is_none_or(|o| o.value.contains("${name}"));
+            let file_name = crate::desired::key_file_name(name.as_str());
+            if builds_path && file_name.is_none() {
+                self.push(
+                    Diagnostic::error(
+                        &name_field,
+                        name_pos,
+                        format!("the key pair name `{name}` cannot name a key file: it contains `/` or is `.` or `..`"),
+                    )
+                    .with_label("used in the key file's path")
+                    .with_help("rename the key pair, or give `output` a path that does not use `${name}`"),
+                );
+                return None;
+            }
+            let written = match &entry.output {
+                Some(output) => self.expand(&field, output, scope)?,
+                None => format!("{}/{}", defaults.output_dir.as_deref()?, file_name?),
+            };
+            self.output_path(&field, output_pos, &written)
+        });
+        let purge_tags = entry
+            .purge_tags
+            .as_ref()
+            .map_or(defaults.purge_tags, |p| p.value);
+
+        let spec = match (name.clone(), regions, key_type, source, tags) {
+            (Some(name), Some(regions), Some(key_type), Some(source), Some(tags))
+                if output.is_some() || !writes_file =>
+            {
+                let (output, output_display) = match output.clone() {
+                    Some((path, display)) => (Some(path), display),
+                    None => (None, String::new()),
+                };
+                Some(KeyPairSpec {
+                    name,
+                    regions,
+                    key_type,
+                    source,
+                    tags,
+                    purge_tags,
+                    output,
+                    output_display,
+                })
+            }
+            _ => None,
+        };
+        Checked {
+            spec,
+            name: name.map(|n| (n, name_pos)),
+            regions: valid_regions,
+            output: output.map(|(path, display)| (path, display, output_pos)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table;
+
+    #[test]
+    fn count_and_for_each() {
+        table(&[
+            (
+                "keypairs:\n  - name: a-${index}\n    count: 0\n",
+                "keypairs[0].count",
+                "must be 1 to",
+            ),
+            (
+                "keypairs:\n  - name: a-${item}\n    for_each: []\n",
+                "keypairs[0].for_each",
+                "is empty",
+            ),
+            (
+                "keypairs:\n  - name: a\n    count: 2\n    for_each: [x]\n",
+                "keypairs[0].count",
+                "not both",
+            ),
+        ]);
+    }
+}

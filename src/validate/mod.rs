@@ -1,0 +1,307 @@
+//! Manifest -> [`Desired`]: substitution, EC2's rules, and every cross-entry check.
+//!
+//! Validation reads nothing but the manifest and, to refuse an `output` that is an existing
+//! folder, the metadata of the output paths. It makes no API call and writes nothing. It
+//! reports every problem it finds, each on the exact span it comes from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+
+use crate::desired::{
+    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, OWN_TAGS, PROJECT_TAG, Region,
+    TagSet,
+};
+use crate::diagnostic::{self, Diagnostic};
+use crate::keys::{self, PublicKey};
+use crate::lock;
+use crate::manifest::{Entry, Located, Manifest, Pos, RegionList};
+use crate::template::{self, TemplateError};
+
+/// EC2's limit on tags per resource, labctl's own tag included.
+pub const MAX_TAGS: usize = 50;
+mod entries;
+mod key_source;
+mod paths;
+mod regions;
+mod tags;
+mod variables;
+
+pub use paths::normalize;
+
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+const DEFAULT_OUTPUT_DIR: &str = "keys";
+/// The most key pairs one entry may expand to with `count`.
+pub const MAX_COUNT: i128 = 1000;
+/// Public key files larger than this are refused.
+const MAX_PUBLIC_KEY_FILE: usize = 16 * 1024;
+/// The longest file name (one path component) Linux and macOS file systems take, in bytes.
+const MAX_FILE_NAME: usize = 255;
+/// The longest path the operating system takes, in bytes.
+const MAX_PATH: usize = 4095;
+
+/// What validation needs besides the manifest.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The folder relative paths in the manifest resolve against.
+    pub base_dir: PathBuf,
+    /// The home folder for `~/` paths.
+    pub home: Option<PathBuf>,
+    /// `--var KEY=VALUE` overrides, in the order given.
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Validate a manifest. The desired state is returned only when there is no error;
+/// the diagnostics (warnings included) come sorted by position.
+pub fn validate(manifest: &Manifest, context: &Context) -> (Option<Desired>, Vec<Diagnostic>) {
+    let mut v = Validator {
+        context,
+        diagnostics: Vec::new(),
+        vars: HashMap::new(),
+    };
+    let desired = v.run(manifest);
+    let mut diagnostics = v.diagnostics;
+    diagnostic::sort(&mut diagnostics);
+    // An entry expanded by `count` or `for_each` reports a shared mistake once.
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.pos, d.field.clone(), d.message.clone())));
+    if diagnostic::has_errors(&diagnostics) {
+        (None, diagnostics)
+    } else {
+        (desired, diagnostics)
+    }
+}
+
+/// One entry's result: the spec when everything is valid, and the parts that are valid on
+/// their own, for the cross-entry checks.
+struct Checked {
+    spec: Option<KeyPairSpec>,
+    name: Option<(KeyName, Pos)>,
+    regions: Vec<Region>,
+    output: Option<(PathBuf, String, Pos)>,
+}
+
+/// The defaults, resolved once for every entry.
+struct Resolved {
+    output_dir: Option<String>,
+    key_type: Option<KeyType>,
+    regions: Option<Vec<(Region, Pos)>>,
+    source: Option<SourceKind>,
+    bits: Option<Located<i128>>,
+    purge_tags: bool,
+}
+
+/// A `key_type` as written: absent, invalid (already reported), or a type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    Absent,
+    Invalid,
+    Type(KeyType),
+}
+
+impl From<Option<KeyType>> for Declared {
+    fn from(parsed: Option<KeyType>) -> Self {
+        parsed.map_or(Declared::Invalid, Declared::Type)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SourceKind {
+    Aws,
+    Local,
+}
+
+/// Variables a template may use besides the user's `vars`.
+#[derive(Default, Clone, Copy)]
+struct Scope<'a> {
+    name: Option<&'a str>,
+    output_dir: Option<&'a str>,
+    /// `index` (with `count`) or `item` (with `for_each`) and its value.
+    instance: Option<(&'static str, &'a str)>,
+}
+
+struct Validator<'c> {
+    context: &'c Context,
+    diagnostics: Vec<Diagnostic>,
+    vars: HashMap<String, String>,
+}
+
+fn is_project_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Validator<'_> {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn run(&mut self, manifest: &Manifest) -> Option<Desired> {
+        if let Some(version) = &manifest.version
+            && version.value != 1
+        {
+            self.push(
+                Diagnostic::error(
+                    "version",
+                    version.pos,
+                    format!("unsupported manifest version {}", version.value),
+                )
+                .with_label("labctl reads version 1")
+                .with_help("set `version: 1`"),
+            );
+        }
+        let project = manifest.project.as_ref().map(|p| {
+            if !is_project_name(&p.value) {
+                self.push(
+                    Diagnostic::error(
+                        "project",
+                        p.pos,
+                        format!("`{}` is not a valid project name", p.value),
+                    )
+                    .with_help("use 1 to 64 characters from A-Z a-z 0-9 . _ -"),
+                );
+            }
+            p.value.clone()
+        });
+        self.vars(manifest, project.as_deref());
+        let resolved = self.defaults(manifest);
+
+        let entries = manifest
+            .keypairs
+            .as_ref()
+            .map_or(&[][..], |k| k.value.as_slice());
+        let mut specs = Vec::with_capacity(entries.len());
+        // (name, region) -> where that name was first given, for duplicate detection.
+        let mut seen_names: BTreeMap<(String, String), Pos> = BTreeMap::new();
+        let mut seen_outputs: BTreeMap<PathBuf, Pos> = BTreeMap::new();
+        for entry in entries {
+            for instance in self.instances(entry) {
+                let instance = instance.as_ref().map(|(var, value)| (*var, value.as_str()));
+                let checked = self.entry(manifest, entry, &resolved, instance);
+                self.check_unique(entry, &checked, &mut seen_names, &mut seen_outputs);
+                specs.extend(checked.spec);
+            }
+        }
+        let project = project?;
+        let orphan_dir = self.resolve(resolved.output_dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR));
+        Some(Desired {
+            project,
+            keypairs: specs,
+            orphan_dir,
+        })
+    }
+
+    /// The same name twice in a region, or two entries writing one file, with both places.
+    fn check_unique(
+        &mut self,
+        entry: &Entry,
+        checked: &Checked,
+        seen_names: &mut BTreeMap<(String, String), Pos>,
+        seen_outputs: &mut BTreeMap<PathBuf, Pos>,
+    ) {
+        if let Some((name, name_pos)) = &checked.name {
+            for region in &checked.regions {
+                let key = (name.as_str().to_owned(), region.as_str().to_owned());
+                if let Some(first) = seen_names.get(&key) {
+                    let mut diagnostic = Diagnostic::error(
+                        format!("keypairs[{}].name", entry.index),
+                        *name_pos,
+                        format!("key pair `{name}` is listed twice in {region}"),
+                    )
+                    .with_label("listed again here")
+                    .with_help("key pair names are unique per region; rename one of them");
+                    if first == name_pos {
+                        diagnostic = diagnostic.with_help(
+                            "every key pair of a `count` or `for_each` entry needs its own name: use `${index}` or `${item}` in `name`",
+                        );
+                    } else {
+                        diagnostic = diagnostic.with_related(*first, "first listed here");
+                    }
+                    self.push(diagnostic);
+                } else {
+                    seen_names.insert(key, *name_pos);
+                }
+            }
+        }
+        if let Some((path, display, output_pos)) = &checked.output {
+            if let Some(first) = seen_outputs.get(path) {
+                let mut diagnostic = Diagnostic::error(
+                    format!("keypairs[{}].output", entry.index),
+                    *output_pos,
+                    format!("two key pairs would write the same file {display}"),
+                )
+                .with_label("written again here")
+                .with_help("give each key pair its own `output` file");
+                if first != output_pos {
+                    diagnostic = diagnostic.with_related(*first, "first written here");
+                }
+                self.push(diagnostic);
+            } else {
+                seen_outputs.insert(path.clone(), *output_pos);
+            }
+        }
+    }
+
+    fn defaults(&mut self, manifest: &Manifest) -> Resolved {
+        let d = &manifest.defaults;
+        let output_dir = match &d.output_dir {
+            Some(dir) => self.expand("defaults.output_dir", dir, Scope::default()),
+            None => Some(DEFAULT_OUTPUT_DIR.to_owned()),
+        };
+        let key_type = d
+            .key_type
+            .as_ref()
+            .and_then(|k| self.key_type("defaults.key_type", k));
+        let regions = d.regions.as_ref().map(|list| self.region_list(list));
+        let source = d
+            .source
+            .as_ref()
+            .and_then(|s| self.source("defaults.source", s));
+        Resolved {
+            output_dir,
+            key_type,
+            regions,
+            source,
+            bits: d.bits.clone(),
+            purge_tags: d.purge_tags.as_ref().is_some_and(|p| p.value),
+        }
+    }
+}
+
+/// The diagnostics of a manifest as `(severity, field, message)`, for the table tests of each
+/// concern.
+#[cfg(test)]
+fn check(yaml: &str) -> Vec<(diagnostic::Severity, String, String)> {
+    let source = crate::manifest::Source::from_text("labctl.yaml", yaml);
+    let (manifest, mut diagnostics) = crate::manifest::parse(&source);
+    if let Some(manifest) = manifest {
+        let context = Context {
+            base_dir: PathBuf::from("/work/lab"),
+            home: Some(PathBuf::from("/home/me")),
+            overrides: Vec::new(),
+        };
+        diagnostics.extend(validate(&manifest, &context).1);
+    }
+    diagnostics
+        .into_iter()
+        .map(|d| (d.severity, d.field, d.message))
+        .collect()
+}
+
+/// Run a table: each manifest body (after a common head) gives exactly one diagnostic of
+/// that field, whose message contains the text.
+#[cfg(test)]
+fn table(cases: &[(&str, &str, &str)]) {
+    for (body, field, text) in cases {
+        let yaml = format!("version: 1\nproject: lab\ndefaults: {{ region: us-east-1 }}\n{body}");
+        let found = check(&yaml);
+        let errors: Vec<&(diagnostic::Severity, String, String)> = found
+            .iter()
+            .filter(|(s, _, _)| *s == diagnostic::Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{body}: {found:?}");
+        assert_eq!(errors[0].1, *field, "{body}: {found:?}");
+        assert!(errors[0].2.contains(text), "{body}: {found:?}");
+    }
+}
