@@ -42,127 +42,160 @@ pub(super) fn plan_entry(
     }
 }
 
-/// Whether the remote key pair matches, before tags are considered.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one decision over every (key source, file, remote) state reads best in one place"
-)]
-fn region_op(
-    spec: &KeyPairSpec,
-    file: &FileState,
-    remote: Option<&RemoteKeyPair>,
-    region: &Region,
-    present_in: Option<&Region>,
-) -> (KeyPairOp, String) {
-    let conflict = |c: Conflict, reason: String| (KeyPairOp::Conflict(c), reason);
+/// An action and its reason.
+type Planned = (KeyPairOp, String);
+
+fn conflict(c: Conflict, reason: String) -> Planned {
+    (KeyPairOp::Conflict(c), reason)
+}
+
+/// The key this entry stands for, when it is known locally (the manifest's `public_key`, or
+/// the key in the file); a conflict when the file cannot be used.
+fn local_key<'a>(
+    spec: &'a KeyPairSpec,
+    file: &'a FileState,
+) -> Result<Option<&'a PublicKey>, Planned> {
     let output = &spec.output_display;
-    // The key this entry stands for, when it is known locally.
-    let local: Option<&PublicKey> = match (&spec.source, file) {
-        (KeySource::PublicKey(given), _) => Some(given),
-        (_, FileState::Symlink) => {
-            return conflict(Conflict::Symlink, format!("{output} is a symbolic link"));
-        }
-        (_, FileState::NotAFile) => {
-            return conflict(
-                Conflict::Unreadable,
-                format!("{output} is not a regular file"),
-            );
-        }
+    match (&spec.source, file) {
+        (KeySource::PublicKey(given), _) => Ok(Some(given)),
+        (_, FileState::Symlink) => Err(conflict(
+            Conflict::Symlink,
+            format!("{output} is a symbolic link"),
+        )),
+        (_, FileState::NotAFile) => Err(conflict(
+            Conflict::Unreadable,
+            format!("{output} is not a regular file"),
+        )),
         (_, FileState::Unsafe { reason }) => {
-            return conflict(Conflict::Unsafe, format!("{output}: {reason}"));
+            Err(conflict(Conflict::Unsafe, format!("{output}: {reason}")))
         }
-        (_, FileState::Unreadable { reason }) => {
-            return conflict(
-                Conflict::Unreadable,
-                format!("{output} is not a usable private key: {reason}"),
-            );
-        }
+        (_, FileState::Unreadable { reason }) => Err(conflict(
+            Conflict::Unreadable,
+            format!("{output} is not a usable private key: {reason}"),
+        )),
         (_, FileState::Key { public, .. }) if public.key_type() != spec.key_type.as_str() => {
-            return conflict(
+            Err(conflict(
                 Conflict::KeyType,
                 format!(
                     "{output} holds a key of type {}, the manifest asks for {}",
                     public.key_type(),
                     spec.key_type
                 ),
-            );
+            ))
         }
-        (_, FileState::Key { public, .. }) => Some(public),
-        (_, FileState::Absent) => None,
-    };
-    if let Some(remote_type) = remote.and_then(|r| r.key_type)
-        && remote_type != spec.key_type
-    {
-        return conflict(
+        (_, FileState::Key { public, .. }) => Ok(Some(public)),
+        (_, FileState::Absent) => Ok(None),
+    }
+}
+
+/// A key pair in EC2 of another type than the manifest's is a conflict.
+fn remote_type_conflict(spec: &KeyPairSpec, remote: Option<&RemoteKeyPair>) -> Option<Planned> {
+    let remote_type = remote.and_then(|r| r.key_type)?;
+    (remote_type != spec.key_type).then(|| {
+        conflict(
             Conflict::KeyType,
             format!(
                 "the key pair is {remote_type} in EC2, the manifest asks for {}",
                 spec.key_type
             ),
-        );
+        )
+    })
+}
+
+/// Whether the remote key pair matches, before tags are considered: the local key and the
+/// remote key pair's type first, then the decision over (local key, remote key pair).
+fn region_op(
+    spec: &KeyPairSpec,
+    file: &FileState,
+    remote: Option<&RemoteKeyPair>,
+    region: &Region,
+    present_in: Option<&Region>,
+) -> Planned {
+    let local = match local_key(spec, file) {
+        Ok(local) => local,
+        Err(planned) => return planned,
+    };
+    if let Some(planned) = remote_type_conflict(spec, remote) {
+        return planned;
     }
-    let primary = &spec.regions[0];
     match (local, remote) {
-        (Some(public), Some(remote)) => match &remote.public_key {
-            Some(remote_public) if remote_public == public => {
-                (KeyPairOp::Noop, "in sync".to_owned())
-            }
-            Some(_) if matches!(spec.source, KeySource::PublicKey(_)) => conflict(
-                Conflict::Mismatch,
-                "the key pair holds a different key than `public_key`".to_owned(),
-            ),
-            Some(_) => conflict(
-                Conflict::Mismatch,
-                format!("{output} holds a different key than the key pair in EC2"),
-            ),
-            None => conflict(
-                Conflict::Mismatch,
-                "EC2 returned no public key to compare with".to_owned(),
-            ),
-        },
-        (Some(public), None) => {
-            let source = match &spec.source {
-                KeySource::PublicKey(_) => ImportSource::Given(public.clone()),
-                KeySource::Aws | KeySource::Local { .. } => ImportSource::File(public.clone()),
-            };
-            let from = if matches!(source, ImportSource::Given(_)) {
-                "`public_key`".to_owned()
-            } else {
-                output.clone()
-            };
-            (
-                KeyPairOp::Import { source },
-                format!("absent in {region}; import the public key of {from}"),
-            )
-        }
+        (Some(public), Some(remote)) => compare(spec, public, remote),
+        (Some(public), None) => import_here(spec, public, region),
         (None, Some(_)) => conflict(
             Conflict::MissingPrivateKey,
-            format!("the key pair exists but {output} does not"),
+            format!("the key pair exists but {} does not", spec.output_display),
         ),
-        (None, None) => match (present_in, generator(spec)) {
-            // Creating here would make a second, different key for one entry.
-            (Some(other), _) => conflict(
-                Conflict::MissingPrivateKey,
-                format!("the key pair exists in {other} but {output} does not"),
+        (None, None) => new_key_here(spec, region, present_in),
+    }
+}
+
+/// The entry's key is known locally and the key pair exists: in sync, or a mismatch.
+fn compare(spec: &KeyPairSpec, public: &PublicKey, remote: &RemoteKeyPair) -> Planned {
+    match &remote.public_key {
+        Some(remote_public) if remote_public == public => (KeyPairOp::Noop, "in sync".to_owned()),
+        Some(_) if matches!(spec.source, KeySource::PublicKey(_)) => conflict(
+            Conflict::Mismatch,
+            "the key pair holds a different key than `public_key`".to_owned(),
+        ),
+        Some(_) => conflict(
+            Conflict::Mismatch,
+            format!(
+                "{} holds a different key than the key pair in EC2",
+                spec.output_display
             ),
-            (None, Some(generator)) if region == primary => {
-                let who = match generator {
-                    Generator::Ec2 { .. } => "EC2 generates",
-                    Generator::Local { .. } => "labctl generates",
-                };
-                (
-                    KeyPairOp::Create { generator },
-                    format!("{who} a new {} key; save it to {output}", spec.key_type),
-                )
-            }
-            (None, Some(_)) => (
-                KeyPairOp::Import {
-                    source: ImportSource::CreatedIn(primary.clone()),
-                },
-                format!("import the public key of the key created in {primary}"),
-            ),
-            (None, None) => unreachable_public_key(),
-        },
+        ),
+        None => conflict(
+            Conflict::Mismatch,
+            "EC2 returned no public key to compare with".to_owned(),
+        ),
+    }
+}
+
+/// The entry's key is known locally and the key pair is absent here: import it.
+fn import_here(spec: &KeyPairSpec, public: &PublicKey, region: &Region) -> Planned {
+    let (source, from) = match &spec.source {
+        KeySource::PublicKey(_) => (
+            ImportSource::Given(public.clone()),
+            "`public_key`".to_owned(),
+        ),
+        KeySource::Aws | KeySource::Local { .. } => (
+            ImportSource::File(public.clone()),
+            spec.output_display.clone(),
+        ),
+    };
+    (
+        KeyPairOp::Import { source },
+        format!("absent in {region}; import the public key of {from}"),
+    )
+}
+
+/// No local key and no key pair here: create the key in the entry's first region and import
+/// it into the others; never a second key when the key pair exists in another region.
+fn new_key_here(spec: &KeyPairSpec, region: &Region, present_in: Option<&Region>) -> Planned {
+    let output = &spec.output_display;
+    let primary = &spec.regions[0];
+    match (present_in, generator(spec)) {
+        (Some(other), _) => conflict(
+            Conflict::MissingPrivateKey,
+            format!("the key pair exists in {other} but {output} does not"),
+        ),
+        (None, Some(generator)) if region == primary => {
+            let who = match generator {
+                Generator::Ec2 { .. } => "EC2 generates",
+                Generator::Local { .. } => "labctl generates",
+            };
+            (
+                KeyPairOp::Create { generator },
+                format!("{who} a new {} key; save it to {output}", spec.key_type),
+            )
+        }
+        (None, Some(_)) => (
+            KeyPairOp::Import {
+                source: ImportSource::CreatedIn(primary.clone()),
+            },
+            format!("import the public key of the key created in {primary}"),
+        ),
+        (None, None) => unreachable_public_key(),
     }
 }
 

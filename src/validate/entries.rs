@@ -1,5 +1,7 @@
 //! One entry of `keypairs`: its instances (`count`, `for_each`) and each one resolved.
 
+use std::path::PathBuf;
+
 use super::{
     Checked, Declared, Diagnostic, Entry, HashMap, KeyName, KeyPairSpec, KeySource, MAX_COUNT,
     Manifest, Pos, Region, Resolved, Scope, Validator,
@@ -75,10 +77,8 @@ impl Validator<'_> {
         }
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "each field of an entry is resolved in turn; splitting scatters the defaults logic"
-    )]
+    /// One instance of an entry: its name, regions, key source and type, tags and key file,
+    /// each resolved against the defaults in turn.
     pub(super) fn entry(
         &mut self,
         manifest: &Manifest,
@@ -87,101 +87,21 @@ impl Validator<'_> {
         instance: Option<(&'static str, &str)>,
     ) -> Checked {
         let path = format!("keypairs[{}]", entry.index);
-        let name_field = format!("{path}.name");
-        let base = Scope {
-            instance,
-            ..Scope::default()
-        };
-        let name = entry.name.as_ref().and_then(|n| {
-            let text = self.expand(&name_field, n, base)?;
-            match KeyName::parse(&text) {
-                Ok(name) => Some(name),
-                Err(message) => {
-                    self.push(
-                        Diagnostic::error(&name_field, n.pos, message).with_label("this name"),
-                    );
-                    None
-                }
-            }
-        });
+        let name = self.entry_name(entry, &path, instance);
         let name_pos = entry.name.as_ref().map_or(entry.pos, |n| n.pos);
-
-        let mut valid_regions: Vec<Region> = Vec::new();
-        let regions: Option<Vec<Region>> = match (&entry.regions, &defaults.regions) {
-            (Some(list), _) => {
-                let checked: Vec<Region> =
-                    self.region_list(list).into_iter().map(|(r, _)| r).collect();
-                valid_regions.clone_from(&checked);
-                (!list.invalid && checked.len() == list.items.len()).then_some(checked)
-            }
-            (None, Some(defaults)) => {
-                valid_regions = defaults.iter().map(|(r, _)| r.clone()).collect();
-                Some(valid_regions.clone())
-            }
-            (None, None) => {
-                if manifest.defaults.regions.is_none() {
-                    self.push(
-                        Diagnostic::error(
-                            format!("{path}.region"),
-                            name_pos,
-                            "this key pair has no region",
-                        )
-                        .with_label("no region for this key pair")
-                        .with_help(
-                            "add `region: <region>` to the entry, or `region:` under `defaults:`",
-                        ),
-                    );
-                }
-                None
-            }
-        };
-        let regions = regions.filter(|r| !r.is_empty());
-
-        let explicit_type = match &entry.key_type {
-            Some(k) => Declared::from(self.key_type(&format!("{path}.key_type"), k)),
-            None if manifest.defaults.key_type.is_some() => Declared::from(defaults.key_type),
-            None => Declared::Absent,
-        };
+        let (regions, valid_regions) =
+            self.entry_regions(manifest, entry, defaults, &path, name_pos);
+        let explicit_type = self.entry_key_type(manifest, entry, defaults, &path);
         let (source, key_type) = self.key_source(manifest, entry, defaults, explicit_type, &path);
-
         let tags = name
             .as_ref()
             .and_then(|name| self.tags(manifest, entry, name, &path, instance));
-
         let output_pos = entry.output.as_ref().map_or(name_pos, |o| o.pos);
         let writes_file = !matches!(source, Some(KeySource::PublicKey(_)));
-        let output = name.as_ref().filter(|_| writes_file).and_then(|name| {
-            let scope = Scope {
-                name: Some(name.as_str()),
-                output_dir: defaults.output_dir.as_deref(),
-                instance,
-            };
-            let field = format!("{path}.output");
-            // A name that is not one plain file name must not build a path: `../lab` would
-            // write outside the key folder.
-            let builds_path = entry
-                .output
-                .as_ref()
-                .is_none_or(|o| o.value.contains("${name}"));
-            let file_name = crate::desired::key_file_name(name.as_str());
-            if builds_path && file_name.is_none() {
-                self.push(
-                    Diagnostic::error(
-                        &name_field,
-                        name_pos,
-                        format!("the key pair name `{name}` cannot name a key file: it contains `/` or is `.` or `..`"),
-                    )
-                    .with_label("used in the key file's path")
-                    .with_help("rename the key pair, or give `output` a path that does not use `${name}`"),
-                );
-                return None;
-            }
-            let written = match &entry.output {
-                Some(output) => self.expand(&field, output, scope)?,
-                None => format!("{}/{}", defaults.output_dir.as_deref()?, file_name?),
-            };
-            self.output_path(&field, output_pos, &written)
-        });
+        let output = name
+            .as_ref()
+            .filter(|_| writes_file)
+            .and_then(|name| self.entry_output(entry, defaults, &path, name, name_pos, instance));
         let purge_tags = entry
             .purge_tags
             .as_ref()
@@ -214,6 +134,134 @@ impl Validator<'_> {
             regions: valid_regions,
             output: output.map(|(path, display)| (path, display, output_pos)),
         }
+    }
+
+    /// The entry's name, with `${index}`/`${item}` and variables substituted, by EC2's rules.
+    fn entry_name(
+        &mut self,
+        entry: &Entry,
+        path: &str,
+        instance: Option<(&'static str, &str)>,
+    ) -> Option<KeyName> {
+        let name_field = format!("{path}.name");
+        let base = Scope {
+            instance,
+            ..Scope::default()
+        };
+        entry.name.as_ref().and_then(|n| {
+            let text = self.expand(&name_field, n, base)?;
+            match KeyName::parse(&text) {
+                Ok(name) => Some(name),
+                Err(message) => {
+                    self.push(
+                        Diagnostic::error(&name_field, n.pos, message).with_label("this name"),
+                    );
+                    None
+                }
+            }
+        })
+    }
+
+    /// The entry's regions (its own, else the defaults'), and those that were valid (for the
+    /// cross-entry checks even when some were not).
+    fn entry_regions(
+        &mut self,
+        manifest: &Manifest,
+        entry: &Entry,
+        defaults: &Resolved,
+        path: &str,
+        name_pos: Pos,
+    ) -> (Option<Vec<Region>>, Vec<Region>) {
+        let mut valid_regions: Vec<Region> = Vec::new();
+        let regions: Option<Vec<Region>> = match (&entry.regions, &defaults.regions) {
+            (Some(list), _) => {
+                let checked: Vec<Region> =
+                    self.region_list(list).into_iter().map(|(r, _)| r).collect();
+                valid_regions.clone_from(&checked);
+                (!list.invalid && checked.len() == list.items.len()).then_some(checked)
+            }
+            (None, Some(defaults)) => {
+                valid_regions = defaults.iter().map(|(r, _)| r.clone()).collect();
+                Some(valid_regions.clone())
+            }
+            (None, None) => {
+                if manifest.defaults.regions.is_none() {
+                    self.push(
+                        Diagnostic::error(
+                            format!("{path}.region"),
+                            name_pos,
+                            "this key pair has no region",
+                        )
+                        .with_label("no region for this key pair")
+                        .with_help(
+                            "add `region: <region>` to the entry, or `region:` under `defaults:`",
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        (regions.filter(|r| !r.is_empty()), valid_regions)
+    }
+
+    /// The key type the entry declares: its own, else the defaults'.
+    fn entry_key_type(
+        &mut self,
+        manifest: &Manifest,
+        entry: &Entry,
+        defaults: &Resolved,
+        path: &str,
+    ) -> Declared {
+        match &entry.key_type {
+            Some(k) => Declared::from(self.key_type(&format!("{path}.key_type"), k)),
+            None if manifest.defaults.key_type.is_some() => Declared::from(defaults.key_type),
+            None => Declared::Absent,
+        }
+    }
+
+    /// The private key file: `output`, else `${output_dir}/<name>.pem`, never a path a name
+    /// could lead out of its folder.
+    fn entry_output(
+        &mut self,
+        entry: &Entry,
+        defaults: &Resolved,
+        path: &str,
+        name: &KeyName,
+        name_pos: Pos,
+        instance: Option<(&'static str, &str)>,
+    ) -> Option<(PathBuf, String)> {
+        let name_field = format!("{path}.name");
+        let output_pos = entry.output.as_ref().map_or(name_pos, |o| o.pos);
+        let scope = Scope {
+            name: Some(name.as_str()),
+            output_dir: defaults.output_dir.as_deref(),
+            instance,
+        };
+        let field = format!("{path}.output");
+        // A name that is not one plain file name must not build a path: `../lab` would
+        // write outside the key folder.
+        let builds_path = entry
+            .output
+            .as_ref()
+            .is_none_or(|o| o.value.contains("${name}"));
+        let file_name = crate::desired::key_file_name(name.as_str());
+        if builds_path && file_name.is_none() {
+            self.push(
+                Diagnostic::error(
+                    &name_field,
+                    name_pos,
+                    format!("the key pair name `{name}` cannot name a key file: it contains `/` or is `.` or `..`"),
+                )
+                .with_label("used in the key file's path")
+                .with_help("rename the key pair, or give `output` a path that does not use `${name}`"),
+            );
+            return None;
+        }
+        let written = match &entry.output {
+            Some(output) => self.expand(&field, output, scope)?,
+            None => format!("{}/{}", defaults.output_dir.as_deref()?, file_name?),
+        };
+        self.output_path(&field, output_pos, &written)
     }
 }
 

@@ -41,61 +41,8 @@ impl Validator<'_> {
         }
         let resolved = self.resolve(written);
         let display = resolved.display().to_string();
-        if let Some(reserved) = resolved
-            .components()
-            .map(Component::as_os_str)
-            .find(|c| *c == lock::STATE_DIR || keys::is_reserved_name(c))
-        {
-            self.push(
-                Diagnostic::error(
-                    field,
-                    pos,
-                    format!(
-                        "the output {display} uses `{}`, a name labctl keeps for its own files",
-                        reserved.to_string_lossy()
-                    ),
-                )
-                .with_label("reserved")
-                .with_help(format!(
-                    "names starting with `{}` and the folder `{}` hold labctl's temporary and state files; pick another name",
-                    keys::RESERVED_PREFIX,
-                    lock::STATE_DIR
-                )),
-            );
-            return None;
-        }
-        if let Some(long) = resolved
-            .components()
-            .map(Component::as_os_str)
-            .find(|c| c.len() > MAX_FILE_NAME)
-        {
-            self.push(
-                Diagnostic::error(
-                    field,
-                    pos,
-                    format!(
-                        "the file name `{}…` is {} bytes long; file systems allow {MAX_FILE_NAME}",
-                        long.to_string_lossy().chars().take(24).collect::<String>(),
-                        long.len()
-                    ),
-                )
-                .with_label("too long for a file name")
-                .with_help("shorten the key pair name, or give `output` a shorter file name"),
-            );
-            return None;
-        }
-        if resolved.as_os_str().len() > MAX_PATH {
-            self.push(
-                Diagnostic::error(
-                    field,
-                    pos,
-                    format!(
-                        "the output path is {} bytes long; file systems allow {MAX_PATH}",
-                        resolved.as_os_str().len()
-                    ),
-                )
-                .with_help("use a shorter `output_dir` or `output`"),
-            );
+        if let Some(problem) = path_problem(field, pos, &resolved, &display) {
+            self.push(problem);
             return None;
         }
         if written.ends_with('/') || resolved.is_dir() {
@@ -112,6 +59,66 @@ impl Validator<'_> {
         }
         Some((resolved, display))
     }
+}
+
+/// Why a resolved key file path cannot be used, if it cannot: a name labctl keeps for its
+/// own files, a file name or a path longer than file systems take.
+fn path_problem(field: &str, pos: Pos, resolved: &Path, display: &str) -> Option<Diagnostic> {
+    if let Some(reserved) = resolved
+        .components()
+        .map(Component::as_os_str)
+        .find(|c| *c == lock::STATE_DIR || keys::is_reserved_name(c))
+    {
+        return Some(
+            Diagnostic::error(
+                field,
+                pos,
+                format!(
+                    "the output {display} uses `{}`, a name labctl keeps for its own files",
+                    reserved.to_string_lossy()
+                ),
+            )
+            .with_label("reserved")
+            .with_help(format!(
+                "names starting with `{}` and the folder `{}` hold labctl's temporary and state files; pick another name",
+                keys::RESERVED_PREFIX,
+                lock::STATE_DIR
+            )),
+        );
+    }
+    if let Some(long) = resolved
+        .components()
+        .map(Component::as_os_str)
+        .find(|c| c.len() > MAX_FILE_NAME)
+    {
+        return Some(
+            Diagnostic::error(
+                field,
+                pos,
+                format!(
+                    "the file name `{}…` is {} bytes long; file systems allow {MAX_FILE_NAME}",
+                    long.to_string_lossy().chars().take(24).collect::<String>(),
+                    long.len()
+                ),
+            )
+            .with_label("too long for a file name")
+            .with_help("shorten the key pair name, or give `output` a shorter file name"),
+        );
+    }
+    if resolved.as_os_str().len() > MAX_PATH {
+        return Some(
+            Diagnostic::error(
+                field,
+                pos,
+                format!(
+                    "the output path is {} bytes long; file systems allow {MAX_PATH}",
+                    resolved.as_os_str().len()
+                ),
+            )
+            .with_help("use a shorter `output_dir` or `output`"),
+        );
+    }
+    None
 }
 
 /// Lexically clean a path: drop `.`, fold `a/..`; never touches the file system.
