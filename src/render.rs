@@ -375,3 +375,130 @@ pub(crate) fn report_json(
     };
     json_document(&doc)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Snapshots of what people read: a change to the wording shows up as a diff to review.
+
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::{Style, plan_human, plan_json, report_human};
+    use crate::apply::{Outcome, Problem, Report, Status};
+    use crate::desired::{KeyName, KeyType, Region, TagSet};
+    use crate::plan::{
+        Action, AfterDelete, Conflict, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan,
+    };
+
+    fn action(name: &str, region: &str, op: KeyPairOp, reason: &str) -> Action {
+        Action::KeyPair(KeyPairAction {
+            entry: Some(0),
+            name: KeyName::parse(name).unwrap(),
+            region: Region::parse(region).unwrap(),
+            output: Some(PathBuf::from(format!("keys/{name}.pem"))),
+            output_display: format!("keys/{name}.pem"),
+            tags: TagSet::default(),
+            op,
+            remote_id: None,
+            fix_mode: false,
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn sample() -> Plan {
+        let ec2 = Generator::Ec2 {
+            key_type: KeyType::Ed25519,
+        };
+        Plan {
+            project: "ecs-workshop".into(),
+            actions: vec![
+                action(
+                    "ecs-workshop-seat-1",
+                    "us-east-1",
+                    KeyPairOp::Create { generator: ec2 },
+                    "EC2 generates a new ed25519 key; save it to keys/ecs-workshop-seat-1.pem",
+                ),
+                action(
+                    "ecs-workshop-seat-1",
+                    "eu-west-1",
+                    KeyPairOp::Import {
+                        source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+                    },
+                    "import the public key of the key created in us-east-1",
+                ),
+                action(
+                    "ecs-workshop-seat-2",
+                    "us-east-1",
+                    KeyPairOp::Conflict(Conflict::MissingPrivateKey),
+                    "the key pair exists but keys/ecs-workshop-seat-2.pem does not",
+                ),
+                action(
+                    "ecs-workshop-seat-3",
+                    "us-east-1",
+                    KeyPairOp::FixMode { mode: 0o644 },
+                    "keys/ecs-workshop-seat-3.pem has mode 0644; set it to 0400",
+                ),
+                action(
+                    "ecs-workshop-old",
+                    "us-east-1",
+                    KeyPairOp::Delete {
+                        file: AfterDelete::Keep,
+                    },
+                    "no longer in the manifest; delete it",
+                ),
+                action(
+                    "ecs-workshop-seat-4",
+                    "us-east-1",
+                    KeyPairOp::Noop,
+                    "in sync",
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_plan_for_people() {
+        insta::assert_snapshot!(plan_human(&sample(), Style { color: false }));
+    }
+
+    #[test]
+    fn the_plan_as_json() {
+        let calls = BTreeMap::from([("DescribeKeyPairs".to_owned(), 2)]);
+        insta::assert_snapshot!(plan_json(&sample(), &calls));
+    }
+
+    #[test]
+    fn the_report_for_people() {
+        let plan = sample();
+        let statuses = [
+            (Status::Done, None),
+            (
+                Status::Failed,
+                Some(
+                    Problem::new("ImportKeyPair in eu-west-1 failed: RequestLimitExceeded")
+                        .hint("EC2 is throttling requests; run again in a minute"),
+                ),
+            ),
+            (
+                Status::Conflict,
+                Some(Problem::new("missing-private-key").hint("put the file back")),
+            ),
+            (Status::Done, None),
+            (Status::Done, None),
+            (Status::Unchanged, None),
+        ];
+        let report = Report {
+            outcomes: plan
+                .actions
+                .into_iter()
+                .zip(statuses)
+                .map(|(action, (status, error))| Outcome {
+                    action,
+                    status,
+                    error,
+                })
+                .collect(),
+        };
+        insta::assert_snapshot!(report_human(&report, Style { color: false }));
+    }
+}

@@ -305,3 +305,33 @@ fn table(cases: &[(&str, &str, &str)]) {
         assert!(errors[0].2.contains(text), "{body}: {found:?}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Snapshots of the diagnostics people read: wording changes show up as diffs.
+
+    use std::path::PathBuf;
+
+    use super::{Context, validate};
+    use crate::diagnostic::{self, Style};
+
+    #[test]
+    fn every_mistake_with_its_line_and_help() {
+        let text = "version: 1\nproject: lab\nvars: { owner: me }\ndefaults:\n  region: us-east1\nkeypairs:\n  - name: lab-${ownr}\n    key_type: dsa\n  - name: ../lab\n    tags: { \"aws:x\": y }\n";
+        let source = crate::manifest::Source::from_text("labctl.yaml", text);
+        let (manifest, mut diagnostics) = crate::manifest::parse(&source);
+        let context = Context {
+            base_dir: PathBuf::from("lab"),
+            home: None,
+            overrides: Vec::new(),
+        };
+        diagnostics.extend(validate(&manifest.unwrap(), &context).1);
+        diagnostic::sort(&mut diagnostics);
+        insta::assert_snapshot!(diagnostic::render_human(
+            "labctl.yaml",
+            text,
+            &diagnostics,
+            Style { color: false }
+        ));
+    }
+}
