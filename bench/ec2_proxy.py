@@ -8,6 +8,8 @@ standard input closes. Stdlib only.
 --delay-ms N   adds N ms before each request is forwarded (a far region).
 --throttle     enforces EC2's token buckets per (region, action), answering
                RequestLimitExceeded (HTTP 503) as EC2 does when a bucket is empty.
+--limits JSON  with --throttle: other buckets, {"Action": [burst, refill per second]}, for
+               an account whose limits differ from EC2's published ones.
 --faults JSON  a list of rules, each {"action": "CreateKeyPair" or "*", "fault": F,
                "count": N (how many matching requests get it; default 1), "skip": N (let the
                first N matching requests through untouched; default 0), "name": KEY NAME
@@ -51,7 +53,9 @@ args.add_argument("upstream")
 args.add_argument("--delay-ms", type=int, default=0)
 args.add_argument("--throttle", action="store_true")
 args.add_argument("--faults", default="[]")
+args.add_argument("--limits", default="{}")
 opts = args.parse_args()
+LIMITS.update({k: tuple(v) for k, v in json.loads(opts.limits).items()})
 upstream = urllib.parse.urlparse(opts.upstream)
 rules = json.loads(opts.faults)
 for rule in rules:

@@ -34,15 +34,21 @@ pub(crate) enum Command {
     Output(OutputArgs),
 }
 
-/// When to pace requests at EC2's rates.
+/// Whether to pace requests at EC2's rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Pace {
-    /// At EC2's rates when talking to AWS (no --endpoint-url)
-    Auto,
-    /// Always at EC2's rates
+    /// At EC2's published rates, whatever the endpoint, slowing down when EC2 throttles
+    #[value(alias = "auto")]
     Ec2,
-    /// Never
+    /// Never (a local test server in a benchmark)
     None,
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.1..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a factor from 0.1 to 100")),
+    }
 }
 
 /// A `--var KEY=VALUE` pair.
@@ -97,14 +103,19 @@ pub(crate) struct CloudArgs {
     /// At most this many key pairs worked on at once
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Pace requests at EC2's published rates per region and action: `auto` does when talking
-    /// to AWS itself (no --endpoint-url), `ec2` always, `none` never
-    #[arg(long, value_enum, default_value_t = Pace::Auto)]
+    /// Pace requests at EC2's published rates per region and action, slowing down when EC2
+    /// throttles (`ec2`, whatever the endpoint), or not at all (`none`)
+    #[arg(long, value_enum, default_value_t = Pace::Ec2)]
     pub pace: Pace,
+    /// Your account's EC2 API rate limits as a multiple of EC2's published defaults (raised
+    /// limits: 2 means twice the burst and refill of every bucket)
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = parse_scale)]
+    pub pace_scale: f64,
     /// Give up after this many seconds: nothing new starts after it, requests in flight finish
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
-    /// Attempts per EC2 request, the first included (retries back off exponentially)
+    /// Attempts per EC2 request for real errors (timeouts, cut connections, server errors), the
+    /// first included; throttling is retried until --timeout and never counts
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: u32,
     /// Print less (errors only)

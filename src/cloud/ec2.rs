@@ -3,6 +3,12 @@
 //! Credentials and settings come from aws-config's standard chain. Every request is counted
 //! by an interceptor (once per attempt, so retries count). SDK errors are turned into
 //! [`CloudError`]s here and go no further.
+//!
+//! Retrying is labctl's, not the SDK's (whose retries are off): a throttling answer slows
+//! the pacer for that region and action and is retried until the run's deadline, never
+//! counting as an attempt; a real error that may pass (a timeout, a cut connection, HTTP 5xx)
+//! is retried with jittered exponential backoff up to `--max-attempts`; anything else is
+//! returned at once. So a throttled burst never costs a key, and a dead endpoint fails fast.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +23,7 @@ use aws_sdk_ec2::types::{KeyFormat, ResourceType, Tag, TagSpecification};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
@@ -34,8 +40,10 @@ pub(crate) struct Ec2Options {
     pub max_attempts: u32,
     /// The longest one attempt may take.
     pub attempt_timeout: Duration,
-    /// Pace requests at EC2's published rates.
-    pub pace: bool,
+    /// Pace requests at EC2's published rates times this factor; `None` does not pace.
+    pub pace: Option<f64>,
+    /// Nothing is retried after this moment (the run's `--timeout`).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// Counts requests per operation as they are sent (each attempt).
@@ -65,9 +73,23 @@ impl Intercept for CallCounter {
 /// EC2 through `aws-sdk-ec2`, one client per region.
 #[derive(Debug)]
 pub(crate) struct Ec2 {
-    clients: HashMap<Region, Client>,
+    /// Each region's client and the host it talks to (named in errors).
+    clients: HashMap<Region, (Client, String)>,
     counter: CallCounter,
     pacer: Pacer,
+    max_attempts: u32,
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// The host a region's requests go to: the endpoint's, or EC2's regional one.
+fn host_of(endpoint_url: Option<&str>, region: &Region) -> String {
+    match endpoint_url {
+        Some(url) => {
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            rest.split('/').next().unwrap_or(rest).to_owned()
+        }
+        None => format!("ec2.{region}.amazonaws.com"),
+    }
 }
 
 impl Ec2 {
@@ -77,17 +99,13 @@ impl Ec2 {
         // aws-config from probing the environment (or the instance metadata service) for one.
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
             .region(aws_sdk_ec2::config::Region::from_static("us-east-1"))
-            // Standard (exponential backoff) retries, not the SDK's adaptive mode: labctl paces
-            // itself at EC2's rates, and adaptive mode drops a client to 0.5 requests per
-            // second after a single throttling answer.
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(options.max_attempts.max(1))
-                    .with_initial_backoff(Duration::from_millis(200)),
-            )
+            // labctl retries itself (see the module's documentation): the SDK's standard mode
+            // counts throttling against the attempts, and its adaptive mode drops a client to
+            // 0.5 requests per second after a single throttling answer.
+            .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
+                    .connect_timeout(Duration::from_secs(3))
                     .operation_attempt_timeout(options.attempt_timeout)
                     .build(),
             );
@@ -106,35 +124,109 @@ impl Ec2 {
                     .region(aws_sdk_ec2::config::Region::new(region.as_str().to_owned()))
                     .interceptor(counter.clone())
                     .build();
-                (region.clone(), Client::from_conf(config))
+                let host = host_of(options.endpoint_url.as_deref(), region);
+                (region.clone(), (Client::from_conf(config), host))
             })
             .collect();
-        let pacer = if options.pace {
-            Pacer::ec2()
-        } else {
-            Pacer::none()
+        let pacer = match options.pace {
+            Some(scale) => Pacer::scaled(scale),
+            None => Pacer::none(),
         };
         Ec2 {
             clients,
             counter,
             pacer,
+            max_attempts: options.max_attempts.max(1),
+            deadline: options.deadline,
         }
     }
 
-    /// The region's client, once the pacer lets this request go.
-    async fn client(
+    /// Send one request with labctl's retry policy (see the module's documentation). `call`
+    /// builds and sends the request on the region's client; it may be called again.
+    async fn send<T, E, F, Fut>(
         &self,
         region: &Region,
         operation: &'static str,
-    ) -> Result<&Client, CloudError> {
-        self.pacer.wait(region.as_str(), operation).await;
-        self.clients.get(region).ok_or_else(|| CloudError {
-            kind: CloudErrorKind::Other,
-            operation,
-            region: region.to_string(),
-            message: "no client for this region".to_owned(),
-        })
+        call: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let Some((client, host)) = self.clients.get(region) else {
+            return Err(CloudError {
+                kind: CloudErrorKind::Other,
+                operation,
+                region: region.to_string(),
+                message: "no client for this region".to_owned(),
+            });
+        };
+        let mut attempts = 0;
+        let mut throttled = 0u32;
+        loop {
+            self.pacer.wait(region.as_str(), operation).await;
+            let err = match call(client.clone()).await {
+                Ok(output) => {
+                    self.pacer.succeeded(region.as_str(), operation);
+                    return Ok(output);
+                }
+                Err(err) => err,
+            };
+            let error = convert(operation, region, host, &err);
+            let wait = if error.kind == CloudErrorKind::Throttled {
+                // Throttling is EC2 asking for a slower pace, not a failure: slow down and
+                // try again, for as long as the run may take.
+                self.pacer.throttled(region.as_str(), operation);
+                throttled += 1;
+                tracing::debug!(operation, region = %region, throttled, "throttled; retrying");
+                if self.deadline.is_none() && throttled > MAX_THROTTLED_WITHOUT_DEADLINE {
+                    return Err(error);
+                }
+                Duration::ZERO
+            } else {
+                attempts += 1;
+                if !transient(&err) || attempts >= self.max_attempts {
+                    return Err(error);
+                }
+                let wait = backoff(attempts);
+                tracing::debug!(operation, region = %region, attempts, error = %error, "retrying");
+                wait
+            };
+            if self
+                .deadline
+                .is_some_and(|deadline| tokio::time::Instant::now() + wait >= deadline)
+            {
+                return Err(error);
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
+}
+
+/// Without a deadline, throttling is retried this many times at most.
+const MAX_THROTTLED_WITHOUT_DEADLINE: u32 = 1000;
+
+/// Whether a failed request may succeed when sent again: a timeout, a cut or refused
+/// connection, an answer that could not be read, a server error.
+fn transient<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+        SdkError::ServiceError(service) => service.raw().status().as_u16() >= 500,
+        _ => false,
+    }
+}
+
+/// Jittered exponential backoff before attempt `attempts + 1`: about 0.2, 0.4, 0.8 … s, at
+/// most 5 s, each between half and all of that.
+fn backoff(attempts: u32) -> Duration {
+    let base = Duration::from_millis(200)
+        .saturating_mul(1 << attempts.saturating_sub(1).min(5))
+        .min(Duration::from_secs(5));
+    let jitter =
+        0.5 + f64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 500) / 1000.0;
+    base.mul_f64(jitter)
 }
 
 fn tag_specification(tags: &TagSet) -> TagSpecification {
@@ -156,7 +248,12 @@ fn sdk_key_type(key_type: KeyType) -> aws_sdk_ec2::types::KeyType {
 }
 
 /// Turn an SDK error into a [`CloudError`], classifying it for the hint.
-fn convert<E, R>(operation: &'static str, region: &Region, err: &SdkError<E, R>) -> CloudError
+fn convert<E, R>(
+    operation: &'static str,
+    region: &Region,
+    host: &str,
+    err: &SdkError<E, R>,
+) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -190,7 +287,7 @@ where
         }
         SdkError::TimeoutError(_) => (
             CloudErrorKind::Unreachable,
-            "the request timed out".to_owned(),
+            format!("{host} did not answer in time"),
         ),
         SdkError::ResponseError(_) => (
             CloudErrorKind::Other,
@@ -215,7 +312,7 @@ where
             {
                 (
                     CloudErrorKind::Unreachable,
-                    format!("cannot connect to the endpoint ({})", short(&text)),
+                    format!("cannot connect to the endpoint {host} ({})", short(&text)),
                 )
             } else {
                 (CloudErrorKind::Other, short(&text))
@@ -284,19 +381,19 @@ impl Cloud for Ec2 {
         const OP: &str = "DescribeKeyPairs";
         // A filter, not KeyNames: a missing name is an empty answer, not an error.
         let output = self
-            .client(region, OP)
-            .await?
-            .describe_key_pairs()
-            .include_public_key(true)
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("key-name")
-                    .values(name.as_str())
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+            .send(region, OP, |client| {
+                client
+                    .describe_key_pairs()
+                    .include_public_key(true)
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("key-name")
+                            .values(name.as_str())
+                            .build(),
+                    )
+                    .send()
+            })
+            .await?;
         Ok(output
             .key_pairs()
             .iter()
@@ -307,13 +404,10 @@ impl Cloud for Ec2 {
     async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
         const OP: &str = "DescribeKeyPairs";
         let output = self
-            .client(region, OP)
-            .await?
-            .describe_key_pairs()
-            .include_public_key(true)
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+            .send(region, OP, |client| {
+                client.describe_key_pairs().include_public_key(true).send()
+            })
+            .await?;
         Ok(output.key_pairs().iter().filter_map(remote_of).collect())
     }
 
@@ -326,16 +420,16 @@ impl Cloud for Ec2 {
     ) -> Result<CreatedKeyPair, CloudError> {
         const OP: &str = "CreateKeyPair";
         let output = self
-            .client(region, OP)
-            .await?
-            .create_key_pair()
-            .key_name(name.as_str())
-            .key_type(sdk_key_type(key_type))
-            .key_format(KeyFormat::Pem)
-            .tag_specifications(tag_specification(tags))
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+            .send(region, OP, |client| {
+                client
+                    .create_key_pair()
+                    .key_name(name.as_str())
+                    .key_type(sdk_key_type(key_type))
+                    .key_format(KeyFormat::Pem)
+                    .tag_specifications(tag_specification(tags))
+                    .send()
+            })
+            .await?;
         let id = output.key_pair_id().map(str::to_owned);
         let material = output
             .key_material
@@ -358,17 +452,17 @@ impl Cloud for Ec2 {
     ) -> Result<RemoteKeyPair, CloudError> {
         const OP: &str = "ImportKeyPair";
         let output = self
-            .client(region, OP)
-            .await?
-            .import_key_pair()
-            .key_name(name.as_str())
-            .public_key_material(aws_smithy_types::Blob::new(
-                public_key.to_openssh().into_bytes(),
-            ))
-            .tag_specifications(tag_specification(tags))
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+            .send(region, OP, |client| {
+                client
+                    .import_key_pair()
+                    .key_name(name.as_str())
+                    .public_key_material(aws_smithy_types::Blob::new(
+                        public_key.to_openssh().into_bytes(),
+                    ))
+                    .tag_specifications(tag_specification(tags))
+                    .send()
+            })
+            .await?;
         Ok(RemoteKeyPair {
             name: name.to_string(),
             id: output.key_pair_id().map(str::to_owned),
@@ -405,13 +499,10 @@ impl Cloud for Ec2 {
                 }
             }
         }
-        self.client(region, OP)
-            .await?
-            .delete_key_pair()
-            .key_name(name.as_str())
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+        self.send(region, OP, |client| {
+            client.delete_key_pair().key_name(name.as_str()).send()
+        })
+        .await?;
         Ok(())
     }
 
@@ -422,18 +513,18 @@ impl Cloud for Ec2 {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         const OP: &str = "CreateTags";
-        let tags = tags
+        let tags: Vec<Tag> = tags
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        self.client(region, OP)
-            .await?
-            .create_tags()
-            .set_resources(Some(ids.to_vec()))
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+        self.send(region, OP, |client| {
+            client
+                .create_tags()
+                .set_resources(Some(ids.to_vec()))
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
@@ -444,15 +535,15 @@ impl Cloud for Ec2 {
         keys: &[String],
     ) -> Result<(), CloudError> {
         const OP: &str = "DeleteTags";
-        let tags = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
-        self.client(region, OP)
-            .await?
-            .delete_tags()
-            .set_resources(Some(ids.to_vec()))
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| convert(OP, region, &e))?;
+        let tags: Vec<Tag> = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
+        self.send(region, OP, |client| {
+            client
+                .delete_tags()
+                .set_resources(Some(ids.to_vec()))
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
         Ok(())
     }
 

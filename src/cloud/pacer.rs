@@ -6,6 +6,12 @@
 //! for every (region, action) and makes each request wait for its token, so a large apply
 //! runs at the ceiling instead of bouncing off it. Waiting is a reservation: callers queue
 //! in order without polling.
+//!
+//! The published rates are defaults; an account's real ones may differ, and other clients in
+//! the account draw from the same buckets. So the pacer also listens: a throttling answer
+//! halves that bucket's rate (at most once a second) and drains its burst; every success
+//! then adds back a little, up to the ceiling (additive increase, multiplicative decrease,
+//! as TCP does). `--pace-scale` raises the ceiling for accounts with raised limits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,11 +19,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How much of EC2's published rate labctl uses: sending at exactly the refill rate leaves no
-/// room for network jitter, and one request that arrives early is throttled, retried and
-/// costs a token again. 90% of the burst and 92% of the rate keep a margin.
-const BURST_SHARE: f64 = 0.90;
-const RATE_SHARE: f64 = 0.92;
+/// How much of EC2's published bucket labctl uses: sending at exactly the refill rate leaves
+/// no room for network jitter. A small margin keeps throttling rare; when it happens anyway,
+/// the pacer slows down (see above) and the request is retried.
+const BURST_SHARE: f64 = 0.96;
+const RATE_SHARE: f64 = 0.97;
+/// The lowest rate a throttled bucket falls to, in requests per second.
+const FLOOR_RATE: f64 = 0.2;
+/// What each success adds back, as a share of the ceiling.
+const RECOVERY_SHARE: f64 = 0.02;
 
 /// EC2's bucket for an action: (burst capacity, refill per second), as published.
 pub(crate) fn ec2_limits(action: &str) -> (f64, f64) {
@@ -32,59 +42,115 @@ pub(crate) fn ec2_limits(action: &str) -> (f64, f64) {
 #[derive(Debug)]
 struct Bucket {
     capacity: f64,
+    /// The rate now, lowered by throttling and recovering towards `ceiling`.
     rate: f64,
+    ceiling: f64,
     tokens: f64,
     updated: Instant,
+    /// When the rate was last halved (one decrease per second at most: the requests already
+    /// in flight were sent at the old rate and will be throttled too).
+    decreased: Option<Instant>,
 }
 
 /// Token buckets per (region, action); `None` paces nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
     buckets: Option<Mutex<HashMap<(String, &'static str), Bucket>>>,
+    /// The account's limits as a multiple of EC2's published ones.
+    scale: f64,
 }
 
 impl Pacer {
-    /// Pace at EC2's published rates.
-    pub(crate) fn ec2() -> Self {
+    /// Pace at `scale` times EC2's published rates and bursts.
+    pub(crate) fn scaled(scale: f64) -> Self {
         Pacer {
             buckets: Some(Mutex::new(HashMap::new())),
+            scale,
         }
     }
 
     /// No pacing (a local server, or a caller that paces itself).
     pub(crate) fn none() -> Self {
-        Pacer { buckets: None }
+        Pacer {
+            buckets: None,
+            scale: 1.0,
+        }
     }
 
-    /// How long the next request of `action` in `region` must wait; reserves its token.
-    fn reserve(&self, region: &str, action: &'static str, now: Instant) -> Duration {
-        let Some(buckets) = &self.buckets else {
-            return Duration::ZERO;
-        };
+    /// Run `f` on the bucket of (region, action), made on first use.
+    fn with_bucket<T>(
+        &self,
+        region: &str,
+        action: &'static str,
+        now: Instant,
+        f: impl FnOnce(&mut Bucket) -> T,
+    ) -> Option<T> {
+        let buckets = self.buckets.as_ref()?;
         let mut buckets = buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let scale = self.scale;
         let bucket = buckets
             .entry((region.to_owned(), action))
             .or_insert_with(|| {
                 let (capacity, rate) = ec2_limits(action);
-                let capacity = (capacity * BURST_SHARE).floor();
+                let capacity = (capacity * scale * BURST_SHARE).floor().max(1.0);
+                let rate = rate * scale * RATE_SHARE;
                 Bucket {
                     capacity,
-                    rate: rate * RATE_SHARE,
+                    rate,
+                    ceiling: rate,
                     tokens: capacity,
                     updated: now,
+                    decreased: None,
                 }
             });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(bucket.capacity);
         bucket.updated = now;
-        bucket.tokens -= 1.0;
-        if bucket.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-bucket.tokens / bucket.rate)
-        }
+        Some(f(bucket))
+    }
+
+    /// EC2 throttled a request of `action` in `region`: halve that bucket's rate (once a
+    /// second at most) and give up its burst.
+    pub(crate) fn throttled(&self, region: &str, action: &'static str) {
+        let now = Instant::now();
+        self.with_bucket(region, action, now, |bucket| {
+            let recent = bucket
+                .decreased
+                .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
+            if !recent {
+                bucket.rate = (bucket.rate / 2.0).max(FLOOR_RATE.min(bucket.ceiling));
+                bucket.decreased = Some(now);
+                tracing::debug!(
+                    region,
+                    action,
+                    rate = bucket.rate,
+                    "throttled: slowing down"
+                );
+            }
+            bucket.tokens = bucket.tokens.min(0.0);
+        });
+    }
+
+    /// A request of `action` in `region` succeeded: recover a little of the rate.
+    pub(crate) fn succeeded(&self, region: &str, action: &'static str) {
+        self.with_bucket(region, action, Instant::now(), |bucket| {
+            bucket.rate = (bucket.rate + bucket.ceiling * RECOVERY_SHARE).min(bucket.ceiling);
+        });
+    }
+
+    /// How long the next request of `action` in `region` must wait; reserves its token.
+    fn reserve(&self, region: &str, action: &'static str, now: Instant) -> Duration {
+        self.with_bucket(region, action, now, |bucket| {
+            bucket.tokens -= 1.0;
+            if bucket.tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-bucket.tokens / bucket.rate)
+            }
+        })
+        .unwrap_or(Duration::ZERO)
     }
 
     /// Wait for a token for one request.
@@ -107,23 +173,23 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_refill_rate() {
-        let pacer = Pacer::ec2();
+        let pacer = Pacer::scaled(1.0);
         let start = Instant::now();
-        // 45 at once (90% of EC2's 50), then one every 217 ms (92% of EC2's 5 per second).
-        let delays: Vec<Duration> = (0..48)
+        // 48 at once (96% of EC2's 50), then one every 206 ms (97% of EC2's 5 per second).
+        let delays: Vec<Duration> = (0..51)
             .map(|_| pacer.reserve("us-east-1", "CreateKeyPair", start))
             .collect();
-        assert!(delays[..45].iter().all(Duration::is_zero));
-        let step = 1.0 / (5.0 * 0.92);
+        assert!(delays[..48].iter().all(Duration::is_zero));
+        let step = 1.0 / (5.0 * 0.97);
         assert!(
-            (delays[45].as_secs_f64() - step).abs() < 1e-6,
+            (delays[48].as_secs_f64() - step).abs() < 1e-6,
             "{:?}",
-            delays[45]
+            delays[48]
         );
         assert!(
-            (delays[47].as_secs_f64() - 3.0 * step).abs() < 1e-6,
+            (delays[50].as_secs_f64() - 3.0 * step).abs() < 1e-6,
             "{:?}",
-            delays[47]
+            delays[50]
         );
         // Buckets are per region and per action.
         assert!(pacer.reserve("eu-west-1", "CreateKeyPair", start).is_zero());
@@ -135,6 +201,47 @@ mod tests {
         // Time refills the bucket.
         let later = start + Duration::from_mins(1);
         assert!(pacer.reserve("us-east-1", "CreateKeyPair", later).is_zero());
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_once_a_second_and_successes_bring_it_back() {
+        let pacer = Pacer::scaled(1.0);
+        let rate = |p: &Pacer| {
+            p.with_bucket("us-east-1", "CreateKeyPair", Instant::now(), |b| b.rate)
+                .unwrap()
+        };
+        let ceiling = 5.0 * 0.97;
+        assert!((rate(&pacer) - ceiling).abs() < 1e-9);
+        // A burst of throttling answers (requests that were in flight together): one halving.
+        for _ in 0..16 {
+            pacer.throttled("us-east-1", "CreateKeyPair");
+        }
+        assert!((rate(&pacer) - ceiling / 2.0).abs() < 1e-9);
+        // The burst is gone: the next request waits for a token at the lowered rate.
+        let wait = pacer.reserve("us-east-1", "CreateKeyPair", Instant::now());
+        assert!(wait > Duration::from_millis(300), "{wait:?}");
+        // Successes recover the rate, never past the ceiling.
+        for _ in 0..200 {
+            pacer.succeeded("us-east-1", "CreateKeyPair");
+        }
+        assert!((rate(&pacer) - ceiling).abs() < 1e-9);
+        // Another region's bucket never slowed down.
+        assert!(
+            pacer
+                .reserve("eu-west-1", "CreateKeyPair", Instant::now())
+                .is_zero()
+        );
+    }
+
+    #[test]
+    fn a_raised_limit_scales_burst_and_rate() {
+        let pacer = Pacer::scaled(2.0);
+        let start = Instant::now();
+        let delays: Vec<Duration> = (0..97)
+            .map(|_| pacer.reserve("us-east-1", "CreateKeyPair", start))
+            .collect();
+        assert!(delays[..96].iter().all(Duration::is_zero));
+        assert!((delays[96].as_secs_f64() - 1.0 / (10.0 * 0.97)).abs() < 1e-6);
     }
 
     #[test]

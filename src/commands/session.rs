@@ -78,17 +78,18 @@ pub(super) fn warn_git_exposure(desired: &Desired, quiet: bool, term: Terminal) 
     }
 }
 
-pub(super) async fn connect(args: &CloudArgs, desired: &Desired) -> Arc<Ec2> {
+pub(super) async fn connect(args: &CloudArgs, desired: &Desired, deadline: Instant) -> Arc<Ec2> {
     let options = Ec2Options {
         endpoint_url: args.endpoint_url.clone(),
         profile: args.profile.clone(),
         max_attempts: args.max_attempts,
-        attempt_timeout: Duration::from_secs(args.timeout.min(30)),
+        // EC2 answers in well under a second; ten seconds of silence is a dead endpoint.
+        attempt_timeout: Duration::from_secs(args.timeout.min(10)),
         pace: match args.pace {
-            Pace::Auto => args.endpoint_url.is_none(),
-            Pace::Ec2 => true,
-            Pace::None => false,
+            Pace::Ec2 => Some(args.pace_scale),
+            Pace::None => None,
         },
+        deadline: Some(deadline.into()),
     };
     Arc::new(Ec2::new(&options, &desired.regions()).await)
 }
@@ -150,7 +151,7 @@ pub(super) fn session<T>(
     let journal = lock.as_ref().map(|l| Arc::clone(&l.journal));
     let rt = runtime()?;
     let result = rt.block_on(async {
-        let cloud = connect(args, &desired).await;
+        let cloud = connect(args, &desired, deadline).await;
         let regions = desired.regions();
         status(
             args,

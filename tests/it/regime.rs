@@ -1,0 +1,78 @@
+//! EC2's real regime with default flags: paced whatever the endpoint, never giving up a
+//! throttled key, quick to fail on a silent endpoint.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{Proxy, Test, mutating_calls, public_key_of, server, strip_comment, unique};
+
+#[test]
+fn hard_throttling_costs_no_key_with_default_flags() {
+    let test = Test::new();
+    let project = unique("throttled");
+    let n = 30;
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-${{index}}\n    count: {n}\n"
+        ),
+    );
+    // An account whose CreateKeyPair bucket is a tenth of EC2's published burst: labctl's
+    // first burst is throttled hard. Throttling is not an attempt: even with one attempt per
+    // request, every key is made.
+    let proxy = Proxy::start(&[
+        "--throttle",
+        "--limits",
+        &json!({"CreateKeyPair": [5, 10]}).to_string(),
+    ]);
+    let run = test.via(&proxy, &["apply", "--json", "--max-attempts", "1"]);
+    let stats = proxy.stats();
+    run.assert_code(0);
+    assert!(stats["throttled"].as_u64().unwrap() >= 5, "{stats}");
+    let json = run.json();
+    assert_eq!(json["summary"]["create"], n, "{json:#}");
+    assert_eq!(json["summary"]["failed"], 0, "{json:#}");
+    let remote = server().key_pairs("us-east-1");
+    for i in 1..=n {
+        let name = format!("{project}-{i}");
+        let pair = remote
+            .iter()
+            .find(|k| k.name == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(
+            public_key_of(&test.path(&format!("keys/{name}.pem"))),
+            strip_comment(&pair.public_key)
+        );
+    }
+    let again = test.via(&proxy, &["apply", "--json"]);
+    again.assert_code(0);
+    assert_eq!(mutating_calls(&again.json()), 0);
+}
+
+#[test]
+fn a_silent_endpoint_fails_fast_and_names_the_host() {
+    let test = Test::new();
+    let project = unique("silent");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\nkeypairs:\n  - name: {project}-k\n    region: us-east-1\n"
+        ),
+    );
+    let proxy = Proxy::faults(
+        &json!([{"action": "DescribeKeyPairs", "fault": "hang", "ms": 120_000, "count": 100}]),
+    );
+    let started = Instant::now();
+    let run = test.via(&proxy, &["plan"]);
+    let took = started.elapsed();
+    run.assert_code(1);
+    assert!(took < Duration::from_mins(1), "took {took:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("127.0.0.1:{} did not answer in time", proxy.port)),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(proxy.stats()["requests"]["DescribeKeyPairs"], 4);
+}
