@@ -335,7 +335,17 @@ impl KeyFolder {
         max: usize,
     ) -> io::Result<(Entry, Option<Zeroizing<Vec<u8>>>)> {
         let (file, entry) = self.open_file(name)?;
-        let bytes = read_bounded(file, max)?;
+        // The buffer is sized by what `fstat` said (a file that grew since reads as too
+        // large): wiping a maximum-sized buffer for every small key file costs more than
+        // reading it.
+        let limit = match entry {
+            Entry::File { len, .. } => match usize::try_from(len) {
+                Ok(len) if len <= max => len,
+                _ => return Ok((entry, None)),
+            },
+            Entry::Absent | Entry::Symlink | Entry::NotAFile => max,
+        };
+        let bytes = read_bounded(file, limit)?;
         Ok((entry, bytes))
     }
 

@@ -79,10 +79,43 @@ pub(crate) struct RemoteKey {
     pub(crate) tags: std::collections::BTreeMap<String, String>,
 }
 
+/// The Python packages the tests use: the local EC2 server (`moto[server]`), `boto3` to look
+/// at it independently of labctl, `jsonschema` and `pyyaml` to check the schema as an editor
+/// would. Installed with pip, once, when missing, so `cargo test` needs no set-up of its own.
+pub(crate) fn python_packages() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let present = Command::new("python3")
+            .args(["-c", "import moto, boto3, jsonschema, yaml"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            let installed = Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "moto[server]>=5,<6",
+                    "jsonschema",
+                    "pyyaml",
+                ])
+                .status()
+                .expect("run python3 -m pip (the tests need python3 with pip)");
+            assert!(
+                installed.success(),
+                "pip could not install moto[server], jsonschema, pyyaml"
+            );
+        }
+    });
+}
+
 /// The shared server, started on first use.
 pub(crate) fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
+        python_packages();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/moto_server.py");
         let mut child = Command::new("python3")
             .arg(script)

@@ -377,6 +377,7 @@ for path in sys.argv[2:]:
         "typo.yaml",
         "version: 1\nproject: lab\nkeypairs:\n  - name: a\n    regoin: us-east-1\n",
     );
+    crate::support::python_packages();
     let output = std::process::Command::new("python3")
         .args(["-c", check])
         .arg(repo("schemas/labctl.schema.json"))
