@@ -10,6 +10,9 @@ standard input closes. Stdlib only.
                RequestLimitExceeded (HTTP 503) as EC2 does when a bucket is empty.
 --limits JSON  with --throttle: other buckets, {"Action": [burst, refill per second]}, for
                an account whose limits differ from EC2's published ones.
+--eventual MS  EC2's eventual consistency: for MS milliseconds after a key pair is created
+               or imported, DescribeKeyPairs does not list it; after one is deleted, it
+               still lists it.
 --faults JSON  a list of rules, each {"action": "CreateKeyPair" or "*", "fault": F,
                "count": N (how many matching requests get it; default 1), "skip": N (let the
                first N matching requests through untouched; default 0), "name": KEY NAME
@@ -20,6 +23,7 @@ standard input closes. Stdlib only.
                  http500  answer HTTP 500 without forwarding
                  http503  answer HTTP 503 without forwarding
                  throttle answer RequestLimitExceeded without forwarding
+                 denied   answer UnauthorizedOperation (HTTP 403) without forwarding
                  slow     forward after `ms` ms
                  race     first import the same key pair name (another machine's key), then forward
                  mangle   forward, then garble the key names and public keys in the answer
@@ -54,6 +58,7 @@ args.add_argument("--delay-ms", type=int, default=0)
 args.add_argument("--throttle", action="store_true")
 args.add_argument("--faults", default="[]")
 args.add_argument("--limits", default="{}")
+args.add_argument("--eventual", type=int, default=0)
 opts = args.parse_args()
 LIMITS.update({k: tuple(v) for k, v in json.loads(opts.limits).items()})
 upstream = urllib.parse.urlparse(opts.upstream)
@@ -102,6 +107,41 @@ def ec2_error(code, message):
         f"<Code>{code}</Code><Message>{message}</Message></Error></Errors>"
         "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
     ).encode()
+
+
+# Eventual consistency: (region, name) -> until (hidden new key pairs), and
+# (region, name) -> (the <item> element, until) (deleted key pairs still listed).
+hidden = {}
+ghosts = {}
+
+
+def eventual_view(region, data, wanted):
+    """A DescribeKeyPairs answer as an eventually consistent EC2 might give it."""
+    import xml.etree.ElementTree as ET
+    now = time.monotonic()
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return data
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    q = (lambda t: f"{{{ns}}}{t}") if ns else (lambda t: t)
+    key_set = root.find(q("keySet"))
+    if key_set is None:
+        return data
+    listed = set()
+    with lock:
+        for item in list(key_set):
+            name = item.findtext(q("keyName"))
+            if hidden.get((region, name), 0) > now:
+                key_set.remove(item)
+            else:
+                listed.add(name)
+        for (r, name), (item, until) in ghosts.items():
+            if r == region and until > now and name not in listed and (not wanted or name in wanted):
+                key_set.append(ET.fromstring(item))
+    if ns:
+        ET.register_namespace("", ns)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -162,6 +202,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(500, b"Internal Server Error", "text/plain")
         if fault == "http503":
             return self.answer(503, b"Service Unavailable", "text/plain")
+        if fault == "denied":
+            return self.answer(403, ec2_error("UnauthorizedOperation", "You are not authorized to perform this operation."))
         if fault == "throttle":
             return self.answer(503, ec2_error("RequestLimitExceeded", "Request limit exceeded."))
         if fault == "slow":
@@ -176,7 +218,35 @@ class Handler(BaseHTTPRequestHandler):
             headers = dict(self.headers)
             headers["Content-Length"] = str(len(raced))
             self.forward(raced, headers)
+        names = params.get("KeyName", [""])
+        ghost = None
+        if opts.eventual and action == "DeleteKeyPair":
+            # Remember the key pair as it is listed now, to keep listing it after the delete.
+            look = urllib.parse.urlencode({"Action": "DescribeKeyPairs", "Version": params.get("Version", [""])[0],
+                                           "KeyName.1": names[0], "IncludePublicKey": "true"}).encode()
+            headers = dict(self.headers)
+            headers["Content-Length"] = str(len(look))
+            _, _, before = self.forward(look, headers)
+            item = re.search(rb"<item>.*</item>", before, re.S)
+            if item:
+                ns = re.search(rb'xmlns="([^"]+)"', before)
+                ghost = item.group(0)
+                if ns:
+                    ghost = ghost.replace(b"<item>", b'<item xmlns="' + ns.group(1) + b'">', 1)
         status, content_type, data = self.forward(body)
+        if opts.eventual and status == 200:
+            until = time.monotonic() + opts.eventual / 1000
+            with lock:
+                if action in ("CreateKeyPair", "ImportKeyPair"):
+                    hidden[(region, names[0])] = until
+                    ghosts.pop((region, names[0]), None)
+                elif action == "DeleteKeyPair" and ghost is not None:
+                    ghosts[(region, names[0])] = (ghost, until)
+                    hidden.pop((region, names[0]), None)
+            if action == "DescribeKeyPairs":
+                wanted = {v[0] for k, v in params.items() if re.fullmatch(r"KeyName\.\d+", k)}
+                wanted |= {v[0] for k, v in params.items() if re.fullmatch(r"Filter\.\d+\.Value\.\d+", k)}
+                data = eventual_view(region, data, wanted)
         if fault == "mangle":
             data = re.sub(rb"<keyName>[^<]*</keyName>", "<keyName>ключ-\u00e9-\U0001f511-".encode() + b"x" * 5000 + b"</keyName>", data, count=1)
             data = re.sub(rb"<publicKey>[^<]*</publicKey>", b"<publicKey>ssh-ed25519 !!!not base64!!!</publicKey>", data)

@@ -468,7 +468,7 @@ async fn step<C: Cloud>(
         KeyPairOp::Replace { exists, .. } => {
             let public = new_key()?;
             if *exists {
-                delete(cloud, action, progress).await?;
+                delete(cloud, action, settings, progress).await?;
             }
             import(cloud, action, &public, progress).await
         }
@@ -477,7 +477,7 @@ async fn step<C: Cloud>(
             finish_mode(store, action).await
         }
         KeyPairOp::Delete { file } => {
-            delete(cloud, action, progress).await?;
+            delete(cloud, action, settings, progress).await?;
             after_delete(store, file, all_done, settings.now, progress).await
         }
         KeyPairOp::Create { .. }
@@ -552,10 +552,11 @@ async fn import<C: Cloud>(
         .await
     {
         Ok(_) => Ok(()),
-        // A retry after a lost answer finds its own import: the key pair holds this key.
+        // The key pair is there already: a retry after a lost answer found its own import, or
+        // EC2's listing had not caught up with an earlier write. Fine if it holds this key.
         Err(err) if err.kind == CloudErrorKind::Duplicate => {
-            match cloud.find_key_pair(&action.region, &action.name).await {
-                Ok(Some(found)) if found.public_key.as_ref() == Some(public) => Ok(()),
+            match look_until_listed(cloud, &action.region, &action.name).await {
+                Some(found) if found.public_key.as_ref() == Some(public) => Ok(()),
                 _ => Err(cloud_failure(&err)),
             }
         }
@@ -604,8 +605,12 @@ async fn recover_create<C: Cloud>(
 /// Append to the journal, when there is one; a failure to record anything but a create is
 /// only logged (the create itself is refused without its record).
 fn record(settings: &Settings, event: Event, name: &crate::desired::KeyName) {
+    record_id(settings, event, name.as_str());
+}
+
+fn record_id(settings: &Settings, event: Event, name: &str) {
     if let Some(journal) = &settings.journal
-        && let Err(err) = journal.record(event, &settings.apply_id, name.as_str())
+        && let Err(err) = journal.record(event, &settings.apply_id, name)
     {
         tracing::debug!(error = %err, key = %name, "could not write the journal");
     }
@@ -614,6 +619,7 @@ fn record(settings: &Settings, event: Event, name: &crate::desired::KeyName) {
 async fn delete<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
+    settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     progress.step(&format!(
@@ -623,7 +629,34 @@ async fn delete<C: Cloud>(
     cloud
         .delete_key_pair(&action.region, &action.name, action.remote_id.as_deref())
         .await
-        .map_err(|e| cloud_failure(&e))
+        .map_err(|e| cloud_failure(&e))?;
+    // EC2 may list it for a while yet; the journal says it is gone.
+    if let Some(id) = &action.remote_id {
+        record_id(settings, Event::Deleted, id);
+    }
+    Ok(())
+}
+
+/// How long EC2's listing may lag behind a write (eventual consistency).
+const READ_AFTER_WRITE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The key pair `name`, looking again for a while when EC2 does not list it yet (a write
+/// that EC2 answered with `InvalidKeyPair.Duplicate` proves it exists).
+async fn look_until_listed<C: Cloud>(
+    cloud: &C,
+    region: &crate::desired::Region,
+    name: &crate::desired::KeyName,
+) -> Option<crate::cloud::RemoteKeyPair> {
+    let until = tokio::time::Instant::now() + READ_AFTER_WRITE;
+    loop {
+        match cloud.find_key_pair(region, name).await {
+            Ok(Some(found)) => return Some(found),
+            Ok(None) | Err(_) if tokio::time::Instant::now() >= until => return None,
+            Ok(None) | Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 /// Create the entry's key and save its private key; returns the public key.
@@ -665,7 +698,7 @@ async fn create<C: Cloud>(
         .await?
         .map_err(|e| failed(format!("{e}; the key pair was not created")))?;
     if replace_existing {
-        delete(cloud, action, progress).await?;
+        delete(cloud, action, settings, progress).await?;
     }
     match generator {
         Generator::Ec2 { key_type } => {
@@ -722,7 +755,7 @@ async fn create_by_ec2<C: Cloud>(
     // key the journal proves was never saved, takes the name. Delete it and try again.
     if let Err(err) = &created
         && err.kind == CloudErrorKind::Duplicate
-        && let Ok(Some(found)) = cloud.find_key_pair(&action.region, &action.name).await
+        && let Some(found) = look_until_listed(cloud, &action.region, &action.name).await
         && ownership::made_by_unsaved_create(&found.tags, action.name.as_str(), &settings.unsaved)
         && cloud
             .delete_key_pair(&action.region, &action.name, found.id.as_deref())
@@ -854,7 +887,9 @@ mod tests {
 
     /// Observe, plan and apply once; the outcomes in plan order.
     async fn run(cloud: &Arc<MemoryCloud>, d: &Desired, settings: Settings) -> Vec<Outcome> {
-        let observed = observe(cloud, d, KeyStore).await.unwrap();
+        let observed = observe(cloud, d, KeyStore, &std::collections::BTreeSet::new())
+            .await
+            .unwrap();
         let options = Options {
             unsaved: settings.unsaved.clone(),
             ..Options::default()
@@ -959,7 +994,9 @@ mod tests {
             "CreateKeyPair",
             Fault::LoseAnswer(CloudErrorKind::Throttled),
         );
-        let observed = observe(&cloud, &d, KeyStore).await.unwrap();
+        let observed = observe(&cloud, &d, KeyStore, &std::collections::BTreeSet::new())
+            .await
+            .unwrap();
         let p = plan(&d, &observed, &Options::default());
         cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::Other));
         let report = apply(&cloud, &p, KeyStore, settings(&[]), Arc::new(Quiet)).await;
@@ -999,7 +1036,9 @@ mod tests {
             ("00other", true, Status::Conflict),
         ] {
             let cloud = Arc::new(MemoryCloud::default());
-            let observed = observe(&cloud, &d, KeyStore).await.unwrap();
+            let observed = observe(&cloud, &d, KeyStore, &std::collections::BTreeSet::new())
+                .await
+                .unwrap();
             let p = plan(&d, &observed, &Options::default());
             // An earlier run's request lands after this run looked.
             cloud.put("us-east-1", late(tag));

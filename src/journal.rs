@@ -9,6 +9,12 @@
 //! cleaned up): only such a key pair may be replaced without asking. A saved key whose file was
 //! later moved away is never one of them. The file lives in the state folder (see `lock`),
 //! is written only under the manifest's lock, and is read with a size bound.
+//!
+//! It also records `deleted <apply id> <key pair id>` for every key pair labctl deletes.
+//! EC2's `DescribeKeyPairs` is eventually consistent: for a while after a delete it may still
+//! list the key pair. Key pair ids are never reused, so a listed key pair whose id the journal
+//! says labctl deleted is gone, whatever the listing says (no false `missing-private-key`
+//! right after `destroy`).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -26,6 +32,9 @@ const MAX_JOURNAL: usize = 16 * 1024 * 1024;
 /// `(apply id, key pair name)`.
 pub(crate) type UnsavedKey = (String, String);
 
+/// How many deleted key pair ids a compacted journal keeps (the newest).
+const KEEP_DELETED: usize = 10_000;
+
 /// What happened to a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
@@ -35,6 +44,8 @@ pub(crate) enum Event {
     Saved,
     /// The key pair that request made is gone again (deleted by labctl).
     Resolved,
+    /// labctl deleted the key pair of this id (the name field holds the id).
+    Deleted,
 }
 
 impl Event {
@@ -43,21 +54,32 @@ impl Event {
             Event::Create => "create",
             Event::Saved => "saved",
             Event::Resolved => "resolved",
+            Event::Deleted => "deleted",
         }
     }
+}
+
+/// What the journal knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct State {
+    /// Keys EC2 was asked to create and whose private keys were never saved.
+    pub unsaved: BTreeSet<UnsavedKey>,
+    /// Ids of key pairs labctl deleted, oldest first.
+    pub deleted: Vec<String>,
 }
 
 /// The open journal of one manifest (held with its lock).
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: Mutex<File>,
-    /// What was unsaved when the run began.
-    pub unsaved: BTreeSet<UnsavedKey>,
+    /// What the journal held when the run began.
+    pub state: State,
 }
 
-/// The keys left unsaved by the journal's lines.
-fn parse(text: &str) -> BTreeSet<UnsavedKey> {
+/// What the journal's lines say.
+fn parse(text: &str) -> State {
     let mut unsaved = BTreeSet::new();
+    let mut deleted = Vec::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, '\t');
         let (Some(event), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -74,13 +96,14 @@ fn parse(text: &str) -> BTreeSet<UnsavedKey> {
             "saved" | "resolved" => {
                 unsaved.remove(&key);
             }
+            "deleted" => deleted.push(name.to_owned()),
             _ => {}
         }
     }
-    unsaved
+    State { unsaved, deleted }
 }
 
-fn read_all(file: &mut File) -> io::Result<BTreeSet<UnsavedKey>> {
+fn read_all(file: &mut File) -> io::Result<State> {
     file.seek(SeekFrom::Start(0))?;
     let bytes = read_bounded(&mut *file, MAX_JOURNAL)?
         .ok_or_else(|| io::Error::other("the journal is too large to be labctl's"))?;
@@ -91,15 +114,15 @@ impl Journal {
     /// Open (or create) the journal `name` in the state folder; call with the lock held.
     pub(crate) fn open(folder: &KeyFolder, name: &OsStr) -> io::Result<Journal> {
         let mut file = folder.open_state_file(name, true)?;
-        let unsaved = read_all(&mut file)?;
+        let state = read_all(&mut file)?;
         Ok(Journal {
             file: Mutex::new(file),
-            unsaved,
+            state,
         })
     }
 
-    /// The unsaved keys of the journal `name`, read only (empty when there is none).
-    pub(crate) fn read(folder: &KeyFolder, name: &OsString) -> BTreeSet<UnsavedKey> {
+    /// What the journal `name` holds, read only (empty when there is none).
+    pub(crate) fn read(folder: &KeyFolder, name: &OsString) -> State {
         folder
             .open_state_file(name, false)
             .and_then(|mut file| read_all(&mut file))
@@ -121,7 +144,7 @@ impl Journal {
         file.sync_data()
     }
 
-    /// Rewrite the journal with only the keys still unsaved.
+    /// Rewrite the journal with only the keys still unsaved and the newest deleted ids.
     ///
     /// # Errors
     /// Why the journal could not be read or written.
@@ -130,10 +153,14 @@ impl Journal {
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let unsaved = read_all(&mut file)?;
+        let state = read_all(&mut file)?;
         let mut text = String::new();
-        for (id, name) in &unsaved {
+        for (id, name) in &state.unsaved {
             let _ = writeln!(text, "create\t{id}\t{name}");
+        }
+        let skip = state.deleted.len().saturating_sub(KEEP_DELETED);
+        for id in &state.deleted[skip..] {
+            let _ = writeln!(text, "deleted\t0\t{id}");
         }
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
@@ -148,8 +175,10 @@ mod tests {
 
     #[test]
     fn a_key_is_unsaved_from_its_create_until_it_is_saved_or_resolved() {
-        let journal = "create\t00aa\tlab a\ncreate\t00aa\tlab-b\nsaved\t00aa\tlab-b\ncreate\t00bb\tlab-c\nresolved\t00bb\tlab-c\ncreate\tnot-hex\tx\ngarbage\n";
-        let unsaved: Vec<_> = parse(journal).into_iter().collect();
+        let journal = "create\t00aa\tlab a\ncreate\t00aa\tlab-b\nsaved\t00aa\tlab-b\ncreate\t00bb\tlab-c\nresolved\t00bb\tlab-c\ncreate\tnot-hex\tx\ngarbage\ndeleted\t00bb\tkey-0123\n";
+        let state = parse(journal);
+        let unsaved: Vec<_> = state.unsaved.into_iter().collect();
         assert_eq!(unsaved, [("00aa".to_owned(), "lab a".to_owned())]);
+        assert_eq!(state.deleted, ["key-0123"]);
     }
 }

@@ -12,13 +12,12 @@
 //! The lock file is opened without following a link and without blocking, only when it is a
 //! regular file, and read with a size bound.
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{File, TryLockError};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::journal::{Journal, UnsavedKey};
+use crate::journal::{Journal, State};
 use crate::keys::folder::{FolderError, KeyFolder, read_bounded};
 
 /// The state folder's name, beside the manifest.
@@ -71,18 +70,17 @@ pub(crate) fn lock_path(manifest: &Path) -> PathBuf {
     state_dir(manifest).join(file_name(manifest, ".lock"))
 }
 
-/// Without taking the lock: the keys an earlier run asked EC2 to create and never saved (for
-/// `plan`, which only reads). Empty when a run holds the lock now, or when nothing was ever
-/// recorded.
-pub(crate) fn unsaved(manifest: &Path) -> BTreeSet<UnsavedKey> {
+/// Without taking the lock: what the journal holds (for `plan` and `output`, which only
+/// read). Empty when a run holds the lock now, or when nothing was ever recorded.
+pub(crate) fn journal_state(manifest: &Path) -> State {
     let Ok(folder) = KeyFolder::open(&state_dir(manifest)) else {
-        return BTreeSet::new();
+        return State::default();
     };
     let Ok(file) = folder.open_state_file(&file_name(manifest, ".lock"), false) else {
-        return BTreeSet::new();
+        return State::default();
     };
     if file.try_lock_shared().is_err() {
-        return BTreeSet::new();
+        return State::default();
     }
     Journal::read(&folder, &file_name(manifest, ".journal"))
 }

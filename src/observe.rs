@@ -39,7 +39,8 @@ impl Observed {
     }
 }
 
-/// Observe every region of the manifest (concurrently) and every key file.
+/// Observe every region of the manifest (concurrently) and every key file. A listed key pair
+/// whose id is in `deleted` (labctl deleted it; EC2's listing may lag behind) is left out.
 ///
 /// # Errors
 /// Every region that could not be read.
@@ -47,6 +48,7 @@ pub(crate) async fn observe<C: Cloud>(
     cloud: &Arc<C>,
     desired: &Desired,
     store: KeyStore,
+    deleted: &std::collections::BTreeSet<String>,
 ) -> Result<Observed, Vec<CloudError>> {
     let mut tasks = JoinSet::new();
     // One request per region; the number of regions in a manifest is small and bounded by
@@ -71,7 +73,11 @@ pub(crate) async fn observe<C: Cloud>(
         match joined {
             Ok((region, Ok(pairs))) => {
                 tracing::debug!(region = %region, key_pairs = pairs.len(), "observed");
-                let by_name = pairs.into_iter().map(|k| (k.name.clone(), k)).collect();
+                let by_name = pairs
+                    .into_iter()
+                    .filter(|k| k.id.as_ref().is_none_or(|id| !deleted.contains(id)))
+                    .map(|k| (k.name.clone(), k))
+                    .collect();
                 remote.insert(region, by_name);
             }
             Ok((_, Err(err))) => errors.push(err),

@@ -484,7 +484,9 @@ impl Cloud for Ec2 {
         // sure the name still stands for the key pair labctl saw.
         if let Some(expected) = expected_id {
             match self.find_key_pair(region, name).await? {
-                None => return Ok(()),
+                // Gone, or not listed yet (EC2's listing lags behind a create): deleting by
+                // name is right either way.
+                None => {}
                 Some(found) if found.id.as_deref() == Some(expected) => {}
                 Some(found) => {
                     return Err(CloudError {

@@ -138,10 +138,12 @@ pub(super) fn session<T>(
         }
         None => None,
     };
-    let unsaved = match &lock {
-        Some(lock) => lock.journal.unsaved.clone(),
-        None => lock::unsaved(&args.manifest),
+    let journal_state = match &lock {
+        Some(lock) => lock.journal.state.clone(),
+        None => lock::journal_state(&args.manifest),
     };
+    let unsaved = journal_state.unsaved;
+    let deleted: std::collections::BTreeSet<String> = journal_state.deleted.into_iter().collect();
     if !unsaved.is_empty() {
         tracing::debug!(
             ?unsaved,
@@ -157,11 +159,13 @@ pub(super) fn session<T>(
             args,
             &format!("Reading key pairs in {} region(s)", regions.len()),
         );
-        let observed =
-            tokio::time::timeout_at(deadline.into(), observe(&cloud, &desired, KeyStore))
-                .await
-                .map_err(|_| Error::Timeout(args.timeout))?
-                .map_err(Error::Observe)?;
+        let observed = tokio::time::timeout_at(
+            deadline.into(),
+            observe(&cloud, &desired, KeyStore, &deleted),
+        )
+        .await
+        .map_err(|_| Error::Timeout(args.timeout))?
+        .map_err(Error::Observe)?;
         let run = Run {
             deadline,
             apply_id,

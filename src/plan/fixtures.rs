@@ -97,7 +97,16 @@ pub(super) fn observed(
 }
 
 pub(super) fn ops(desired: &Desired, observed: &Observed) -> Vec<KeyPairOp> {
-    plan(desired, observed, &Options::default())
+    ops_with(desired, observed, &Options::default())
+}
+
+/// The operations `plan` chooses with these options, in plan order.
+pub(super) fn ops_with(
+    desired: &Desired,
+    observed: &Observed,
+    options: &Options,
+) -> Vec<KeyPairOp> {
+    plan(desired, observed, options)
         .actions
         .into_iter()
         .map(|Action::KeyPair(a)| a.op)

@@ -154,11 +154,7 @@ mod tests {
             purge_local: true,
             ..Options::default()
         };
-        let got: Vec<KeyPairOp> = plan(&d, &o, &options)
-            .actions
-            .into_iter()
-            .map(|Action::KeyPair(a)| a.op)
-            .collect();
+        let got: Vec<KeyPairOp> = ops_with(&d, &o, &options);
         assert_eq!(
             got,
             [

@@ -62,11 +62,7 @@ mod tests {
             unsaved: [("00aa".to_owned(), "lab-key".to_owned())].into(),
             ..Options::default()
         };
-        let got: Vec<KeyPairOp> = plan(&d, &o, &options)
-            .actions
-            .into_iter()
-            .map(|Action::KeyPair(a)| a.op)
-            .collect();
+        let got: Vec<KeyPairOp> = ops_with(&d, &o, &options);
         assert!(
             matches!(got.as_slice(), [KeyPairOp::Replace { exists: true, .. }]),
             "{got:?}"
@@ -80,11 +76,7 @@ mod tests {
             .into(),
             ..Options::default()
         };
-        let got: Vec<KeyPairOp> = plan(&d, &o, &other)
-            .actions
-            .into_iter()
-            .map(|Action::KeyPair(a)| a.op)
-            .collect();
+        let got: Vec<KeyPairOp> = ops_with(&d, &o, &other);
         assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::MissingPrivateKey)]);
     }
 }

@@ -136,11 +136,7 @@ mod tests {
             )],
             FileState::Absent,
         );
-        let got: Vec<KeyPairOp> = plan(&d, &unowned, &options)
-            .actions
-            .into_iter()
-            .map(|Action::KeyPair(a)| a.op)
-            .collect();
+        let got: Vec<KeyPairOp> = ops_with(&d, &unowned, &options);
         assert_eq!(got, vec![KeyPairOp::Conflict(Conflict::NotOwned); 2]);
     }
 }

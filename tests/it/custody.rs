@@ -447,15 +447,8 @@ fn recovery_never_replaces_a_key_that_was_saved() {
         ])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while proxy.stats()["faults"]["hang"] != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "b's create never came: {}",
-            proxy.stats()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // `b`'s create is held: `a` was created and saved before it.
+    proxy.wait_for_fault("hang", Duration::from_mins(1));
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(
@@ -481,16 +474,17 @@ fn recovery_never_replaces_a_key_that_was_saved() {
 }
 
 #[test]
-fn a_lost_create_whose_retries_were_throttled_is_recovered_by_the_next_run() {
+fn a_lost_create_whose_retry_was_refused_is_recovered_by_the_next_run() {
     let test = Test::new();
-    let project = unique("lostthrottled");
+    let project = unique("lostrefused");
     let name = format!("{project}-a");
     test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
-    // The create reaches EC2 but its answer is cut; the retries are throttled, and the look
-    // that would clean up fails too.
+    // The create reaches EC2 but its answer is cut; the retry is refused (an auth error: the
+    // session expired), and the look that would clean up fails too. (Throttled retries no
+    // longer end a request: they go on until --timeout.)
     let proxy = Proxy::faults(&json!([
         {"action": "CreateKeyPair", "fault": "cut", "count": 1},
-        {"action": "CreateKeyPair", "fault": "throttle", "count": 10},
+        {"action": "CreateKeyPair", "fault": "denied", "count": 10},
         {"action": "DescribeKeyPairs", "fault": "http500", "skip": 1, "count": 10},
     ]));
     let run = test.via(&proxy, &["apply", "--max-attempts", "2", "--pace", "none"]);
@@ -542,15 +536,8 @@ fn a_delete_never_hits_a_key_pair_made_since_labctl_looked() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proxy.stats()["faults"]["slow"] != 1 {
-        assert!(
-            Instant::now() < deadline,
-            "labctl never looked again before deleting: {}",
-            proxy.stats()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // labctl looks again before deleting; that look is held.
+    proxy.wait_for_fault("slow", Duration::from_secs(30));
     server().ec2(&["delete", "us-east-1", &name]);
     server().ec2(&["create", "us-east-1", &name]);
     let newcomer = server().ec2(&["id", "us-east-1", &name]);

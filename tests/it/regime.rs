@@ -76,3 +76,52 @@ fn a_silent_endpoint_fails_fast_and_names_the_host() {
     );
     assert_eq!(proxy.stats()["requests"]["DescribeKeyPairs"], 4);
 }
+
+#[test]
+fn eventual_consistency_never_duplicates_a_key_or_invents_a_conflict() {
+    let test = Test::new();
+    let project = unique("eventual");
+    let names: Vec<String> = (1..=3).map(|i| format!("{project}-{i}")).collect();
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-${{index}}\n    count: 3\n"
+        ),
+    );
+    // For 3 s after a write, EC2's listing does not show it yet (or still shows a deleted
+    // key pair).
+    let proxy = Proxy::start(&["--eventual", "3000"]);
+    test.via(&proxy, &["apply"]).assert_code(0);
+    let first: Vec<String> = names
+        .iter()
+        .map(|n| public_key_of(&test.path(&format!("keys/{n}.pem"))))
+        .collect();
+
+    // Re-apply at once: the new key pairs are not listed yet. No second key, no conflict.
+    let again = test.via(&proxy, &["apply", "--json"]);
+    again.assert_code(0);
+    let json = again.json();
+    assert!(json["api_calls"].get("CreateKeyPair").is_none(), "{json:#}");
+    assert_eq!(json["summary"]["conflict"], 0, "{json:#}");
+    for (name, key) in names.iter().zip(&first) {
+        let pair = server().key_pair("us-east-1", name).unwrap();
+        assert_eq!(&strip_comment(&pair.public_key), key, "{name}");
+    }
+
+    // Destroy, then the next workshop at once: the deleted key pairs are still listed, but
+    // they are gone; new keys are made, no `missing-private-key`.
+    std::thread::sleep(Duration::from_secs(3));
+    test.via(&proxy, &["destroy", "--yes"]).assert_code(0);
+    let next = test.via(&proxy, &["apply", "--json"]);
+    next.assert_code(0);
+    let json = next.json();
+    assert_eq!(json["summary"]["create"], 3, "{json:#}");
+    for (name, old) in names.iter().zip(&first) {
+        let pair = server().key_pair("us-east-1", name).unwrap();
+        assert_ne!(&strip_comment(&pair.public_key), old, "{name}");
+        assert_eq!(
+            public_key_of(&test.path(&format!("keys/{name}.pem"))),
+            strip_comment(&pair.public_key)
+        );
+    }
+}

@@ -191,6 +191,19 @@ impl Proxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Wait (at most `within`) until the proxy has injected `fault` once.
+    pub(crate) fn wait_for_fault(&self, fault: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.stats()["faults"][fault] != 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the {fault} fault was never reached: {}",
+                self.stats()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What the proxy saw: requests per action and faults injected.
     pub(crate) fn stats(&self) -> serde_json::Value {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
