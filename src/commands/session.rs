@@ -110,6 +110,8 @@ pub(super) struct Run {
     pub(super) unsaved: std::collections::BTreeSet<(String, String)>,
     /// The journal, held with the lock by commands that change things.
     pub(super) journal: Option<Arc<crate::journal::Journal>>,
+    /// Ids of key pairs labctl deleted (EC2's listing may still show them).
+    pub(super) deleted: std::collections::BTreeSet<String>,
 }
 
 /// Validate the manifest, then (for commands that change things) take the manifest's lock,
@@ -171,6 +173,7 @@ pub(super) fn session<T>(
             apply_id,
             unsaved,
             journal,
+            deleted,
         };
         work(&cloud, desired, observed, run).await
     });

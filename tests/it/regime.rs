@@ -124,4 +124,20 @@ fn eventual_consistency_never_duplicates_a_key_or_invents_a_conflict() {
             strip_comment(&pair.public_key)
         );
     }
+
+    // Destroy at once: the new key pairs are not listed yet, but their key files are there;
+    // destroy looks again and deletes them all (none is left behind for the next cohort).
+    let destroy = test.via(&proxy, &["destroy", "--yes"]);
+    destroy.assert_code(0);
+    assert!(
+        destroy.stderr.contains("looking again"),
+        "{}",
+        destroy.stderr
+    );
+    for name in &names {
+        assert!(
+            server().key_pair("us-east-1", name).is_none(),
+            "{name} left behind"
+        );
+    }
 }
