@@ -17,7 +17,7 @@
 //! right after `destroy`).
 
 use std::collections::BTreeSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -122,7 +122,7 @@ impl Journal {
     }
 
     /// What the journal `name` holds, read only (empty when there is none).
-    pub(crate) fn read(folder: &KeyFolder, name: &OsString) -> State {
+    pub(crate) fn read(folder: &KeyFolder, name: &OsStr) -> State {
         folder
             .open_state_file(name, false)
             .and_then(|mut file| read_all(&mut file))

@@ -275,10 +275,6 @@ impl KeyFolder {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// What is at `name`, without following a link.
     pub fn entry(&self, name: &OsStr) -> io::Result<Entry> {
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
