@@ -135,7 +135,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="N=100 only")
     ap.add_argument("--cli-1000", action="store_true", help="also run the AWS CLI loop at N=1000 (about 20 minutes)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.md"))
-    ap.add_argument("--only", help="run one scenario, N:REGIONS:direct|throttled (e.g. 1000:4:throttled)")
+    ap.add_argument("--only", help="run one scenario, N:REGIONS:direct|throttled|eventual (e.g. 1000:4:throttled)")
     opts = ap.parse_args()
     if not os.path.exists(LABCTL):
         sys.exit("build labctl first: cargo build --release")
@@ -143,14 +143,21 @@ def main():
     lines = []
     started = time.monotonic()
     try:
-        scenarios = [(n, r, t) for n in ([100] if opts.quick else [100, 1000]) for r in (2, 4) for t in (False, True)]
+        # kind: "direct" (the server itself), "throttled" (50 ms a request and EC2's token
+        # buckets), "eventual" (the same, and a listing that lags 3 s behind creates and deletes).
+        scenarios = [(n, r, k) for n in ([100] if opts.quick else [100, 1000]) for r in (2, 4)
+                     for k in ("direct", "throttled")]
+        if not opts.quick:
+            scenarios += [(200, 2, "throttled"), (200, 2, "eventual"), (1000, 4, "eventual")]
         if opts.only:
             n, r, kind = opts.only.split(":")
-            scenarios = [(int(n), int(r), kind == "throttled")]
-        for n, r, throttled in scenarios:
+            scenarios = [(int(n), int(r), kind)]
+        for n, r, kind in scenarios:
+            throttled = kind != "direct"
             regions = REGIONS[:r]
+            extra = ["--eventual", "3000"] if kind == "eventual" else []
             proxy = Background(sys.executable, os.path.join(ROOT, "bench", "ec2_proxy.py"), server.url(),
-                               "--delay-ms", "50", "--throttle") if throttled else None
+                               "--delay-ms", "50", "--throttle", *extra) if throttled else None
             endpoint = proxy.url() if proxy else server.url()
             tools = ["labctl", "boto3"]
             if not throttled and r == 2 and (n == 100 or opts.cli_1000):
@@ -166,10 +173,11 @@ def main():
                         results[tool] = run_script("boto3" if tool == "boto3" else "cli", endpoint, work, n, regions)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
-                print(f"done: N={n} regions={r} proxy={throttled} {tool}", file=sys.stderr, flush=True)
+                print(f"done: N={n} regions={r} {kind} {tool}", file=sys.stderr, flush=True)
             if proxy:
                 proxy.stop()
-            where = "50 ms + EC2 throttling" if throttled else "direct"
+            where = {"direct": "direct", "throttled": "50 ms + EC2 throttling",
+                     "eventual": "50 ms + throttling + 3 s listing lag"}[kind]
             for workload in ["apply from empty", "re-apply", "plan"]:
                 cells = []
                 for tool in ["labctl", "boto3", "aws cli"]:
