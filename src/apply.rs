@@ -97,7 +97,14 @@ impl Report {
 
 /// Progress messages (status lines on stderr); the apply itself never prints.
 pub(crate) trait Progress: Send + Sync + 'static {
+    /// What is being done now (for a progress display, or a log line with -v).
     fn step(&self, message: &str);
+    /// Something the user must know afterwards (where an old key file went).
+    fn note(&self, message: &str) {
+        self.step(message);
+    }
+    /// One change is finished (whatever its outcome), in this region.
+    fn finished(&self, _region: &str) {}
 }
 
 /// Settings for one apply.
@@ -116,11 +123,67 @@ pub(crate) struct Settings {
     pub journal: Option<Arc<Journal>>,
     /// Nothing new starts after this moment (`--timeout`).
     pub deadline: tokio::time::Instant,
+    /// Nothing new starts once this is requested (Ctrl-C, SIGTERM).
+    pub stop: Stop,
+    /// Regions where a failure concerned the whole region, with its message: nothing more
+    /// starts there (a dead endpoint is reported once, not once per key pair).
+    pub broken: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
-/// Why an action was not started.
-fn timed_out() -> Failure {
-    skipped("not started: the --timeout was reached; run apply again")
+impl Settings {
+    /// Remember a region-wide failure so nothing more starts in that region.
+    fn note_region_failure<T>(&self, action: &KeyPairAction, result: &Result<T, Failure>) {
+        if let Err(failure) = result
+            && failure.region_wide
+        {
+            self.broken
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(action.region.to_string())
+                .or_insert_with(|| failure.problem.message.clone());
+        }
+    }
+}
+
+/// A request to start nothing new, shared by the signal handler and the workers.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    pub(crate) fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Settings {
+    /// Why the next action (in `region`) must not start, if it must not.
+    fn stopped(&self, region: &crate::desired::Region) -> Option<Failure> {
+        let broken = self
+            .broken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(region.as_str())
+            .cloned();
+        if let Some(message) = broken {
+            Some(skipped(format!(
+                "not started: {region} failed for another key pair ({message})"
+            )))
+        } else if self.stop.requested() {
+            Some(skipped(
+                "not started: interrupted (Ctrl-C); run apply again",
+            ))
+        } else if tokio::time::Instant::now() >= self.deadline {
+            Some(skipped(
+                "not started: the --timeout was reached; run apply again",
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Why an action did not succeed: its status and the problem.
@@ -128,12 +191,16 @@ fn timed_out() -> Failure {
 struct Failure {
     status: Status,
     problem: Problem,
+    /// The failure concerns the whole region (unreachable, no credentials, not enabled):
+    /// nothing more is started there.
+    region_wide: bool,
 }
 
 fn failed(message: impl Into<String>) -> Failure {
     Failure {
         status: Status::Failed,
         problem: Problem::new(message),
+        region_wide: false,
     }
 }
 
@@ -149,6 +216,7 @@ fn skipped(message: impl Into<String>) -> Failure {
     Failure {
         status: Status::Skipped,
         problem: Problem::new(message),
+        region_wide: false,
     }
 }
 
@@ -168,6 +236,8 @@ pub(crate) async fn apply<C: Cloud>(
     // Tags first, batched per (region, change).
     let tag_changes = apply_tags(&**cloud, plan, store, &*progress).await;
     for (index, outcome) in tag_changes {
+        let Action::KeyPair(action) = &outcome.action;
+        progress.finished(action.region.as_str());
         results[index] = Some(outcome);
     }
 
@@ -212,6 +282,10 @@ pub(crate) async fn apply<C: Cloud>(
     while let Some(joined) = tasks.join_next().await {
         if let Ok(outcomes) = joined {
             for (index, outcome) in outcomes {
+                let Action::KeyPair(action) = &outcome.action;
+                if action.is_change() {
+                    progress.finished(action.region.as_str());
+                }
                 results[index] = Some(outcome);
             }
         }
@@ -286,6 +360,13 @@ fn cloud_failure(err: &CloudError) -> Failure {
     Failure {
         status,
         problem: Problem::new(err.to_string()).hint(err.hint()),
+        region_wide: matches!(
+            err.kind,
+            CloudErrorKind::Unreachable
+                | CloudErrorKind::NoCredentials
+                | CloudErrorKind::ExpiredCredentials
+                | CloudErrorKind::RegionNotEnabled
+        ),
     }
 }
 
@@ -352,7 +433,9 @@ async fn apply_tags<C: Cloud>(
 fn finished(action: KeyPairAction, result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => outcome(action, Status::Done, None),
-        Err(Failure { status, problem }) => outcome(action, status, Some(problem)),
+        Err(Failure {
+            status, problem, ..
+        }) => outcome(action, status, Some(problem)),
     }
 }
 
@@ -388,11 +471,12 @@ async fn apply_entry<C: Cloud>(
     let mut created: Option<Result<PublicKey, String>> = None;
     let (first, others): (Vec<_>, Vec<_>) = group.into_iter().partition(|(_, a)| creates_key(a));
     for (index, action) in first {
-        let result = if tokio::time::Instant::now() >= settings.deadline {
-            Err(timed_out())
+        let result = if let Some(why) = settings.stopped(&action.region) {
+            Err(why)
         } else {
             create(cloud, &action, store, settings, progress).await
         };
+        settings.note_region_failure(&action, &result);
         created = Some(
             result
                 .clone()
@@ -409,8 +493,8 @@ async fn apply_entry<C: Cloud>(
         let all_done = out
             .iter()
             .all(|(_, o): &(usize, Outcome)| matches!(o.status, Status::Done | Status::Unchanged));
-        let result = if tokio::time::Instant::now() >= settings.deadline {
-            Err(timed_out())
+        let result = if let Some(why) = settings.stopped(&action.region) {
+            Err(why)
         } else {
             step(
                 cloud,
@@ -423,6 +507,7 @@ async fn apply_entry<C: Cloud>(
             )
             .await
         };
+        settings.note_region_failure(&action, &result);
         let result = match result {
             Ok(()) if action.fix_mode => finish_mode(store, &action).await,
             other => other,
@@ -514,7 +599,7 @@ async fn after_delete(
         AfterDelete::Retire(_) => {
             match file_work(move || store.move_aside(&path, "retired", now)).await? {
                 Ok(Some(aside)) => {
-                    progress.step(&format!("Retired a key file to {}", aside.display()));
+                    progress.note(&format!("Retired a key file to {}", aside.display()));
                     Ok(())
                 }
                 Ok(None) => Ok(()),
@@ -525,7 +610,7 @@ async fn after_delete(
             let shown = path.display().to_string();
             match file_work(move || store.remove_key(&path, &public)).await? {
                 Ok(true) => {
-                    progress.step(&format!("Removed {shown}"));
+                    progress.note(&format!("Removed {shown}"));
                     Ok(())
                 }
                 Ok(false) => Ok(()),
@@ -686,7 +771,7 @@ async fn create<C: Cloud>(
             .await?
             .map_err(|e| failed(format!("{e}; nothing was replaced")))?
     {
-        progress.step(&format!(
+        progress.note(&format!(
             "Moved {} aside to {}",
             action.output_display,
             aside.display()
@@ -882,6 +967,8 @@ mod tests {
                 .collect(),
             journal: None,
             deadline: tokio::time::Instant::now() + std::time::Duration::from_mins(1),
+            stop: super::Stop::default(),
+            broken: Arc::default(),
         }
     }
 

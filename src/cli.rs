@@ -11,27 +11,89 @@ use clap::{Args, Parser, Subcommand};
     name = "labctl",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "The manifest is labctl.yaml (or labctl.yml) in the current folder or the nearest parent, up to the git repository's root; -f names another, -C starts elsewhere.\nStart one with `labctl init`."
 )]
 pub(crate) struct Cli {
+    /// Run as if started in DIR (the manifest is looked for there)
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+    /// The manifest (default: labctl.yaml or labctl.yml here or in a parent folder)
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    pub file: Option<PathBuf>,
+    /// When to use colors: auto (a terminal, unless `NO_COLOR` is set; `CLICOLOR_FORCE` forces
+    /// them), always, never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Write a commented starter manifest (labctl.yaml) that validates
+    #[command(
+        after_help = "Examples:\n  labctl init\n  labctl init --project k8s-101 --region eu-west-1\n  labctl -C workshops/k8s init"
+    )]
+    Init(InitArgs),
     /// Check manifests offline and explain every mistake (no network, no file written)
+    #[command(
+        after_help = "Examples:\n  labctl validate\n  labctl validate workshops/*.yaml\n  labctl validate --json"
+    )]
     Validate(ValidateArgs),
     /// Print the JSON Schema of the manifest format (draft-07, for editors)
     Schema,
-    /// Show what apply would change
+    /// Show what apply would change, changing nothing
+    #[command(
+        after_help = "Examples:\n  labctl plan\n  labctl plan --prune\n  labctl plan --detailed-exitcode   # exit 2 when there are changes (CI)\n  labctl plan --json"
+    )]
     Plan(PlanArgs),
     /// Create, import and fix key pairs until the cloud and the key files match the manifest
+    #[command(
+        after_help = "Examples:\n  labctl apply\n  labctl apply --prune            # asks before deleting\n  labctl apply --replace seat-07  # asks before deleting\n  labctl apply --prune --yes --json"
+    )]
     Apply(ApplyArgs),
     /// Delete the key pairs this manifest owns (asks first on a terminal)
+    #[command(after_help = "Examples:\n  labctl destroy\n  labctl destroy --yes --keep-local")]
     Destroy(DestroyArgs),
     /// Show each key pair's id, fingerprints and key file, as text, JSON or shell variables
+    #[command(
+        after_help = "Examples:\n  labctl output\n  labctl output --format json\n  eval \"$(labctl output --format env)\""
+    )]
     Output(OutputArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(
+        after_help = "Examples:\n  labctl completions bash > ~/.local/share/bash-completion/completions/labctl\n  labctl completions zsh > \"${fpath[1]}/_labctl\"\n  labctl completions fish > ~/.config/fish/completions/labctl.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout
+    #[command(after_help = "Example:\n  labctl man > ~/.local/share/man/man1/labctl.1")]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The project name (default: the folder's name)
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// The region of the key pairs
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Whether to pace requests at EC2's rates.
@@ -71,8 +133,8 @@ fn parse_var(text: &str) -> Result<Var, String> {
 
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
-    /// Manifest files to check
-    #[arg(value_name = "MANIFEST", default_value = "labctl.yaml")]
+    /// Manifest files to check (default: the manifest found as for every command)
+    #[arg(value_name = "MANIFEST")]
     pub manifests: Vec<PathBuf>,
     /// Override a manifest variable (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
@@ -80,24 +142,32 @@ pub(crate) struct ValidateArgs {
     /// Print the result as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Fail on warnings too, among them a key file that git would commit (for pre-commit
+    /// hooks and CI)
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Options shared by every command that reads a manifest and talks to AWS.
 #[derive(Debug, Args)]
 pub(crate) struct CloudArgs {
-    /// The manifest
-    #[arg(value_name = "MANIFEST", default_value = "labctl.yaml")]
+    /// The manifest (default: labctl.yaml or labctl.yml here or in a parent folder; also -f)
+    #[arg(value_name = "MANIFEST")]
+    pub manifest_arg: Option<PathBuf>,
+    /// The manifest this command works on, resolved from MANIFEST, -f or the search.
+    #[arg(skip)]
     pub manifest: PathBuf,
     /// Override a manifest variable (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<Var>,
-    /// Send EC2 requests to this endpoint (e.g. a local test server)
-    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL")]
+    /// Send EC2 requests to this endpoint (a VPC endpoint, a proxy, a local test server);
+    /// also `AWS_ENDPOINT_URL`
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env = true, value_parser = parse_endpoint)]
     pub endpoint_url: Option<String>,
-    /// The AWS profile to use
-    #[arg(long, value_name = "NAME", env = "AWS_PROFILE")]
+    /// The AWS profile to use; also `AWS_PROFILE`
+    #[arg(long, value_name = "NAME", env = "AWS_PROFILE", hide_env = true)]
     pub profile: Option<String>,
-    /// Print the plan or report as JSON on stdout
+    /// Print one JSON document on stdout (errors included) and no progress
     #[arg(long)]
     pub json: bool,
     /// At most this many key pairs worked on at once
@@ -130,9 +200,41 @@ pub(crate) struct CloudArgs {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
+    #[command(flatten)]
+    pub changes: ChangeArgs,
     /// Exit 2 when there are changes to apply (0: none, 1: error or conflict)
     #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+/// What a plan may include beyond making the manifest true: the same for `plan` and `apply`,
+/// so that `plan` previews exactly what `apply` would delete.
+#[derive(Debug, Args)]
+pub(crate) struct ChangeArgs {
+    /// Delete key pairs this manifest owns (tag labctl:project) but no longer lists
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: also delete the orphans' key files (only a file holding that very key,
+    /// and never one an entry of the manifest uses)
+    #[arg(long, requires = "prune")]
+    pub purge_local: bool,
+    /// Delete and recreate this key pair (owned by this manifest only); its old key file is
+    /// moved aside to <file>.replaced-<timestamp>. Repeatable.
+    #[arg(long, value_name = "NAME[@REGION]", value_parser = parse_replace)]
+    pub replace: Vec<ReplaceTarget>,
+}
+
+/// An endpoint URL must say its scheme: `localhost:5000` would be read as scheme `localhost`.
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    match text.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(text.to_owned()),
+        Some((scheme, _)) => Err(format!(
+            "`{text}`: the scheme must be http:// or https://, not {scheme}://"
+        )),
+        None => Err(format!(
+            "`{text}` has no scheme; write https://{text} (or http:// for a local test server)"
+        )),
+    }
 }
 
 /// `--replace NAME[@REGION]`.
@@ -160,20 +262,12 @@ fn parse_replace(text: &str) -> Result<ReplaceTarget, String> {
 pub(crate) struct ApplyArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
-    /// Delete key pairs this manifest owns (tag labctl:project) but no longer lists
-    #[arg(long)]
-    pub prune: bool,
-    /// With --prune: also delete the orphans' key files (only a file holding that very key,
-    /// and never one an entry of the manifest uses)
-    #[arg(long, requires = "prune")]
-    pub purge_local: bool,
-    /// With --prune: do not ask before deleting (required when stdin is not a terminal)
+    #[command(flatten)]
+    pub changes: ChangeArgs,
+    /// Do not ask before deleting key pairs (--prune, --replace); required when stdin is not
+    /// a terminal
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Delete and recreate this key pair (owned by this manifest only); its old key file is
-    /// moved aside to <file>.replaced-<timestamp>. Repeatable.
-    #[arg(long, value_name = "NAME[@REGION]", value_parser = parse_replace)]
-    pub replace: Vec<ReplaceTarget>,
 }
 
 #[derive(Debug, Args)]
@@ -207,7 +301,7 @@ pub(crate) enum OutputFormat {
 pub(crate) struct OutputArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
-    /// Output format
+    /// Output format (`--json` is `--format json`)
     #[arg(long, value_enum, default_value_t = OutputFormat::Text, conflicts_with = "json")]
     pub format: OutputFormat,
 }
@@ -228,5 +322,19 @@ mod tests {
         assert!(super::parse_var("owner").is_err());
         assert!(super::parse_var("=x").is_err());
         assert!(super::parse_var("project=x").is_err());
+    }
+
+    #[test]
+    fn endpoints_must_name_their_scheme() {
+        assert!(super::parse_endpoint("http://127.0.0.1:5000").is_ok());
+        assert!(super::parse_endpoint("https://ec2.example.com/").is_ok());
+        let err = super::parse_endpoint("localhost:5000").unwrap_err();
+        assert!(err.contains("has no scheme"), "{err}");
+        assert!(
+            super::parse_endpoint("ftp://x")
+                .unwrap_err()
+                .contains("ftp://")
+        );
+        assert!(super::parse_endpoint("http://").is_err());
     }
 }

@@ -258,6 +258,17 @@ pub struct JsonDiagnostic<'a> {
     pub column: Option<usize>,
     pub field: &'a str,
     pub help: Option<&'a str>,
+    /// Other places that matter (where a duplicate was first listed, where an unclosed `[`
+    /// was opened), each with a line, a column and what it is.
+    pub related: Vec<JsonPlace<'a>>,
+}
+
+/// A related place of a diagnostic in JSON.
+#[derive(Serialize)]
+pub struct JsonPlace<'a> {
+    pub line: usize,
+    pub column: usize,
+    pub text: &'a str,
 }
 
 impl<'a> JsonDiagnostic<'a> {
@@ -270,6 +281,15 @@ impl<'a> JsonDiagnostic<'a> {
             column: diagnostic.pos.map(|p| p.column),
             field: &diagnostic.field,
             help: diagnostic.help.as_deref(),
+            related: diagnostic
+                .related
+                .iter()
+                .map(|l| JsonPlace {
+                    line: l.pos.line,
+                    column: l.pos.column,
+                    text: &l.text,
+                })
+                .collect(),
         }
     }
 }

@@ -14,6 +14,8 @@ pub enum Exit {
     Failure,
     /// `plan --detailed-exitcode`: success, and there are changes to apply.
     Changes,
+    /// Stopped by Ctrl-C or SIGTERM (what was done is reported).
+    Interrupted,
 }
 
 impl Exit {
@@ -22,6 +24,7 @@ impl Exit {
             Exit::Success => 0,
             Exit::Failure => 1,
             Exit::Changes => 2,
+            Exit::Interrupted => 130,
         }
     }
 }
@@ -38,6 +41,9 @@ pub enum Error {
     /// Reading the regions failed.
     #[error("{}", observe_message(.0))]
     Observe(Vec<CloudError>),
+    /// No manifest named and none found.
+    #[error("no labctl.yaml or labctl.yml in {0}")]
+    NoManifest(String),
     /// Another labctl holds the manifest's lock.
     #[error(transparent)]
     Locked(#[from] crate::lock::LockError),
@@ -73,6 +79,9 @@ impl Error {
                     .to_owned(),
             ),
             Error::Timeout(_) => Some("check the network, or raise --timeout".to_owned()),
+            Error::NoManifest(_) => Some(
+                "run `labctl init` to write one, or name it: labctl -f FILE COMMAND".to_owned(),
+            ),
             Error::InvalidManifest
             | Error::Usage(_)
             | Error::Locked(_)
@@ -83,5 +92,18 @@ impl Error {
 
     pub fn exit(&self) -> Exit {
         Exit::Failure
+    }
+
+    /// The error's kind in JSON documents (`{"error": {"kind": …}}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidManifest => "invalid-manifest",
+            Error::Usage(_) => "usage",
+            Error::NoManifest(_) => "no-manifest",
+            Error::Observe(_) => "cloud",
+            Error::Locked(_) => "locked",
+            Error::Timeout(_) => "timeout",
+            Error::Output(_) | Error::Runtime(_) => "io",
+        }
     }
 }

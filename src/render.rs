@@ -209,17 +209,34 @@ fn problem_text(problem: &Problem) -> String {
 }
 
 /// The plan for people: one line per key pair and region, then a summary line.
-pub(crate) fn plan_human(plan: &Plan, style: Style) -> String {
+pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
     let mut out = String::new();
-    let w = widths(plan.actions.iter().map(|Action::KeyPair(a)| a));
+    // Changes, conflicts and anything with a note in full; key pairs in sync as one count
+    // (listed with -v): 200 unchanged seats are one line, not 200.
+    let shown: Vec<&KeyPairAction> = plan
+        .actions
+        .iter()
+        .map(|Action::KeyPair(a)| a)
+        .filter(|a| verbose || a.is_change() || a.op != KeyPairOp::Noop || a.reason != "in sync")
+        .collect();
+    let w = widths(shown.iter().copied());
     let _ = writeln!(out, "Plan for project {}:", plan.project);
-    for Action::KeyPair(a) in &plan.actions {
+    for a in &shown {
         line(
             &mut out,
             style,
             a,
             &w,
-            &format!("{}: {}", op_label(&a.op), a.reason),
+            &format!("{}: {}", op_label(&a.op), short_reason(a)),
+        );
+    }
+    let hidden = plan.actions.len() - shown.len();
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "  {} {hidden} key pair{} in sync (-v lists them)",
+            style.paint("2", "="),
+            if hidden == 1 { "" } else { "s" },
         );
     }
     let s = Summary::of_plan(plan);
@@ -240,9 +257,18 @@ pub(crate) fn plan_human(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// The reason without the key file's path: the line shows it in its own column already.
+fn short_reason(a: &KeyPairAction) -> String {
+    if a.output_display.is_empty() {
+        a.reason.clone()
+    } else {
+        a.reason.replace(&a.output_display, "the key file")
+    }
+}
+
 /// What apply did, for people: the changes it tried (conflicts were shown with the plan),
 /// then a summary line; "No changes" when there was nothing to do.
-pub(crate) fn report_human(report: &Report, style: Style) -> String {
+pub(crate) fn report_human(report: &Report, style: Style, noun: &str) -> String {
     let mut out = String::new();
     let tried: Vec<_> = report
         .outcomes
@@ -261,8 +287,21 @@ pub(crate) fn report_human(report: &Report, style: Style) -> String {
     if !tried.is_empty() {
         let _ = writeln!(out, "Applied:");
     }
+    // A failure that repeats word for word in a region (a dead endpoint, missing credentials)
+    // is shown once, with a count, not once per key pair.
+    let mut seen: Vec<(String, String, usize)> = Vec::new();
     for o in &tried {
         let Action::KeyPair(a) = &o.action;
+        if o.status != Status::Done
+            && let Some(problem) = &o.error
+        {
+            let key = (a.region.to_string(), problem_text(problem));
+            if let Some(entry) = seen.iter_mut().find(|(r, t, _)| (r, t) == (&key.0, &key.1)) {
+                entry.2 += 1;
+                continue;
+            }
+            seen.push((key.0, key.1, 0));
+        }
         let what = match (o.status, &a.op) {
             (Status::Done, KeyPairOp::Create { .. }) => {
                 "created, private key saved (0400)".to_owned()
@@ -287,9 +326,18 @@ pub(crate) fn report_human(report: &Report, style: Style) -> String {
             }
         }
     }
+    for (region, text, more) in &seen {
+        if *more > 0 {
+            let first = text.lines().next().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  … and {more} more in {region} with the same problem: {first}"
+            );
+        }
+    }
     let _ = writeln!(
         out,
-        "Apply {}: {}.",
+        "{noun} {}: {}.",
         if report.succeeded() {
             "complete"
         } else {
@@ -416,7 +464,7 @@ mod tests {
                     "ecs-workshop-seat-1",
                     "us-east-1",
                     KeyPairOp::Create { generator: ec2 },
-                    "EC2 generates a new ed25519 key; save it to keys/ecs-workshop-seat-1.pem",
+                    "a new ed25519 key made by EC2",
                 ),
                 action(
                     "ecs-workshop-seat-1",
@@ -424,7 +472,7 @@ mod tests {
                     KeyPairOp::Import {
                         source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
                     },
-                    "import the public key of the key created in us-east-1",
+                    "the key created in us-east-1",
                 ),
                 action(
                     "ecs-workshop-seat-2",
@@ -458,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_plan_for_people() {
-        insta::assert_snapshot!(plan_human(&sample(), Style { color: false }));
+        insta::assert_snapshot!(plan_human(&sample(), Style { color: false }, false));
     }
 
     #[test]
@@ -499,6 +547,6 @@ mod tests {
                 })
                 .collect(),
         };
-        insta::assert_snapshot!(report_human(&report, Style { color: false }));
+        insta::assert_snapshot!(report_human(&report, Style { color: false }, "Apply"));
     }
 }

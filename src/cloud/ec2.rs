@@ -79,6 +79,10 @@ pub(crate) struct Ec2 {
     pacer: Pacer,
     max_attempts: u32,
     deadline: Option<tokio::time::Instant>,
+    /// Throttling answers so far (for the progress display).
+    throttled: std::sync::atomic::AtomicU64,
+    /// The `--profile` asked for (named in credential errors).
+    profile: Option<String>,
 }
 
 /// The host a region's requests go to: the endpoint's, or EC2's regional one.
@@ -138,6 +142,8 @@ impl Ec2 {
             pacer,
             max_attempts: options.max_attempts.max(1),
             deadline: options.deadline,
+            throttled: std::sync::atomic::AtomicU64::new(0),
+            profile: options.profile.clone(),
         }
     }
 
@@ -173,11 +179,13 @@ impl Ec2 {
                 }
                 Err(err) => err,
             };
-            let error = convert(operation, region, host, &err);
+            let error = convert(operation, region, host, self.profile.as_deref(), &err);
             let wait = if error.kind == CloudErrorKind::Throttled {
                 // Throttling is EC2 asking for a slower pace, not a failure: slow down and
                 // try again, for as long as the run may take.
                 self.pacer.throttled(region.as_str(), operation);
+                self.throttled
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 throttled += 1;
                 tracing::debug!(operation, region = %region, throttled, "throttled; retrying");
                 if self.deadline.is_none() && throttled > MAX_THROTTLED_WITHOUT_DEADLINE {
@@ -248,19 +256,33 @@ fn sdk_key_type(key_type: KeyType) -> aws_sdk_ec2::types::KeyType {
 }
 
 /// Turn an SDK error into a [`CloudError`], classifying it for the hint.
-fn convert<E, R>(
+fn convert<E>(
     operation: &'static str,
     region: &Region,
     host: &str,
-    err: &SdkError<E, R>,
+    profile: Option<&str>,
+    err: &SdkError<E, HttpResponse>,
 ) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     // Never log the SDK error itself: its debug form carries the raw response, and the
     // answer to `CreateKeyPair` is the private key. Only the classified words below are shown.
     let (kind, message) = match err {
+        SdkError::ServiceError(service) if service.err().code().is_none() => {
+            // Not an EC2 error document: a proxy's or web server's answer (404, 502, …).
+            let status = service.raw().status().as_u16();
+            (
+                if status >= 500 {
+                    CloudErrorKind::Other
+                } else {
+                    CloudErrorKind::Unreachable
+                },
+                format!(
+                    "{host} answered HTTP {status} without an EC2 error: is it an EC2 API endpoint?"
+                ),
+            )
+        }
         SdkError::ServiceError(service) => {
             let inner = service.err();
             let code = inner.code().unwrap_or("Unknown");
@@ -297,7 +319,28 @@ where
         other => {
             let text = DisplayErrorContext(other).to_string();
             let lowered = text.to_lowercase();
-            if lowered.contains("credential") && lowered.contains("expired") {
+            if let Some(profile) = profile
+                && lowered.contains("profile")
+                && (lowered.contains("not defined")
+                    || lowered.contains("not found")
+                    || lowered.contains("no profile")
+                    || lowered.contains("missing"))
+            {
+                (
+                    CloudErrorKind::NoCredentials,
+                    format!(
+                        "the AWS profile `{profile}` is not defined (in ~/.aws/config or ~/.aws/credentials)"
+                    ),
+                )
+            } else if let Some(profile) = profile
+                && lowered.contains("credential")
+                && !lowered.contains("expired")
+            {
+                (
+                    CloudErrorKind::NoCredentials,
+                    format!("no AWS credentials from the profile `{profile}`"),
+                )
+            } else if lowered.contains("credential") && lowered.contains("expired") {
                 (
                     CloudErrorKind::ExpiredCredentials,
                     "the AWS credentials have expired".to_owned(),
@@ -308,8 +351,10 @@ where
                     "no AWS credentials were found".to_owned(),
                 )
             } else if let SdkError::DispatchFailure(failure) = other
-                && (failure.is_io() || failure.is_timeout())
+                && !failure.is_user()
             {
+                // Connection refused, reset, closed before an answer, timed out: the network
+                // or the endpoint, not this request.
                 (
                     CloudErrorKind::Unreachable,
                     format!("cannot connect to the endpoint {host} ({})", short(&text)),
@@ -547,6 +592,10 @@ impl Cloud for Ec2 {
         })
         .await?;
         Ok(())
+    }
+
+    fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {

@@ -175,4 +175,9 @@ pub(crate) trait Cloud: Send + Sync + 'static {
 
     /// Requests sent so far, per operation, retries included.
     fn api_calls(&self) -> BTreeMap<String, u64>;
+
+    /// Throttling answers so far (each was retried after slowing down).
+    fn throttled(&self) -> u64 {
+        0
+    }
 }

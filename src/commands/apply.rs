@@ -11,8 +11,8 @@ use crate::keys::KeyStore;
 use crate::plan::{self, Action, KeyPairOp, Options, Plan};
 use crate::render::{self, Style};
 
-use super::session::{Run, StderrProgress, session};
-use super::{Terminal, confirm, now, write_stdout};
+use super::session::{Display, Run, session};
+use super::{Terminal, confirm, now, write_json, write_stdout};
 
 /// Resolve `--replace` targets against the manifest.
 pub(super) fn replace_targets(
@@ -61,14 +61,33 @@ pub(super) async fn carry_out<C: Cloud>(
     term: Terminal,
     show_plan: bool,
     run: &Run,
+    noun: &str,
 ) -> Result<Exit, Error> {
-    let style = Style {
-        color: term.stdout_color,
-    };
+    let style = style(term);
     if show_plan && !args.json && (plan.has_changes() || plan.has_conflicts()) {
-        write_stdout(&render::plan_human(plan, style))?;
+        write_stdout(&render::plan_human(plan, style, args.verbose > 0))?;
     }
-    let progress: Arc<dyn Progress> = Arc::new(StderrProgress { quiet: args.quiet });
+    let mut totals: Vec<(String, usize)> = Vec::new();
+    for Action::KeyPair(a) in &plan.actions {
+        if !a.is_change() {
+            continue;
+        }
+        match totals.iter_mut().find(|(r, _)| r == a.region.as_str()) {
+            Some(entry) => entry.1 += 1,
+            None => totals.push((a.region.to_string(), 1)),
+        }
+    }
+    let display = Arc::new(Display::new(args, term, totals));
+    let ticker = {
+        let (display, cloud) = (Arc::clone(&display), Arc::clone(cloud));
+        tokio::spawn(async move {
+            loop {
+                display.set_throttled(cloud.throttled());
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let progress: Arc<dyn Progress> = Arc::clone(&display) as Arc<dyn Progress>;
     let settings = Settings {
         concurrency: usize::from(args.concurrency),
         now: now(),
@@ -76,14 +95,21 @@ pub(super) async fn carry_out<C: Cloud>(
         unsaved: run.unsaved.clone(),
         journal: run.journal.clone(),
         deadline: run.deadline.into(),
+        stop: run.stop.clone(),
+        broken: Arc::default(),
     };
     let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
+    ticker.abort();
+    display.finish();
     let calls = cloud.api_calls();
     tracing::debug!(api_calls = ?calls, "applied");
     if args.json {
-        write_stdout(&render::report_json(&plan.project, &report, &calls))?;
+        write_json(
+            &render::report_json(&plan.project, &report, &calls),
+            &run.warnings,
+        )?;
     } else {
-        write_stdout(&render::report_human(&report, style))?;
+        write_stdout(&render::report_human(&report, style, noun))?;
     }
     let created_somewhere = report.outcomes.iter().any(|o| {
         let Action::KeyPair(a) = &o.action;
@@ -94,6 +120,19 @@ pub(super) async fn carry_out<C: Cloud>(
         eprintln!(
             "Private keys are saved with mode 0400 and never printed; keep them out of version control."
         );
+    }
+    if run.stop.requested() {
+        let not_started = report
+            .outcomes
+            .iter()
+            .filter(|o| o.status == apply::Status::Skipped)
+            .count();
+        if !args.json {
+            eprintln!(
+                "Interrupted: {not_started} change(s) not started; what was done is listed above. Run the command again to finish."
+            );
+        }
+        return Ok(Exit::Interrupted);
     }
     Ok(if report.succeeded() {
         Exit::Success
@@ -109,35 +148,64 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
         Some("apply"),
         async |cloud, desired, observed, run| {
             let options = Options {
-                prune: args.prune,
-                purge_local: args.purge_local,
+                prune: args.changes.prune,
+                purge_local: args.changes.purge_local,
                 keep_local: false,
-                replace: replace_targets(&desired, &args.replace)?,
+                replace: replace_targets(&desired, &args.changes.replace)?,
                 unsaved: run.unsaved.clone(),
             };
             let plan = plan::plan(&desired, &observed, &options);
-            // Pruning deletes key pairs: list exactly what goes, and ask (or need --yes).
-            let pruned: Vec<String> = plan
-                .actions
-                .iter()
-                .filter(|Action::KeyPair(a)| {
-                    a.entry.is_none() && matches!(a.op, KeyPairOp::Delete { .. })
-                })
-                .map(|Action::KeyPair(a)| format!("  {} in {}", a.name, a.region))
-                .collect();
-            if !pruned.is_empty() && !args.yes {
-                eprintln!(
-                    "--prune deletes {} key pair(s) of project {} that the manifest no longer lists:\n{}",
-                    pruned.len(),
-                    plan.project,
-                    pruned.join("\n")
-                );
-                if !confirm("apply --prune", "Delete them?")? {
-                    eprintln!("Cancelled; nothing was changed.");
+            // Deleting key pairs (--prune, --replace): list exactly what goes, and ask (or
+            // need --yes). Creating, importing and fixing never ask.
+            let deleted = deletions(&plan, &options.replace);
+            if !deleted.is_empty() && !args.yes {
+                if !args.cloud.json {
+                    write_stdout(&render::plan_human(
+                        &plan,
+                        style(term),
+                        args.cloud.verbose > 0,
+                    ))?;
+                }
+                if !args.cloud.json {
+                    eprintln!(
+                        "This apply deletes {} key pair(s) of project {}:\n{}",
+                        deleted.len(),
+                        plan.project,
+                        deleted.join("\n")
+                    );
+                }
+                if !confirm("apply --prune/--replace", "Delete them?")? {
+                    eprintln!("Cancelled: nothing was changed (exit 1).");
                     return Ok(Exit::Failure);
                 }
+                return carry_out(cloud, &plan, &args.cloud, term, false, &run, "Apply").await;
             }
-            carry_out(cloud, &plan, &args.cloud, term, true, &run).await
+            carry_out(cloud, &plan, &args.cloud, term, true, &run, "Apply").await
         },
     )
+}
+
+fn style(term: Terminal) -> Style {
+    Style {
+        color: term.stdout_color,
+    }
+}
+
+/// The key pairs a plan deletes because the user asked (pruned orphans, `--replace`), as
+/// lines for the question. A key pair the journal proves nobody ever had the private key of
+/// is replaced without asking: it is labctl's own unusable leftover.
+fn deletions(plan: &Plan, asked: &std::collections::BTreeSet<KeyName>) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|Action::KeyPair(a)| match &a.op {
+            KeyPairOp::Delete { .. } => {
+                Some(format!("  {} in {} (no longer listed)", a.name, a.region))
+            }
+            KeyPairOp::Replace { exists: true, .. } if asked.contains(&a.name) => Some(format!(
+                "  {} in {} (to be replaced by a new key)",
+                a.name, a.region
+            )),
+            _ => None,
+        })
+        .collect()
 }

@@ -26,7 +26,7 @@ fn unlisted_with_key_file(plan: &plan::Plan, observed: &Observed) -> bool {
     })
 }
 use super::session::session;
-use super::{Terminal, confirm, write_stdout};
+use super::{Terminal, confirm, write_json, write_stdout};
 
 pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
     session(
@@ -43,7 +43,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
             // A key file whose key pair EC2 does not list: it may have been made seconds ago
             // (EC2's listing lags behind). Look once more before leaving it behind.
             if unlisted_with_key_file(&plan, &observed) {
-                if !args.cloud.quiet {
+                if !args.cloud.quiet && !args.cloud.json {
                     eprintln!(
                         "Some key files have no key pair listed in EC2 yet; looking again in {} s (EC2's listing can lag behind a create)",
                         LISTING_LAG.as_secs()
@@ -73,11 +73,10 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                             })
                             .collect(),
                     };
-                    write_stdout(&render::report_json(
-                        &plan.project,
-                        &report,
-                        &cloud.api_calls(),
-                    ))?;
+                    write_json(
+                        &render::report_json(&plan.project, &report, &cloud.api_calls()),
+                        &run.warnings,
+                    )?;
                 } else {
                     write_stdout(&format!(
                         "Nothing to destroy: project {} owns no key pair in its regions.\n",
@@ -92,6 +91,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                     Style {
                         color: term.stdout_color,
                     },
+                    args.cloud.verbose > 0,
                 ))?;
             }
             if !args.yes
@@ -103,10 +103,10 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                     ),
                 )?
             {
-                eprintln!("Cancelled; nothing was deleted.");
+                eprintln!("Cancelled: nothing was deleted (exit 1).");
                 return Ok(Exit::Failure);
             }
-            carry_out(cloud, &plan, &args.cloud, term, false, &run).await
+            carry_out(cloud, &plan, &args.cloud, term, false, &run, "Destroy").await
         },
     )
 }

@@ -8,6 +8,8 @@
 
 mod apply;
 mod destroy;
+mod init;
+mod locate;
 mod output;
 mod plan;
 mod session;
@@ -17,12 +19,12 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, CloudArgs, Command, Var};
+use crate::cli::{Cli, CloudArgs, ColorChoice, Command, Var};
 use crate::desired::Desired;
-use crate::diagnostic::{self, Diagnostic, Severity};
+use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity};
 use crate::error::{Error, Exit};
 use crate::manifest::{self, Source};
 use crate::validate::Context;
@@ -33,24 +35,50 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // Before parsing: a usage error under --json is a JSON document too.
+    let wants_json = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json" || a == "--format=json");
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) => {
-            let _ = err.print();
             return match err.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Success,
-                _ => Exit::Failure,
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = err.print();
+                    Exit::Success
+                }
+                _ if wants_json => {
+                    let message = err.kind().as_str().map_or_else(
+                        || err.to_string().trim().to_owned(),
+                        |kind| first_line(&err.to_string()).unwrap_or(kind).to_owned(),
+                    );
+                    print_json_error("usage", &message, Some("see labctl --help"));
+                    Exit::Failure
+                }
+                _ => {
+                    let _ = err.print();
+                    Exit::Failure
+                }
             };
         }
     };
-    let term = Terminal::detect();
+    let term = Terminal::detect(cli.color);
+    let json = cli.command.json();
     match run(cli, term) {
         Ok(exit) => exit,
         Err(err) => {
+            // An invalid manifest has been reported (as diagnostics, or as the JSON document).
             if !matches!(err, Error::InvalidManifest) {
-                eprintln!("{} {err}", term.error_prefix());
-                if let Some(hint) = err.hint() {
-                    eprintln!("hint: {hint}");
+                if json {
+                    print_json_error(err.kind(), &err.to_string(), err.hint().as_deref());
+                } else {
+                    eprintln!("{} {err}", term.error_prefix());
+                    if let Some(hint) = err.hint() {
+                        eprintln!("hint: {hint}");
+                    }
                 }
             }
             err.exit()
@@ -58,19 +86,46 @@ where
     }
 }
 
+/// clap's message without its `error: ` prefix and usage block.
+fn first_line(text: &str) -> Option<&str> {
+    text.lines()
+        .next()
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+}
+
+/// The one JSON shape of a failure: `{"error": {"kind", "message", "hint"}}` on stdout.
+fn print_json_error(kind: &str, message: &str, hint: Option<&str>) {
+    let doc = serde_json::json!({
+        "error": { "kind": kind, "message": message, "hint": hint },
+    });
+    let _ = write_stdout(&crate::render::json_document(&doc));
+}
+
 /// Whether each stream is a terminal that may get colors.
 #[derive(Clone, Copy, Debug)]
 struct Terminal {
     stdout_color: bool,
     stderr_color: bool,
+    /// stderr is a terminal (progress display, prompts' text).
+    stderr_tty: bool,
 }
 
 impl Terminal {
-    fn detect() -> Self {
+    /// `--color`, then `NO_COLOR` (no colors when set and not empty), then `CLICOLOR_FORCE`
+    /// (colors even off a terminal when set and not `0`), then whether each stream is a terminal.
+    fn detect(choice: ColorChoice) -> Self {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |tty: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !no_color && (set("CLICOLOR_FORCE") || tty),
+        };
+        let stderr_tty = std::io::stderr().is_terminal();
         Terminal {
-            stdout_color: !no_color && std::io::stdout().is_terminal(),
-            stderr_color: !no_color && std::io::stderr().is_terminal(),
+            stdout_color: decide(std::io::stdout().is_terminal()),
+            stderr_color: decide(stderr_tty),
+            stderr_tty,
         }
     }
 
@@ -91,19 +146,77 @@ impl Terminal {
     }
 }
 
+impl Command {
+    /// Whether this command prints JSON (then every outcome is one JSON document).
+    fn json(&self) -> bool {
+        match self {
+            Command::Validate(a) => a.json,
+            Command::Plan(a) => a.cloud.json,
+            Command::Apply(a) => a.cloud.json,
+            Command::Destroy(a) => a.cloud.json,
+            Command::Output(a) => a.cloud.json || a.format == crate::cli::OutputFormat::Json,
+            Command::Init(_) | Command::Schema | Command::Completions(_) | Command::Man => false,
+        }
+    }
+}
+
 fn run(cli: Cli, term: Terminal) -> Result<Exit, Error> {
+    if let Some(dir) = &cli.directory {
+        std::env::set_current_dir(dir)
+            .map_err(|err| Error::Usage(format!("-C {}: cannot go there: {err}", dir.display())))?;
+    }
+    let file = cli.file.as_deref();
     match cli.command {
-        Command::Validate(args) => validate::validate_command(&args, term),
+        Command::Init(args) => init::init_command(&args, file, term),
+        Command::Validate(mut args) => {
+            if args.manifests.is_empty() {
+                args.manifests.push(locate::resolve(None, file)?);
+            } else if let Some(file) = file {
+                args.manifests.push(file.to_owned());
+            }
+            validate::validate_command(&args, term)
+        }
         Command::Schema => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(crate::schema::json_schema().as_bytes())?;
+            write_stdout(&crate::schema::json_schema())?;
             Ok(Exit::Success)
         }
-        Command::Plan(args) => plan::plan_command(&args, term),
-        Command::Apply(args) => apply::apply_command(&args, term),
-        Command::Destroy(args) => destroy::destroy_command(&args, term),
-        Command::Output(args) => output::output_command(&args, term),
+        Command::Plan(mut args) => {
+            resolve(&mut args.cloud, file)?;
+            plan::plan_command(&args, term)
+        }
+        Command::Apply(mut args) => {
+            resolve(&mut args.cloud, file)?;
+            apply::apply_command(&args, term)
+        }
+        Command::Destroy(mut args) => {
+            resolve(&mut args.cloud, file)?;
+            destroy::destroy_command(&args, term)
+        }
+        Command::Output(mut args) => {
+            resolve(&mut args.cloud, file)?;
+            // `--format json` is `--json`: one document, errors included.
+            args.cloud.json |= args.format == crate::cli::OutputFormat::Json;
+            output::output_command(&args, term)
+        }
+        Command::Completions(args) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "labctl", &mut out);
+            std::io::stdout().lock().write_all(&out)?;
+            Ok(Exit::Success)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            std::io::stdout().lock().write_all(&out)?;
+            Ok(Exit::Success)
+        }
     }
+}
+
+/// Settle which manifest a command works on.
+fn resolve(args: &mut CloudArgs, file: Option<&Path>) -> Result<(), Error> {
+    args.manifest = locate::resolve(args.manifest_arg.as_deref(), file)?;
+    Ok(())
 }
 
 fn overrides(vars: &[Var]) -> Vec<(String, String)> {
@@ -133,7 +246,29 @@ fn check(path: &Path, vars: &[Var]) -> (Source, Option<Desired>, Vec<Diagnostic>
             home: std::env::var_os("HOME").map(PathBuf::from),
             overrides: overrides(vars),
         };
-        let (valid, more) = crate::validate::validate(&parsed, &context);
+        let (valid, mut more) = crate::validate::validate(&parsed, &context);
+        // A misspelled `region:` is one mistake, not also "this key pair has no region".
+        let misspelled: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| {
+                d.message.starts_with("unknown field")
+                    && d.help.as_deref().is_some_and(|h| {
+                        h.starts_with("did you mean `region`")
+                            || h.starts_with("did you mean `regions`")
+                    })
+            })
+            .map(|d| {
+                d.field
+                    .rsplit_once('.')
+                    .map_or(String::new(), |(parent, _)| parent.to_owned())
+            })
+            .collect();
+        more.retain(|d| {
+            !(d.message == "this key pair has no region"
+                && misspelled
+                    .iter()
+                    .any(|p| p == "defaults" || d.field.starts_with(&format!("{p}."))))
+        });
         diagnostics.extend(more);
         if !diagnostic::has_errors(&diagnostics) {
             desired = valid;
@@ -172,9 +307,34 @@ fn print_diagnostics(source: &Source, diagnostics: &[Diagnostic], term: Terminal
     }
 }
 
-/// Validate a manifest for plan/apply; diagnostics (warnings too) go to stderr.
-fn load(args: &CloudArgs, term: Terminal) -> Result<Desired, Error> {
+/// Validate a manifest for plan/apply; diagnostics (warnings too) go to stderr, or with
+/// `--json` into the one JSON document (an invalid manifest's is written here).
+fn load(args: &CloudArgs, term: Terminal) -> Result<(Desired, Vec<serde_json::Value>), Error> {
     let (source, desired, diagnostics) = check(&args.manifest, &args.vars);
+    if args.json {
+        let name = source.name();
+        let list: Vec<serde_json::Value> = diagnostics
+            .iter()
+            .map(|d| serde_json::to_value(JsonDiagnostic::new(&name, d)).unwrap_or_default())
+            .collect();
+        let Some(desired) = desired else {
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            let doc = serde_json::json!({
+                "error": {
+                    "kind": "invalid-manifest",
+                    "message": format!("{name} has {errors} error{}", if errors == 1 { "" } else { "s" }),
+                    "hint": "labctl validate explains each one",
+                },
+                "diagnostics": list,
+            });
+            write_stdout(&crate::render::json_document(&doc))?;
+            return Err(Error::InvalidManifest);
+        };
+        return Ok((desired, list));
+    }
     let shown: Vec<Diagnostic> = if args.quiet {
         diagnostics
             .into_iter()
@@ -184,7 +344,22 @@ fn load(args: &CloudArgs, term: Terminal) -> Result<Desired, Error> {
         diagnostics
     };
     print_diagnostics(&source, &shown, term);
-    desired.ok_or(Error::InvalidManifest)
+    desired
+        .map(|d| (d, Vec::new()))
+        .ok_or(Error::InvalidManifest)
+}
+
+/// Write a JSON document with the run's warnings added (an array, empty when none).
+fn write_json(document: &str, warnings: &[serde_json::Value]) -> Result<(), Error> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(document).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "warnings".to_owned(),
+            serde_json::Value::from(warnings.to_vec()),
+        );
+    }
+    write_stdout(&crate::render::json_document(&value))
 }
 
 fn write_stdout(text: &str) -> Result<(), Error> {

@@ -17,16 +17,20 @@ pub(super) fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, 
         &args.cloud,
         term,
         None,
-        async |_cloud, desired, observed, _run| {
+        async |_cloud, desired, observed, run| {
             let rows = crate::output::rows(&desired, &observed, KeyStore);
             let text = match format {
                 OutputFormat::Text => crate::output::text(&rows),
                 OutputFormat::Json => crate::output::json(&desired.project, &rows),
                 OutputFormat::Env => crate::output::env(&desired, &rows),
             };
-            write_stdout(&text)?;
+            if format == OutputFormat::Json {
+                super::write_json(&text, &run.warnings)?;
+            } else {
+                write_stdout(&text)?;
+            }
             let missing = rows.iter().any(|r| r.id.is_none());
-            if missing && !args.cloud.quiet {
+            if missing && !args.cloud.quiet && !args.cloud.json {
                 eprintln!("Some key pairs do not exist yet; run `labctl apply`.");
             }
             Ok(Exit::Success)

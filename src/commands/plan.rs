@@ -6,8 +6,9 @@ use crate::error::{Error, Exit};
 use crate::plan::{self, Options};
 use crate::render::{self, Style};
 
+use super::apply::replace_targets;
 use super::session::session;
-use super::{Terminal, write_stdout};
+use super::{Terminal, write_json, write_stdout};
 
 pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
     let cloud_args = &args.cloud;
@@ -17,19 +18,23 @@ pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Erro
         None,
         async |cloud, desired, observed, run| {
             let options = Options {
+                prune: args.changes.prune,
+                purge_local: args.changes.purge_local,
+                keep_local: false,
+                replace: replace_targets(&desired, &args.changes.replace)?,
                 unsaved: run.unsaved,
-                ..Options::default()
             };
             let plan = plan::plan(&desired, &observed, &options);
             tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
             if cloud_args.json {
-                write_stdout(&render::plan_json(&plan, &cloud.api_calls()))?;
+                write_json(&render::plan_json(&plan, &cloud.api_calls()), &run.warnings)?;
             } else {
                 write_stdout(&render::plan_human(
                     &plan,
                     Style {
                         color: term.stdout_color,
                     },
+                    cloud_args.verbose > 0,
                 ))?;
             }
             Ok(if plan.has_conflicts() {

@@ -39,22 +39,136 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-pub(super) struct StderrProgress {
-    pub(super) quiet: bool,
+/// How a run shows its progress on stderr: a live display on a terminal (done / total per
+/// region, elapsed, EC2's throttling), step lines with -v off a terminal, else nothing but
+/// the notes a user needs afterwards. `-q` and `--json` show nothing.
+pub(super) struct Display {
+    bar: Option<indicatif::ProgressBar>,
+    /// Step lines too (-v).
+    verbose: bool,
+    quiet: bool,
+    /// (region, done, total)
+    regions: std::sync::Mutex<Vec<(String, usize, usize)>>,
+    throttled: std::sync::atomic::AtomicU64,
 }
 
-impl Progress for StderrProgress {
-    fn step(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("{message}");
+impl Display {
+    /// `totals`: the number of changes per region.
+    pub(super) fn new(args: &CloudArgs, term: Terminal, totals: Vec<(String, usize)>) -> Self {
+        let quiet = args.quiet || args.json;
+        let total: usize = totals.iter().map(|(_, n)| n).sum();
+        let bar = (term.stderr_tty && !quiet && total > 0).then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            let template = if term.stderr_color {
+                "{spinner:.cyan} [{elapsed_precise}] {bar:24.cyan/blue} {pos}/{len} {msg}"
+            } else {
+                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}"
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        let display = Display {
+            bar,
+            verbose: args.verbose > 0,
+            quiet,
+            regions: std::sync::Mutex::new(totals.into_iter().map(|(r, n)| (r, 0, n)).collect()),
+            throttled: std::sync::atomic::AtomicU64::new(0),
+        };
+        display.refresh();
+        display
+    }
+
+    /// EC2's throttling answers so far (shown: labctl slows down and retries them).
+    pub(super) fn set_throttled(&self, count: u64) {
+        let old = self
+            .throttled
+            .swap(count, std::sync::atomic::Ordering::Relaxed);
+        if old != count {
+            self.refresh();
+        }
+    }
+
+    fn refresh(&self) {
+        let Some(bar) = &self.bar else { return };
+        let regions = self
+            .regions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut parts: Vec<String> = regions
+            .iter()
+            .filter(|(_, _, total)| *total > 0)
+            .map(|(region, done, total)| format!("{region} {done}/{total}"))
+            .collect();
+        let throttled = self.throttled.load(std::sync::atomic::Ordering::Relaxed);
+        if throttled > 0 {
+            parts.push(format!(
+                "EC2 throttled {throttled} (slowing down, retrying)"
+            ));
+        }
+        bar.set_message(parts.join(" · "));
+    }
+
+    /// Remove the live display (before the report is printed).
+    pub(super) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
 
-/// Warn about key files that would land, not ignored, inside a git work tree.
-pub(super) fn warn_git_exposure(desired: &Desired, quiet: bool, term: Terminal) {
-    if quiet {
-        return;
+impl Progress for Display {
+    fn step(&self, message: &str) {
+        if self.quiet || !self.verbose {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn finished(&self, region: &str) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        let mut regions = self
+            .regions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = regions.iter_mut().find(|(r, _, _)| r == region) {
+            entry.1 += 1;
+        }
+        drop(regions);
+        self.refresh();
+    }
+}
+
+/// Warn about key files that would land, not ignored, inside a git work tree: on stderr, or
+/// (with `--json`) returned for the JSON document.
+pub(super) fn warn_git_exposure(
+    desired: &Desired,
+    args: &CloudArgs,
+    term: Terminal,
+) -> Vec<serde_json::Value> {
+    let mut warnings = Vec::new();
+    if args.quiet && !args.json {
+        return warnings;
     }
     let with_files: Vec<&crate::desired::KeyPairSpec> = desired
         .keypairs
@@ -65,17 +179,62 @@ pub(super) fn warn_git_exposure(desired: &Desired, quiet: bool, term: Terminal) 
         .iter()
         .filter_map(|k| k.output.as_deref())
         .collect();
+    let hint = "add the key folder to .gitignore, or set `output_dir` outside the repository";
     for (index, root) in git_exposure(&paths) {
-        eprintln!(
-            "{} {} is inside the git work tree {} and not ignored: a private key could be committed",
-            term.warning_prefix(),
+        let message = format!(
+            "{} is inside the git work tree {} and not ignored: a private key could be committed",
             with_files[index].output_display,
             root.display()
         );
-        eprintln!(
-            "hint: add the key folder to .gitignore, or set `output_dir` outside the repository"
-        );
+        if args.json {
+            warnings.push(serde_json::json!({
+                "kind": "key-file-in-git",
+                "message": message,
+                "hint": hint,
+                "file": with_files[index].output_display,
+            }));
+        } else {
+            eprintln!("{} {message}", term.warning_prefix());
+            eprintln!("hint: {hint}");
+        }
     }
+    warnings
+}
+
+/// Whether the AWS profile `name` is defined in the shared config or credentials file (the
+/// SDK would otherwise fall back to other credentials without a word).
+fn profile_defined(name: &str) -> bool {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
+    };
+    let headers = [
+        (file("AWS_CONFIG_FILE", "config"), true),
+        (file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), false),
+    ];
+    headers.iter().any(|(path, is_config)| {
+        let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) else {
+            return false;
+        };
+        text.lines().any(|line| {
+            let Some(inner) = line
+                .trim()
+                .strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+            else {
+                return false;
+            };
+            let inner = inner.trim();
+            let section = if *is_config && inner != "default" {
+                inner.strip_prefix("profile").map(str::trim)
+            } else {
+                Some(inner)
+            };
+            section == Some(name)
+        })
+    })
 }
 
 pub(super) async fn connect(args: &CloudArgs, desired: &Desired, deadline: Instant) -> Arc<Ec2> {
@@ -95,7 +254,7 @@ pub(super) async fn connect(args: &CloudArgs, desired: &Desired, deadline: Insta
 }
 
 pub(super) fn status(args: &CloudArgs, message: &str) {
-    if !args.quiet {
+    if !args.quiet && !args.json {
         eprintln!("{message}");
     }
 }
@@ -112,6 +271,10 @@ pub(super) struct Run {
     pub(super) journal: Option<Arc<crate::journal::Journal>>,
     /// Ids of key pairs labctl deleted (EC2's listing may still show them).
     pub(super) deleted: std::collections::BTreeSet<String>,
+    /// Warnings for the JSON document (`--json`; otherwise they went to stderr).
+    pub(super) warnings: Vec<serde_json::Value>,
+    /// Set by Ctrl-C or SIGTERM: start nothing new.
+    pub(super) stop: crate::apply::Stop,
 }
 
 /// Validate the manifest, then (for commands that change things) take the manifest's lock,
@@ -126,8 +289,15 @@ pub(super) fn session<T>(
 ) -> Result<T, Error> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
-    let desired = load(args, term)?;
-    warn_git_exposure(&desired, args.quiet || args.json, term);
+    let (desired, mut warnings) = load(args, term)?;
+    warnings.extend(warn_git_exposure(&desired, args, term));
+    if let Some(profile) = &args.profile
+        && !profile_defined(profile)
+    {
+        return Err(Error::Usage(format!(
+            "the AWS profile `{profile}` is not defined in ~/.aws/config or ~/.aws/credentials (or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)"
+        )));
+    }
     let apply_id = format!(
         "{:016x}",
         rand_core::RngCore::next_u64(&mut rand_core::OsRng)
@@ -168,12 +338,18 @@ pub(super) fn session<T>(
         .await
         .map_err(|_| Error::Timeout(args.timeout))?
         .map_err(Error::Observe)?;
+        let stop = crate::apply::Stop::default();
+        if lock_for.is_some() {
+            watch_signals(stop.clone(), args.quiet || args.json);
+        }
         let run = Run {
             deadline,
             apply_id,
             unsaved,
             journal,
             deleted,
+            warnings,
+            stop,
         };
         work(&cloud, desired, observed, run).await
     });
@@ -181,6 +357,38 @@ pub(super) fn session<T>(
         lock.finish();
     }
     result
+}
+
+/// Ctrl-C or SIGTERM: the first stops new work (requests in flight finish, what they made is
+/// saved and journaled); the second exits at once with 130. Files are never half-written
+/// either way: a key file appears only by an atomic link of a complete, synced file.
+fn watch_signals(stop: crate::apply::Stop, quiet: bool) {
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = term.recv() => {}
+            }
+            count += 1;
+            if count == 1 {
+                stop.request();
+                if !quiet {
+                    eprintln!(
+                        "\nStopping: nothing new starts; requests already sent finish and their keys are saved. Press Ctrl-C again to quit at once."
+                    );
+                }
+            } else {
+                eprintln!("\nQuitting at once; the next run picks up where this one stopped.");
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 /// Remove temporary files a killed run left in the key folders (under the lock).

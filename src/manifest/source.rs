@@ -207,6 +207,29 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
     } else {
         None
     };
+    let tab_line = text
+        .lines()
+        .position(|l| {
+            l.starts_with([' ', '\t']) && l[..l.len() - l.trim_start().len()].contains('\t')
+        })
+        .map(|i| i + 1);
+    let help = help.map(str::to_owned).or_else(|| {
+        if let Some(line) = tab_line {
+            Some(format!(
+                "YAML indents with spaces, never tabs: line {line} has a tab in its indentation"
+            ))
+        } else if lowered.contains("indent")
+            || lowered.contains("mapping values are not allowed")
+            || lowered.contains("did not find expected")
+        {
+            Some(
+                "check the indentation: the fields of one mapping, and the `-` items of one list, start in the same column"
+                    .to_owned(),
+            )
+        } else {
+            None
+        }
+    });
     let diagnostic = match err.location() {
         Some(location) if location.line() > 0 => {
             let line = usize::try_from(location.line()).unwrap_or(0);
@@ -222,7 +245,22 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
                 line,
                 column,
             };
-            Diagnostic::error("", pos, format!("invalid YAML: {message}"))
+            let diagnostic = Diagnostic::error("", pos, format!("invalid YAML: {message}"));
+            // An unclosed `[`, `{` or quote is reported where YAML gives up, often lines
+            // later: point at where it was opened.
+            match unclosed(text, pos.offset) {
+                Some((at, c)) => {
+                    let (line, column) = line_column(text, at);
+                    let opened = Pos {
+                        offset: at,
+                        len: c.len_utf8(),
+                        line,
+                        column,
+                    };
+                    diagnostic.with_related(opened, format!("this `{c}` is never closed"))
+                }
+                None => diagnostic,
+            }
         }
         _ => Diagnostic::file(format!("invalid YAML: {message}")),
     };
@@ -230,6 +268,56 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
         Some(help) => diagnostic.with_help(help),
         None => diagnostic,
     }
+}
+
+/// The last `[`, `{` or quote opened before `upto` and not closed by then: (offset, char).
+/// Quotes open only where a scalar starts (after `: `, `- `, `[`, `{`, `,` or indentation),
+/// so an apostrophe inside a plain word is not taken for one; `#` starts a comment only after
+/// whitespace.
+fn unclosed(text: &str, upto: usize) -> Option<(usize, char)> {
+    let mut stack: Vec<(usize, char)> = Vec::new();
+    let mut quote: Option<(usize, char)> = None;
+    let mut previous = '\n';
+    let mut chars = text[..upto.min(text.len())].char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if let Some((_, q)) = quote {
+            if q == '"' && c == '\\' {
+                chars.next();
+            } else if c == q {
+                if q == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                    chars.next();
+                } else {
+                    quote = None;
+                }
+            }
+            previous = c;
+            continue;
+        }
+        let scalar_start = matches!(previous, '\n' | ' ' | '\t' | '[' | '{' | ',' | ':' | '-');
+        match c {
+            '#' if matches!(previous, '\n' | ' ' | '\t') => {
+                while chars.peek().is_some_and(|(_, n)| *n != '\n') {
+                    chars.next();
+                }
+            }
+            '"' | '\'' if scalar_start => quote = Some((i, c)),
+            '[' | '{' => stack.push((i, c)),
+            ']' | '}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    quote.or_else(|| stack.last().copied())
+}
+
+/// 1-based line and column (in characters, as editors count) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
 }
 
 /// The YAML crate's message, without its position (the report shows it) or API advice.

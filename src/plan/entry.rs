@@ -180,20 +180,20 @@ fn new_key_here(spec: &KeyPairSpec, region: &Region, present_in: Option<&Region>
             format!("the key pair exists in {other} but {output} does not"),
         ),
         (None, Some(generator)) if region == primary => {
-            let who = match generator {
-                Generator::Ec2 { .. } => "EC2 generates",
-                Generator::Local { .. } => "labctl generates",
+            let by = match generator {
+                Generator::Ec2 { .. } => "made by EC2",
+                Generator::Local { .. } => "made by labctl",
             };
             (
                 KeyPairOp::Create { generator },
-                format!("{who} a new {} key; save it to {output}", spec.key_type),
+                format!("a new {} key {by}", spec.key_type),
             )
         }
         (None, Some(_)) => (
             KeyPairOp::Import {
                 source: ImportSource::CreatedIn(primary.clone()),
             },
-            format!("import the public key of the key created in {primary}"),
+            format!("the key created in {primary}"),
         ),
         (None, None) => unreachable_public_key(),
     }

@@ -93,15 +93,21 @@ impl Validator<'_> {
             self.entry_regions(manifest, entry, defaults, &path, name_pos);
         let explicit_type = self.entry_key_type(manifest, entry, defaults, &path);
         let (source, key_type) = self.key_source(manifest, entry, defaults, explicit_type, &path);
-        let tags = name
-            .as_ref()
-            .and_then(|name| self.tags(manifest, entry, name, &path, instance));
+        // A name in error still leaves the tags and the output to check (every undefined
+        // variable of a file is reported at once): under a stand-in name that never reaches
+        // a key pair or the cross-entry checks.
+        let stand_in = name
+            .is_none()
+            .then(|| KeyName::parse("name").ok())
+            .flatten();
+        let checked_name = name.as_ref().or(stand_in.as_ref());
+        let tags = checked_name.and_then(|n| self.tags(manifest, entry, n, &path, instance));
         let output_pos = entry.output.as_ref().map_or(name_pos, |o| o.pos);
         let writes_file = !matches!(source, Some(KeySource::PublicKey(_)));
-        let output = name
-            .as_ref()
+        let output = checked_name
             .filter(|_| writes_file)
-            .and_then(|name| self.entry_output(entry, defaults, &path, name, name_pos, instance));
+            .and_then(|n| self.entry_output(entry, defaults, &path, n, name_pos, instance))
+            .filter(|_| name.is_some());
         let purge_tags = entry
             .purge_tags
             .as_ref()

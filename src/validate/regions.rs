@@ -40,6 +40,13 @@ impl Validator<'_> {
                         continue;
                     }
                     if !region.is_known() {
+                        let help = match did_you_mean(&text) {
+                            Some(known) => format!(
+                                "did you mean `{known}`? (a region AWS opened recently is fine)"
+                            ),
+                            None => "check the spelling; a region AWS opened recently is fine"
+                                .to_owned(),
+                        };
                         self.push(
                             Diagnostic::warning(
                                 &field,
@@ -47,26 +54,49 @@ impl Validator<'_> {
                                 format!("region {region} is not one labctl knows"),
                             )
                             .with_label("unknown region")
-                            .with_help("check the spelling; a region AWS opened recently is fine"),
+                            .with_help(help),
                         );
                     }
                     out.push((region, item.pos));
                 }
-                Err(message) => self.push(
-                    Diagnostic::error(&field, item.pos, message)
-                        .with_label("not a region")
-                        .with_help(
-                            "regions look like `us-east-1`, `ap-southeast-1`, `us-gov-west-1`",
-                        ),
-                ),
+                Err(message) => {
+                    let help = match did_you_mean(&text) {
+                        Some(known) => format!("did you mean `{known}`?"),
+                        None => "regions look like `us-east-1`, `ap-southeast-1`, `us-gov-west-1`"
+                            .to_owned(),
+                    };
+                    self.push(
+                        Diagnostic::error(&field, item.pos, message)
+                            .with_label("not a region")
+                            .with_help(help),
+                    );
+                }
             }
         }
         out
     }
 }
 
+/// The known region a mistyped one most likely meant (`us-east1`, `us-est-1` → `us-east-1`).
+fn did_you_mean(text: &str) -> Option<&'static str> {
+    crate::diagnostic::suggest(&text.to_ascii_lowercase(), crate::desired::KNOWN_REGIONS)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mistyped_regions_get_the_known_one() {
+        for typo in ["us-east1", "us-est-1", "US-EAST-1", "useast-1", "eu-west1"] {
+            let want = if typo.starts_with("eu") {
+                "eu-west-1"
+            } else {
+                "us-east-1"
+            };
+            assert_eq!(super::did_you_mean(typo), Some(want), "{typo}");
+        }
+        assert_eq!(super::did_you_mean("mars-north-9"), None);
+    }
+
     use super::super::table;
 
     #[test]

@@ -33,10 +33,15 @@ impl Validator<'_> {
                     }
                     "index" => "`${index}` is only available in an entry with `count`".to_owned(),
                     "item" => "`${item}` is only available in an entry with `for_each`".to_owned(),
-                    _ => format!(
-                        "define it under `vars:` or pass `--var {name}=VALUE`; available here: {}",
-                        known.join(", ")
-                    ),
+                    _ => match crate::diagnostic::suggest(&name, &known) {
+                        Some(close) => format!(
+                            "did you mean `${{{close}}}`? Or declare it under `vars:` (`--var {name}=VALUE` can then change it)"
+                        ),
+                        None => format!(
+                            "declare it under `vars:` (`--var {name}=VALUE` can then change it); available here: {}",
+                            known.join(", ")
+                        ),
+                    },
                 };
                 self.push(
                     Diagnostic::error(
@@ -85,7 +90,37 @@ impl Validator<'_> {
         for (key, text) in defined {
             self.vars.insert(key, text);
         }
+        let declared: Vec<&str> = manifest
+            .vars
+            .iter()
+            .map(|(k, _)| k.value.as_str())
+            .collect();
+        let at = manifest
+            .vars
+            .first()
+            .map(|(k, _)| k.pos)
+            .or_else(|| manifest.project.as_ref().map(|p| p.pos))
+            .unwrap_or_default();
         for (key, value) in &self.context.overrides {
+            // `--var` changes a variable the manifest declares; a typo must not pass silently.
+            if !declared.contains(&key.as_str()) {
+                let help = match crate::diagnostic::suggest(key, &declared) {
+                    Some(close) => format!("did you mean `--var {close}=…`?"),
+                    None if declared.is_empty() => {
+                        "declare it under `vars:` first (with its usual value)".to_owned()
+                    }
+                    None => format!("the manifest declares: {}", declared.join(", ")),
+                };
+                self.push(
+                    Diagnostic::error(
+                        format!("--var {key}"),
+                        at,
+                        format!("--var {key}: the manifest declares no variable `{key}`"),
+                    )
+                    .with_help(help),
+                );
+                continue;
+            }
             self.vars.insert(key.clone(), value.clone());
         }
     }

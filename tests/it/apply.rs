@@ -480,7 +480,7 @@ fn json_plan_has_the_documented_shape() {
     assert_eq!(action["name"], name.as_str());
     assert_eq!(action["region"], "us-east-1");
     assert_eq!(action["output"], format!("keys/{name}.pem"));
-    assert!(action["reason"].as_str().unwrap().contains("EC2 generates"));
+    assert!(action["reason"].as_str().unwrap().contains("made by EC2"));
     for key in ["create", "import", "fix-mode", "noop", "conflict"] {
         assert!(json["summary"][key].is_u64(), "summary.{key}: {json:#}");
     }

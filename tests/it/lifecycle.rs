@@ -393,7 +393,11 @@ fn replace_recreates_an_owned_key_pair_and_keeps_the_old_file() {
     ])
     .assert_code(1);
 
-    let run = test.cloud(&["apply", "--replace", &name, "--json"]);
+    // Replacing deletes: refused without --yes off a terminal, nothing sent.
+    let refused = test.cloud(&["apply", "--replace", &name, "--json"]);
+    refused.assert_code(1);
+    assert_eq!(refused.json()["error"]["kind"], "usage");
+    let run = test.cloud(&["apply", "--replace", &name, "--json", "--yes"]);
     run.assert_code(0);
     let json = run.json();
     assert_eq!(json["summary"]["replace"], 2, "{json:#}");

@@ -16,3 +16,4 @@ mod regime;
 mod reliability;
 mod support;
 mod validate;
+mod workshop;

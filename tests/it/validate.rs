@@ -144,7 +144,7 @@ fn human_output_names_file_line_field_and_help() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("error: labctl.yaml has 2 errors"),
+        run.stderr.contains("error: labctl.yaml has 1 error\n"),
         "{}",
         run.stderr
     );
@@ -192,6 +192,27 @@ fn vars_on_the_command_line_override_the_manifest() {
         run.stderr
     );
     assert!(run.stderr.contains("--var suffix=VALUE"), "{}", run.stderr);
+    // `--var` changes what the manifest declares; an undeclared name is a mistake.
+    let undeclared = test.run(&["validate", "lab.yaml", "--var", "suffix=a"]);
+    undeclared.assert_code(1);
+    assert!(
+        undeclared
+            .stderr
+            .contains("--var suffix: the manifest declares no variable `suffix`"),
+        "{}",
+        undeclared.stderr
+    );
+    let typo = test.run(&["validate", "lab.yaml", "--var", "regoin=eu-west-1"]);
+    typo.assert_code(1);
+    assert!(
+        typo.stderr.contains("did you mean `--var region=…`?"),
+        "{}",
+        typo.stderr
+    );
+    test.write(
+        "lab.yaml",
+        "version: 1\nproject: lab\nvars: { region: us-east-1, suffix: x }\ndefaults: { region: \"${region}\" }\nkeypairs:\n  - name: ${project}-${suffix}\n",
+    );
     test.run(&[
         "validate",
         "lab.yaml",
@@ -242,7 +263,7 @@ fn refuses_files_that_are_not_manifests() {
     run.assert_code(1);
     assert!(run.stderr.contains("is a folder"), "{}", run.stderr);
 
-    let missing = test.run(&["validate"]);
+    let missing = test.run(&["validate", "labctl.yaml"]);
     missing.assert_code(1);
     assert!(
         missing.stderr.contains("no manifest at labctl.yaml"),
@@ -460,4 +481,82 @@ fn var_may_not_set_a_variable_labctl_defines() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn yaml_errors_point_at_the_unclosed_bracket_and_explain_tabs() {
+    let test = Test::new();
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\ndefaults:\n  region: us-east-1\nkeypairs:\n  - name: a\n    regions: [us-east-1, eu-west-1\n  - name: b\n",
+    );
+    let run = test.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("this `[` is never closed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(" 7 │     regions: [us-east-1"),
+        "{}",
+        run.stderr
+    );
+    let json = test.run(&["validate", "--json"]).json();
+    let related = &json["diagnostics"][0]["related"][0];
+    assert_eq!(related["line"], 7, "{json:#}");
+    assert_eq!(related["column"], 14, "{json:#}");
+
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\nkeypairs:\n  - name: a\n\tregion: us-east-1\n",
+    );
+    let run = test.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("never tabs: line 5 has a tab"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn every_undefined_variable_is_reported_with_did_you_mean() {
+    let test = Test::new();
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\nvars: { owner: me }\ndefaults:\n  region: us-est-1\n  tags:\n    Owner: ${ownr}\n    Team: ${team}\nkeypairs:\n  - name: lab-${ownr}\n    output: keys/${nme}.pem\n",
+    );
+    let run = test.run(&["validate", "--json"]);
+    run.assert_code(1);
+    let text = run.stdout;
+    for needle in [
+        "undefined variable `${ownr}`",
+        "undefined variable `${team}`",
+        "undefined variable `${nme}`",
+        "did you mean `${owner}`?",
+        "did you mean `${name}`?",
+        "did you mean `us-east-1`?",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}
+
+#[test]
+fn a_misspelled_region_field_is_one_error() {
+    let test = Test::new();
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\nkeypairs:\n  - name: a\n    regoin: us-east-1\n  - name: b\n    region: us-east-1\n",
+    );
+    let json = test.run(&["validate", "--json"]).json();
+    let diagnostics = json["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 1, "{json:#}");
+    assert_eq!(diagnostics[0]["help"], "did you mean `region`?");
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\ndefaults: { regoin: us-east-1 }\nkeypairs:\n  - name: a\n  - name: b\n",
+    );
+    let json = test.run(&["validate", "--json"]).json();
+    assert_eq!(json["diagnostics"].as_array().unwrap().len(), 1, "{json:#}");
 }

@@ -1,0 +1,202 @@
+//! `labctl init`: a commented starter manifest that validates, the schema file its modeline
+//! points at, and the key folder in `.gitignore`. Nothing that exists is overwritten.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cli::InitArgs;
+use crate::diagnostic;
+use crate::error::{Error, Exit};
+use crate::manifest::{self, Source};
+use crate::validate::Context;
+
+use super::{Terminal, print_diagnostics};
+
+/// The schema file written beside the manifest; the modeline names it relatively, so it works
+/// in any clone of the workshop repository.
+const SCHEMA_FILE: &str = "labctl.schema.json";
+
+fn starter(project: &str, region: &str) -> String {
+    format!(
+        r#"# yaml-language-server: $schema=./{SCHEMA_FILE}
+#
+# labctl manifest: the EC2 key pairs of this workshop.
+#   labctl validate    check this file (offline)
+#   labctl plan        show what would change
+#   labctl apply       make it so; private keys land in keys/ with mode 0400
+# Reference: `labctl schema`, and docs/manifest.md in labctl's repository.
+version: 1
+project: {project}
+
+defaults:
+  region: {region}
+  key_type: ed25519          # or rsa (EC2-generated unless `source: local`)
+  tags:
+    Project: ${{project}}
+
+keypairs:
+  # One key pair for the instructor.
+  - name: ${{project}}-instructor
+
+  # One per seat: ${{project}}-seat-1 ... -seat-3, saved as keys/${{project}}-seat-N.pem.
+  # Use ${{index:02}} for seat-01, seat-02, ...
+  - name: ${{project}}-seat-${{index}}
+    count: 3
+    tags:
+      Seat: "${{index}}"
+"#
+    )
+}
+
+/// A project name from a folder's name: lowercase letters, digits and dashes.
+fn project_from(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').chars().take(40).collect::<String>();
+    if out.is_empty() {
+        "workshop".to_owned()
+    } else {
+        out
+    }
+}
+
+pub(super) fn init_command(
+    args: &InitArgs,
+    file: Option<&Path>,
+    term: Terminal,
+) -> Result<Exit, Error> {
+    let path: PathBuf = file.map_or_else(|| PathBuf::from(super::locate::NAMES[0]), Path::to_owned);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let project = match &args.project {
+        Some(project) => project.clone(),
+        None => project_from(&std::path::absolute(&dir).map_err(Error::Output)?),
+    };
+    let text = starter(&project, &args.region);
+
+    // The starter must validate with these values; say why not before writing anything.
+    let source = Source::from_text(&path, &text);
+    let (parsed, mut diagnostics) = manifest::parse(&source);
+    if let Some(parsed) = parsed {
+        let context = Context {
+            base_dir: dir.clone(),
+            home: None,
+            overrides: Vec::new(),
+        };
+        diagnostics.extend(crate::validate::validate(&parsed, &context).1);
+    }
+    if diagnostic::has_errors(&diagnostics) {
+        diagnostic::sort(&mut diagnostics);
+        print_diagnostics(&source, &diagnostics, term);
+        return Err(Error::Usage(
+            "the starter manifest would not validate with that --project or --region".to_owned(),
+        ));
+    }
+
+    for name in super::locate::NAMES {
+        let other = dir.join(name);
+        if other.exists() {
+            return Err(Error::Usage(format!(
+                "{} already exists; labctl init never overwrites a manifest",
+                other.display()
+            )));
+        }
+    }
+    write_new(&path, &text)?;
+    eprintln!(
+        "Wrote {} (project {project}, region {})",
+        path.display(),
+        args.region
+    );
+
+    let schema = dir.join(SCHEMA_FILE);
+    if write_new(&schema, &crate::schema::json_schema()).is_ok() {
+        eprintln!(
+            "Wrote {} (for editors: the manifest's first line points at it)",
+            schema.display()
+        );
+    } else {
+        eprintln!("Left {} as it was", schema.display());
+    }
+
+    if ignore_keys(&dir)? {
+        eprintln!("Added keys/ to {}", dir.join(".gitignore").display());
+    }
+    eprintln!("Next: labctl validate, then labctl plan and labctl apply.");
+    Ok(Exit::Success)
+}
+
+/// Create `path` with `text`; never replace an existing file.
+fn write_new(path: &Path, text: &str) -> Result<(), Error> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|err| Error::Usage(format!("cannot create {}: {err}", path.display())))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Make sure `.gitignore` in `dir` ignores `keys/`; true if a line was added.
+fn ignore_keys(dir: &Path) -> Result<bool, Error> {
+    let path = dir.join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => {
+            return Err(Error::Usage(format!(
+                "cannot read {}: {err}",
+                path.display()
+            )));
+        }
+    };
+    let ignored = existing.lines().map(str::trim).any(|l| {
+        matches!(
+            l,
+            "keys" | "keys/" | "/keys" | "/keys/" | "keys/*" | "*.pem"
+        )
+    });
+    if ignored {
+        return Ok(false);
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .map_err(|err| Error::Usage(format!("cannot write {}: {err}", path.display())))?;
+    let sep = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    write!(file, "{sep}# Private keys written by labctl\nkeys/\n")?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn project_names_come_from_the_folder() {
+        assert_eq!(
+            super::project_from(Path::new("/w/K8s Workshop 2026")),
+            "k8s-workshop-2026"
+        );
+        assert_eq!(super::project_from(Path::new("/")), "workshop");
+        assert_eq!(super::project_from(Path::new("/w/--é--")), "workshop");
+    }
+}

@@ -1,0 +1,107 @@
+//! Which manifest a command works on: the one named (`MANIFEST` or `-f`), or `labctl.yaml` /
+//! `labctl.yml` in the current folder or the nearest parent, stopping at the git repository's
+//! root (the folder holding `.git`), as git and cargo look for theirs.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// The names looked for, in this order.
+pub(super) const NAMES: [&str; 2] = ["labctl.yaml", "labctl.yml"];
+
+/// The manifest named on the command line: `MANIFEST` and `-f` may both be given only if
+/// they agree; neither means "look for one".
+pub(super) fn resolve(positional: Option<&Path>, file: Option<&Path>) -> Result<PathBuf, Error> {
+    match (positional, file) {
+        (Some(a), Some(b)) if a != b => Err(Error::Usage(format!(
+            "two manifests named: {} and -f {}; give one",
+            a.display(),
+            b.display()
+        ))),
+        (Some(path), _) | (None, Some(path)) => Ok(path.to_owned()),
+        (None, None) => find(Path::new(".")),
+    }
+}
+
+/// Look in `start` and its parents. The path returned is relative to `start` (`labctl.yaml`,
+/// `../labctl.yaml`), so messages name it as the user would.
+pub(super) fn find(start: &Path) -> Result<PathBuf, Error> {
+    let absolute = std::path::absolute(start).map_err(Error::Output)?;
+    let mut relative = PathBuf::new();
+    let mut dir: &Path = &absolute;
+    loop {
+        let found: Vec<&str> = NAMES
+            .iter()
+            .copied()
+            .filter(|name| dir.join(name).is_file())
+            .collect();
+        match found.as_slice() {
+            [name] => return Ok(relative.join(name)),
+            [a, b, ..] => {
+                return Err(Error::Usage(format!(
+                    "both {a} and {b} are in {}; remove one, or name it with -f",
+                    dir.display()
+                )));
+            }
+            [] => {}
+        }
+        let at_root = dir.join(".git").exists();
+        match dir.parent() {
+            Some(parent) if !at_root => {
+                dir = parent;
+                relative.push("..");
+            }
+            _ => {
+                let where_ = if at_root {
+                    format!(
+                        "{} or its parents up to the repository's root {}",
+                        absolute.display(),
+                        dir.display()
+                    )
+                } else {
+                    format!("{} or any parent folder", absolute.display())
+                };
+                return Err(Error::NoManifest(where_));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::{find, resolve};
+
+    #[test]
+    fn finds_the_manifest_here_or_in_a_parent_up_to_the_repository_root() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("repo");
+        let deep = repo.join("workshops/k8s/day1");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir(repo.join(".git")).unwrap();
+
+        // Above the repository: never looked at.
+        std::fs::write(root.path().join("labctl.yaml"), "").unwrap();
+        let err = find(&deep).unwrap_err().to_string();
+        assert!(err.contains("repository's root"), "{err}");
+
+        std::fs::write(repo.join("workshops/labctl.yml"), "").unwrap();
+        assert_eq!(find(&deep).unwrap(), PathBuf::from("../../labctl.yml"));
+        std::fs::write(deep.join("labctl.yaml"), "").unwrap();
+        assert_eq!(find(&deep).unwrap(), PathBuf::from("labctl.yaml"));
+
+        std::fs::write(deep.join("labctl.yml"), "").unwrap();
+        let err = find(&deep).unwrap_err().to_string();
+        assert!(err.contains("both labctl.yaml and labctl.yml"), "{err}");
+    }
+
+    #[test]
+    fn a_named_manifest_wins_and_two_different_names_are_an_error() {
+        let a = Path::new("a.yaml");
+        assert_eq!(resolve(Some(a), None).unwrap(), a);
+        assert_eq!(resolve(None, Some(a)).unwrap(), a);
+        assert_eq!(resolve(Some(a), Some(a)).unwrap(), a);
+        assert!(resolve(Some(a), Some(Path::new("b.yaml"))).is_err());
+    }
+}

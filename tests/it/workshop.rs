@@ -1,0 +1,689 @@
+//! Running a workshop from a terminal, a CI job and a pre-commit hook: starting a manifest,
+//! finding it, previewing and confirming deletions, one JSON document for every outcome,
+//! colors, completions, grouped plans, a live progress display and Ctrl-C.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Proxy, Test, labctl_bin, mutating_calls, public_key_of, server, unique};
+
+fn manifest(project: &str, seats: usize) -> String {
+    format!(
+        "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: {seats}\n"
+    )
+}
+
+#[test]
+fn init_writes_a_starter_that_validates_and_never_overwrites() {
+    let test = Test::new();
+    std::fs::create_dir(test.path(".git")).unwrap();
+    std::fs::write(test.path(".gitignore"), "target/\n").unwrap();
+    let run = test.run(&["init", "--project", "k8s-101", "--region", "eu-west-1"]);
+    run.assert_code(0);
+    let text = std::fs::read_to_string(test.path("labctl.yaml")).unwrap();
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=./labctl.schema.json\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("project: k8s-101") && text.contains("region: eu-west-1"),
+        "{text}"
+    );
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(test.path("labctl.schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(schema["title"], "labctl manifest");
+    assert_eq!(
+        std::fs::read_to_string(test.path(".gitignore")).unwrap(),
+        "target/\n# Private keys written by labctl\nkeys/\n"
+    );
+    let valid = test.run(&["validate"]);
+    valid.assert_code(0);
+    assert!(
+        valid
+            .stdout
+            .contains("labctl.yaml: valid (4 key pairs in 1 region)"),
+        "{valid:?}"
+    );
+
+    // Again: refused, nothing changed; a bad region is refused before anything is written.
+    let again = test.run(&["init"]);
+    again.assert_code(1);
+    assert!(again.stderr.contains("never overwrites"), "{again:?}");
+    assert_eq!(
+        std::fs::read_to_string(test.path("labctl.yaml")).unwrap(),
+        text
+    );
+    let other = Test::new();
+    let bad = other.run(&["init", "--region", "us-east1"]);
+    bad.assert_code(1);
+    assert!(bad.stderr.contains("did you mean `us-east-1`?"), "{bad:?}");
+    assert_eq!(std::fs::read_dir(other.dir.path()).unwrap().count(), 0);
+    // Without --project, the folder's name.
+    let named = Test::new();
+    std::fs::create_dir(named.path("Cloud Camp")).unwrap();
+    named.run(&["-C", "Cloud Camp", "init"]).assert_code(0);
+    let text = std::fs::read_to_string(named.path("Cloud Camp/labctl.yaml")).unwrap();
+    assert!(text.contains("project: cloud-camp\n"), "{text}");
+}
+
+#[test]
+fn the_manifest_is_found_here_or_above_up_to_the_repository_root() {
+    let test = Test::new();
+    let project = unique("find");
+    std::fs::create_dir_all(test.path("repo/.git")).unwrap();
+    std::fs::create_dir_all(test.path("repo/day1/labs")).unwrap();
+    test.write("repo/labctl.yml", &manifest(&project, 1));
+    // From a subfolder: the repository's labctl.yml; key files and lock beside it.
+    let mut cmd = test.command(&["apply", "--json", "--endpoint-url", &server().endpoint()]);
+    cmd.current_dir(test.path("repo/day1/labs"));
+    let run = Test::run_command(cmd);
+    run.assert_code(0);
+    assert_eq!(run.json()["summary"]["create"], 1, "{run:?}");
+    assert!(
+        test.path(&format!("repo/keys/{project}-seat-1.pem"))
+            .exists()
+    );
+    assert!(test.path("repo/.labctl").is_dir());
+    assert!(!test.path("repo/day1/labs/keys").exists());
+
+    // -C and -f.
+    test.run(&["-C", "repo/day1", "validate"]).assert_code(0);
+    test.write("elsewhere/other.yaml", &manifest(&project, 1));
+    let named = test.run(&["validate", "-f", "elsewhere/other.yaml"]);
+    named.assert_code(0);
+    assert!(
+        named.stdout.starts_with("elsewhere/other.yaml: valid"),
+        "{named:?}"
+    );
+    let two = test.run(&["plan", "a.yaml", "-f", "b.yaml"]);
+    two.assert_code(1);
+    assert!(two.stderr.contains("two manifests named"), "{two:?}");
+
+    // The search stops at the repository's root: a manifest above it is not used.
+    test.write("labctl.yaml", &manifest(&project, 1));
+    std::fs::create_dir_all(test.path("other/.git")).unwrap();
+    let mut cmd = test.command(&["plan"]);
+    cmd.current_dir(test.path("other"));
+    let none = Test::run_command(cmd);
+    none.assert_code(1);
+    assert!(
+        none.stderr.contains("no labctl.yaml or labctl.yml in"),
+        "{none:?}"
+    );
+    assert!(none.stderr.contains("hint: run `labctl init`"), "{none:?}");
+}
+
+#[test]
+fn plan_previews_prune_and_replace_and_apply_asks_before_deleting() {
+    let test = Test::new();
+    let project = unique("ask");
+    test.write("labctl.yaml", &manifest(&project, 3));
+    test.cloud(&["apply"]).assert_code(0);
+    test.write("labctl.yaml", &manifest(&project, 2));
+
+    let plan = test.cloud(&["plan", "--prune", "--json"]);
+    plan.assert_code(0);
+    let json = plan.json();
+    assert_eq!(json["summary"]["delete"], 1, "{json:#}");
+    let plan = test.cloud(&["plan", "--replace", &format!("{project}-seat-1")]);
+    plan.assert_code(0);
+    assert!(plan.stdout.contains("replace"), "{plan:?}");
+    // Nothing was deleted by planning.
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-seat-3"))
+            .is_some()
+    );
+
+    // No terminal, no --yes: refused before any change, for --prune and for --replace.
+    let seat1 = format!("{project}-seat-1");
+    for args in [vec!["apply", "--prune"], vec!["apply", "--replace", &seat1]] {
+        let run = test.cloud(&args);
+        run.assert_code(1);
+        assert!(run.stderr.contains("needs --yes"), "{run:?}");
+        assert!(run.stderr.contains(&format!("{project}-seat-")), "{run:?}");
+    }
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-seat-3"))
+            .is_some()
+    );
+    assert!(test.path(&format!("keys/{project}-seat-1.pem")).exists());
+    // On a terminal, `no` cancels and says so.
+    let endpoint = server().endpoint();
+    let out = on_terminal(
+        &test,
+        &format!("apply --prune --endpoint-url {endpoint}"),
+        Some("no\n"),
+    );
+    assert!(out.contains("Delete them? Type `yes` to confirm"), "{out}");
+    assert!(
+        out.contains("Cancelled: nothing was changed (exit 1)"),
+        "{out}"
+    );
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-seat-3"))
+            .is_some()
+    );
+
+    let run = test.cloud(&["apply", "--prune", "--yes", "--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["summary"]["delete"], 1);
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{project}-seat-3"))
+            .is_none()
+    );
+
+    // Plain create/import stays non-interactive (seat 3's key file was kept: it is imported).
+    test.write("labctl.yaml", &manifest(&project, 4));
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["summary"]["create"], 1);
+    assert_eq!(run.json()["summary"]["import"], 1);
+
+    let destroy = test.cloud(&["destroy", "--yes"]);
+    destroy.assert_code(0);
+    assert!(
+        destroy.stdout.contains("Destroy complete: 4 deleted"),
+        "{destroy:?}"
+    );
+    assert!(!destroy.stdout.contains("Apply complete"), "{destroy:?}");
+}
+
+/// Run labctl on a pseudo-terminal (util-linux `script`), optionally typing `input`; return
+/// everything the terminal showed.
+fn on_terminal(test: &Test, args: &str, input: Option<&str>) -> String {
+    let command = format!("{} {args}", labctl_bin().display());
+    let mut cmd = test.command(&[]);
+    cmd.env_remove("NO_COLOR");
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-f", "-c", &command, "/dev/null"])
+        .current_dir(test.dir.path())
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = script.spawn().expect("script(1) from util-linux");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            std::thread::sleep(Duration::from_secs(3));
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn every_command_answers_json_with_one_document_even_on_a_broken_manifest() {
+    let test = Test::new();
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\nkeypairs:\n  - name: lab-${nope}\n    region: us-east1\n",
+    );
+    let endpoint = server().endpoint();
+    for args in [
+        vec!["validate", "--json"],
+        vec!["plan", "--json", "--endpoint-url", &endpoint],
+        vec!["apply", "--json", "--endpoint-url", &endpoint],
+        vec!["destroy", "--json", "--yes", "--endpoint-url", &endpoint],
+        vec!["output", "--json", "--endpoint-url", &endpoint],
+        vec!["output", "--format", "json", "--endpoint-url", &endpoint],
+    ] {
+        let run = test.run(&args);
+        run.assert_code(1);
+        let json = run.json();
+        let diagnostics = json["diagnostics"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{args:?}: {json:#}"));
+        assert_eq!(diagnostics.len(), 2, "{args:?}: {json:#}");
+        assert!(
+            json.to_string().contains("undefined variable `${nope}`"),
+            "{args:?}"
+        );
+        if args[0] != "validate" {
+            assert_eq!(
+                json["error"]["kind"], "invalid-manifest",
+                "{args:?}: {json:#}"
+            );
+        }
+        assert_eq!(run.stderr, "", "{args:?}: nothing but the document");
+    }
+    // No manifest, a usage error, a scheme-less endpoint: JSON too.
+    let empty = Test::new();
+    let none = empty.run(&["plan", "--json"]);
+    none.assert_code(1);
+    assert_eq!(none.json()["error"]["kind"], "no-manifest");
+    let usage = empty.run(&["plan", "--json", "--frobnicate"]);
+    usage.assert_code(1);
+    assert_eq!(usage.json()["error"]["kind"], "usage", "{usage:?}");
+    let scheme = test.run(&["plan", "--json", "--endpoint-url", "localhost:5000"]);
+    scheme.assert_code(1);
+    assert!(
+        scheme.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no scheme")
+    );
+    // Warnings ride in the document: a key folder git would track.
+    let repo = Test::new();
+    std::fs::create_dir(repo.path(".git")).unwrap();
+    let project = unique("warn");
+    repo.write("labctl.yaml", &format!("version: 1\nproject: {project}\nkeypairs:\n  - name: {project}\n    region: us-east-1\n    output: secrets/k.pem\n"));
+    std::fs::create_dir(repo.path("secrets")).unwrap();
+    let init = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(repo.dir.path())
+        .status();
+    if init.is_ok_and(|s| s.success()) {
+        let run = repo.cloud(&["plan", "--json"]);
+        run.assert_code(0);
+        let json = run.json();
+        assert_eq!(json["warnings"][0]["kind"], "key-file-in-git", "{json:#}");
+        assert_eq!(run.stderr, "", "{run:?}");
+    }
+}
+
+#[test]
+fn colors_follow_the_flag_no_color_and_clicolor_force() {
+    let test = Test::new();
+    let code = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = test.command(args);
+        cmd.env_remove("NO_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Test::run_command(cmd).stderr.contains("\x1b[")
+    };
+    assert!(code(&["--color", "always", "plan"], &[]));
+    assert!(!code(
+        &["--color", "never", "plan"],
+        &[("CLICOLOR_FORCE", "1")]
+    ));
+    assert!(!code(&["plan"], &[]), "not a terminal");
+    assert!(code(&["plan"], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!code(
+        &["plan"],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+}
+
+#[test]
+fn completions_load_in_bash_and_the_man_page_renders() {
+    let test = Test::new();
+    let bash = test.run(&["completions", "bash"]);
+    bash.assert_code(0);
+    std::fs::write(test.path("labctl.bash"), &bash.stdout).unwrap();
+    let loaded = Command::new("bash")
+        .args(["-c", "source ./labctl.bash && complete -p labctl"])
+        .current_dir(test.dir.path())
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("labctl"));
+    for shell in ["zsh", "fish", "powershell"] {
+        let run = test.run(&["completions", shell]);
+        run.assert_code(0);
+        assert!(
+            run.stdout.contains("apply") && run.stdout.contains("--prune"),
+            "{shell}"
+        );
+    }
+    let man = test.run(&["man"]);
+    man.assert_code(0);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH labctl"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+}
+
+#[test]
+fn a_plan_groups_key_pairs_in_sync_and_v_lists_them() {
+    let test = Test::new();
+    let project = unique("group");
+    test.write("labctl.yaml", &manifest(&project, 5));
+    test.cloud(&["apply"]).assert_code(0);
+    test.write("labctl.yaml", &manifest(&project, 6));
+    let plan = test.cloud(&["plan"]);
+    plan.assert_code(0);
+    assert_eq!(plan.stdout.lines().count(), 4, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("5 key pairs in sync (-v lists them)"),
+        "{}",
+        plan.stdout
+    );
+    // The key file is named once per line.
+    let create = plan.stdout.lines().find(|l| l.contains("create")).unwrap();
+    assert_eq!(create.matches(".pem").count(), 1, "{create}");
+    // Name, region and file columns, then a short reason: 100 columns for names of 20.
+    let reason = create.rsplit("  ").next().unwrap();
+    assert!(reason.len() <= 48, "{create}");
+    let verbose = test.cloud(&["plan", "-v"]);
+    assert_eq!(
+        verbose
+            .stdout
+            .lines()
+            .filter(|l| l.contains("in sync"))
+            .count(),
+        5,
+        "{}",
+        verbose.stdout
+    );
+}
+
+#[test]
+fn a_terminal_gets_one_live_progress_display_and_a_pipe_gets_none() {
+    let test = Test::new();
+    let project = unique("bar");
+    test.write("labctl.yaml", &manifest(&project, 12));
+    let proxy = Proxy::start(&["--delay-ms", "150"]);
+    let shown = on_terminal(
+        &test,
+        &format!("apply --concurrency 2 --endpoint-url {}", proxy.endpoint()),
+        None,
+    );
+    // The display counts done/total with the region, then clears itself before the report.
+    assert!(shown.contains("/12 us-east-1 "), "{shown}");
+    assert!(shown.contains("Apply complete: 12 created"), "{shown}");
+    assert!(
+        !shown.contains("Creating key pair"),
+        "step lines only with -v: {shown}"
+    );
+    test.write("labctl.yaml", &manifest(&project, 14));
+    let piped = test.via(&proxy, &["apply"]);
+    piped.assert_code(0);
+    assert!(!piped.stderr.contains("/2"), "{piped:?}");
+    assert!(!piped.stderr.contains("Creating key pair"), "{piped:?}");
+}
+
+/// Start an apply of `seats` keys through a slow proxy; return it once `started` key files exist.
+#[allow(clippy::zombie_processes)] // the caller waits for the child it gets back
+fn apply_until(test: &Test, proxy: &Proxy, project: &str, started: usize) -> std::process::Child {
+    let mut cmd = test.command(&[
+        "apply",
+        "--json",
+        "--concurrency",
+        "2",
+        "--endpoint-url",
+        &proxy.endpoint(),
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let made = std::fs::read_dir(test.path("keys")).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(project))
+                .count()
+        });
+        if made >= started {
+            return child;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the apply never got going");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn names_on_server(project: &str) -> Vec<String> {
+    let mut names: Vec<String> = server()
+        .key_pairs("us-east-1")
+        .into_iter()
+        .map(|k| k.name)
+        .filter(|n| n.starts_with(&format!("{project}-")))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn ctrl_c_and_sigterm_finish_what_was_sent_report_and_exit_130() {
+    for sig in ["INT", "TERM"] {
+        let test = Test::new();
+        let project = unique("stop");
+        test.write("labctl.yaml", &manifest(&project, 20));
+        let proxy = Proxy::start(&["--delay-ms", "250"]);
+        let child = apply_until(&test, &proxy, &project, 2);
+        signal(&child, sig);
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(130), "{sig}: {output:?}");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let created = json["summary"]["create"].as_u64().unwrap();
+        assert!((2..20).contains(&created), "{sig}: {json:#}");
+        // Every key pair the stopped run made has its key saved: nothing to recover, nothing lost.
+        let made = names_on_server(&project);
+        assert_eq!(made.len() as u64, created, "{sig}: {made:?}");
+        for name in &made {
+            let file = test.path(&format!("keys/{name}.pem"));
+            assert!(!public_key_of(&file).is_empty(), "{sig}: {name}");
+        }
+        let rerun = test.cloud(&["apply", "--json"]);
+        rerun.assert_code(0);
+        assert_eq!(
+            rerun.json()["summary"]["create"].as_u64().unwrap(),
+            20 - created
+        );
+        assert_eq!(names_on_server(&project).len(), 20);
+        assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
+    }
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_leaves_no_half_written_key() {
+    let test = Test::new();
+    let project = unique("quit");
+    test.write("labctl.yaml", &manifest(&project, 20));
+    let proxy = Proxy::start(&["--delay-ms", "1500"]);
+    let child = apply_until(&test, &proxy, &project, 1);
+    let started = Instant::now();
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "did not wait for requests in flight"
+    );
+    for entry in std::fs::read_dir(test.path("keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "pem") {
+            assert!(!public_key_of(&path).is_empty(), "{}", path.display());
+        }
+    }
+    // The next run recovers (the journal knows what was asked for) and converges.
+    let rerun = test.cloud(&["apply", "--json"]);
+    rerun.assert_code(0);
+    assert_eq!(names_on_server(&project).len(), 20);
+}
+
+#[test]
+fn the_pre_commit_hook_fails_on_a_key_file_git_would_commit() {
+    let hooks = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.pre-commit-hooks.yaml"
+    ))
+    .unwrap();
+    let entries: Vec<&str> = hooks
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("entry: "))
+        .collect();
+    assert_eq!(entries.len(), 2, "{hooks}");
+    let test = Test::new();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(test.dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    let project = unique("hook");
+    test.write("labctl.yaml", &manifest(&project, 1));
+    for entry in &entries {
+        // pre-commit runs `entry` with the staged manifests' names appended.
+        let mut words: Vec<&str> = entry.split_whitespace().skip(1).collect();
+        words.push("labctl.yaml");
+        test.run(&words).assert_code(0);
+        test.write(
+            &format!("keys/{project}-seat-1.pem"),
+            "not a key, but a file git would add\n",
+        );
+        let run = test.run(&words);
+        run.assert_code(1);
+        assert!(run.stderr.contains("could be committed"), "{run:?}");
+        test.write(".gitignore", "keys/\n");
+        test.run(&words).assert_code(0);
+        std::fs::remove_file(test.path(".gitignore")).unwrap();
+        std::fs::remove_file(test.path(&format!("keys/{project}-seat-1.pem"))).unwrap();
+    }
+}
+
+#[test]
+fn the_github_action_script_validates_and_plans() {
+    let test = Test::new();
+    let project = unique("action");
+    test.write("labctl.yaml", &manifest(&project, 2));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/action");
+    let outputs = test.path("github-output");
+    let summary = test.path("step-summary");
+    let action = |command: &str| {
+        let mut cmd = test.command(&[]);
+        let mut bash = Command::new("bash");
+        bash.arg(script)
+            .current_dir(test.dir.path())
+            .env_clear()
+            .envs(
+                cmd.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .env("LABCTL", labctl_bin())
+            .env("LABCTL_COMMAND", command)
+            .env("AWS_ENDPOINT_URL", server().endpoint())
+            .env("GITHUB_OUTPUT", &outputs)
+            .env("GITHUB_STEP_SUMMARY", &summary);
+        cmd = bash;
+        Test::run_command(cmd)
+    };
+    action("validate").assert_code(0);
+    let plan = action("plan");
+    plan.assert_code(0);
+    assert!(plan.stdout.contains("Plan: 2 to create"), "{plan:?}");
+    assert_eq!(std::fs::read_to_string(&outputs).unwrap(), "changes=true\n");
+    assert!(
+        std::fs::read_to_string(&summary)
+            .unwrap()
+            .contains("### labctl plan")
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    std::fs::remove_file(&outputs).unwrap();
+    action("plan").assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&outputs).unwrap(),
+        "changes=false\n"
+    );
+    action("nonsense").assert_code(1);
+    // The action file names the script it runs.
+    let yml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
+    assert!(yml.contains("scripts/action") && yml.contains("using: composite"));
+}
+
+#[test]
+fn a_region_that_stops_answering_is_reported_once_not_once_per_key() {
+    let test = Test::new();
+    let project = unique("dead");
+    test.write("labctl.yaml", &manifest(&project, 40));
+    let proxy = Proxy::faults(&serde_json::json!([
+        { "action": "CreateKeyPair", "fault": "refuse", "count": 10000 }
+    ]));
+    let run = test.via(
+        &proxy,
+        &["apply", "--concurrency", "2", "--max-attempts", "2"],
+    );
+    run.assert_code(1);
+    // One failure in full, then one line for the rest; nothing more was tried there.
+    let report = run.stdout.split_once("Applied:\n").unwrap().1;
+    assert!(report.lines().count() < 12, "{report}");
+    assert!(
+        run.stdout
+            .contains("more in us-east-1 with the same problem"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("127.0.0.1"),
+        "the host is named: {}",
+        run.stdout
+    );
+    let creates = proxy.stats()["requests"]["CreateKeyPair"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        creates <= 4,
+        "{creates} CreateKeyPair requests: {}",
+        proxy.stats()
+    );
+    assert!(
+        server()
+            .key_pairs("us-east-1")
+            .iter()
+            .all(|k| !k.name.starts_with(&project))
+    );
+}
+
+#[test]
+fn an_endpoint_that_is_not_ec2_and_a_profile_that_does_not_exist_are_named() {
+    let test = Test::new();
+    test.write("labctl.yaml", &manifest(&unique("named"), 1));
+    // A web server that answers 404 to everything.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
+        }
+    });
+    let run = test.run(&[
+        "plan",
+        "--endpoint-url",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("answered HTTP 404 without an EC2 error"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("no message"), "{run:?}");
+
+    let run = test.cloud(&["plan", "--profile", "nosuch"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("`nosuch`"), "{run:?}");
+}
