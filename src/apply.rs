@@ -276,16 +276,18 @@ pub(crate) async fn apply<C: Cloud>(
         tasks.spawn(async move {
             let outcomes = apply_entry(&*cloud, group, store, &settings, &*progress).await;
             drop(permit);
+            for (_, outcome) in &outcomes {
+                let Action::KeyPair(action) = &outcome.action;
+                if action.is_change() {
+                    progress.finished(action.region.as_str());
+                }
+            }
             outcomes
         });
     }
     while let Some(joined) = tasks.join_next().await {
         if let Ok(outcomes) = joined {
             for (index, outcome) in outcomes {
-                let Action::KeyPair(action) = &outcome.action;
-                if action.is_change() {
-                    progress.finished(action.region.as_str());
-                }
                 results[index] = Some(outcome);
             }
         }

@@ -170,9 +170,6 @@ pub(crate) struct CloudArgs {
     /// Print one JSON document on stdout (errors included) and no progress
     #[arg(long)]
     pub json: bool,
-    /// At most this many key pairs worked on at once
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
     /// Pace requests at EC2's published rates per region and action, slowing down when EC2
     /// throttles (`ec2`, whatever the endpoint), or not at all (`none`)
     #[arg(long, value_enum, default_value_t = Pace::Ec2)]
@@ -268,6 +265,16 @@ pub(crate) struct ApplyArgs {
     /// a terminal
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub work: WorkArgs,
+}
+
+/// Options of the commands that change things.
+#[derive(Debug, Args)]
+pub(crate) struct WorkArgs {
+    /// At most this many key pairs worked on at once
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +291,8 @@ pub(crate) struct DestroyArgs {
     /// Leave the key files in place: the next apply imports them again (the same keys)
     #[arg(long)]
     pub keep_local: bool,
+    #[command(flatten)]
+    pub work: WorkArgs,
 }
 
 /// How `labctl output` prints.

@@ -257,6 +257,31 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
     out
 }
 
+/// The successes of a report as one line per kind of change: `+ 200 key pairs created`.
+fn done_counts(out: &mut String, report: &Report, style: Style) {
+    let mut counts: Vec<(&KeyPairOp, Change, usize)> = Vec::new();
+    for o in report.outcomes.iter().filter(|o| o.status == Status::Done) {
+        let Action::KeyPair(a) = &o.action;
+        match counts.iter_mut().find(|(_, c, _)| *c == a.op.change()) {
+            Some(entry) => entry.2 += 1,
+            None => counts.push((&a.op, a.op.change(), 1)),
+        }
+    }
+    for (op, change, n) in counts {
+        let (sym, color) = symbol(op);
+        let (_, past) = words_of(change);
+        let _ = writeln!(
+            out,
+            "  {} {n} key pair{} {past} (-v lists them)",
+            style.paint(color, sym),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// Successes listed one per line in a report up to this many (more are counted, -v lists).
+const LIST_DONE: usize = 20;
+
 /// The reason without the key file's path: the line shows it in its own column already.
 fn short_reason(a: &KeyPairAction) -> String {
     if a.output_display.is_empty() {
@@ -268,15 +293,23 @@ fn short_reason(a: &KeyPairAction) -> String {
 
 /// What apply did, for people: the changes it tried (conflicts were shown with the plan),
 /// then a summary line; "No changes" when there was nothing to do.
-pub(crate) fn report_human(report: &Report, style: Style, noun: &str) -> String {
+pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: bool) -> String {
     let mut out = String::new();
     let tried: Vec<_> = report
         .outcomes
         .iter()
         .filter(|o| matches!(o.status, Status::Done | Status::Failed | Status::Skipped))
         .collect();
+    // At workshop scale, what went well is a count (the plan listed it); what did not is
+    // listed in full. Up to LIST_DONE successes, or with -v, each gets its line.
+    let done = tried.iter().filter(|o| o.status == Status::Done).count();
+    let list_done = verbose || done <= LIST_DONE;
+    let tried: Vec<_> = tried
+        .into_iter()
+        .filter(|o| list_done || o.status != Status::Done)
+        .collect();
     let s = Summary::of_report(report);
-    if tried.is_empty() && s.get(Change::Conflict) == 0 {
+    if tried.is_empty() && done == 0 && s.get(Change::Conflict) == 0 {
         let _ = writeln!(out, "No changes. {}.", s.words(true));
         return out;
     }
@@ -284,8 +317,11 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str) -> String 
         let Action::KeyPair(a) = &o.action;
         a
     }));
-    if !tried.is_empty() {
+    if !tried.is_empty() || !list_done {
         let _ = writeln!(out, "Applied:");
+    }
+    if !list_done {
+        done_counts(&mut out, report, style);
     }
     // A failure that repeats word for word in a region (a dead endpoint, missing credentials)
     // is shown once, with a count, not once per key pair.
@@ -547,6 +583,11 @@ mod tests {
                 })
                 .collect(),
         };
-        insta::assert_snapshot!(report_human(&report, Style { color: false }, "Apply"));
+        insta::assert_snapshot!(report_human(
+            &report,
+            Style { color: false },
+            "Apply",
+            false
+        ));
     }
 }

@@ -81,6 +81,8 @@ pub(crate) struct Ec2 {
     deadline: Option<tokio::time::Instant>,
     /// Throttling answers so far (for the progress display).
     throttled: std::sync::atomic::AtomicU64,
+    /// Retries after real errors so far (for the progress display).
+    retried: std::sync::atomic::AtomicU64,
     /// The `--profile` asked for (named in credential errors).
     profile: Option<String>,
 }
@@ -143,6 +145,7 @@ impl Ec2 {
             max_attempts: options.max_attempts.max(1),
             deadline: options.deadline,
             throttled: std::sync::atomic::AtomicU64::new(0),
+            retried: std::sync::atomic::AtomicU64::new(0),
             profile: options.profile.clone(),
         }
     }
@@ -198,6 +201,8 @@ impl Ec2 {
                     return Err(error);
                 }
                 let wait = backoff(attempts);
+                self.retried
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(operation, region = %region, attempts, error = %error, "retrying");
                 wait
             };
@@ -596,6 +601,10 @@ impl Cloud for Ec2 {
 
     fn throttled(&self) -> u64 {
         self.throttled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn retried(&self) -> u64 {
+        self.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {

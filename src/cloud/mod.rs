@@ -180,4 +180,9 @@ pub(crate) trait Cloud: Send + Sync + 'static {
     fn throttled(&self) -> u64 {
         0
     }
+
+    /// Requests retried after a real error so far (a timeout, a cut connection, HTTP 5xx).
+    fn retried(&self) -> u64 {
+        0
+    }
 }

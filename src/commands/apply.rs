@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::apply::{self, Progress, Settings};
-use crate::cli::{ApplyArgs, CloudArgs, ReplaceTarget};
+use crate::cli::{ApplyArgs, CloudArgs, ReplaceTarget, WorkArgs};
 use crate::cloud::Cloud;
 use crate::desired::{Desired, KeyName};
 use crate::error::{Error, Exit};
@@ -53,16 +53,29 @@ pub(super) fn replace_targets(
     Ok(out)
 }
 
+/// How `carry_out` presents and paces the work.
+pub(super) struct Carry<'a> {
+    /// Print the plan first (unless JSON).
+    pub(super) show_plan: bool,
+    /// "Apply" or "Destroy", for the summary line.
+    pub(super) noun: &'a str,
+    pub(super) work: &'a WorkArgs,
+}
+
 /// Print the plan (unless JSON), carry it out, print the report; exit 1 unless all went well.
 pub(super) async fn carry_out<C: Cloud>(
     cloud: &Arc<C>,
     plan: &Plan,
     args: &CloudArgs,
     term: Terminal,
-    show_plan: bool,
     run: &Run,
-    noun: &str,
+    how: Carry<'_>,
 ) -> Result<Exit, Error> {
+    let Carry {
+        show_plan,
+        noun,
+        work,
+    } = how;
     let style = style(term);
     if show_plan && !args.json && (plan.has_changes() || plan.has_conflicts()) {
         write_stdout(&render::plan_human(plan, style, args.verbose > 0))?;
@@ -82,14 +95,14 @@ pub(super) async fn carry_out<C: Cloud>(
         let (display, cloud) = (Arc::clone(&display), Arc::clone(cloud));
         tokio::spawn(async move {
             loop {
-                display.set_throttled(cloud.throttled());
+                display.set_waits(cloud.throttled(), cloud.retried());
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         })
     };
     let progress: Arc<dyn Progress> = Arc::clone(&display) as Arc<dyn Progress>;
     let settings = Settings {
-        concurrency: usize::from(args.concurrency),
+        concurrency: usize::from(work.concurrency),
         now: now(),
         apply_id: run.apply_id.clone(),
         unsaved: run.unsaved.clone(),
@@ -109,7 +122,12 @@ pub(super) async fn carry_out<C: Cloud>(
             &run.warnings,
         )?;
     } else {
-        write_stdout(&render::report_human(&report, style, noun))?;
+        write_stdout(&render::report_human(
+            &report,
+            style,
+            noun,
+            args.verbose > 0,
+        ))?;
     }
     let created_somewhere = report.outcomes.iter().any(|o| {
         let Action::KeyPair(a) = &o.action;
@@ -178,9 +196,33 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
                     eprintln!("Cancelled: nothing was changed (exit 1).");
                     return Ok(Exit::Failure);
                 }
-                return carry_out(cloud, &plan, &args.cloud, term, false, &run, "Apply").await;
+                return carry_out(
+                    cloud,
+                    &plan,
+                    &args.cloud,
+                    term,
+                    &run,
+                    Carry {
+                        show_plan: false,
+                        noun: "Apply",
+                        work: &args.work,
+                    },
+                )
+                .await;
             }
-            carry_out(cloud, &plan, &args.cloud, term, true, &run, "Apply").await
+            carry_out(
+                cloud,
+                &plan,
+                &args.cloud,
+                term,
+                &run,
+                Carry {
+                    show_plan: true,
+                    noun: "Apply",
+                    work: &args.work,
+                },
+            )
+            .await
         },
     )
 }

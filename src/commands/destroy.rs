@@ -9,7 +9,7 @@ use crate::observe::{Observed, observe};
 use crate::plan::{self, Action, Options};
 use crate::render::{self, Style};
 
-use super::apply::carry_out;
+use super::apply::{Carry, carry_out};
 
 /// How long to wait for EC2's listing to catch up before deciding a key pair is absent.
 const LISTING_LAG: std::time::Duration = std::time::Duration::from_secs(5);
@@ -106,7 +106,19 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                 eprintln!("Cancelled: nothing was deleted (exit 1).");
                 return Ok(Exit::Failure);
             }
-            carry_out(cloud, &plan, &args.cloud, term, false, &run, "Destroy").await
+            carry_out(
+                cloud,
+                &plan,
+                &args.cloud,
+                term,
+                &run,
+                Carry {
+                    show_plan: false,
+                    noun: "Destroy",
+                    work: &args.work,
+                },
+            )
+            .await
         },
     )
 }

@@ -76,13 +76,11 @@ pub(super) fn init_command(
     term: Terminal,
 ) -> Result<Exit, Error> {
     let path: PathBuf = file.map_or_else(|| PathBuf::from(super::locate::NAMES[0]), Path::to_owned);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    // The folder of the manifest; empty for the current one (so messages say `.gitignore`).
+    let dir = path.parent().map(Path::to_owned).unwrap_or_default();
     let project = match &args.project {
         Some(project) => project.clone(),
-        None => project_from(&std::path::absolute(&dir).map_err(Error::Output)?),
+        None => project_from(&std::path::absolute(dir.join(".")).map_err(Error::Output)?),
     };
     let text = starter(&project, &args.region);
 

@@ -50,6 +50,7 @@ pub(super) struct Display {
     /// (region, done, total)
     regions: std::sync::Mutex<Vec<(String, usize, usize)>>,
     throttled: std::sync::atomic::AtomicU64,
+    retried: std::sync::atomic::AtomicU64,
 }
 
 impl Display {
@@ -79,17 +80,22 @@ impl Display {
             quiet,
             regions: std::sync::Mutex::new(totals.into_iter().map(|(r, n)| (r, 0, n)).collect()),
             throttled: std::sync::atomic::AtomicU64::new(0),
+            retried: std::sync::atomic::AtomicU64::new(0),
         };
         display.refresh();
         display
     }
 
-    /// EC2's throttling answers so far (shown: labctl slows down and retries them).
-    pub(super) fn set_throttled(&self, count: u64) {
-        let old = self
+    /// EC2's throttling answers and the retries after real errors so far (shown: labctl
+    /// slows down and retries).
+    pub(super) fn set_waits(&self, throttled: u64, retried: u64) {
+        let old_throttled = self
             .throttled
-            .swap(count, std::sync::atomic::Ordering::Relaxed);
-        if old != count {
+            .swap(throttled, std::sync::atomic::Ordering::Relaxed);
+        let old_retried = self
+            .retried
+            .swap(retried, std::sync::atomic::Ordering::Relaxed);
+        if (old_throttled, old_retried) != (throttled, retried) {
             self.refresh();
         }
     }
@@ -110,6 +116,10 @@ impl Display {
             parts.push(format!(
                 "EC2 throttled {throttled} (slowing down, retrying)"
             ));
+        }
+        let retried = self.retried.load(std::sync::atomic::Ordering::Relaxed);
+        if retried > 0 {
+            parts.push(format!("{retried} retried"));
         }
         bar.set_message(parts.join(" · "));
     }

@@ -394,8 +394,12 @@ fn a_terminal_gets_one_live_progress_display_and_a_pipe_gets_none() {
         &format!("apply --concurrency 2 --endpoint-url {}", proxy.endpoint()),
         None,
     );
-    // The display counts done/total with the region, then clears itself before the report.
-    assert!(shown.contains("/12 us-east-1 "), "{shown}");
+    // The display counts done/total with the region while it works, then clears itself
+    // before the report.
+    assert!(
+        (1..12).any(|k| shown.contains(&format!(" {k}/12 us-east-1 {k}/12"))),
+        "no count while working: {shown}"
+    );
     assert!(shown.contains("Apply complete: 12 created"), "{shown}");
     assert!(
         !shown.contains("Creating key pair"),
@@ -686,4 +690,29 @@ fn an_endpoint_that_is_not_ec2_and_a_profile_that_does_not_exist_are_named() {
     let run = test.cloud(&["plan", "--profile", "nosuch"]);
     run.assert_code(1);
     assert!(run.stderr.contains("`nosuch`"), "{run:?}");
+}
+
+#[test]
+fn a_large_apply_reports_successes_as_counts_and_problems_in_full() {
+    let test = Test::new();
+    let project = unique("count");
+    test.write("labctl.yaml", &manifest(&project, 25));
+    let run = test.cloud(&["apply"]);
+    run.assert_code(0);
+    let report = run.stdout.split_once("Applied:\n").unwrap().1;
+    assert_eq!(
+        report,
+        "  + 25 key pairs created (-v lists them)\nApply complete: 25 created.\n"
+    );
+    test.write("labctl.yaml", &manifest(&project, 50));
+    let verbose = test.cloud(&["apply", "-v"]);
+    verbose.assert_code(0);
+    let report = verbose.stdout.split_once("Applied:\n").unwrap().1;
+    assert_eq!(
+        report
+            .lines()
+            .filter(|l| l.contains("created, private key saved"))
+            .count(),
+        25
+    );
 }
