@@ -84,6 +84,9 @@ pub(crate) struct Summary {
     counts: BTreeMap<Change, usize>,
     /// Actions apply tried and that failed or were skipped (`None` for a plan).
     failed: Option<usize>,
+    /// Of those, the ones never started (Ctrl-C, `--timeout`, a region that failed): said
+    /// apart in the words for people; JSON's `failed` counts both, as it always did.
+    not_started: usize,
 }
 
 impl Serialize for Summary {
@@ -103,6 +106,7 @@ impl Summary {
         Summary {
             counts: Change::ALL.iter().map(|k| (*k, 0)).collect(),
             failed,
+            not_started: 0,
         }
     }
 
@@ -135,8 +139,12 @@ impl Summary {
                     Change::NoOp
                 }),
                 Status::Conflict => s.add(Change::Conflict),
-                Status::Failed | Status::Skipped => {
+                Status::Failed => {
                     *s.failed.get_or_insert(0) += 1;
+                }
+                Status::Skipped => {
+                    *s.failed.get_or_insert(0) += 1;
+                    s.not_started += 1;
                 }
             }
         }
@@ -153,8 +161,12 @@ impl Summary {
                 format!("{} {}", self.get(*k), if past { done } else { future })
             })
             .collect();
-        if let Some(failed) = self.failed.filter(|n| *n > 0) {
+        let failed = self.failed.unwrap_or(0) - self.not_started;
+        if failed > 0 {
             parts.push(format!("{failed} failed"));
+        }
+        if self.not_started > 0 {
+            parts.push(format!("{} not started", self.not_started));
         }
         if parts.is_empty() {
             "nothing".to_owned()
