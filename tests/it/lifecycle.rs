@@ -1,7 +1,7 @@
 //! The whole life of a workshop's key pairs: key sources, per-attendee keys, tag drift,
 //! adoption, prune, replace, destroy and output — against the local EC2 server.
 
-use crate::support::{Test, mutating_calls, public_key_of, server, strip_comment, unique};
+use crate::support::{Proxy, Test, mutating_calls, public_key_of, server, strip_comment, unique};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -376,27 +376,27 @@ fn replace_recreates_an_owned_key_pair_and_keeps_the_old_file() {
     std::fs::write(&file, fixture("ed25519-a.pem")).unwrap();
     test.cloud(&["apply"]).assert_code(1);
 
-    test.run(&[
-        "apply",
-        "--replace",
-        &format!("{name}@us-east-1"),
-        "--endpoint-url",
-        &server().endpoint(),
-    ])
-    .assert_code(1);
-    test.run(&[
-        "apply",
-        "--replace",
-        "nonexistent",
-        "--endpoint-url",
-        &server().endpoint(),
-    ])
-    .assert_code(1);
-
-    // Replacing deletes: refused without --yes off a terminal, nothing sent.
-    let refused = test.cloud(&["apply", "--replace", &name, "--json"]);
+    // Refused with the reason, and nothing that changes anything is sent (the proxy counts).
+    let proxy = Proxy::start(&[]);
+    let one_region = format!("{name}@us-east-1");
+    for (target, why) in [
+        (one_region.as_str(), "is shared by 2 regions"),
+        ("nonexistent", "the manifest has no key pair of that name"),
+    ] {
+        let run = test.via(&proxy, &["apply", "--replace", target, "--yes"]);
+        run.assert_code(1);
+        assert!(run.stderr.contains(why), "{target}: {run:?}");
+    }
+    // Replacing deletes: refused without --yes off a terminal.
+    let refused = test.via(&proxy, &["apply", "--replace", &name, "--json"]);
     refused.assert_code(1);
     assert_eq!(refused.json()["error"]["kind"], "usage");
+    let seen = proxy.stats()["requests"].clone();
+    assert_eq!(
+        seen.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["DescribeKeyPairs"],
+        "{seen}"
+    );
     let run = test.cloud(&["apply", "--replace", &name, "--json", "--yes"]);
     run.assert_code(0);
     let json = run.json();

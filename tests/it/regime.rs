@@ -141,3 +141,30 @@ fn eventual_consistency_never_duplicates_a_key_or_invents_a_conflict() {
         );
     }
 }
+
+/// What docs/performance.md claims and can be counted rather than timed: with default flags
+/// through EC2's buckets, 60 key pairs cost exactly 60 `CreateKeyPair` and no throttled
+/// answer; a plan over 3 regions sends exactly 3 `DescribeKeyPairs` and nothing else.
+#[test]
+fn paced_requests_are_counted_not_timed() {
+    let test = Test::new();
+    let project = unique("counted");
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\ndefaults: {{ key_type: ed25519 }}\nkeypairs:\n  - name: {project}-${{index}}\n    count: 60\n    region: us-east-1\n  - name: {project}-w-${{index}}\n    count: 2\n    region: us-west-2\n  - name: {project}-e-${{index}}\n    count: 2\n    region: eu-west-1\n"),
+    );
+    let proxy = Proxy::start(&["--throttle"]);
+    let run = test.via(&proxy, &["apply", "--json"]);
+    run.assert_code(0);
+    let stats = proxy.stats();
+    assert_eq!(stats["requests"]["CreateKeyPair"], 64, "{stats}");
+    assert_eq!(stats["throttled"], 0, "{stats}");
+    let planned = Proxy::start(&["--throttle"]);
+    test.via(&planned, &["plan"]).assert_code(0);
+    let stats = planned.stats();
+    assert_eq!(
+        stats["requests"],
+        serde_json::json!({ "DescribeKeyPairs": 3 }),
+        "{stats}"
+    );
+}

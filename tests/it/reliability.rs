@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
-use crate::support::{Proxy, Test, public_key_of, server, strip_comment, unique};
+use crate::support::{Proxy, Test, cannot_run, public_key_of, server, strip_comment, unique};
 
 /// 32 key pairs: EC2-generated ones in two regions, and locally generated ones.
 fn crash_manifest(project: &str) -> String {
@@ -210,7 +210,7 @@ fn a_key_file_owned_by_another_user_is_not_trusted() {
         .status()
         .unwrap();
     if !chown.success() {
-        eprintln!("skipped: this test needs to chown a file (run as root)");
+        cannot_run("this test needs to chown a file (run as root)");
         return;
     }
     let run = test.cloud(&["plan", "--json"]);
@@ -307,7 +307,7 @@ fn a_full_disk_loses_no_key() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("skipped: this test needs to mount a small tmpfs (run as root)");
+        cannot_run("this test needs to mount a small tmpfs (run as root)");
         return;
     }
     let _guard = Tmpfs(disk.clone());

@@ -367,3 +367,14 @@ pub(crate) fn mutating_calls(json: &serde_json::Value) -> u64 {
         .map(|(_, n)| n.as_u64().unwrap())
         .sum()
 }
+
+/// A test that cannot set itself up fails, unless `LABCTL_TEST_ALLOW_SKIP=1` says that this
+/// machine cannot run it (then it says so and passes): a skip is never silent.
+#[track_caller]
+pub(crate) fn cannot_run(why: &str) {
+    if std::env::var_os("LABCTL_TEST_ALLOW_SKIP").is_some_and(|v| v == "1") {
+        eprintln!("skipped (LABCTL_TEST_ALLOW_SKIP=1): {why}");
+    } else {
+        panic!("{why}; set LABCTL_TEST_ALLOW_SKIP=1 to skip it on a machine that cannot run it");
+    }
+}
