@@ -118,7 +118,7 @@ fn two_applies_at_once_never_both_run() {
         "labctl.yaml",
         &format!("version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-${{index}}\n    count: 6\n"),
     );
-    let proxy = Proxy::start(&["--delay-ms", "400"]);
+    let proxy = Proxy::start(&["--delay-ms", "1200"]);
     let mut first = test
         .command(&["apply", "-q", "--endpoint-url", &proxy.endpoint()])
         .spawn()
@@ -147,6 +147,11 @@ fn two_applies_at_once_never_both_run() {
         "{}",
         second.stderr
     );
+    // With --json: the same refusal as one JSON document, nothing on stderr.
+    let json = test.via(&proxy, &["apply", "--json"]);
+    json.assert_code(1);
+    assert_eq!(json.json()["error"]["kind"], "locked", "{json:?}");
+    assert_eq!(json.stderr, "", "{json:?}");
     assert!(first.wait().unwrap().success());
     let stats = proxy.stats();
     assert_eq!(
