@@ -143,7 +143,19 @@ fn quote(text: &str) -> String {
 
 /// Shell assignments: per key pair its name and file, per region its id; and when the
 /// manifest has one key pair, short names for it (`LABCTL_KEY_NAME`, `LABCTL_KEY_FILE`).
-pub(crate) fn env(desired: &Desired, rows: &[Row]) -> String {
+pub(crate) fn env(desired: &Desired, rows: &[Row]) -> Result<String, String> {
+    // Two names that become one variable (`lab-a`, `lab_a`): refuse rather than let the
+    // last silently win.
+    let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for spec in &desired.keypairs {
+        let id = ident(spec.name.as_str());
+        if let Some(other) = seen.insert(id.clone(), spec.name.as_str()) {
+            return Err(format!(
+                "`{other}` and `{}` both become LABCTL_KEY_NAME_{id} in --format env; use --format json, or rename one",
+                spec.name
+            ));
+        }
+    }
     let mut out = String::new();
     let _ = writeln!(out, "LABCTL_PROJECT={}", quote(&desired.project));
     if let [only] = desired.keypairs.as_slice() {
@@ -169,7 +181,7 @@ pub(crate) fn env(desired: &Desired, rows: &[Row]) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

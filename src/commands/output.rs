@@ -22,7 +22,7 @@ pub(super) fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, 
             let text = match format {
                 OutputFormat::Text => crate::output::text(&rows),
                 OutputFormat::Json => crate::output::json(&desired.project, &rows),
-                OutputFormat::Env => crate::output::env(&desired, &rows),
+                OutputFormat::Env => crate::output::env(&desired, &rows).map_err(Error::Usage)?,
             };
             if format == OutputFormat::Json {
                 super::write_json(&text, &run.warnings)?;

@@ -77,6 +77,11 @@ fn slow_answers_only_take_longer() {
     test.write("labctl.yaml", &manifest(&project, &["a"]));
     let proxy = Proxy::faults(&json!([{"action": "*", "fault": "slow", "ms": 700, "count": 3}]));
     test.via(&proxy, &["apply"]).assert_code(0);
+    // The slow rule matched (the describe and the create were slowed), and a slow answer
+    // cost no second request.
+    let stats = proxy.stats();
+    assert_eq!(stats["faults"]["slow"], 2, "{stats}");
+    assert_eq!(stats["requests"]["CreateKeyPair"], 1, "{stats}");
     converges(&test, &project, &["a"]);
 }
 
@@ -90,6 +95,9 @@ fn a_server_that_keeps_failing_gives_a_clear_error_and_creates_nothing() {
     );
     let run = test.via(&proxy, &["apply", "--max-attempts", "3"]);
     run.assert_code(1);
+    // Exactly --max-attempts tries of a request whose failure never clears.
+    let stats = proxy.stats();
+    assert_eq!(stats["faults"]["http503"], 3, "{stats}");
     assert!(
         run.stdout.contains(&format!("{project}-a"))
             && run.stdout.contains("CreateKeyPair in us-east-1 failed"),
@@ -243,6 +251,8 @@ fn odd_data_from_the_server_never_crashes_labctl() {
     test.cloud(&["apply"]).assert_code(0);
     let proxy =
         Proxy::faults(&json!([{"action": "DescribeKeyPairs", "fault": "mangle", "count": 10}]));
+    let file = test.path(&format!("keys/{project}-a.pem"));
+    let before = std::fs::read(&file).unwrap();
     for command in ["plan", "apply", "output"] {
         let run = test.via(&proxy, &[command]);
         assert!(run.code == 0 || run.code == 1, "{command}: {run:#?}");
@@ -252,4 +262,10 @@ fn odd_data_from_the_server_never_crashes_labctl() {
             run.stderr
         );
     }
+    // Whatever the garbled listing said, nothing was created, imported or deleted, and the
+    // key file is untouched.
+    let stats = proxy.stats();
+    let requests = stats["requests"].as_object().unwrap();
+    assert!(requests.keys().all(|k| k == "DescribeKeyPairs"), "{stats}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
 }

@@ -322,15 +322,18 @@ fn a_full_disk_loses_no_key() {
         "labctl.yaml",
         &format!("version: 1\nproject: {project}\nkeypairs:\n  - name: {name}\n    region: us-east-1\n    key_type: rsa\n    output: small/key.pem\n"),
     );
-    let run = test.cloud(&["apply", "--json"]);
+    // The documented path: the file can be created (empty), EC2 makes the key, writing it
+    // fails with ENOSPC, and labctl deletes the key pair again: one create, one delete.
+    let proxy = Proxy::start(&[]);
+    let run = test.via(&proxy, &["apply", "--json"]);
     run.assert_code(1);
     let json = run.json();
     let error = json["actions"][0]["error"].as_str().unwrap();
-    assert!(
-        error.contains("No space left on device") || error.contains("was not created"),
-        "{json:#}"
-    );
-    // Whether the disk filled before or after EC2 was asked, no key pair is left without its key.
+    assert!(error.contains("No space left on device"), "{json:#}");
+    assert!(error.contains("the key pair was deleted again"), "{json:#}");
+    let stats = proxy.stats();
+    assert_eq!(stats["requests"]["CreateKeyPair"], 1, "{stats}");
+    assert_eq!(stats["requests"]["DeleteKeyPair"], 1, "{stats}");
     assert!(server().key_pair("us-east-1", &name).is_none(), "{json:#}");
     assert!(!disk.join("key.pem").exists());
     let leftovers: Vec<_> = std::fs::read_dir(&disk)

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Test, labctl_bin};
+use crate::support::{Test, labctl_bin, unique};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -559,4 +559,84 @@ fn a_misspelled_region_field_is_one_error() {
     );
     let json = test.run(&["validate", "--json"]).json();
     assert_eq!(json["diagnostics"].as_array().unwrap().len(), 1, "{json:#}");
+}
+
+/// A manifest saved with Windows line ends validates, and its diagnostics point at the same
+/// lines and columns; a column counts characters (as editors do), not bytes.
+#[test]
+fn crlf_manifests_and_non_ascii_text_keep_lines_and_columns_right() {
+    let test = Test::new();
+    test.write(
+        "labctl.yaml",
+        "version: 1\r\nproject: lab\r\ndefaults: { region: us-east-1 }\r\nkeypairs:\r\n  - name: lab-a\r\n",
+    );
+    test.run(&["validate"]).assert_code(0);
+    test.write(
+        "labctl.yaml",
+        "version: 1\r\nproject: lab\r\nkeypairs:\r\n  - name: lab-a\r\n    regoin: us-east-1\r\n",
+    );
+    let json = test.run(&["validate", "--json"]).json();
+    assert_eq!(json["diagnostics"][0]["line"], 5, "{json:#}");
+    assert_eq!(json["diagnostics"][0]["column"], 5, "{json:#}");
+    // `é` and `→` are 2 and 3 bytes: `mars-1` starts at character 25 (byte 28).
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\nkeypairs:\n  - { name: é→, region: mars-1 }\n",
+    );
+    let json = test.run(&["validate", "--json"]).json();
+    let region = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["field"].as_str().unwrap_or("").ends_with("region"))
+        .unwrap_or_else(|| panic!("{json:#}"))
+        .clone();
+    assert_eq!(region["line"], 4, "{json:#}");
+    assert_eq!(region["column"], 25, "{json:#}");
+}
+
+/// `--var` works the same on plan and apply as on validate (and is refused the same way).
+#[test]
+fn var_overrides_reach_plan_and_apply() {
+    let test = Test::new();
+    let project = unique("var");
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: {project}\nvars: {{ seat: x }}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-${{seat}}\n"),
+    );
+    let plan = test.cloud(&["plan", "--json", "--var", "seat=7"]);
+    plan.assert_code(0);
+    assert_eq!(plan.json()["actions"][0]["name"], format!("{project}-7"));
+    let apply = test.cloud(&["apply", "--json", "--var", "seat=7"]);
+    apply.assert_code(0);
+    assert!(
+        crate::support::server()
+            .key_pair("us-east-1", &format!("{project}-7"))
+            .is_some()
+    );
+    let refused = test.cloud(&["apply", "--json", "--var", "sead=7"]);
+    refused.assert_code(1);
+    assert_eq!(refused.json()["error"]["kind"], "invalid-manifest");
+}
+
+/// docs/performance.md: a 10,000-entry manifest validates in well under 50 MB (counted by
+/// GNU time, not timed).
+#[test]
+fn a_ten_thousand_entry_manifest_validates_in_under_50_mb() {
+    let test = Test::new();
+    let mut text =
+        String::from("version: 1\nproject: big\ndefaults: { region: us-east-1 }\nkeypairs:\n");
+    for i in 0..10_000 {
+        text.push_str(&format!(
+            "  - name: big-{i:05}\n    tags: {{ Seat: \"{i}\" }}\n"
+        ));
+    }
+    test.write("big.yaml", &text);
+    let (run, peak_kib) = validate_measuring_memory(&test, "big.yaml");
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("valid (10000 key pairs in 1 region)"),
+        "{run:?}"
+    );
+    assert!(peak_kib < 50 * 1024, "{peak_kib} KiB");
 }
