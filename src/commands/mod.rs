@@ -246,29 +246,7 @@ fn check(path: &Path, vars: &[Var]) -> (Source, Option<Desired>, Vec<Diagnostic>
             home: std::env::var_os("HOME").map(PathBuf::from),
             overrides: overrides(vars),
         };
-        let (valid, mut more) = crate::validate::validate(&parsed, &context);
-        // A misspelled `region:` is one mistake, not also "this key pair has no region".
-        let misspelled: Vec<String> = diagnostics
-            .iter()
-            .filter(|d| {
-                d.message.starts_with("unknown field")
-                    && d.help.as_deref().is_some_and(|h| {
-                        h.starts_with("did you mean `region`")
-                            || h.starts_with("did you mean `regions`")
-                    })
-            })
-            .map(|d| {
-                d.field
-                    .rsplit_once('.')
-                    .map_or(String::new(), |(parent, _)| parent.to_owned())
-            })
-            .collect();
-        more.retain(|d| {
-            !(d.message == "this key pair has no region"
-                && misspelled
-                    .iter()
-                    .any(|p| p == "defaults" || d.field.starts_with(&format!("{p}."))))
-        });
+        let (valid, more) = crate::validate::validate(&parsed, &context);
         diagnostics.extend(more);
         if !diagnostic::has_errors(&diagnostics) {
             desired = valid;
@@ -347,6 +325,48 @@ fn load(args: &CloudArgs, term: Terminal) -> Result<(Desired, Vec<serde_json::Va
     desired
         .map(|d| (d, Vec::new()))
         .ok_or(Error::InvalidManifest)
+}
+
+/// Key files of `desired` inside a git work tree and not ignored by it: (the file as the
+/// manifest names it, the work tree). `existing_only`: only files that exist now (what a
+/// commit could take; for `validate`).
+fn git_exposure(desired: &Desired, existing_only: bool) -> Vec<(String, PathBuf)> {
+    let specs: Vec<&crate::desired::KeyPairSpec> = desired
+        .keypairs
+        .iter()
+        .filter(|k| k.output.is_some())
+        .collect();
+    let paths: Vec<&Path> = specs.iter().filter_map(|k| k.output.as_deref()).collect();
+    crate::keys::git_exposure(&paths)
+        .into_iter()
+        .filter(|(index, _)| !existing_only || paths[*index].exists())
+        .map(|(index, root)| (specs[index].output_display.clone(), root))
+        .collect()
+}
+
+/// Warn about exposed key files: on stderr, or (with `--json`) returned for the document.
+fn report_git_exposure(
+    exposed: &[(String, PathBuf)],
+    json: bool,
+    term: Terminal,
+) -> Vec<serde_json::Value> {
+    let hint = "add the key folder to .gitignore, or set `output_dir` outside the repository";
+    let mut warnings = Vec::new();
+    for (file, root) in exposed {
+        let message = format!(
+            "{file} is inside the git work tree {} and not ignored: a private key could be committed",
+            root.display()
+        );
+        if json {
+            warnings.push(serde_json::json!({
+                "kind": "key-file-in-git", "message": message, "hint": hint, "file": file,
+            }));
+        } else {
+            eprintln!("{} {message}", term.warning_prefix());
+            eprintln!("hint: {hint}");
+        }
+    }
+    warnings
 }
 
 /// Write a JSON document with the run's warnings added (an array, empty when none).

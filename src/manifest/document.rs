@@ -100,6 +100,8 @@ pub(super) fn read(root: &Node) -> (Manifest, Vec<Diagnostic>) {
 #[derive(Default)]
 struct Reader {
     diagnostics: Vec<Diagnostic>,
+    /// Unknown fields reported with a suggestion: (the suggested field's path, where).
+    misspelled: Vec<(String, Pos)>,
 }
 
 fn join(parent: &str, field: &str) -> String {
@@ -166,7 +168,10 @@ impl Reader {
                 )
                 .with_label("unknown field");
                 diagnostic = match crate::diagnostic::suggest(name, known) {
-                    Some(s) => diagnostic.with_help(format!("did you mean `{s}`?")),
+                    Some(s) => {
+                        self.misspelled.push((join(path, s), key.pos));
+                        diagnostic.with_help(format!("did you mean `{s}`?"))
+                    }
                     None => diagnostic.with_help(format!("{what} takes: {}", known.join(", "))),
                 };
                 self.error(diagnostic);
@@ -395,7 +400,25 @@ impl Reader {
                 _ => {}
             }
         }
+        if defaults.regions.is_none() {
+            defaults.regions = self.misspelled_regions("defaults");
+        }
         defaults
+    }
+
+    /// A misspelled `region`/`regions` (reported already) is a region setting that is not
+    /// usable, like one of the wrong type: one mistake, not also "this key pair has no region".
+    fn misspelled_regions(&self, parent: &str) -> Option<RegionList> {
+        let names = [join(parent, "region"), join(parent, "regions")];
+        self.misspelled
+            .iter()
+            .find(|(field, _)| names.contains(field))
+            .map(|(field, pos)| RegionList {
+                field: field.clone(),
+                pos: *pos,
+                items: Vec::new(),
+                invalid: true,
+            })
     }
 
     fn keypairs(&mut self, key: &Node, node: &Node) -> Option<Located<Vec<Entry>>> {
@@ -478,6 +501,9 @@ impl Reader {
                 .with_label("this key pair has no name")
                 .with_help("add `name: <key pair name>`"),
             );
+        }
+        if entry.regions.is_none() {
+            entry.regions = self.misspelled_regions(&path);
         }
         Some(entry)
     }
