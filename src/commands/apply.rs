@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::apply::{self, Progress, Settings};
-use crate::cli::{ApplyArgs, CloudArgs, ReplaceTarget, WorkArgs};
+use crate::cli::{ApplyArgs, ChangeArgs, CloudArgs, ReplaceTarget, WorkArgs};
 use crate::cloud::Cloud;
 use crate::desired::{Desired, KeyName};
 use crate::error::{Error, Exit};
@@ -13,6 +13,22 @@ use crate::render::{self, Style};
 
 use super::session::{Display, Run, session};
 use super::{Terminal, confirm, now, write_json, write_stdout};
+
+/// The plan's options from `--prune`, `--purge-local` and `--replace`, the same for `plan`
+/// and `apply` (so that a plan previews exactly what apply would do).
+pub(super) fn change_options(
+    desired: &Desired,
+    changes: &ChangeArgs,
+    unsaved: std::collections::BTreeSet<(String, String)>,
+) -> Result<Options, Error> {
+    Ok(Options {
+        prune: changes.prune,
+        purge_local: changes.purge_local,
+        keep_local: false,
+        replace: replace_targets(desired, &changes.replace)?,
+        unsaved,
+    })
+}
 
 /// Resolve `--replace` targets against the manifest.
 pub(super) fn replace_targets(
@@ -91,7 +107,8 @@ pub(super) async fn carry_out<C: Cloud>(
         }
     }
     let display = Arc::new(Display::new(args, term, totals));
-    let ticker = {
+    // Throttling and retries, shown while the display is live.
+    let ticker = display.is_live().then(|| {
         let (display, cloud) = (Arc::clone(&display), Arc::clone(cloud));
         tokio::spawn(async move {
             loop {
@@ -99,7 +116,7 @@ pub(super) async fn carry_out<C: Cloud>(
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         })
-    };
+    });
     let progress: Arc<dyn Progress> = Arc::clone(&display) as Arc<dyn Progress>;
     let settings = Settings {
         concurrency: usize::from(work.concurrency),
@@ -112,7 +129,9 @@ pub(super) async fn carry_out<C: Cloud>(
         broken: Arc::default(),
     };
     let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
-    ticker.abort();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
     display.finish();
     let calls = cloud.api_calls();
     tracing::debug!(api_calls = ?calls, "applied");
@@ -165,26 +184,19 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
         term,
         Some("apply"),
         async |cloud, desired, observed, run| {
-            let options = Options {
-                prune: args.changes.prune,
-                purge_local: args.changes.purge_local,
-                keep_local: false,
-                replace: replace_targets(&desired, &args.changes.replace)?,
-                unsaved: run.unsaved.clone(),
-            };
+            let options = change_options(&desired, &args.changes, run.unsaved.clone())?;
             let plan = plan::plan(&desired, &observed, &options);
             // Deleting key pairs (--prune, --replace): list exactly what goes, and ask (or
             // need --yes). Creating, importing and fixing never ask.
             let deleted = deletions(&plan, &options.replace);
-            if !deleted.is_empty() && !args.yes {
+            let ask = !deleted.is_empty() && !args.yes;
+            if ask {
                 if !args.cloud.json {
                     write_stdout(&render::plan_human(
                         &plan,
                         style(term),
                         args.cloud.verbose > 0,
                     ))?;
-                }
-                if !args.cloud.json {
                     eprintln!(
                         "This apply deletes {} key pair(s) of project {}:\n{}",
                         deleted.len(),
@@ -196,20 +208,8 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
                     eprintln!("Cancelled: nothing was changed (exit 1).");
                     return Ok(Exit::Failure);
                 }
-                return carry_out(
-                    cloud,
-                    &plan,
-                    &args.cloud,
-                    term,
-                    &run,
-                    Carry {
-                        show_plan: false,
-                        noun: "Apply",
-                        work: &args.work,
-                    },
-                )
-                .await;
             }
+            // The plan was shown before the question.
             carry_out(
                 cloud,
                 &plan,
@@ -217,7 +217,7 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
                 term,
                 &run,
                 Carry {
-                    show_plan: true,
+                    show_plan: !ask,
                     noun: "Apply",
                     work: &args.work,
                 },

@@ -3,10 +3,10 @@
 use crate::cli::PlanArgs;
 use crate::cloud::Cloud;
 use crate::error::{Error, Exit};
-use crate::plan::{self, Options};
+use crate::plan;
 use crate::render::{self, Style};
 
-use super::apply::replace_targets;
+use super::apply::change_options;
 use super::session::session;
 use super::{Terminal, write_json, write_stdout};
 
@@ -17,13 +17,7 @@ pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Erro
         term,
         None,
         async |cloud, desired, observed, run| {
-            let options = Options {
-                prune: args.changes.prune,
-                purge_local: args.changes.purge_local,
-                keep_local: false,
-                replace: replace_targets(&desired, &args.changes.replace)?,
-                unsaved: run.unsaved,
-            };
+            let options = change_options(&desired, &args.changes, run.unsaved)?;
             let plan = plan::plan(&desired, &observed, &options);
             tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
             if cloud_args.json {

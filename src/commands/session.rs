@@ -1,7 +1,6 @@
 //! What every command that talks to AWS does first: validate the manifest, take the lock
 //! (for commands that change things), connect, and read the regions and key files.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +9,11 @@ use crate::cli::{CloudArgs, Pace};
 use crate::cloud::{Ec2, Ec2Options};
 use crate::desired::Desired;
 use crate::error::Error;
-use crate::keys::{KeyStore, git_exposure};
+use crate::keys::KeyStore;
 use crate::lock;
 use crate::observe::{Observed, observe};
 
-use super::{Terminal, load};
+use super::{Terminal, git_exposure, load, report_git_exposure};
 
 pub(super) fn init_logging(verbose: u8) {
     // Never trace the SDK: its trace level prints requests and responses.
@@ -124,6 +123,11 @@ impl Display {
         bar.set_message(parts.join(" · "));
     }
 
+    /// Whether a live display is drawn (a terminal, not -q or --json, something to do).
+    pub(super) fn is_live(&self) -> bool {
+        self.bar.is_some()
+    }
+
     /// Remove the live display (before the report is printed).
     pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
@@ -167,48 +171,6 @@ impl Progress for Display {
         drop(regions);
         self.refresh();
     }
-}
-
-/// Warn about key files that would land, not ignored, inside a git work tree: on stderr, or
-/// (with `--json`) returned for the JSON document.
-pub(super) fn warn_git_exposure(
-    desired: &Desired,
-    args: &CloudArgs,
-    term: Terminal,
-) -> Vec<serde_json::Value> {
-    let mut warnings = Vec::new();
-    if args.quiet && !args.json {
-        return warnings;
-    }
-    let with_files: Vec<&crate::desired::KeyPairSpec> = desired
-        .keypairs
-        .iter()
-        .filter(|k| k.output.is_some())
-        .collect();
-    let paths: Vec<&Path> = with_files
-        .iter()
-        .filter_map(|k| k.output.as_deref())
-        .collect();
-    let hint = "add the key folder to .gitignore, or set `output_dir` outside the repository";
-    for (index, root) in git_exposure(&paths) {
-        let message = format!(
-            "{} is inside the git work tree {} and not ignored: a private key could be committed",
-            with_files[index].output_display,
-            root.display()
-        );
-        if args.json {
-            warnings.push(serde_json::json!({
-                "kind": "key-file-in-git",
-                "message": message,
-                "hint": hint,
-                "file": with_files[index].output_display,
-            }));
-        } else {
-            eprintln!("{} {message}", term.warning_prefix());
-            eprintln!("hint: {hint}");
-        }
-    }
-    warnings
 }
 
 /// Whether the AWS profile `name` is defined in the shared config or credentials file (the
@@ -300,7 +262,13 @@ pub(super) fn session<T>(
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
     let (desired, mut warnings) = load(args, term)?;
-    warnings.extend(warn_git_exposure(&desired, args, term));
+    if !args.quiet || args.json {
+        warnings.extend(report_git_exposure(
+            &git_exposure(&desired, false),
+            args.json,
+            term,
+        ));
+    }
     if let Some(profile) = &args.profile
         && !profile_defined(profile)
     {

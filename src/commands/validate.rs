@@ -5,22 +5,7 @@ use crate::diagnostic::{self, JsonDiagnostic};
 use crate::error::{Error, Exit};
 use crate::render;
 
-use super::{Terminal, check, print_diagnostics, write_json};
-
-/// Key files of `desired` that exist and that git would commit: (shown path, work tree).
-fn exposed_key_files(desired: &crate::desired::Desired) -> Vec<(String, std::path::PathBuf)> {
-    let specs: Vec<&crate::desired::KeyPairSpec> = desired
-        .keypairs
-        .iter()
-        .filter(|k| k.output.is_some())
-        .collect();
-    let paths: Vec<&std::path::Path> = specs.iter().filter_map(|k| k.output.as_deref()).collect();
-    crate::keys::git_exposure(&paths)
-        .into_iter()
-        .filter(|(index, _)| paths[*index].exists())
-        .map(|(index, root)| (specs[index].output_display.clone(), root))
-        .collect()
-}
+use super::{Terminal, check, git_exposure, print_diagnostics, report_git_exposure, write_json};
 
 pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Exit, Error> {
     let mut all_valid = true;
@@ -34,22 +19,8 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
         // A key file git would commit: a warning, an error with --strict.
         let mut strict_failed = false;
         if let Some(desired) = &desired {
-            let exposed = exposed_key_files(desired);
-            for (file, root) in &exposed {
-                let message = format!(
-                    "{file} is inside the git work tree {} and not ignored: a private key could be committed",
-                    root.display()
-                );
-                let hint =
-                    "add the key folder to .gitignore, or set `output_dir` outside the repository";
-                if args.json {
-                    warnings.push(serde_json::json!({
-                        "kind": "key-file-in-git", "message": message, "hint": hint, "file": file,
-                    }));
-                } else {
-                    eprintln!("{} {message}\nhint: {hint}", term.warning_prefix());
-                }
-            }
+            let exposed = git_exposure(desired, true);
+            warnings.extend(report_git_exposure(&exposed, args.json, term));
             if args.strict
                 && (!exposed.is_empty()
                     || diagnostics
