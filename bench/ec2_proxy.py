@@ -28,7 +28,8 @@ standard input closes. Stdlib only.
                  race     first import the same key pair name (another machine's key), then forward
                  mangle   forward, then garble the key names and public keys in the answer
                  garble   forward, then break the answer's XML (a private key stays in it)
-GET /__proxy/stats returns counts of requests seen per action, and of faults injected.
+GET /__proxy/stats returns counts of requests seen per action, of faults injected, of throttled
+answers and of key pairs hidden from a listing (--eventual).
 """
 import argparse
 import http.client
@@ -68,7 +69,7 @@ for rule in rules:
     rule.setdefault("skip", 0)
 lock = threading.Lock()
 buckets = {}
-stats = {"requests": {}, "faults": {}, "throttled": 0}
+stats = {"requests": {}, "faults": {}, "throttled": 0, "hidden": 0}
 
 
 def take_token(region, action):
@@ -134,6 +135,7 @@ def eventual_view(region, data, wanted):
             name = item.findtext(q("keyName"))
             if hidden.get((region, name), 0) > now:
                 key_set.remove(item)
+                stats["hidden"] += 1
             else:
                 listed.add(name)
         for (r, name), (item, until) in ghosts.items():
