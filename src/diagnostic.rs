@@ -196,10 +196,32 @@ fn line_at(text: &str, offset: usize) -> &str {
     &text[start..end]
 }
 
+/// The text with the body of every private key in it starred out, byte for byte (so every
+/// position still points where it did): a key pasted into a manifest is never shown in a
+/// snippet.
+fn redact_private_keys(text: &str) -> String {
+    const BEGIN: &str = "PRIVATE KEY-----";
+    const END: &str = "-----END";
+    let mut bytes = text.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(found) = text[from..].find(BEGIN) {
+        let start = from + found + BEGIN.len();
+        let end = text[start..].find(END).map_or(text.len(), |i| start + i);
+        for byte in &mut bytes[start..end] {
+            if !byte.is_ascii_whitespace() {
+                *byte = b'*';
+            }
+        }
+        from = end;
+    }
+    // Only whole characters were replaced by ASCII, so the text is still UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
 /// Render diagnostics as people read them: a headline naming the field, the file, line and
 /// column, the source line with a caret, and a `help:` where a fix is obvious.
 pub fn render_human(file: &str, text: &str, diagnostics: &[Diagnostic], style: Style) -> String {
-    let source = miette::NamedSource::new(file, text.to_owned());
+    let source = miette::NamedSource::new(file, redact_private_keys(text));
     let theme = if style.color {
         miette::GraphicalTheme::unicode()
     } else {

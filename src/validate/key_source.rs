@@ -80,7 +80,7 @@ impl Validator<'_> {
                     &field,
                     public_key.pos,
                     format!(
-                        "this is a {} key but `key_type` is {declared}",
+                        "this key is {} but `key_type` is {declared}",
                         key.key_type()
                     ),
                 )
@@ -210,8 +210,16 @@ impl Validator<'_> {
     pub(super) fn public_key(&mut self, field: &str, pos: Pos, text: &str) -> Option<PublicKey> {
         let trimmed = text.trim();
         let inline = trimmed.starts_with("ssh-") || trimmed.starts_with("ecdsa-");
-        let line = if inline {
+        let line = if inline || trimmed.contains("PRIVATE KEY") {
+            // A private key pasted into the manifest is refused below, never taken for a path
+            // (an error naming the path would print the key).
             trimmed.to_owned()
+        } else if trimmed.contains(['\n', '\r']) {
+            self.push(
+                Diagnostic::error(field, pos, "this is neither a public key line nor a file name")
+                    .with_help("give the path of an OpenSSH public key (`.pub`), or the key itself: `ssh-ed25519 AAAA…`"),
+            );
+            return None;
         } else {
             let path = self.resolve(trimmed);
             match read_public_key_file(&path) {

@@ -75,12 +75,17 @@ fn every_rule_in_the_corpus_is_reported_on_its_line() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "the corpus shrank: {files:?}");
+    assert!(files.len() >= 28, "the corpus shrank: {files:?}");
     let test = Test::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let expected = expectations(&text);
-        let run = test.run(&["validate", "--json", file.to_str().unwrap()]);
+        // A file whose first line says so runs without HOME (for `~/` in paths).
+        let mut command = test.command(&["validate", "--json", file.to_str().unwrap()]);
+        if text.starts_with("# run without HOME") {
+            command.env_remove("HOME");
+        }
+        let run = Test::run_command(command);
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let json = run.json();
         let diagnostics = json["diagnostics"].as_array().unwrap();
@@ -639,4 +644,44 @@ fn a_ten_thousand_entry_manifest_validates_in_under_50_mb() {
         "{run:?}"
     );
     assert!(peak_kib < 50 * 1024, "{peak_kib} KiB");
+}
+
+#[test]
+fn a_private_key_pasted_into_the_manifest_is_refused_and_never_shown() {
+    let test = Test::new();
+    let key = std::fs::read_to_string(repo("tests/fixtures/keys/ed25519-a.pem")).unwrap();
+    let indented: String = key.lines().map(|l| format!("      {l}\n")).collect();
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: lab\ndefaults:\n  region: us-east-1\nkeypairs:\n  - name: a\n    public_key: |\n{indented}  - name: b\n    public_key: \"{}\"\n", key.trim().replace('\n', "\\n")),
+    );
+    let body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    for args in [
+        &["validate"][..],
+        &["validate", "--json"],
+        &["plan"],
+        &["plan", "--json"],
+    ] {
+        let run = test.run(args);
+        run.assert_code(1);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            all.matches("this is a private key").count() == 2
+                && all.contains("keypairs[0].public_key")
+                && all.contains("keypairs[1].public_key"),
+            "{args:?}: {all}"
+        );
+        for line in &body {
+            for piece in line.as_bytes().chunks(16).filter(|p| p.len() == 16) {
+                let piece = std::str::from_utf8(piece).unwrap();
+                assert!(
+                    !all.contains(piece),
+                    "{args:?} shows the key ({piece}): {all}"
+                );
+            }
+        }
+    }
+    // The snippet still points at the field.
+    let run = test.run(&["validate"]);
+    assert!(run.stderr.contains("[labctl.yaml:8:7]"), "{}", run.stderr);
 }
