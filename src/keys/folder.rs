@@ -207,6 +207,14 @@ impl KeyFolder {
     /// relative to the one above it, never through a link). The outermost folder labctl
     /// creates gets a `.gitignore` of `*`. Returns the folder and the folders created.
     pub fn create(path: &Path) -> Result<(KeyFolder, Vec<PathBuf>), FolderError> {
+        // Entries whose files share a new folder ask for it at once. One at a time, the first
+        // makes every missing folder (and the one `.gitignore`) and the others find them made;
+        // side by side, each would see a different set missing and put its own `.gitignore`
+        // into the first folder it made. (Other processes are kept out by the manifest's lock.)
+        static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = CREATING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match KeyFolder::open(path) {
             Err(FolderError::Missing) => {}
             other => return other.map(|f| (f, Vec::new())),
@@ -243,7 +251,7 @@ impl KeyFolder {
         } else {
             base.clone()
         };
-        for name in &missing {
+        for (depth, name) in missing.iter().enumerate() {
             current.push(name);
             match rustix::fs::mkdirat(&fd, name.as_os_str(), Mode::from_raw_mode(0o700)) {
                 // Several key files may share a new folder and be written at once: only the
@@ -253,7 +261,9 @@ impl KeyFolder {
                 Err(err) => return Err(FolderError::Io(to_io(err))),
             }
             let next = open_dir_at(&fd, name)?;
-            if created.len() == 1 && created.last() == Some(&current) {
+            // The `.gitignore` goes into the outermost missing folder, by whichever call made
+            // it: a call that lost the race for it must not put another one further down.
+            if depth == 0 && created.last() == Some(&current) {
                 write_gitignore(&next)?;
                 sync(&fd).map_err(FolderError::Io)?;
             }
@@ -576,4 +586,53 @@ pub fn split_file(path: &Path) -> Option<(PathBuf, OsString)> {
         _ => return None,
     };
     Some((super::parent_of(path), name))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Barrier};
+
+    use super::KeyFolder;
+
+    /// Entries whose key files share a new folder create it at once: every call succeeds, each
+    /// folder is made once, 0700, and only the outermost one gets a `.gitignore`.
+    #[test]
+    fn entries_creating_one_new_folder_at_once_make_it_once() {
+        const THREADS: usize = 8;
+        for round in 0..40 {
+            let root = tempfile::tempdir().unwrap();
+            let target = root.path().join("a/b/keys");
+            let barrier = Arc::new(Barrier::new(THREADS));
+            let made: Vec<Vec<std::path::PathBuf>> = (0..THREADS)
+                .map(|_| {
+                    let (barrier, target) = (Arc::clone(&barrier), target.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        KeyFolder::create(&target).map(|(_, created)| created)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().expect("every call succeeds"))
+                .collect();
+            let mut all: Vec<_> = made.into_iter().flatten().collect();
+            all.sort();
+            let folders = ["a", "a/b", "a/b/keys"].map(|f| root.path().join(f));
+            assert_eq!(all, folders, "round {round}: each folder is made once");
+            for folder in &folders {
+                let mode = std::fs::metadata(folder).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o700, "round {round}: {}", folder.display());
+            }
+            let ignores: Vec<_> = folders
+                .iter()
+                .filter(|f| f.join(".gitignore").exists())
+                .collect();
+            assert_eq!(
+                ignores,
+                [&folders[0]],
+                "round {round}: one .gitignore, outermost"
+            );
+        }
+    }
 }
