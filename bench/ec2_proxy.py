@@ -19,6 +19,8 @@ standard input closes. Stdlib only.
                (optional: only requests for that key pair), "ms": N (for slow/hang)}, where F is
                  refuse   close the connection without an answer
                  hang     hold the request for `ms` ms (default 60000), then close
+                 stall    forward the request (EC2 acts on it), then hold the answer for
+                          `ms` ms (default 60000) and close without it
                  cut      forward the request, then close halfway through the answer
                  http500  answer HTTP 500 without forwarding
                  http503  answer HTTP 503 without forwarding
@@ -29,7 +31,8 @@ standard input closes. Stdlib only.
                  mangle   forward, then garble the key names and public keys in the answer
                  garble   forward, then break the answer's XML (a private key stays in it)
 GET /__proxy/stats returns counts of requests seen per action, of faults injected, of throttled
-answers and of key pairs hidden from a listing (--eventual).
+answers, of key pairs hidden from a listing (--eventual) and of stalled requests that EC2
+has answered (`stalled`: the request reached EC2; its answer is being held).
 """
 import argparse
 import http.client
@@ -69,7 +72,7 @@ for rule in rules:
     rule.setdefault("skip", 0)
 lock = threading.Lock()
 buckets = {}
-stats = {"requests": {}, "faults": {}, "throttled": 0, "hidden": 0}
+stats = {"requests": {}, "faults": {}, "throttled": 0, "hidden": 0, "stalled": 0}
 
 
 def take_token(region, action):
@@ -236,6 +239,13 @@ class Handler(BaseHTTPRequestHandler):
                 if ns:
                     ghost = ghost.replace(b"<item>", b'<item xmlns="' + ns.group(1) + b'">', 1)
         status, content_type, data = self.forward(body)
+        if fault == "stall":
+            with lock:
+                stats["stalled"] += 1
+            time.sleep(rule.get("ms", 60000) / 1000)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if opts.eventual and status == 200:
             until = time.monotonic() + opts.eventual / 1000
             with lock:

@@ -4,110 +4,328 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
-use crate::support::{Proxy, Test, cannot_run, public_key_of, server, strip_comment, unique};
+use std::collections::BTreeMap;
 
-/// 32 key pairs: EC2-generated ones in two regions, and locally generated ones.
-fn crash_manifest(project: &str) -> String {
-    format!(
-        "version: 1\nproject: {project}\ndefaults: {{ regions: [us-east-1, eu-west-1], key_type: ed25519 }}\nkeypairs:\n  - name: {project}-aws-${{index}}\n    count: 24\n  - name: {project}-local-${{index}}\n    count: 8\n    source: local\n"
-    )
+use crate::support::{Proxy, Test, cannot_run, server, ssh_public_key_of, strip_comment, unique};
+
+const R1: &str = "us-east-1";
+const R2: &str = "eu-west-1";
+
+/// Where the kill lands: the proxy holds one request, and the test kills labctl while it is
+/// held (a moment chosen by what has happened, not by a clock).
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    /// The request is held before it is forwarded: EC2 never hears of it.
+    Before,
+    /// The request is forwarded and EC2 acts on it; its answer is held.
+    After,
 }
 
-/// Fixed, spread-out kill moments (milliseconds after start) from a small LCG.
-fn kill_moments(seed: u64, n: usize, max_ms: u64) -> Vec<u64> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) % max_ms
-        })
-        .collect()
+/// One kill: which request is held, and what must be true of the held entry afterwards.
+struct Kill {
+    action: &'static str,
+    entry: &'static str,
+    /// How many of the entry's matching requests go through first.
+    skip: usize,
+    held: Held,
+    /// Regions where the held entry's key pair exists after the kill.
+    made_in: &'static [&'static str],
+    /// Its private key file exists after the kill.
+    saved: bool,
+    /// What the rerun's plan says for it, in R1 and R2 (`None`: as for a new entry).
+    rerun: [Option<&'static str>; 2],
+}
+
+/// Six entries in two regions, one at a time (`--concurrency 1`): four whose key EC2 makes
+/// in R1 (then imported into R2), two made locally (imported into both).
+const ENTRIES: [&str; 6] = ["aws-1", "aws-2", "aws-3", "aws-4", "local-1", "local-2"];
+
+fn kill_manifest(project: &str) -> String {
+    let mut text = format!(
+        "version: 1\nproject: {project}\ndefaults: {{ regions: [{R1}, {R2}], key_type: ed25519 }}\nkeypairs:\n"
+    );
+    for entry in ENTRIES {
+        text.push_str(&format!("  - name: {project}-{entry}\n"));
+        if entry.starts_with("local") {
+            text.push_str("    source: local\n");
+        }
+    }
+    text
 }
 
 #[test]
-fn killed_applies_lose_nothing_and_a_rerun_converges() {
-    let concurrency = 4;
-    for (round, at_ms) in kill_moments(7, 6, 1500).into_iter().enumerate() {
-        let test = Test::new();
-        let project = unique(&format!("crash{round}"));
-        test.write("labctl.yaml", &crash_manifest(&project));
-        // Slow the server a little so the kill lands in the middle of the work.
-        let proxy = Proxy::start(&["--delay-ms", "15"]);
-        let mut child = test
-            .command(&[
-                "apply",
-                "-q",
-                "--concurrency",
-                &concurrency.to_string(),
-                "--endpoint-url",
-                &proxy.endpoint(),
-            ])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(at_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+fn killed_applies_at_chosen_moments_lose_nothing_and_a_rerun_converges() {
+    let kills = [
+        // The first create, before EC2 hears of it: nothing made, the journal has the create.
+        Kill {
+            action: "CreateKeyPair",
+            entry: "aws-1",
+            skip: 0,
+            held: Held::Before,
+            made_in: &[],
+            saved: false,
+            rerun: [None, None],
+        },
+        // The first create reached EC2, its answer (the private key) never came back.
+        Kill {
+            action: "CreateKeyPair",
+            entry: "aws-1",
+            skip: 0,
+            held: Held::After,
+            made_in: &[R1],
+            saved: false,
+            rerun: [Some("replace"), Some("replace")],
+        },
+        // The same in the middle and for the last EC2-made key.
+        Kill {
+            action: "CreateKeyPair",
+            entry: "aws-3",
+            skip: 0,
+            held: Held::After,
+            made_in: &[R1],
+            saved: false,
+            rerun: [Some("replace"), Some("replace")],
+        },
+        Kill {
+            action: "CreateKeyPair",
+            entry: "aws-4",
+            skip: 0,
+            held: Held::After,
+            made_in: &[R1],
+            saved: false,
+            rerun: [Some("replace"), Some("replace")],
+        },
+        // After the file was saved: the import into the second region is held.
+        Kill {
+            action: "ImportKeyPair",
+            entry: "aws-3",
+            skip: 0,
+            held: Held::Before,
+            made_in: &[R1],
+            saved: true,
+            rerun: [Some("noop"), Some("import")],
+        },
+        // A local key: saved before EC2 hears of it; killed while its first import is answered.
+        Kill {
+            action: "ImportKeyPair",
+            entry: "local-1",
+            skip: 0,
+            held: Held::After,
+            made_in: &[R1],
+            saved: true,
+            rerun: [Some("noop"), Some("import")],
+        },
+        // ... and while its second region's import is held.
+        Kill {
+            action: "ImportKeyPair",
+            entry: "local-2",
+            skip: 1,
+            held: Held::Before,
+            made_in: &[R1],
+            saved: true,
+            rerun: [Some("noop"), Some("import")],
+        },
+    ];
+    for (round, kill) in kills.iter().enumerate() {
+        killed_apply(round, kill);
+    }
+}
 
-        // The rerun recognises the key pairs the killed run created but never saved (their
-        // labctl:apply-id is that run's, and the journal says they were never saved) and recreates them.
-        let rerun = test.cloud(&["apply", "--json", "--concurrency", &concurrency.to_string()]);
+fn killed_apply(round: usize, kill: &Kill) {
+    let at = format!(
+        "round {round} ({} of {} held {:?})",
+        kill.action, kill.entry, kill.held
+    );
+    let test = Test::new();
+    let project = unique(&format!("kill{round}"));
+    let name = |entry: &str| format!("{project}-{entry}");
+    test.write("labctl.yaml", &kill_manifest(&project));
+    let fresh = plan_actions(&test.cloud(&["plan", "--json"]));
+
+    let fault = match kill.held {
+        Held::Before => "hang",
+        Held::After => "stall",
+    };
+    let proxy = Proxy::faults(&serde_json::json!([
+        {"action": kill.action, "fault": fault, "name": name(kill.entry), "skip": kill.skip, "ms": 120_000},
+    ]));
+    let mut child = test
+        .command(&[
+            "apply",
+            "-q",
+            "--concurrency",
+            "1",
+            "--endpoint-url",
+            &proxy.endpoint(),
+        ])
+        .spawn()
+        .unwrap();
+    match kill.held {
+        Held::Before => proxy.wait_for_fault("hang", Duration::from_mins(1)),
+        Held::After => proxy.wait_until(
+            "a stalled request answered by EC2",
+            Duration::from_mins(1),
+            |s| s["stalled"] == 1,
+        ),
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{at}: not killed: {status:?}"
+    );
+    drop(proxy);
+
+    let held = ENTRIES.iter().position(|e| *e == kill.entry).unwrap();
+    let done = &ENTRIES[..held];
+    let untouched = &ENTRIES[held + 1..];
+
+    // The journal: one apply id; a create and a save for every EC2-made key before the held
+    // one; for the held one a create, saved or not as the kill left it.
+    let journal = std::fs::read_to_string(test.path(".labctl/labctl.yaml.journal")).unwrap();
+    let lines: Vec<Vec<&str>> = journal.lines().map(|l| l.split('\t').collect()).collect();
+    let ids: std::collections::BTreeSet<&str> = lines.iter().map(|l| l[1]).collect();
+    assert_eq!(ids.len(), 1, "{at}: {journal}");
+    let apply_id = *ids.iter().next().unwrap();
+    let has = |event: &str, entry: &str| lines.iter().any(|l| l[0] == event && l[2] == name(entry));
+    for entry in ENTRIES.iter().filter(|e| e.starts_with("aws")) {
+        let index = ENTRIES.iter().position(|e| e == entry).unwrap();
+        let asked = index <= held;
+        let saved = index < held || (index == held && kill.saved);
         assert_eq!(
-            rerun.code, 0,
-            "round {round} (kill at {at_ms} ms): {}",
-            rerun.stdout
+            has("create", entry),
+            asked,
+            "{at}: create {entry}\n{journal}"
         );
-        let json = rerun.json();
-        let not_done: Vec<&serde_json::Value> = json["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["status"] != "done" && a["status"] != "unchanged")
-            .collect();
-        assert!(not_done.is_empty(), "round {round}: {not_done:#?}");
-        test.cloud(&["plan", "--detailed-exitcode"]).assert_code(0);
+        assert_eq!(has("saved", entry), saved, "{at}: saved {entry}\n{journal}");
+    }
 
-        // Every file is whole, 0400, and matches the key pair in every region; no temporary
-        // file is left behind.
-        let remote: Vec<std::collections::BTreeMap<String, String>> = ["us-east-1", "eu-west-1"]
-            .iter()
-            .map(|region| {
-                server()
-                    .key_pairs(region)
-                    .into_iter()
-                    .filter(|k| k.name.starts_with(&project))
-                    .map(|k| (k.name, strip_comment(&k.public_key)))
-                    .collect()
-            })
+    // EC2 holds exactly the key pairs the killed run made.
+    for region in [R1, R2] {
+        let remote: Vec<_> = server()
+            .key_pairs(region)
+            .into_iter()
+            .filter(|k| k.name.starts_with(&format!("{project}-")))
             .collect();
-        for entry in std::fs::read_dir(test.path("keys")).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == ".gitignore" {
-                continue;
-            }
-            assert!(
-                std::path::Path::new(&name)
-                    .extension()
-                    .is_some_and(|e| e == "pem"),
-                "round {round}: leftover {name}"
-            );
+        let mut names: Vec<String> = remote.iter().map(|k| k.name.clone()).collect();
+        names.sort();
+        let mut expected: Vec<String> = done.iter().map(|e| name(e)).collect();
+        if kill.made_in.contains(&region) {
+            expected.push(name(kill.entry));
+        }
+        expected.sort();
+        assert_eq!(names, expected, "{at}: key pairs in {region}");
+        // Key pairs EC2 made carry the run's id (imports need none: their key was saved first).
+        for key in remote
+            .iter()
+            .filter(|k| region == R1 && k.name.contains("-aws-"))
+        {
             assert_eq!(
-                entry.metadata().unwrap().mode() & 0o777,
-                0o400,
-                "round {round}: {name}"
+                key.tags.get("labctl:apply-id").map(String::as_str),
+                Some(apply_id),
+                "{at}: {}",
+                key.name
             );
-            let key = public_key_of(&entry.path());
-            let pair = name.trim_end_matches(".pem");
-            for (region, pairs) in ["us-east-1", "eu-west-1"].iter().zip(&remote) {
-                let found = pairs
-                    .get(pair)
-                    .unwrap_or_else(|| panic!("round {round}: {pair} missing in {region}"));
-                assert_eq!(found, &key, "round {round}: {pair} in {region}");
-            }
         }
     }
+    // Files: every finished entry's, the held one's when it was saved; nothing else but
+    // temporary files (removed by the next run).
+    let mut saved_keys = BTreeMap::new();
+    for entry in ENTRIES {
+        let file = test.path(&format!("keys/{}.pem", name(entry)));
+        let expected = done.contains(&entry) || (entry == kill.entry && kill.saved);
+        assert_eq!(file.exists(), expected, "{at}: {}", file.display());
+        if expected {
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().mode() & 0o777,
+                0o400,
+                "{at}"
+            );
+            saved_keys.insert(entry, std::fs::read(&file).unwrap());
+        }
+    }
+
+    // The rerun's plan: nothing for what is done, `replace` for a key pair whose private key
+    // never arrived, the rest as for a new manifest.
+    let plan = plan_actions(&test.cloud(&["plan", "--json"]));
+    for entry in ENTRIES {
+        for (r, region) in [R1, R2].into_iter().enumerate() {
+            let key = (name(entry), region.to_owned());
+            let expected = if done.contains(&entry) {
+                "noop"
+            } else if entry == kill.entry {
+                kill.rerun[r].unwrap_or(&fresh[&key])
+            } else {
+                assert!(untouched.contains(&entry));
+                &fresh[&key]
+            };
+            assert_eq!(plan[&key], expected, "{at}: {entry} in {region}: {plan:?}");
+        }
+    }
+
+    // The rerun converges; saved keys are kept; both regions hold exactly the manifest's key
+    // pairs, and each file's public key (as ssh-keygen reads it) is the one in both regions.
+    let rerun = test.cloud(&["apply", "--json", "--concurrency", "1"]);
+    assert_eq!(rerun.code, 0, "{at}: {}", rerun.stdout);
+    test.cloud(&["plan", "--detailed-exitcode"]).assert_code(0);
+    for (entry, before) in &saved_keys {
+        let after = std::fs::read(test.path(&format!("keys/{}.pem", name(entry)))).unwrap();
+        assert!(
+            after == *before,
+            "{at}: the saved key of {entry} was replaced"
+        );
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(test.path("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".gitignore" && !n.ends_with(".pem"))
+        .collect();
+    assert!(leftovers.is_empty(), "{at}: {leftovers:?}");
+    for region in [R1, R2] {
+        let remote: BTreeMap<String, String> = server()
+            .key_pairs(region)
+            .into_iter()
+            .filter(|k| k.name.starts_with(&format!("{project}-")))
+            .map(|k| (k.name, strip_comment(&k.public_key)))
+            .collect();
+        let names: Vec<&String> = remote.keys().collect();
+        let mut expected: Vec<String> = ENTRIES.iter().map(|e| name(e)).collect();
+        expected.sort();
+        assert_eq!(names, expected.iter().collect::<Vec<_>>(), "{at}: {region}");
+        for entry in ENTRIES {
+            let file = test.path(&format!("keys/{}.pem", name(entry)));
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().mode() & 0o777,
+                0o400,
+                "{at}"
+            );
+            assert_eq!(
+                ssh_public_key_of(&file),
+                remote[&name(entry)],
+                "{at}: {entry} in {region}"
+            );
+        }
+    }
+}
+
+/// A `--json` plan's action per (key pair, region).
+fn plan_actions(run: &crate::support::Run) -> BTreeMap<(String, String), String> {
+    assert_eq!(run.code, 0, "{run:?}");
+    run.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                (
+                    a["name"].as_str().unwrap().to_owned(),
+                    a["region"].as_str().unwrap().to_owned(),
+                ),
+                a["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 #[test]

@@ -204,6 +204,24 @@ impl Proxy {
         }
     }
 
+    /// Wait (at most `within`) until `ready` holds of the proxy's stats.
+    pub(crate) fn wait_until(
+        &self,
+        what: &str,
+        within: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        while !ready(&self.stats()) {
+            assert!(
+                Instant::now() < deadline,
+                "never reached: {what}: {}",
+                self.stats()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// What the proxy saw: requests per action and faults injected.
     pub(crate) fn stats(&self) -> serde_json::Value {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -348,6 +366,25 @@ pub(crate) fn public_key_of(path: &Path) -> String {
         .unwrap()
         .to_openssh();
     strip_comment(&public)
+}
+
+/// The public key of a private key file as OpenSSH reads it (`ssh-keygen -y`), without its
+/// comment: an opinion on the file that is not labctl's own.
+pub(crate) fn ssh_public_key_of(path: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-keygen (openssh-client) is needed");
+    assert!(
+        out.status.success(),
+        "ssh-keygen -y cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    strip_comment(&String::from_utf8_lossy(&out.stdout))
 }
 
 pub(crate) fn strip_comment(line: &str) -> String {
