@@ -45,12 +45,18 @@ mod tests {
     use super::{Source, parse};
     use crate::validate::{Context, validate};
 
-    /// Load and validate text; any panic fails the property.
+    /// Load and validate text; any panic fails the property, and so does an answer that
+    /// differs the second time.
     fn load(text: &str) {
         let source = Source::from_text("fuzz.yaml", text);
-        let (manifest, _) = parse(&source);
+        let (manifest, diagnostics) = parse(&source);
+        let (again, diagnostics_again) = parse(&source);
+        assert_eq!(format!("{diagnostics:?}"), format!("{diagnostics_again:?}"));
+        assert_eq!(manifest.is_some(), again.is_some());
         if let Some(manifest) = manifest {
-            let _ = validate(&manifest, &Context::default());
+            let first = validate(&manifest, &Context::default());
+            let second = validate(&manifest, &Context::default());
+            assert_eq!(format!("{first:?}"), format!("{second:?}"));
         }
     }
 
@@ -67,6 +73,13 @@ mod tests {
             Just("    output: ~/k/${name}.pem\n".to_owned()),
             Just("defaults:\n  key_type: ed25519\n".to_owned()),
             Just("vars: { r: us-east-1 }\n".to_owned()),
+            Just("    count: 3\n".to_owned()),
+            Just("    for_each: [a, b, a]\n".to_owned()),
+            Just("    source: local\n".to_owned()),
+            Just("    bits: 4096\n".to_owned()),
+            Just("    key_type: rsa\n".to_owned()),
+            Just("    public_key: \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILSsJOePlBjf01wlQcPaZbLAONhsdQ6D8y/AnJIiQnX5\"\n".to_owned()),
+            Just("  - name: s-${index}-${item}\n".to_owned()),
             Just("&a [*a]\n".to_owned()),
             Just("<<: *x\n".to_owned()),
             Just("---\n".to_owned()),

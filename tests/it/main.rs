@@ -12,6 +12,7 @@ mod apply;
 mod custody;
 mod faults;
 mod lifecycle;
+mod properties;
 mod regime;
 mod reliability;
 mod support;
