@@ -329,7 +329,7 @@ fn plan_actions(run: &crate::support::Run) -> BTreeMap<(String, String), String>
 }
 
 #[test]
-fn two_applies_at_once_never_both_run() {
+fn an_apply_holds_the_manifest_against_apply_and_destroy_but_not_plan() {
     let test = Test::new();
     let project = unique("lock");
     test.write(
@@ -370,7 +370,30 @@ fn two_applies_at_once_never_both_run() {
     json.assert_code(1);
     assert_eq!(json.json()["error"]["kind"], "locked", "{json:?}");
     assert_eq!(json.stderr, "", "{json:?}");
+    // `destroy` changes things: refused the same way, nothing deleted.
+    let destroy = test.cloud(&["destroy", "--yes"]);
+    destroy.assert_code(1);
+    assert!(
+        destroy
+            .stderr
+            .contains("another labctl is working on this manifest"),
+        "{destroy:?}"
+    );
+    // `plan` only reads: it runs beside the apply (no lock), and shows what is still to do.
+    let plan = test.cloud(&["plan", "--json"]);
+    plan.assert_code(0);
+    assert_eq!(
+        plan.json()["actions"].as_array().unwrap().len(),
+        6,
+        "{plan:?}"
+    );
     assert!(first.wait().unwrap().success());
+    let made = server()
+        .key_pairs("us-east-1")
+        .into_iter()
+        .filter(|k| k.name.starts_with(&format!("{project}-")))
+        .count();
+    assert_eq!(made, 6, "the refused destroy deleted nothing");
     let stats = proxy.stats();
     assert_eq!(
         stats["requests"]["CreateKeyPair"], 6,
