@@ -595,6 +595,49 @@ mod tests {
 
     use super::KeyFolder;
 
+    /// A key folder replaced by a link after labctl opened it (the classic check-then-use
+    /// race): writing, moving aside and removing all act in the folder that was opened, by
+    /// its descriptor, never through the link that now stands at its path.
+    #[test]
+    fn a_folder_swapped_for_a_link_after_it_was_opened_is_never_written_through() {
+        let root = tempfile::tempdir().unwrap();
+        let keys = root.path().join("keys");
+        let (folder, _) = KeyFolder::create(&keys).unwrap();
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::rename(&keys, root.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &keys).unwrap();
+
+        folder.write_new("a.pem".as_ref(), &[b"key"]).unwrap();
+        folder.write_new("b.pem".as_ref(), &[b"key"]).unwrap();
+        let aside = folder
+            .move_aside("a.pem".as_ref(), ".old")
+            .unwrap()
+            .unwrap();
+        folder.remove("b.pem".as_ref()).unwrap();
+
+        let names = |dir: &std::path::Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names(&elsewhere),
+            Vec::<String>::new(),
+            "written through the link"
+        );
+        assert_eq!(
+            names(&root.path().join("moved")),
+            [
+                ".gitignore".to_owned(),
+                aside.to_string_lossy().into_owned()
+            ]
+        );
+    }
+
     /// Entries whose key files share a new folder create it at once: every call succeeds, each
     /// folder is made once, 0700, and only the outermost one gets a `.gitignore`.
     #[test]
