@@ -22,8 +22,8 @@ use tokio::time::Instant;
 /// How much of EC2's published bucket labctl uses: sending at exactly the refill rate leaves
 /// no room for network jitter. A small margin keeps throttling rare; when it happens anyway,
 /// the pacer slows down (see above) and the request is retried.
-const BURST_SHARE: f64 = 0.96;
-const RATE_SHARE: f64 = 0.97;
+const BURST_SHARE: f64 = 0.98;
+const RATE_SHARE: f64 = 0.985;
 /// The lowest rate a throttled bucket falls to, in requests per second.
 const FLOOR_RATE: f64 = 0.2;
 /// What each success adds back, as a share of the ceiling.
@@ -169,27 +169,29 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::Pacer;
+    use super::{BURST_SHARE, Pacer, RATE_SHARE};
 
     #[test]
     fn a_burst_then_the_refill_rate() {
         let pacer = Pacer::scaled(1.0);
         let start = Instant::now();
-        // 48 at once (96% of EC2's 50), then one every 206 ms (97% of EC2's 5 per second).
-        let delays: Vec<Duration> = (0..51)
+        // 49 at once (98% of EC2's 50), then one every 203 ms (98.5% of EC2's 5 per second).
+        let burst = 49;
+        assert_eq!(burst, (50.0 * BURST_SHARE).floor() as usize);
+        let delays: Vec<Duration> = (0..burst + 3)
             .map(|_| pacer.reserve("us-east-1", "CreateKeyPair", start))
             .collect();
-        assert!(delays[..48].iter().all(Duration::is_zero));
-        let step = 1.0 / (5.0 * 0.97);
+        assert!(delays[..burst].iter().all(Duration::is_zero));
+        let step = 1.0 / (5.0 * RATE_SHARE);
         assert!(
-            (delays[48].as_secs_f64() - step).abs() < 1e-6,
+            (delays[burst].as_secs_f64() - step).abs() < 1e-6,
             "{:?}",
-            delays[48]
+            delays[burst]
         );
         assert!(
-            (delays[50].as_secs_f64() - 3.0 * step).abs() < 1e-6,
+            (delays[burst + 2].as_secs_f64() - 3.0 * step).abs() < 1e-6,
             "{:?}",
-            delays[50]
+            delays[burst + 2]
         );
         // Buckets are per region and per action.
         assert!(pacer.reserve("eu-west-1", "CreateKeyPair", start).is_zero());
@@ -210,7 +212,7 @@ mod tests {
             p.with_bucket("us-east-1", "CreateKeyPair", Instant::now(), |b| b.rate)
                 .unwrap()
         };
-        let ceiling = 5.0 * 0.97;
+        let ceiling = 5.0 * RATE_SHARE;
         assert!((rate(&pacer) - ceiling).abs() < 1e-9);
         // A burst of throttling answers (requests that were in flight together): one halving.
         for _ in 0..16 {
@@ -237,11 +239,11 @@ mod tests {
     fn a_raised_limit_scales_burst_and_rate() {
         let pacer = Pacer::scaled(2.0);
         let start = Instant::now();
-        let delays: Vec<Duration> = (0..97)
+        let delays: Vec<Duration> = (0..99)
             .map(|_| pacer.reserve("us-east-1", "CreateKeyPair", start))
             .collect();
-        assert!(delays[..96].iter().all(Duration::is_zero));
-        assert!((delays[96].as_secs_f64() - 1.0 / (10.0 * 0.97)).abs() < 1e-6);
+        assert!(delays[..98].iter().all(Duration::is_zero));
+        assert!((delays[98].as_secs_f64() - 1.0 / (10.0 * RATE_SHARE)).abs() < 1e-6);
     }
 
     #[test]
