@@ -426,6 +426,10 @@ async fn apply_tags<C: Cloud>(
                 Ok(()) => Ok(()),
                 Err(err) => Err(cloud_failure(err)),
             };
+            let done = match done {
+                Ok(()) if action.write_ppk => write_ppk(store, &action, progress).await,
+                other => other,
+            };
             out.push((index, finished(action, done)));
         }
     }
@@ -449,6 +453,31 @@ async fn file_work<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| failed(format!("the file work stopped: {e}")))
+}
+
+/// Write the PuTTY key of the entry's key file beside it (derived from the file as it is
+/// now, so the two always hold one key): owner-only, atomic, never over another file.
+async fn write_ppk(
+    store: KeyStore,
+    action: &KeyPairAction,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    let (Some(pem), Some(ppk)) = (action.output.clone(), action.ppk.clone()) else {
+        return Ok(());
+    };
+    progress.step(&format!("Writing {}", ppk.display()));
+    let name = action.name.as_str().to_owned();
+    let shown = ppk.display().to_string();
+    file_work(move || -> Result<(), String> {
+        let secret = store
+            .read_private(&pem)
+            .ok_or_else(|| "the key file could not be read".to_owned())?;
+        let text = crate::keys::to_ppk(&secret, &name, None)?;
+        store.write_new(&ppk, &text).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await?
+    .map_err(|e| failed(format!("the PuTTY key {shown} was not written: {e}")))
 }
 
 async fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Failure> {
@@ -484,7 +513,12 @@ async fn apply_entry<C: Cloud>(
                 .clone()
                 .map_err(|_| format!("the key was not created in {}", action.region)),
         );
-        out.push((index, finished(action, result.map(|_| ()))));
+        // The PuTTY key of the new key (the other regions import the key either way).
+        let result = match result {
+            Ok(_) if action.ppk.is_some() => write_ppk(store, &action, progress).await,
+            other => other.map(|_| ()),
+        };
+        out.push((index, finished(action, result)));
     }
     for (index, action) in others {
         if !action.is_change() {
@@ -512,6 +546,10 @@ async fn apply_entry<C: Cloud>(
         settings.note_region_failure(&action, &result);
         let result = match result {
             Ok(()) if action.fix_mode => finish_mode(store, &action).await,
+            other => other,
+        };
+        let result = match result {
+            Ok(()) if action.write_ppk => write_ppk(store, &action, progress).await,
             other => other,
         };
         out.push((index, finished(action, result)));
@@ -563,6 +601,7 @@ async fn step<C: Cloud>(
             progress.step(&format!("Setting mode 0400 on {}", action.output_display));
             finish_mode(store, action).await
         }
+        KeyPairOp::WritePpk => write_ppk(store, action, progress).await,
         KeyPairOp::Delete { file } => {
             delete(cloud, action, settings, progress).await?;
             after_delete(store, file, all_done, settings.now, progress).await
@@ -599,7 +638,20 @@ async fn after_delete(
     match file {
         AfterDelete::Keep => Ok(()),
         AfterDelete::Retire(_) => {
-            match file_work(move || store.move_aside(&path, "retired", now)).await? {
+            // Its PuTTY form (when it holds the same key) is retired with it.
+            let moved = file_work(move || {
+                let ppk = match store.inspect(&path) {
+                    crate::keys::FileState::Key { public, .. } => store.ppk_beside(&path, &public),
+                    _ => None,
+                };
+                let moved = store.move_aside(&path, "retired", now)?;
+                if let Some(ppk) = ppk {
+                    store.move_aside(&ppk, "retired", now)?;
+                }
+                Ok::<_, crate::keys::StoreError>(moved)
+            })
+            .await?;
+            match moved {
                 Ok(Some(aside)) => {
                     progress.note(&format!("Retired a key file to {}", aside.display()));
                     Ok(())
@@ -610,7 +662,16 @@ async fn after_delete(
         }
         AfterDelete::Purge(_, public) => {
             let shown = path.display().to_string();
-            match file_work(move || store.remove_key(&path, &public)).await? {
+            let removed = file_work(move || {
+                let ppk = store.ppk_beside(&path, &public);
+                let removed = store.remove_key(&path, &public)?;
+                if let Some(ppk) = ppk.filter(|_| removed) {
+                    store.remove_ppk(&ppk, &public)?;
+                }
+                Ok::<_, crate::keys::StoreError>(removed)
+            })
+            .await?;
+            match removed {
                 Ok(true) => {
                     progress.note(&format!("Removed {shown}"));
                     Ok(())
@@ -767,17 +828,27 @@ async fn create<C: Cloud>(
         ));
     };
     let now = settings.now;
-    let owned = path.to_owned();
-    if matches!(action.op, KeyPairOp::Replace { .. })
-        && let Some(aside) = file_work(move || store.move_aside(&owned, "replaced", now))
-            .await?
-            .map_err(|e| failed(format!("{e}; nothing was replaced")))?
-    {
-        progress.note(&format!(
-            "Moved {} aside to {}",
-            action.output_display,
-            aside.display()
-        ));
+    if matches!(action.op, KeyPairOp::Replace { .. }) {
+        // The key file and its PuTTY form go aside together.
+        for (file, shown) in [
+            (Some(path.to_owned()), action.output_display.clone()),
+            (
+                action.ppk.clone(),
+                action
+                    .ppk
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ] {
+            let Some(owned) = file else { continue };
+            if let Some(aside) = file_work(move || store.move_aside(&owned, "replaced", now))
+                .await?
+                .map_err(|e| failed(format!("{e}; nothing was replaced")))?
+            {
+                progress.note(&format!("Moved {shown} aside to {}", aside.display()));
+            }
+        }
     }
     // Never ask EC2 for a key (or make one) that cannot be saved.
     let owned = path.to_owned();
@@ -951,6 +1022,8 @@ mod tests {
                 source: KeySource::Aws,
                 tags: TagSet::from_checked([(PROJECT_TAG.to_owned(), "lab".to_owned())].into()),
                 purge_tags: false,
+                ppk: None,
+                seat: None,
                 output: Some(dir.join("keys/lab.pem")),
                 output_display: "keys/lab.pem".into(),
             }],

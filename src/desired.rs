@@ -257,6 +257,10 @@ pub struct KeyPairSpec {
     pub output: Option<PathBuf>,
     /// The output path for display (empty when there is none).
     pub output_display: String,
+    /// The PuTTY private key beside the output (`formats: [pem, ppk]`), when asked for.
+    pub ppk: Option<PathBuf>,
+    /// The seat of a `count` or `for_each` entry: its `${index}` or `${item}`.
+    pub seat: Option<String>,
 }
 
 /// Everything the manifest asks for.

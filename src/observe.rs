@@ -61,11 +61,19 @@ pub(crate) async fn observe<C: Cloud>(
         });
     }
     // The files are looked at on the blocking pool while the regions answer.
-    let outputs: Vec<PathBuf> = desired
+    let mut outputs: Vec<(PathBuf, Format)> = desired
         .keypairs
         .iter()
         .filter_map(|k| k.output.clone())
+        .map(|path| (path, Format::Pem))
         .collect();
+    outputs.extend(
+        desired
+            .keypairs
+            .iter()
+            .filter_map(|k| k.ppk.clone())
+            .map(|path| (path, Format::Ppk)),
+    );
     let files = inspect_all(store, outputs);
     let mut remote = BTreeMap::new();
     let mut errors = Vec::new();
@@ -106,9 +114,10 @@ pub(crate) async fn observe<C: Cloud>(
         })
         .filter_map(|k| desired.orphan_file(&k.name))
         .collect();
-    let orphans: Vec<PathBuf> = orphans
+    let orphans: Vec<(PathBuf, Format)> = orphans
         .into_iter()
         .filter(|p| !local.contains_key(p))
+        .map(|p| (p, Format::Pem))
         .collect();
     local.extend(inspect_all(store, orphans).await);
     Ok(Observed { remote, local })
@@ -116,16 +125,28 @@ pub(crate) async fn observe<C: Cloud>(
 
 /// Look at key files on the blocking pool (file reads must not stall the runtime's workers).
 /// The work starts at once; the future returned waits for it.
+/// Which reader a key file needs.
+#[derive(Clone, Copy)]
+enum Format {
+    /// An OpenSSH or PEM private key.
+    Pem,
+    /// A PuTTY private key.
+    Ppk,
+}
+
 fn inspect_all(
     store: KeyStore,
-    paths: Vec<PathBuf>,
+    paths: Vec<(PathBuf, Format)>,
 ) -> impl Future<Output = BTreeMap<PathBuf, FileState>> {
-    let names = paths.clone();
+    let names: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
     let work = tokio::task::spawn_blocking(move || {
         paths
             .into_iter()
-            .map(|path| {
-                let state = store.inspect(&path);
+            .map(|(path, format)| {
+                let state = match format {
+                    Format::Pem => store.inspect(&path),
+                    Format::Ppk => store.inspect_ppk(&path),
+                };
                 (path, state)
             })
             .collect()

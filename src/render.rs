@@ -46,7 +46,9 @@ fn symbol(op: &KeyPairOp) -> (&'static str, &'static str) {
         KeyPairOp::Create { .. } => ("+", "32"),
         KeyPairOp::Import { .. } => (">", "36"),
         KeyPairOp::Replace { .. } => ("±", "35"),
-        KeyPairOp::UpdateTags { .. } | KeyPairOp::FixMode { .. } => ("~", "33"),
+        KeyPairOp::UpdateTags { .. } | KeyPairOp::FixMode { .. } | KeyPairOp::WritePpk => {
+            ("~", "33")
+        }
         KeyPairOp::Adopt { .. } => ("*", "36"),
         KeyPairOp::Noop => ("=", "2"),
         KeyPairOp::Conflict(_) => ("!", "31"),
@@ -71,6 +73,7 @@ fn words_of(change: Change) -> (&'static str, &'static str) {
         Change::Adopt => ("to adopt", "adopted"),
         Change::UpdateTags => ("to retag", "retagged"),
         Change::FixMode => ("to fix", "fixed"),
+        Change::Write => ("to write", "written"),
         Change::Delete => ("to delete", "deleted"),
         Change::Orphan => ("orphaned (kept)", "orphaned (kept)"),
         Change::NoOp => ("unchanged", "unchanged"),
@@ -497,6 +500,8 @@ mod tests {
             op,
             remote_id: None,
             fix_mode: false,
+            ppk: None,
+            write_ppk: false,
             reason: reason.to_owned(),
         })
     }

@@ -60,6 +60,9 @@ struct Defaults {
     /// Remove tags that are neither in the manifest nor labctl's from key pairs this manifest owns. Default: false.
     #[serde(default)]
     purge_tags: Option<bool>,
+    /// Key file formats to write: `pem` (always) and `ppk` (PuTTY's, beside the `.pem`). Default: [pem].
+    #[serde(default)]
+    formats: Option<Vec<Format>>,
 }
 
 /// One key pair.
@@ -106,6 +109,20 @@ struct KeyPair {
     /// The private key file. Default: `${output_dir}/${name}.pem`. Relative paths resolve against the manifest's folder, `~/` against the home folder.
     #[serde(default)]
     output: Option<String>,
+    /// Key file formats to write: `pem` (always) and `ppk` (PuTTY's, beside the `.pem`). Default: the defaults' setting, else [pem].
+    #[serde(default)]
+    formats: Option<Vec<Format>>,
+}
+
+/// A private key file format.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Format {
+    /// The OpenSSH or PEM private key (`.pem`), as EC2 or labctl made it.
+    Pem,
+    /// PuTTY's private key (PPK version 3, `.ppk`), for PuTTY 0.75+ and WinSCP.
+    Ppk,
 }
 
 /// A region name such as `us-east-1`.

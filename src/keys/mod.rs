@@ -7,6 +7,7 @@
 pub mod fingerprint;
 pub mod folder;
 mod generate;
+mod ppk;
 mod public;
 mod secret;
 mod store;
@@ -22,6 +23,7 @@ pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 pub use folder::{RESERVED_PREFIX, effective_uid, is_reserved_name, read_bounded};
-pub use public::{PublicKey, public_key_of_private};
+pub use ppk::{public_key_of_ppk, to_ppk};
+pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
 pub use secret::Secret;
 pub use store::{FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, git_exposure, parent_of};

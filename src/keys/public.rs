@@ -82,6 +82,22 @@ fn openssh_private_key(text: &str) -> Option<ssh_key::PrivateKey> {
 /// # Errors
 /// A short reason that never quotes the text.
 pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
+    if text.expose().contains("BEGIN OPENSSH PRIVATE KEY") {
+        let key = private_key_of(text)?;
+        return Ok(PublicKey(key.public_key().key_data().clone()));
+    }
+    Ok(PublicKey(KeyData::Rsa(
+        ssh_key::public::RsaPublicKey::try_from(rsa_private_key(text.expose())?.to_public_key())
+            .map_err(|_| "the RSA key could not be converted".to_owned())?,
+    )))
+}
+
+/// The private key itself (unencrypted), from OpenSSH, PKCS#1 or PKCS#8 PEM text, to write it
+/// in another form (PuTTY's, or OpenSSH's encrypted one).
+///
+/// # Errors
+/// A short reason that never quotes the text.
+pub(crate) fn private_key_of(text: &Secret) -> Result<ssh_key::PrivateKey, String> {
     let text = text.expose();
     if text.contains("BEGIN OPENSSH PRIVATE KEY") {
         let key = openssh_private_key(text)
@@ -89,27 +105,49 @@ pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
         if key.is_encrypted() {
             return Err("the private key is encrypted with a passphrase".to_owned());
         }
-        return Ok(PublicKey(key.public_key().key_data().clone()));
+        return Ok(key);
     }
-    let rsa_key = if text.contains("BEGIN RSA PRIVATE KEY") {
+    let pair = ssh_key::private::RsaKeypair::try_from(rsa_private_key(text)?)
+        .map_err(|_| "the RSA key could not be converted".to_owned())?;
+    ssh_key::PrivateKey::new(ssh_key::private::KeypairData::Rsa(pair), "")
+        .map_err(|_| "the RSA key could not be converted".to_owned())
+}
+
+/// An RSA private key from PKCS#1 or PKCS#8 PEM text.
+fn rsa_private_key(text: &str) -> Result<rsa::RsaPrivateKey, String> {
+    if text.contains("BEGIN RSA PRIVATE KEY") {
         pem_block(text, "RSA PRIVATE KEY")
             .and_then(|der| rsa::RsaPrivateKey::from_pkcs1_der(&der).ok())
-            .ok_or_else(|| "the PKCS#1 RSA private key could not be read".to_owned())?
+            .ok_or_else(|| "the PKCS#1 RSA private key could not be read".to_owned())
     } else if text.contains("BEGIN PRIVATE KEY") {
         pem_block(text, "PRIVATE KEY")
             .and_then(|der| rsa::RsaPrivateKey::from_pkcs8_der(&der).ok())
             .ok_or_else(|| {
                 "the PKCS#8 private key could not be read (labctl reads RSA keys in this form)"
                     .to_owned()
-            })?
+            })
     } else if text.contains("ENCRYPTED PRIVATE KEY") {
-        return Err("the private key is encrypted with a passphrase".to_owned());
+        Err("the private key is encrypted with a passphrase".to_owned())
     } else {
-        return Err("the file does not hold a PEM or OpenSSH private key".to_owned());
-    };
-    let public = ssh_key::public::RsaPublicKey::try_from(rsa_key.to_public_key())
-        .map_err(|_| "the RSA key could not be converted".to_owned())?;
-    Ok(PublicKey(KeyData::Rsa(public)))
+        Err("the file does not hold a PEM or OpenSSH private key".to_owned())
+    }
+}
+
+/// The private key in OpenSSH's own form, encrypted with `passphrase` (bcrypt-pbkdf and
+/// AES-256-CTR, what `ssh-keygen -p` writes), with `comment`.
+///
+/// # Errors
+/// A short reason that never quotes the key.
+pub fn encrypted_openssh(text: &Secret, comment: &str, passphrase: &str) -> Result<Secret, String> {
+    let mut key = private_key_of(text)?;
+    key.set_comment(comment);
+    let encrypted = key
+        .encrypt(&mut rand_core::OsRng, passphrase)
+        .map_err(|_| "the private key could not be encrypted".to_owned())?;
+    let text = encrypted
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|_| "the private key could not be encoded".to_owned())?;
+    Ok(Secret::new(text.to_string()))
 }
 
 #[cfg(test)]

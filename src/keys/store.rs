@@ -96,6 +96,18 @@ pub struct KeyStore;
 impl KeyStore {
     /// What is at `path`, without following a symlink and without ever printing the key.
     pub fn inspect(self, path: &Path) -> FileState {
+        self.inspect_as(path, public_key_of_private)
+    }
+
+    /// What is at `path`, a PuTTY private key file (its public key is stored in clear).
+    pub fn inspect_ppk(self, path: &Path) -> FileState {
+        self.inspect_as(path, |secret| {
+            super::public_key_of_ppk(secret.expose())
+                .ok_or_else(|| "it is not a PuTTY private key".to_owned())
+        })
+    }
+
+    fn inspect_as(self, path: &Path, read: fn(&Secret) -> Result<PublicKey, String>) -> FileState {
         let Some((dir, name)) = split_file(path) else {
             return FileState::NotAFile;
         };
@@ -149,7 +161,7 @@ impl KeyStore {
                     None => FileState::Unreadable {
                         reason: "it is not a text file".to_owned(),
                     },
-                    Some(secret) => match public_key_of_private(&secret) {
+                    Some(secret) => match read(&secret) {
                         Ok(public) => FileState::Key { public, mode },
                         Err(reason) => FileState::Unreadable { reason },
                     },
@@ -250,6 +262,33 @@ impl KeyStore {
     /// # Errors
     /// Why the file could not be checked or removed.
     pub fn remove_key(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+        self.remove_as(path, expected, public_key_of_private)
+    }
+
+    /// The PuTTY key beside the key file `pem` (`<name>.ppk`), when it holds `public`.
+    pub fn ppk_beside(self, pem: &Path, public: &PublicKey) -> Option<PathBuf> {
+        let ppk = pem.with_extension("ppk");
+        let holds =
+            matches!(self.inspect_ppk(&ppk), FileState::Key { public: p, .. } if &p == public);
+        (ppk != pem && holds).then_some(ppk)
+    }
+
+    /// Remove a PuTTY key file, only when it still holds `expected`.
+    ///
+    /// # Errors
+    /// Why it could not be removed.
+    pub fn remove_ppk(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+        self.remove_as(path, expected, |secret| {
+            super::public_key_of_ppk(secret.expose()).ok_or_else(String::new)
+        })
+    }
+
+    fn remove_as(
+        self,
+        path: &Path,
+        expected: &PublicKey,
+        read: fn(&Secret) -> Result<PublicKey, String>,
+    ) -> Result<bool, StoreError> {
         let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
         let folder = match KeyFolder::open(&dir) {
             Err(FolderError::Missing) => return Ok(false),
@@ -260,7 +299,7 @@ impl KeyStore {
             Err(err) => return Err(io_err(path)(err)),
             Ok((_, bytes)) => bytes
                 .and_then(secret_of)
-                .and_then(|secret| public_key_of_private(&secret).ok())
+                .and_then(|secret| read(&secret).ok())
                 .is_some_and(|public| &public == expected),
         };
         if !holds {

@@ -20,6 +20,7 @@ pub const FIELDS_DEFAULTS: &[&str] = &[
     "output_dir",
     "tags",
     "purge_tags",
+    "formats",
 ];
 /// Fields of one `keypairs` entry.
 pub const FIELDS_ENTRY: &[&str] = &[
@@ -35,6 +36,7 @@ pub const FIELDS_ENTRY: &[&str] = &[
     "tags",
     "purge_tags",
     "output",
+    "formats",
 ];
 
 /// A manifest as written, before substitution and validation.
@@ -58,6 +60,7 @@ pub struct Defaults {
     pub output_dir: Option<Located<String>>,
     pub tags: Vec<(Located<String>, Located<String>)>,
     pub purge_tags: Option<Located<bool>>,
+    pub formats: Option<Located<Vec<Located<String>>>>,
 }
 
 /// `region: x` or `regions: [x, y]`, whichever was written.
@@ -88,6 +91,7 @@ pub struct Entry {
     pub tags: Vec<(Located<String>, Located<String>)>,
     pub purge_tags: Option<Located<bool>>,
     pub output: Option<Located<String>>,
+    pub formats: Option<Located<Vec<Located<String>>>>,
 }
 
 /// Read the document's structure, collecting every structural problem.
@@ -397,6 +401,7 @@ impl Reader {
                 "output_dir" => defaults.output_dir = self.string("defaults.output_dir", value),
                 "tags" => defaults.tags = self.string_map("defaults.tags", value),
                 "purge_tags" => defaults.purge_tags = self.boolean("defaults.purge_tags", value),
+                "formats" => defaults.formats = self.string_list("defaults.formats", value),
                 _ => {}
             }
         }
@@ -467,6 +472,7 @@ impl Reader {
             tags: Vec::new(),
             purge_tags: None,
             output: None,
+            formats: None,
         };
         let mut seen_name = false;
         for (name, key, value) in fields {
@@ -488,6 +494,7 @@ impl Reader {
                 "tags" => entry.tags = self.string_map(&field, value),
                 "purge_tags" => entry.purge_tags = self.boolean(&field, value),
                 "output" => entry.output = self.string(&field, value),
+                "formats" => entry.formats = self.string_list(&field, value),
                 _ => {}
             }
         }

@@ -33,13 +33,117 @@ pub(super) fn plan_entry(
             }
         })
         .collect();
+    let ppk = spec
+        .ppk
+        .as_ref()
+        .map(|path| observed.local.get(path).unwrap_or(&FileState::Absent));
+    if let Some(problem) = ppk.and_then(|state| ppk_problem(spec, file, state)) {
+        for planned in &mut planned {
+            if !matches!(planned.0, KeyPairOp::Conflict(_)) {
+                *planned = problem.clone();
+            }
+        }
+    }
+    if spec.ppk.is_some() {
+        // A new key is saved with its PuTTY form.
+        for (region, (op, reason)) in spec.regions.iter().zip(&mut planned) {
+            let creates = match op {
+                KeyPairOp::Create { .. } => true,
+                KeyPairOp::Replace { created_in, .. } => created_in == region,
+                _ => false,
+            };
+            if creates {
+                reason.push_str(&format!(", with {}", ppk_display(spec)));
+            }
+        }
+    }
     let fix_at = mode_fix(spec, file, &mut planned);
+    let ppk_at = ppk.and_then(|state| ppk_write(spec, file, state, &mut planned));
     for (i, (region, (op, reason))) in spec.regions.iter().zip(planned).enumerate() {
         let mut a = action(Some(entry), spec, region, remote(region), op, reason);
         let Action::KeyPair(inner) = &mut a;
         inner.fix_mode = fix_at == Some(i);
+        inner.write_ppk = ppk_at == Some(i);
         actions.push(a);
     }
+}
+
+/// The PuTTY key file as people see it.
+fn ppk_display(spec: &KeyPairSpec) -> String {
+    std::path::Path::new(&spec.output_display)
+        .with_extension("ppk")
+        .display()
+        .to_string()
+}
+
+/// Why an entry's PuTTY key file stops everything: it is not a usable file, or it holds
+/// another key than the key file (or there is no key file, and a new key would overwrite it).
+fn ppk_problem(spec: &KeyPairSpec, file: &FileState, ppk: &FileState) -> Option<Planned> {
+    let shown = ppk_display(spec);
+    match ppk {
+        FileState::Absent => None,
+        FileState::Symlink => Some(conflict(
+            Conflict::Symlink,
+            format!("{shown} is a symbolic link"),
+        )),
+        FileState::NotAFile => Some(conflict(
+            Conflict::Unreadable,
+            format!("{shown} is not a regular file"),
+        )),
+        FileState::Unsafe { reason } => {
+            Some(conflict(Conflict::Unsafe, format!("{shown}: {reason}")))
+        }
+        FileState::Unreadable { reason } => Some(conflict(
+            Conflict::Unreadable,
+            format!("{shown} is not a usable PuTTY key: {reason}"),
+        )),
+        FileState::Key { public, .. } => match file {
+            FileState::Key { public: pem, .. } if pem == public => None,
+            FileState::Key { .. } => Some(conflict(
+                Conflict::PpkMismatch,
+                format!("{shown} holds another key than {}", spec.output_display),
+            )),
+            _ => Some(conflict(
+                Conflict::PpkMismatch,
+                format!(
+                    "{shown} exists but {} does not; labctl never overwrites a key file",
+                    spec.output_display
+                ),
+            )),
+        },
+    }
+}
+
+/// A missing PuTTY key for a key file that exists is written once: by the first region in
+/// sync (as a `write` action), or else along with the first other change. A new key gets its
+/// PuTTY key when it is saved. Returns the index of the action that carries the write, when
+/// it is not a `write` action itself.
+fn ppk_write(
+    spec: &KeyPairSpec,
+    file: &FileState,
+    ppk: &FileState,
+    planned: &mut [(KeyPairOp, String)],
+) -> Option<usize> {
+    if !matches!(ppk, FileState::Absent)
+        || !matches!(file, FileState::Key { .. })
+        || planned.iter().any(|(op, _)| {
+            matches!(
+                op,
+                KeyPairOp::Create { .. } | KeyPairOp::Replace { .. } | KeyPairOp::Conflict(_)
+            )
+        })
+    {
+        return None;
+    }
+    let shown = ppk_display(spec);
+    if let Some((op, reason)) = planned.iter_mut().find(|(op, _)| *op == KeyPairOp::Noop) {
+        *op = KeyPairOp::WritePpk;
+        *reason = format!("write {shown}, the PuTTY form of {}", spec.output_display);
+        return None;
+    }
+    let index = planned.iter().position(|(op, _)| op.is_change())?;
+    planned[index].1.push_str(&format!("; write {shown}"));
+    Some(index)
 }
 
 /// An action and its reason.

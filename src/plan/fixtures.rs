@@ -38,6 +38,8 @@ pub(super) fn desired(regions: &[&str], key_type: KeyType) -> Desired {
             source: KeySource::Aws,
             tags: tags(&[("Team", "blue")]),
             purge_tags: false,
+            ppk: None,
+            seat: None,
             output: Some(PathBuf::from("keys/lab-key.pem")),
             output_display: "keys/lab-key.pem".into(),
         }],

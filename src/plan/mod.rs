@@ -83,6 +83,11 @@ pub(crate) struct KeyPairAction {
     pub remote_id: Option<String>,
     /// After the op succeeds, set the key file's mode to 0400.
     pub fix_mode: bool,
+    /// The PuTTY key file beside the key file, when the manifest asks for one: written with
+    /// a new key, or from the existing key file (`write_ppk`).
+    pub ppk: Option<PathBuf>,
+    /// After the op succeeds, write the PuTTY key from the existing key file.
+    pub write_ppk: bool,
     /// For people.
     pub reason: String,
 }
@@ -126,6 +131,8 @@ pub(crate) enum Conflict {
     NotOwned,
     /// The key file belongs to another user or sits in a folder others may change.
     Unsafe,
+    /// The PuTTY key file holds another key than the key file, or exists without it.
+    PpkMismatch,
 }
 
 impl Conflict {
@@ -139,6 +146,7 @@ impl Conflict {
             Conflict::OwnedByOther => "owned-by-other",
             Conflict::NotOwned => "not-owned",
             Conflict::Unsafe => "unsafe-file",
+            Conflict::PpkMismatch => "ppk-mismatch",
         }
     }
 
@@ -169,6 +177,9 @@ impl Conflict {
             Conflict::NotOwned => {
                 "`--replace` only replaces key pairs this manifest owns (tagged `labctl:project`); delete it by hand if you are sure"
             }
+            Conflict::PpkMismatch => {
+                "the `.ppk` beside the key file is not its PuTTY form; move it away and labctl writes the right one (it never overwrites a key file)"
+            }
         }
     }
 }
@@ -197,6 +208,9 @@ pub(crate) enum KeyPairOp {
     Adopt { set: BTreeMap<String, String> },
     /// Everything matches but the file's mode: chmod 0400.
     FixMode { mode: u32 },
+    /// Everything matches, but the PuTTY key the manifest asks for is missing: write it
+    /// from the key file.
+    WritePpk,
     /// Nothing to do.
     Noop,
     /// Nothing will be done; the reason says why.
@@ -232,6 +246,7 @@ pub(crate) enum Change {
     Adopt,
     UpdateTags,
     FixMode,
+    Write,
     Delete,
     Orphan,
     NoOp,
@@ -240,13 +255,14 @@ pub(crate) enum Change {
 
 impl Change {
     /// Every kind, in the order people read a summary.
-    pub(crate) const ALL: [Change; 10] = [
+    pub(crate) const ALL: [Change; 11] = [
         Change::Create,
         Change::Import,
         Change::Replace,
         Change::Adopt,
         Change::UpdateTags,
         Change::FixMode,
+        Change::Write,
         Change::Delete,
         Change::Orphan,
         Change::NoOp,
@@ -262,6 +278,7 @@ impl Change {
             Change::Adopt => "adopt",
             Change::UpdateTags => "update-tags",
             Change::FixMode => "fix-mode",
+            Change::Write => "write",
             Change::Delete => "delete",
             Change::Orphan => "orphan",
             Change::NoOp => "noop",
@@ -278,6 +295,7 @@ impl Change {
             | Change::Adopt
             | Change::UpdateTags
             | Change::FixMode
+            | Change::Write
             | Change::Delete => true,
             Change::Orphan | Change::NoOp | Change::Conflict => false,
         }
@@ -294,6 +312,7 @@ impl KeyPairOp {
             KeyPairOp::UpdateTags { .. } => Change::UpdateTags,
             KeyPairOp::Adopt { .. } => Change::Adopt,
             KeyPairOp::FixMode { .. } => Change::FixMode,
+            KeyPairOp::WritePpk => Change::Write,
             KeyPairOp::Noop => Change::NoOp,
             KeyPairOp::Conflict(_) => Change::Conflict,
             KeyPairOp::Orphan => Change::Orphan,
@@ -315,7 +334,7 @@ impl KeyPairOp {
 impl KeyPairAction {
     /// Whether apply changes anything for this action.
     pub(crate) fn is_change(&self) -> bool {
-        self.op.is_change() || self.fix_mode
+        self.op.is_change() || self.fix_mode || self.write_ppk
     }
 }
 
@@ -380,6 +399,8 @@ fn action(
         op,
         remote_id: remote.and_then(|r| r.id.clone()),
         fix_mode: false,
+        ppk: spec.ppk.clone(),
+        write_ppk: false,
         reason,
     })
 }

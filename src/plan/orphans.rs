@@ -74,6 +74,8 @@ pub(super) fn plan_orphans(
                 },
                 remote_id: remote.id.clone(),
                 fix_mode: false,
+                ppk: None,
+                write_ppk: false,
                 reason,
             }));
         }

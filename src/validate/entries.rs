@@ -112,6 +112,7 @@ impl Validator<'_> {
             .purge_tags
             .as_ref()
             .map_or(defaults.purge_tags, |p| p.value);
+        let ppk = self.entry_ppk(entry, defaults, &path, writes_file, output.as_ref());
 
         let spec = match (name.clone(), regions, key_type, source, tags) {
             (Some(name), Some(regions), Some(key_type), Some(source), Some(tags))
@@ -130,6 +131,8 @@ impl Validator<'_> {
                     purge_tags,
                     output,
                     output_display,
+                    ppk: ppk.clone(),
+                    seat: instance.map(|(_, seat)| seat.to_owned()),
                 })
             }
             _ => None,
@@ -139,7 +142,52 @@ impl Validator<'_> {
             name: name.map(|n| (n, name_pos)),
             regions: valid_regions,
             output: output.map(|(path, display)| (path, display, output_pos)),
+            ppk,
         }
+    }
+
+    /// The PuTTY key file of an entry whose `formats` (or the defaults') include `ppk`: the
+    /// output with the extension `.ppk`.
+    fn entry_ppk(
+        &mut self,
+        entry: &Entry,
+        defaults: &Resolved,
+        path: &str,
+        writes_file: bool,
+        output: Option<&(PathBuf, String)>,
+    ) -> Option<PathBuf> {
+        let field = format!("{path}.formats");
+        let wanted = match &entry.formats {
+            Some(list) => {
+                let wanted = self.formats(&field, list).unwrap_or(false);
+                if wanted && !writes_file {
+                    self.push(
+                        Diagnostic::error(
+                            &field,
+                            list.pos,
+                            "a key pair with `public_key` has no private key to write for PuTTY",
+                        )
+                        .with_help("remove `formats`: labctl only imports the public key"),
+                    );
+                    return None;
+                }
+                wanted
+            }
+            None => defaults.ppk,
+        };
+        let (file, display) = output.filter(|_| wanted && writes_file)?;
+        if file.extension().is_some_and(|e| e == "ppk") {
+            self.push(
+                Diagnostic::error(
+                    format!("{path}.output"),
+                    entry.output.as_ref().map_or(entry.pos, |o| o.pos),
+                    format!("the output {display} ends in `.ppk`, where the PuTTY key goes"),
+                )
+                .with_help("name the private key file `….pem`; labctl writes the `.ppk` beside it"),
+            );
+            return None;
+        }
+        Some(file.with_extension("ppk"))
     }
 
     /// The entry's name, with `${index}`/`${item}` and variables substituted, by EC2's rules.

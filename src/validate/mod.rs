@@ -79,6 +79,8 @@ struct Checked {
     name: Option<(KeyName, Pos)>,
     regions: Vec<Region>,
     output: Option<(PathBuf, String, Pos)>,
+    /// The PuTTY key file the entry also writes.
+    ppk: Option<PathBuf>,
 }
 
 /// The defaults, resolved once for every entry.
@@ -89,6 +91,8 @@ struct Resolved {
     source: Option<SourceKind>,
     bits: Option<Located<i128>>,
     purge_tags: bool,
+    /// `formats` includes `ppk`.
+    ppk: bool,
 }
 
 /// A `key_type` as written: absent, invalid (already reported), or a type.
@@ -224,6 +228,22 @@ impl Validator<'_> {
                 }
             }
         }
+        if let (Some(ppk), Some((_, _, output_pos))) = (&checked.ppk, &checked.output) {
+            if let Some(first) = seen_outputs.get(ppk) {
+                self.push(
+                    Diagnostic::error(
+                        format!("keypairs[{}].output", entry.index),
+                        *output_pos,
+                        format!("two key pairs would write the same file {}", ppk.display()),
+                    )
+                    .with_label("its PuTTY key is written here")
+                    .with_related(*first, "first written here")
+                    .with_help("give each key pair its own `output` file"),
+                );
+            } else {
+                seen_outputs.insert(ppk.clone(), *output_pos);
+            }
+        }
         if let Some((path, display, output_pos)) = &checked.output {
             if let Some(first) = seen_outputs.get(path) {
                 let mut diagnostic = Diagnostic::error(
@@ -265,7 +285,63 @@ impl Validator<'_> {
             source,
             bits: d.bits.clone(),
             purge_tags: d.purge_tags.as_ref().is_some_and(|p| p.value),
+            ppk: d
+                .formats
+                .as_ref()
+                .and_then(|f| self.formats("defaults.formats", f))
+                .unwrap_or(false),
         }
+    }
+
+    /// A `formats` list: `pem` (always written) and `ppk` (PuTTY). Returns whether `ppk` is
+    /// asked for, or `None` when the list is wrong (reported).
+    fn formats(&mut self, field: &str, list: &Located<Vec<Located<String>>>) -> Option<bool> {
+        const FORMATS: &[&str] = &["pem", "ppk"];
+        let mut seen: BTreeMap<&str, Pos> = BTreeMap::new();
+        let mut ok = true;
+        for (i, item) in list.value.iter().enumerate() {
+            let value = item.value.as_str();
+            if !FORMATS.contains(&value) {
+                let mut diagnostic = Diagnostic::error(
+                    format!("{field}[{i}]"),
+                    item.pos,
+                    format!("unknown key file format `{value}`"),
+                )
+                .with_label("not a format");
+                diagnostic = match diagnostic::suggest(&value.to_ascii_lowercase(), FORMATS) {
+                    Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                    None => diagnostic.with_help(
+                        "labctl writes `pem` (the OpenSSH key, always) and `ppk` (PuTTY's)",
+                    ),
+                };
+                self.push(diagnostic);
+                ok = false;
+            } else if let Some(first) = seen.get(value) {
+                self.push(
+                    Diagnostic::error(
+                        format!("{field}[{i}]"),
+                        item.pos,
+                        format!("`{value}` is listed twice"),
+                    )
+                    .with_label("listed again here")
+                    .with_related(*first, "first listed here"),
+                );
+                ok = false;
+            } else {
+                seen.insert(value, item.pos);
+            }
+        }
+        if ok && !seen.contains_key("pem") {
+            self.push(
+                Diagnostic::error(field, list.pos, "`formats` must include `pem`")
+                    .with_label("no pem")
+                    .with_help(
+                        "the `.pem` file is the key labctl works from; write `formats: [pem, ppk]`",
+                    ),
+            );
+            ok = false;
+        }
+        ok.then(|| seen.contains_key("ppk"))
     }
 }
 
