@@ -69,6 +69,11 @@ pub(crate) enum Command {
         after_help = "Examples:\n  labctl output\n  labctl output --format json\n  eval \"$(labctl output --format env)\""
     )]
     Output(OutputArgs),
+    /// Write one bundle per key pair for its attendee: the private key, `ssh_config`, `README.txt`
+    #[command(
+        after_help = "Examples:\n  labctl handout\n  labctl handout --zip --passphrase      # bundles that may travel over e-mail\n  labctl handout 'seat-*' --out /media/usb\n  labctl handout seat-07 --force         # after `apply --replace seat-07`"
+    )]
+    Handout(HandoutArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     #[command(
         after_help = "Examples:\n  labctl completions bash > ~/.local/share/bash-completion/completions/labctl\n  labctl completions zsh > \"${fpath[1]}/_labctl\"\n  labctl completions fish > ~/.config/fish/completions/labctl.fish"
@@ -87,6 +92,40 @@ pub(crate) struct InitArgs {
     /// The region of the key pairs
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
     pub region: String,
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // command-line switches
+pub(crate) struct HandoutArgs {
+    /// Key pairs to hand out, by name or pattern (`*`, `?`); default: every key pair
+    #[arg(value_name = "NAME")]
+    pub selectors: Vec<String>,
+    /// Where the bundles go (default: `handout/` beside the manifest, created 0700 and
+    /// ignored by git)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// One zip file per key pair instead of a folder (for channels that take one file)
+    #[arg(long)]
+    pub zip: bool,
+    /// Encrypt each bundle's private keys with its own random passphrase, listed in an
+    /// owner-only `passphrases-TIME.csv` for the instructor (send it over another channel)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// Replace a bundle whose key, formats or passphrase setting changed (the old one is
+    /// moved aside)
+    #[arg(long)]
+    pub force: bool,
+    /// Override a manifest variable (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<Var>,
+    /// Print the result as one JSON document
+    #[arg(long)]
+    pub json: bool,
+    /// Print only problems
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(skip)]
+    pub manifest: PathBuf,
 }
 
 #[derive(Debug, Args)]

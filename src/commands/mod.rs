@@ -8,6 +8,7 @@
 
 mod apply;
 mod destroy;
+mod handout;
 mod init;
 mod locate;
 mod output;
@@ -155,6 +156,7 @@ impl Command {
             Command::Apply(a) => a.cloud.json,
             Command::Destroy(a) => a.cloud.json,
             Command::Output(a) => a.cloud.json || a.format == crate::cli::OutputFormat::Json,
+            Command::Handout(a) => a.json,
             Command::Init(_) | Command::Schema | Command::Completions(_) | Command::Man => false,
         }
     }
@@ -197,6 +199,10 @@ fn run(cli: Cli, term: Terminal) -> Result<Exit, Error> {
             // `--format json` is `--json`: one document, errors included.
             args.cloud.json |= args.format == crate::cli::OutputFormat::Json;
             output::output_command(&args, term)
+        }
+        Command::Handout(mut args) => {
+            args.manifest = locate::resolve(None, file)?;
+            handout::handout_command(&args, term)
         }
         Command::Completions(args) => {
             let mut out = Vec::new();
@@ -288,8 +294,20 @@ fn print_diagnostics(source: &Source, diagnostics: &[Diagnostic], term: Terminal
 /// Validate a manifest for plan/apply; diagnostics (warnings too) go to stderr, or with
 /// `--json` into the one JSON document (an invalid manifest's is written here).
 fn load(args: &CloudArgs, term: Terminal) -> Result<(Desired, Vec<serde_json::Value>), Error> {
-    let (source, desired, diagnostics) = check(&args.manifest, &args.vars);
-    if args.json {
+    load_manifest(&args.manifest, &args.vars, args.json, args.quiet, term)
+}
+
+/// Read and validate a manifest, showing its diagnostics (with `json`, returning them for
+/// the document, or writing the invalid-manifest document).
+fn load_manifest(
+    manifest: &Path,
+    vars: &[Var],
+    json: bool,
+    quiet: bool,
+    term: Terminal,
+) -> Result<(Desired, Vec<serde_json::Value>), Error> {
+    let (source, desired, diagnostics) = check(manifest, vars);
+    if json {
         let name = source.name();
         let list: Vec<serde_json::Value> = diagnostics
             .iter()
@@ -313,7 +331,7 @@ fn load(args: &CloudArgs, term: Terminal) -> Result<(Desired, Vec<serde_json::Va
         };
         return Ok((desired, list));
     }
-    let shown: Vec<Diagnostic> = if args.quiet {
+    let shown: Vec<Diagnostic> = if quiet {
         diagnostics
             .into_iter()
             .filter(|d| d.severity == Severity::Error)

@@ -277,6 +277,20 @@ impl KeyFolder {
         Ok((folder, created))
     }
 
+    /// Make a new folder `name` (0700) inside this one, by this folder's descriptor (never
+    /// through a path), and open it. It must not exist yet.
+    pub fn create_child(&self, name: &OsStr) -> Result<KeyFolder, FolderError> {
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700))
+            .map_err(|err| FolderError::Io(to_io(err)))?;
+        let folder = KeyFolder {
+            fd: open_dir_at(&self.fd, name)?,
+            path: self.path.join(name),
+        };
+        sync(&self.fd).map_err(FolderError::Io)?;
+        folder.check_trust()?;
+        Ok(folder)
+    }
+
     fn check_trust(&self) -> Result<(), FolderError> {
         let stat = rustix::fs::fstat(&self.fd).map_err(|e| FolderError::Io(to_io(e)))?;
         match folder_distrust(&self.path, &stat) {
@@ -664,8 +678,8 @@ mod tests {
             let folders = ["a", "a/b", "a/b/keys"].map(|f| root.path().join(f));
             assert_eq!(all, folders, "round {round}: each folder is made once");
             for folder in &folders {
-                let mode = std::fs::metadata(folder).unwrap().permissions().mode() & 0o777;
-                assert_eq!(mode, 0o700, "round {round}: {}", folder.display());
+                let bits = std::fs::metadata(folder).unwrap().permissions().mode() & 0o777;
+                assert_eq!(bits, 0o700, "round {round}: {}", folder.display());
             }
             let ignores: Vec<_> = folders
                 .iter()

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
+use cbc::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use ssh_key::private::KeypairData;
@@ -102,7 +103,7 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
         let _ = writeln!(text, "Argon2-Memory: {ARGON2_MEMORY_KIB}");
         let _ = writeln!(text, "Argon2-Passes: {ARGON2_PASSES}");
         let _ = writeln!(text, "Argon2-Parallelism: {ARGON2_LANES}");
-        let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = to_hex(&salt);
         let _ = writeln!(text, "Argon2-Salt: {hex}");
         // Pad to the cipher's block with random bytes (the MAC covers the padding).
         let pad = (16 - private_blob.len() % 16) % 16;
@@ -113,7 +114,6 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
         // The MAC is over the plain private blob; encrypt a copy for the file.
         let mut encrypted = Zeroizing::new(private_blob.to_vec());
         let length = encrypted.len();
-        use cbc::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
         cbc::Encryptor::<aes::Aes256>::new(derived[..32].into(), derived[32..48].into())
             .encrypt_padded_mut::<NoPadding>(&mut encrypted, length)
             .map_err(|_| "the private key could not be encrypted".to_owned())?;
@@ -131,14 +131,16 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
     put_string(&mut covered, &public_blob);
     put_string(&mut covered, &private_blob);
     mac.update(&covered);
-    let tag: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tag = to_hex(&mac.finalize().into_bytes());
     let _ = writeln!(text, "Private-MAC: {tag}");
     Ok(Secret::new(std::mem::take(&mut *text)))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 fn write_private(text: &mut String, blob: &[u8]) {

@@ -96,18 +96,18 @@ pub struct KeyStore;
 impl KeyStore {
     /// What is at `path`, without following a symlink and without ever printing the key.
     pub fn inspect(self, path: &Path) -> FileState {
-        self.inspect_as(path, public_key_of_private)
+        Self::inspect_as(path, public_key_of_private)
     }
 
     /// What is at `path`, a PuTTY private key file (its public key is stored in clear).
     pub fn inspect_ppk(self, path: &Path) -> FileState {
-        self.inspect_as(path, |secret| {
+        Self::inspect_as(path, |secret| {
             super::public_key_of_ppk(secret.expose())
                 .ok_or_else(|| "it is not a PuTTY private key".to_owned())
         })
     }
 
-    fn inspect_as(self, path: &Path, read: fn(&Secret) -> Result<PublicKey, String>) -> FileState {
+    fn inspect_as(path: &Path, read: fn(&Secret) -> Result<PublicKey, String>) -> FileState {
         let Some((dir, name)) = split_file(path) else {
             return FileState::NotAFile;
         };
@@ -262,7 +262,7 @@ impl KeyStore {
     /// # Errors
     /// Why the file could not be checked or removed.
     pub fn remove_key(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
-        self.remove_as(path, expected, public_key_of_private)
+        Self::remove_as(path, expected, public_key_of_private)
     }
 
     /// The PuTTY key beside the key file `pem` (`<name>.ppk`), when it holds `public`.
@@ -278,13 +278,12 @@ impl KeyStore {
     /// # Errors
     /// Why it could not be removed.
     pub fn remove_ppk(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
-        self.remove_as(path, expected, |secret| {
+        Self::remove_as(path, expected, |secret| {
             super::public_key_of_ppk(secret.expose()).ok_or_else(String::new)
         })
     }
 
     fn remove_as(
-        self,
         path: &Path,
         expected: &PublicKey,
         read: fn(&Secret) -> Result<PublicKey, String>,

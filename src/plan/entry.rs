@@ -1,6 +1,8 @@
 //! One manifest entry in each of its regions: the decision over every (key source, key
 //! file, remote key pair) state, then tags and the key file's mode.
 
+use std::fmt::Write as _;
+
 use super::{
     APPLY_TAG, Action, BTreeMap, Conflict, Desired, FileState, Generator, ImportSource, KEY_MODE,
     KeyPairOp, KeyPairSpec, KeySource, Observed, Owner, PublicKey, Region, RemoteKeyPair, action,
@@ -53,7 +55,7 @@ pub(super) fn plan_entry(
                 _ => false,
             };
             if creates {
-                reason.push_str(&format!(", with {}", ppk_display(spec)));
+                let _ = write!(reason, ", with {}", ppk_display(spec));
             }
         }
     }
@@ -142,7 +144,7 @@ fn ppk_write(
         return None;
     }
     let index = planned.iter().position(|(op, _)| op.is_change())?;
-    planned[index].1.push_str(&format!("; write {shown}"));
+    let _ = write!(planned[index].1, "; write {shown}");
     Some(index)
 }
 

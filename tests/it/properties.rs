@@ -146,7 +146,7 @@ fn manifest(entries: &[Entry], defaults_region: bool) -> String {
             Many::One => {}
             Many::Count(n) => text.push_str(&format!("    count: {n}\n")),
             Many::ForEach(items) => {
-                text.push_str(&format!("    for_each: [{}]\n", items.join(", ")))
+                text.push_str(&format!("    for_each: [{}]\n", items.join(", ")));
             }
             Many::Both => text.push_str("    count: 2\n    for_each: [a, b]\n"),
         }
@@ -255,14 +255,14 @@ fn generated_manifests_validate_deterministically_and_agree_with_the_schema() {
     assert!(invalid >= CASES / 10, "only {invalid} invalid");
 
     // Every manifest labctl accepts, the schema accepts (as an editor checks it).
-    let check = r#"
+    let check = r"
 import json, sys, yaml, jsonschema
 validator = jsonschema.Draft7Validator(json.load(open(sys.argv[1])))
 for path in sys.argv[2:]:
     errors = list(validator.iter_errors(yaml.safe_load(open(path))))
     if errors:
         print(path, errors[0].message)
-"#;
+";
     let output = std::process::Command::new("python3")
         .args(["-c", check])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/labctl.schema.json"))
