@@ -11,6 +11,7 @@
 mod apply;
 mod custody;
 mod faults;
+mod handout;
 mod lifecycle;
 mod properties;
 mod regime;

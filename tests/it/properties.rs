@@ -1,5 +1,5 @@
 //! Generated manifests over every field that shapes a key pair (`count`, `for_each`, `source`,
-//! `public_key`, `bits`, `key_type`, regions, output, tags): validation is deterministic, a
+//! `public_key`, `bits`, `key_type`, `formats`, regions, output, tags): validation is deterministic, a
 //! valid manifest makes exactly the key pairs its entries describe, and the JSON Schema that
 //! editors use accepts every manifest labctl accepts.
 
@@ -34,6 +34,7 @@ struct Entry {
     regions: Option<&'static str>,
     output: Option<&'static str>,
     tags: Option<&'static str>,
+    formats: Option<&'static str>,
 }
 
 /// A field left out, or one of `valid` values, or now and then one of `wrong` ones.
@@ -78,6 +79,7 @@ fn entry() -> impl Strategy<Value = Entry> {
             ),
             field(12, &["aws", "local"], &["cloud"]),
             field(12, &["rsa", "ed25519"], &["dsa"]),
+            field(12, &["[pem, ppk]", "[pem]"], &["[ppk]", "[pem, PPK]"]),
         ),
         (
             field(40, &["2048", "3072", "4096"], &["1024", "big"]),
@@ -100,7 +102,10 @@ fn entry() -> impl Strategy<Value = Entry> {
         ),
     )
         .prop_map(
-            |((many, suffix, source, key_type), (bits, public_key, regions, output, tags))| {
+            |(
+                (many, suffix, source, key_type, formats),
+                (bits, public_key, regions, output, tags),
+            )| {
                 // The name a careful author gives: numbered with `count`, named with `for_each`
                 // (unless a wrong one was drawn).
                 let suffix = suffix.unwrap_or(match many {
@@ -118,6 +123,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                     regions,
                     output,
                     tags,
+                    formats,
                 }
             },
         )
@@ -161,6 +167,7 @@ fn manifest(entries: &[Entry], defaults_region: bool) -> String {
             ),
             ("output", e.output.map(str::to_owned)),
             ("tags", e.tags.map(str::to_owned)),
+            ("formats", e.formats.map(str::to_owned)),
         ];
         for (field, value) in fields {
             if let Some(value) = value {
@@ -207,6 +214,7 @@ fn generated_manifests_validate_deterministically_and_agree_with_the_schema() {
     let mut runner = TestRunner::deterministic();
     let mut valid = Vec::new();
     let mut invalid = 0;
+    let mut with_ppk = 0;
     for case in 0..CASES {
         let (entries, defaults_region) = strategy.new_tree(&mut runner).unwrap().current();
         let file = format!("m{case:03}.yaml");
@@ -244,12 +252,14 @@ fn generated_manifests_validate_deterministically_and_agree_with_the_schema() {
                 human.stdout.contains(&expected),
                 "{text}\n{expected}\n{human:?}"
             );
+            with_ppk += usize::from(text.contains("formats: [pem, ppk]"));
             valid.push(test.path(&file));
         } else {
             invalid += 1;
         }
     }
-    eprintln!("{} valid, {invalid} invalid", valid.len());
+    eprintln!("{} valid ({with_ppk} with ppk), {invalid} invalid", valid.len());
+    assert!(with_ppk > 0, "no valid manifest asks for ppk");
     // Enough of both kinds that the properties say something.
     assert!(valid.len() >= CASES / 10, "only {} valid", valid.len());
     assert!(invalid >= CASES / 10, "only {invalid} invalid");

@@ -1,0 +1,435 @@
+//! Getting each attendee their key: PuTTY keys beside the `.pem` files, and `labctl handout`
+//! bundles, read back with the tools attendees use (`puttygen`, `ssh-keygen`, `unzip`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support::{Test, cannot_run, mutating_calls, server, ssh_public_key_of, unique};
+
+/// Whether `puttygen` (Debian's putty-tools) is here; installed when missing and possible,
+/// as `.ci/run` does.
+fn puttygen() -> bool {
+    let present = || {
+        Command::new("puttygen")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present() {
+        return true;
+    }
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-q", "putty-tools"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if present() {
+        return true;
+    }
+    cannot_run("this test needs puttygen (Debian: apt-get install putty-tools)");
+    false
+}
+
+/// The OpenSSH public key (no comment) of a PPK file, as PuTTY reads it: converted to an
+/// unencrypted OpenSSH key by `puttygen` (which checks the MAC and, with a passphrase,
+/// decrypts), then read by `ssh-keygen -y`.
+fn ppk_public_key(ppk: &Path, passphrase: Option<&str>) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, format!("{}\n", passphrase.unwrap_or(""))).unwrap();
+    let converted = dir.path().join("converted");
+    let out = Command::new("puttygen")
+        .arg(ppk)
+        .arg("--old-passphrase")
+        .arg(&pass)
+        .arg("--new-passphrase")
+        .arg(&empty)
+        .args(["-O", "private-openssh", "-o"])
+        .arg(&converted)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    std::fs::set_permissions(&converted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Ok(ssh_public_key_of(&converted))
+}
+
+/// `ssh-keygen -y -P PASSPHRASE`: the public key of an encrypted OpenSSH key.
+fn encrypted_pem_public_key(pem: &Path, passphrase: &str) -> Result<String, String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-y", "-P", passphrase, "-f"])
+        .arg(pem)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(crate::support::strip_comment(&String::from_utf8_lossy(
+            &out.stdout,
+        )))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// No private key text in what labctl printed: no PEM armour, no 40-character piece of any
+/// key file under `dir`.
+fn assert_no_key_text(output: &str, dir: &Path) {
+    assert!(!output.contains("PRIVATE KEY"), "{output}");
+    assert!(!output.contains("PuTTY-User-Key-File"), "{output}");
+    for entry in walk(dir) {
+        let Ok(text) = std::fs::read_to_string(&entry) else {
+            continue;
+        };
+        if !(text.contains("PRIVATE KEY") || text.contains("PuTTY-User-Key-File")) {
+            continue;
+        }
+        for line in text.lines().filter(|l| l.len() >= 40 && !l.contains(' ')) {
+            assert!(
+                !output.contains(&line[..40]),
+                "a piece of {} was printed",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn ppk_files_are_written_beside_every_key_and_read_by_puttygen() {
+    if !puttygen() {
+        return;
+    }
+    let test = Test::new();
+    let project = unique("ppk");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults:\n  regions: [us-east-1, eu-west-1]\n  formats: [pem, ppk]\nkeypairs:\n  - name: {project}-rsa\n  - name: {project}-ed\n    key_type: ed25519\n  - name: {project}-local\n    source: local\n    key_type: rsa\n    bits: 3072\n"
+        ),
+    );
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    for kind in ["rsa", "ed", "local"] {
+        let pem = test.path(&format!("keys/{project}-{kind}.pem"));
+        let ppk = test.path(&format!("keys/{project}-{kind}.ppk"));
+        assert_eq!(mode(&ppk), 0o400, "{kind}");
+        let expected = ssh_public_key_of(&pem);
+        assert_eq!(ppk_public_key(&ppk, None).unwrap(), expected, "{kind}");
+        let remote = server()
+            .key_pair("eu-west-1", &format!("{project}-{kind}"))
+            .unwrap();
+        assert_eq!(crate::support::strip_comment(&remote.public_key), expected);
+    }
+    assert_no_key_text(&format!("{}{}", run.stdout, run.stderr), &test.path("keys"));
+
+    // Idempotent: nothing to do, nothing sent.
+    let again = test.cloud(&["apply", "--json"]);
+    again.assert_code(0);
+    assert_eq!(mutating_calls(&again.json()), 0, "{}", again.stdout);
+
+    // A lost .ppk is a `write` from the key file, with no request to EC2.
+    let ed_ppk = test.path(&format!("keys/{project}-ed.ppk"));
+    std::fs::remove_file(&ed_ppk).unwrap();
+    let plan = test.cloud(&["plan", "--json"]).json();
+    let writes: Vec<&serde_json::Value> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "write")
+        .collect();
+    assert_eq!(writes.len(), 1, "{plan:#}");
+    assert_eq!(writes[0]["name"], format!("{project}-ed"));
+    let fixed = test.cloud(&["apply", "--json"]);
+    fixed.assert_code(0);
+    assert_eq!(mutating_calls(&fixed.json()), 0, "{}", fixed.stdout);
+    assert_eq!(mode(&ed_ppk), 0o400);
+    assert_eq!(
+        ppk_public_key(&ed_ppk, None).unwrap(),
+        ssh_public_key_of(&test.path(&format!("keys/{project}-ed.pem")))
+    );
+
+    // A .ppk of another key is a conflict for that entry; nothing is overwritten.
+    let rsa_ppk = test.path(&format!("keys/{project}-rsa.ppk"));
+    std::fs::remove_file(&rsa_ppk).unwrap();
+    std::fs::copy(test.path(&format!("keys/{project}-local.ppk")), &rsa_ppk).unwrap();
+    let before = std::fs::read(&rsa_ppk).unwrap();
+    let conflict = test.cloud(&["apply", "--json"]);
+    conflict.assert_code(1);
+    let json = conflict.json();
+    let kinds: Vec<&str> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"] == format!("{project}-rsa"))
+        .map(|a| a["conflict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["ppk-mismatch", "ppk-mismatch"], "{json:#}");
+    assert_eq!(mutating_calls(&json), 0);
+    assert_eq!(std::fs::read(&rsa_ppk).unwrap(), before);
+
+    // destroy retires each .ppk with its .pem.
+    std::fs::remove_file(&rsa_ppk).unwrap();
+    test.cloud(&["destroy", "--yes"]).assert_code(0);
+    let left: Vec<String> = std::fs::read_dir(test.path("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".ppk") || n.contains(".pem"))
+        .collect();
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert!(left.iter().all(|n| n.contains(".retired-")), "{left:?}");
+}
+
+/// A 12-seat workshop with two instructors' keys (one imported from a public key).
+fn workshop(test: &Test, project: &str) {
+    let public = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ed25519-b.pub"),
+    )
+    .unwrap();
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults:\n  region: us-east-1\n  formats: [pem, ppk]\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: 12\n    key_type: ed25519\n  - name: {project}-instructor-ana\n    key_type: rsa\n  - name: {project}-instructor-bo\n    public_key: \"{}\"\n",
+            public.trim()
+        ),
+    );
+}
+
+#[test]
+fn handout_zips_with_passphrases_open_with_the_attendees_tools() {
+    if !puttygen() {
+        return;
+    }
+    let test = Test::new();
+    let project = unique("hand");
+    workshop(&test, &project);
+    test.cloud(&["apply", "-q"]).assert_code(0);
+
+    let run = test.run(&["handout", "--zip", "--passphrase", "--json"]);
+    run.assert_code(0);
+    assert_no_key_text(&format!("{}{}", run.stdout, run.stderr), test.dir.path());
+    let json = run.json();
+    let bundles = json["bundles"].as_array().unwrap();
+    assert_eq!(bundles.len(), 14);
+    let written = bundles.iter().filter(|b| b["status"] == "written").count();
+    assert_eq!(written, 13, "{json:#}");
+    let skipped: Vec<&serde_json::Value> = bundles
+        .iter()
+        .filter(|b| b["status"] == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0]["name"], format!("{project}-instructor-bo"));
+
+    // The passphrase list: owner-only, one row per bundle written, seats numbered.
+    let csv_path = Path::new(json["passphrases"].as_str().unwrap()).to_owned();
+    let csv_path = test.dir.path().join(csv_path);
+    assert_eq!(mode(&csv_path), 0o400);
+    assert_eq!(mode(&test.path("handout")), 0o700);
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 13, "{csv}");
+    let seat_7 = rows
+        .iter()
+        .find(|r| r[1] == format!("{project}-seat-7"))
+        .unwrap();
+    assert_eq!(seat_7[0], "7");
+    let passphrase = seat_7[2];
+    assert_eq!(passphrase.len(), 29, "six groups of four");
+    let mut all: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 13, "every bundle has its own passphrase");
+
+    // One bundle opened by hand, as an attendee would.
+    let zip = test.path(&format!("handout/{project}-seat-7.zip"));
+    assert_eq!(mode(&zip), 0o400);
+    let opened = tempfile::tempdir().unwrap();
+    let unzip = Command::new("unzip")
+        .arg("-q")
+        .arg(&zip)
+        .arg("-d")
+        .arg(opened.path())
+        .status()
+        .unwrap();
+    assert!(unzip.success());
+    let inside = opened.path().join(format!("{project}-seat-7"));
+    let mut names: Vec<String> = std::fs::read_dir(&inside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "README.txt".to_owned(),
+            format!("{project}-seat-7.pem"),
+            format!("{project}-seat-7.ppk"),
+            "ssh_config".to_owned()
+        ]
+    );
+    let expected = ssh_public_key_of(&test.path(&format!("keys/{project}-seat-7.pem")));
+    let pem = inside.join(format!("{project}-seat-7.pem"));
+    let ppk = inside.join(format!("{project}-seat-7.ppk"));
+    assert_eq!(mode(&pem), 0o600, "unzip restores owner-only keys");
+    assert_eq!(
+        encrypted_pem_public_key(&pem, passphrase).unwrap(),
+        expected
+    );
+    assert!(encrypted_pem_public_key(&pem, "not-the-passphrase").is_err());
+    assert_eq!(ppk_public_key(&ppk, Some(passphrase)).unwrap(), expected);
+    assert!(ppk_public_key(&ppk, Some("not-the-passphrase")).is_err());
+    let readme = std::fs::read_to_string(inside.join("README.txt")).unwrap();
+    assert!(
+        readme.contains(&format!("Public key:  {expected}")),
+        "{readme}"
+    );
+    assert!(readme.contains("Seat:        7"), "{readme}");
+    assert!(readme.contains("us-east-1"), "{readme}");
+    assert!(readme.contains("Passphrase:  yes"), "{readme}");
+    // The fingerprint EC2 shows for an ed25519 key it created: base64 SHA-256 of the key.
+    let listed = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(&test.path(&format!("keys/{project}-seat-7.pem")))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let sha = listed
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("SHA256:");
+    assert!(readme.contains(sha), "{readme}\n{listed}");
+    let config = std::fs::read_to_string(inside.join("ssh_config")).unwrap();
+    assert!(config.contains(&format!("IdentityFile ~/.ssh/{project}-seat-7.pem")));
+    assert!(config.contains("IdentitiesOnly yes"));
+
+    // Again: nothing changed, nothing rewritten, no new passphrase list.
+    let before = std::fs::read(&zip).unwrap();
+    let again = test.run(&["handout", "--zip", "--passphrase", "--json"]);
+    again.assert_code(0);
+    let json = again.json();
+    assert!(
+        json["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["status"] == "unchanged" || b["status"] == "skipped"),
+        "{json:#}"
+    );
+    assert!(json["passphrases"].is_null());
+    assert_eq!(std::fs::read(&zip).unwrap(), before);
+
+    // Seat 3's key is replaced: its bundle is refused until --force, which keeps the old one.
+    test.cloud(&[
+        "apply",
+        "-q",
+        "--yes",
+        "--replace",
+        &format!("{project}-seat-3"),
+    ])
+    .assert_code(0);
+    let refused = test.run(&[
+        "handout",
+        "--zip",
+        "--passphrase",
+        &format!("{project}-seat-3"),
+    ]);
+    refused.assert_code(1);
+    assert!(refused.stdout.contains("--force"), "{refused:?}");
+    let forced = test.run(&[
+        "handout",
+        "--zip",
+        "--passphrase",
+        "--force",
+        "--json",
+        &format!("{project}-seat-*3"),
+    ]);
+    forced.assert_code(0);
+    let json = forced.json();
+    assert_eq!(json["bundles"].as_array().unwrap().len(), 1, "{json:#}");
+    assert_eq!(json["bundles"][0]["status"], "replaced");
+    let aside = std::fs::read_dir(test.path("handout"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{project}-seat-3.zip.replaced-")))
+        .count();
+    assert_eq!(aside, 1);
+}
+
+#[test]
+fn handout_folders_are_owner_only_and_refuse_what_they_cannot_do() {
+    let test = Test::new();
+    let project = unique("handdir");
+    workshop(&test, &project);
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    // A lost key file: that seat is listed with the reason, the others are handed out.
+    std::fs::remove_file(test.path(&format!("keys/{project}-seat-2.pem"))).unwrap();
+    let run = test.run(&["handout", &format!("{project}-seat-*")]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains(&format!("{project}-seat-2"))
+            && run.stdout.contains("missing or unreadable"),
+        "{run:?}"
+    );
+    assert_no_key_text(&format!("{}{}", run.stdout, run.stderr), test.dir.path());
+    let bundle = test.path(&format!("handout/{project}-seat-1"));
+    assert_eq!(mode(&bundle), 0o700);
+    for file in walk(&bundle) {
+        assert_eq!(mode(&file), 0o400, "{}", file.display());
+    }
+    assert_eq!(walk(&bundle).len(), 4);
+    assert!(test.path("handout/.gitignore").exists());
+    assert!(!test.path(&format!("handout/{project}-seat-2")).exists());
+
+    // A selector that matches nothing changes nothing.
+    let none = test.run(&["handout", "nobody-*"]);
+    none.assert_code(1);
+    assert!(none.stderr.contains("matches `nobody-*`"), "{none:?}");
+
+    // A bundle folder inside a git work tree that does not ignore it: refused, nothing written.
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(test.dir.path())
+        .status();
+    if !git.is_ok_and(|s| s.success()) {
+        cannot_run("this test needs git");
+        return;
+    }
+    std::fs::create_dir(test.path("shared")).unwrap();
+    let exposed = test.run(&["handout", "--out", "shared"]);
+    exposed.assert_code(1);
+    assert!(exposed.stderr.contains("not ignored"), "{exposed:?}");
+    assert_eq!(std::fs::read_dir(test.path("shared")).unwrap().count(), 0);
+}
