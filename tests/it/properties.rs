@@ -258,7 +258,10 @@ fn generated_manifests_validate_deterministically_and_agree_with_the_schema() {
             invalid += 1;
         }
     }
-    eprintln!("{} valid ({with_ppk} with ppk), {invalid} invalid", valid.len());
+    eprintln!(
+        "{} valid ({with_ppk} with ppk), {invalid} invalid",
+        valid.len()
+    );
     assert!(with_ppk > 0, "no valid manifest asks for ppk");
     // Enough of both kinds that the properties say something.
     assert!(valid.len() >= CASES / 10, "only {} valid", valid.len());
