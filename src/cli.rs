@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "labctl",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LABCTL_COMMIT"), ")"),
     propagate_version = true,
     max_term_width = 100,
     after_help = "The manifest is labctl.yaml (or labctl.yml) in the current folder or the nearest parent, up to the git repository's root; -f names another, -C starts elsewhere.\nStart one with `labctl init`."
