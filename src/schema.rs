@@ -204,8 +204,19 @@ fn tags_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 /// The JSON Schema of manifest v1 (draft-07), pretty-printed with a final newline.
 pub(crate) fn json_schema() -> String {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    let schema = generator.into_root_schema_for::<ManifestV1>();
+    let mut schema = generator.into_root_schema_for::<ManifestV1>();
+    // A stable identity: the copy attached to this version's release (docs/compatibility.md).
+    schema.insert("$id".to_owned(), serde_json::Value::String(schema_id()));
     crate::render::json_document(&schema)
+}
+
+/// Where this version's schema is published.
+pub(crate) fn schema_id() -> String {
+    format!(
+        "{}/releases/download/v{}/labctl.schema.json",
+        env!("CARGO_PKG_REPOSITORY"),
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 #[cfg(test)]

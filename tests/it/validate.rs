@@ -379,6 +379,14 @@ fn schema_is_checked_in_and_current() {
     );
     let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    // A stable, versioned identity: the copy attached to this version's release.
+    assert_eq!(
+        schema["$id"],
+        format!(
+            "https://github.com/labctl/labctl/releases/download/v{}/labctl.schema.json",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
     assert_eq!(
         schema["definitions"]["KeyPair"]["properties"]["key_type"]["anyOf"][0]["$ref"],
         "#/definitions/KeyType"
