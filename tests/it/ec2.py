@@ -1,6 +1,8 @@
 """Look at and change the local EC2 server the way another tool would, independently of labctl.
 
   ec2.py ENDPOINT describe REGION          -> JSON list of {name, type, public_key, tags}
+  ec2.py ENDPOINT describe-full REGION     -> the same with id and fingerprint (EC2's KeyFingerprint)
+  (ENDPOINT `aws`: real EC2 with the environment's credentials, for tests/live.rs)
   ec2.py ENDPOINT delete REGION NAME
   ec2.py ENDPOINT import REGION NAME FILE  (FILE: an OpenSSH public key)
   ec2.py ENDPOINT create REGION NAME       (prints nothing: the private key is thrown away)
@@ -15,19 +17,36 @@ import sys
 import boto3
 
 endpoint, command, region = sys.argv[1], sys.argv[2], sys.argv[3]
-ec2 = boto3.client(
-    "ec2",
-    endpoint_url=endpoint,
-    region_name=region,
-    aws_access_key_id="testing",
-    aws_secret_access_key="testing",
-)
+if endpoint == "aws":
+    # Real EC2, with the credentials of the environment (tests/live.rs only).
+    ec2 = boto3.client("ec2", region_name=region)
+else:
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 if command == "describe":
     pairs = ec2.describe_key_pairs(IncludePublicKey=True)["KeyPairs"]
     print(json.dumps([
         {
             "name": p["KeyName"],
             "type": p.get("KeyType"),
+            "public_key": p.get("PublicKey", ""),
+            "tags": {t["Key"]: t["Value"] for t in p.get("Tags", [])},
+        }
+        for p in pairs
+    ]))
+elif command == "describe-full":
+    pairs = ec2.describe_key_pairs(IncludePublicKey=True)["KeyPairs"]
+    print(json.dumps([
+        {
+            "name": p["KeyName"],
+            "id": p.get("KeyPairId"),
+            "type": p.get("KeyType"),
+            "fingerprint": p.get("KeyFingerprint"),
             "public_key": p.get("PublicKey", ""),
             "tags": {t["Key"]: t["Value"] for t in p.get("Tags", [])},
         }

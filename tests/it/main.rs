@@ -8,6 +8,8 @@
     clippy::similar_names
 )]
 
+mod agree;
+mod agreement;
 mod apply;
 mod custody;
 mod faults;
@@ -15,6 +17,7 @@ mod handout;
 mod lifecycle;
 mod properties;
 mod regime;
+mod release;
 mod reliability;
 mod support;
 mod validate;

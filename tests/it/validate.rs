@@ -451,9 +451,21 @@ fn usage_errors_exit_1_and_help_exits_0() {
     test.run(&["help", "apply"]).assert_code(0);
     let version = test.run(&["--version"]);
     version.assert_code(0);
+    // The version and the commit it was built from (this checkout's HEAD).
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
+    let commit = std::env::var("LABCTL_COMMIT").map_or(head, |c| c.chars().take(12).collect());
     assert_eq!(
         version.stdout,
-        format!("labctl {}\n", env!("CARGO_PKG_VERSION"))
+        format!("labctl {} ({commit})\n", env!("CARGO_PKG_VERSION"))
     );
 }
 

@@ -1,0 +1,151 @@
+//! What ships: the release workflow lints, the install script installs an archive laid out as
+//! a release lays it out (by the same `scripts/package`), and refuses a corrupted one.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn repo(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn the_workflows_lint() {
+    let workflows: Vec<std::path::PathBuf> = std::fs::read_dir(repo(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    assert!(workflows.len() >= 2, "{workflows:?}");
+    let actionlint = Command::new("actionlint")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if actionlint {
+        let out = Command::new("actionlint")
+            .args(&workflows)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    // Without actionlint: the structure GitHub requires of a workflow.
+    crate::support::python_packages();
+    let check = r#"
+import sys, yaml
+for path in sys.argv[1:]:
+    doc = yaml.safe_load(open(path))
+    on = doc.get("on", doc.get(True))
+    assert on, f"{path}: no trigger"
+    assert isinstance(doc.get("jobs"), dict) and doc["jobs"], f"{path}: no jobs"
+    for name, job in doc["jobs"].items():
+        assert "runs-on" in job, f"{path}: job {name} has no runs-on"
+        assert job.get("steps"), f"{path}: job {name} has no steps"
+        for step in job["steps"]:
+            assert ("uses" in step) != ("run" in step), f"{path}: {name}: a step needs uses or run: {step}"
+"#;
+    let out = Command::new("python3")
+        .args(["-c", check])
+        .args(&workflows)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The target triple `scripts/install.sh` picks on this machine.
+fn host_target() -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "unknown-linux-musl",
+        "macos" => "apple-darwin",
+        other => panic!("no release for {other}"),
+    };
+    format!("{}-{os}", std::env::consts::ARCH)
+}
+
+fn package(out: &Path) {
+    let status = Command::new("sh")
+        .arg(repo("scripts/package"))
+        .arg(host_target())
+        .arg(crate::support::labctl_bin())
+        .arg(out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn install(base: &Path, prefix: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("sh")
+        .arg(repo("scripts/install.sh"))
+        .args(["--prefix"])
+        .arg(prefix)
+        .args(args)
+        .env("LABCTL_DOWNLOAD_URL", format!("file://{}", base.display()))
+        .env_remove("LABCTL_VERSION")
+        .env_remove("LABCTL_PREFIX")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_install_script_installs_a_release_archive_and_refuses_a_corrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("releases");
+    let version = env!("CARGO_PKG_VERSION");
+    // Laid out as GitHub serves a release: latest/download/… and download/vX.Y.Z/…
+    package(&base.join("latest/download"));
+    package(&base.join(format!("download/v{version}")));
+
+    for (prefix, args) in [
+        (dir.path().join("latest"), vec![]),
+        (dir.path().join("pinned"), vec!["--version", version]),
+    ] {
+        let out = install(&base, &prefix, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let installed = prefix.join("bin/labctl");
+        let ran = Command::new(&installed).arg("--version").output().unwrap();
+        let shown = String::from_utf8_lossy(&ran.stdout);
+        assert!(shown.starts_with(&format!("labctl {version} (")), "{shown}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("installed labctl"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // One byte changed in the archive: the checksum refuses it, nothing is installed.
+    let archive = base.join(format!("latest/download/labctl-{}.tar.gz", host_target()));
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&archive, bytes).unwrap();
+    let prefix = dir.path().join("corrupt");
+    let out = install(&base, &prefix, &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!prefix.join("bin/labctl").exists());
+
+    // A version that was never released.
+    let out = install(&base, &dir.path().join("none"), &["--version", "9.9.9"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot download"));
+}
