@@ -24,6 +24,7 @@ fn starter(project: &str, region: &str) -> String {
 #   labctl validate    check this file (offline)
 #   labctl plan        show what would change
 #   labctl apply       make it so; private keys land in keys/ with mode 0400
+#   labctl handout     one bundle per key pair for its attendee (--zip, --passphrase)
 # Reference: `labctl schema`, and docs/manifest.md in labctl's repository.
 version: 1
 project: {project}
@@ -31,6 +32,7 @@ project: {project}
 defaults:
   region: {region}
   key_type: ed25519          # or rsa (EC2-generated unless `source: local`)
+  # formats: [pem, ppk]      # also write PuTTY keys (.ppk) for Windows attendees
   tags:
     Project: ${{project}}
 
