@@ -91,7 +91,9 @@ impl Cloud {
     }
 }
 
-/// Deletes every key pair of the scenario when it ends, also when it fails midway.
+/// Deletes every key pair of the scenario when it ends, also when it fails midway: those
+/// tagged with its project (`labctl:project`), and by name the one made before labctl
+/// adopted (tagged) it.
 struct CleanUp<'a> {
     cloud: &'a Cloud,
     prefix: String,
@@ -108,7 +110,8 @@ impl Drop for CleanUp<'_> {
         let pairs: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap_or_default();
         for pair in pairs {
             let name = pair["name"].as_str().unwrap_or_default().to_owned();
-            if name.starts_with(&self.prefix) {
+            let tagged = pair["tags"]["labctl:project"] == self.prefix.as_str();
+            if tagged || name.starts_with(&self.prefix) {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     self.cloud.ec2(&["delete", &region, &name])
                 }));
