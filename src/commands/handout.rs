@@ -290,6 +290,22 @@ fn decide(
         outcome.expected_skip = true;
         return Decision::Done(outcome);
     };
+    // The key file as plan sees it: a file another user could have swapped, or a link, is not
+    // handed to anyone.
+    let refused = match KeyStore.inspect(pem) {
+        keys::FileState::Key { .. } => None,
+        keys::FileState::Absent => Some("is missing; run `labctl apply` first".to_owned()),
+        keys::FileState::Symlink => Some("is a symbolic link".to_owned()),
+        keys::FileState::NotAFile => Some("is not a regular file".to_owned()),
+        keys::FileState::Unsafe { reason } => Some(format!("is not trusted: {reason}")),
+        keys::FileState::Unreadable { reason } => {
+            Some(format!("is not a usable private key: {reason}"))
+        }
+    };
+    if let Some(why) = refused {
+        outcome.reason = Some(format!("{} {why}", spec.output_display));
+        return Decision::Done(outcome);
+    }
     let Some(secret) = KeyStore.read_private(pem) else {
         outcome.reason = Some(format!(
             "{} is missing or unreadable; run `labctl apply` first",

@@ -400,8 +400,7 @@ fn handout_folders_are_owner_only_and_refuse_what_they_cannot_do() {
     let run = test.run(&["handout", &format!("{project}-seat-*")]);
     run.assert_code(1);
     assert!(
-        run.stdout.contains(&format!("{project}-seat-2"))
-            && run.stdout.contains("missing or unreadable"),
+        run.stdout.contains(&format!("{project}-seat-2")) && run.stdout.contains("is missing"),
         "{run:?}"
     );
     assert_no_key_text(&format!("{}{}", run.stdout, run.stderr), test.dir.path());
@@ -413,6 +412,20 @@ fn handout_folders_are_owner_only_and_refuse_what_they_cannot_do() {
     assert_eq!(walk(&bundle).len(), 4);
     assert!(test.path("handout/.gitignore").exists());
     assert!(!test.path(&format!("handout/{project}-seat-2")).exists());
+
+    // A key folder others may change: its keys could have been swapped; none is handed out.
+    let keys = test.path("keys");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let unsafe_run = test.run(&[
+        "handout",
+        "--out",
+        "elsewhere",
+        &format!("{project}-seat-1"),
+    ]);
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    unsafe_run.assert_code(1);
+    assert!(unsafe_run.stdout.contains("not trusted"), "{unsafe_run:?}");
+    assert!(!test.path(&format!("elsewhere/{project}-seat-1")).exists());
 
     // A selector that matches nothing changes nothing.
     let none = test.run(&["handout", "nobody-*"]);
