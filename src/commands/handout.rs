@@ -147,7 +147,6 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         &outcomes,
         csv.as_deref(),
         &warnings,
-        term,
     )
 }
 
@@ -159,7 +158,6 @@ fn report(
     outcomes: &[Outcome],
     csv: Option<&Path>,
     warnings: &[serde_json::Value],
-    term: Terminal,
 ) -> Result<Exit, Error> {
     let failed = outcomes.iter().any(|o| {
         matches!(o.status, Status::Refused | Status::Failed)
@@ -186,7 +184,7 @@ fn report(
         });
         write_json(&crate::render::json_document(&doc), warnings)?;
     } else {
-        write_stdout(&human(project, out, outcomes, csv, args.quiet, term))?;
+        write_stdout(&human(project, out, outcomes, csv, args.quiet))?;
     }
     Ok(if failed { Exit::Failure } else { Exit::Success })
 }
@@ -292,36 +290,30 @@ fn decide(
     };
     // The key file as plan sees it: a file another user could have swapped, or a link, is not
     // handed to anyone.
-    let refused = match KeyStore.inspect(pem) {
-        keys::FileState::Key { .. } => None,
-        keys::FileState::Absent => Some("is missing; run `labctl apply` first".to_owned()),
-        keys::FileState::Symlink => Some("is a symbolic link".to_owned()),
-        keys::FileState::NotAFile => Some("is not a regular file".to_owned()),
-        keys::FileState::Unsafe { reason } => Some(format!("is not trusted: {reason}")),
-        keys::FileState::Unreadable { reason } => {
-            Some(format!("is not a usable private key: {reason}"))
+    let public = match KeyStore.inspect(pem) {
+        keys::FileState::Key { public, .. } => public,
+        refused => {
+            let why = match refused {
+                keys::FileState::Symlink => "is a symbolic link".to_owned(),
+                keys::FileState::NotAFile => "is not a regular file".to_owned(),
+                keys::FileState::Unsafe { reason } => format!("is not trusted: {reason}"),
+                keys::FileState::Unreadable { reason } => {
+                    format!("is not a usable private key: {reason}")
+                }
+                keys::FileState::Absent | keys::FileState::Key { .. } => {
+                    "is missing; run `labctl apply` first".to_owned()
+                }
+            };
+            outcome.reason = Some(format!("{} {why}", spec.output_display));
+            return Decision::Done(outcome);
         }
     };
-    if let Some(why) = refused {
-        outcome.reason = Some(format!("{} {why}", spec.output_display));
-        return Decision::Done(outcome);
-    }
     let Some(secret) = KeyStore.read_private(pem) else {
         outcome.reason = Some(format!(
             "{} is missing or unreadable; run `labctl apply` first",
             spec.output_display
         ));
         return Decision::Done(outcome);
-    };
-    let public = match keys::public_key_of_private(&secret) {
-        Ok(public) => public,
-        Err(reason) => {
-            outcome.reason = Some(format!(
-                "{} is not a usable private key: {reason}",
-                spec.output_display
-            ));
-            return Decision::Done(outcome);
-        }
     };
     let readme = readme(spec, project, &secret, &public, args.passphrase);
     outcome.path = Some(path.clone());
@@ -729,9 +721,7 @@ fn human(
     outcomes: &[Outcome],
     csv: Option<&Path>,
     quiet: bool,
-    term: Terminal,
 ) -> String {
-    let _ = term;
     let mut text = String::new();
     if !quiet {
         let _ = writeln!(text, "Handout for project {project} in {}:", out.display());
