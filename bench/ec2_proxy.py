@@ -30,6 +30,12 @@ standard input closes. Stdlib only.
                  race     first import the same key pair name (another machine's key), then forward
                  mangle   forward, then garble the key names and public keys in the answer
                  garble   forward, then break the answer's XML (a private key stays in it)
+                 cutkey   forward, then answer with the body cut inside the private key, its
+                          Content-Length saying the cut length (HTTP takes it as complete)
+                 unframed forward, then answer without Content-Length, the body cut inside the
+                          private key, and close the connection (HTTP/1.0's framing)
+                 empty    forward (EC2 acts), then answer 200 with an empty body
+                 duplicate forward the request twice (a retried request EC2 saw both times)
 GET /__proxy/stats returns counts of requests seen per action, of faults injected, of throttled
 answers, of key pairs hidden from a listing (--eventual) and of stalled requests that EC2
 has answered (`stalled`: the request reached EC2; its answer is being held).
@@ -238,7 +244,26 @@ class Handler(BaseHTTPRequestHandler):
                 ghost = item.group(0)
                 if ns:
                     ghost = ghost.replace(b"<item>", b'<item xmlns="' + ns.group(1) + b'">', 1)
+        if fault == "duplicate":
+            self.forward(body)
         status, content_type, data = self.forward(body)
+        if fault == "empty":
+            return self.answer(200, b"", content_type)
+        if fault in ("cutkey", "unframed"):
+            at = data.find(b"<keyMaterial>")
+            data = data[: at + len(b"<keyMaterial>") + 200] if at >= 0 else data[: len(data) // 2]
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            if fault == "cutkey":
+                self.send_header("Content-Length", str(len(data)))
+            else:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if fault == "stall":
             with lock:
                 stats["stalled"] += 1

@@ -951,41 +951,92 @@ async fn save_created<C: Cloud>(
     store: KeyStore,
     created: crate::cloud::CreatedKeyPair,
 ) -> Result<PublicKey, (Failure, bool)> {
-    let crate::cloud::CreatedKeyPair { id, material, .. } = created;
+    let crate::cloud::CreatedKeyPair {
+        id,
+        fingerprint,
+        material,
+    } = created;
+    // The key is saved only when it is proven to be the key EC2 keeps: an answer cut inside
+    // the key (which HTTP may take as complete) must never become a `.pem`.
+    let public = match prove_created(cloud, action, id.as_deref(), &material, fingerprint).await {
+        Ok(public) => public,
+        Err(reason) => {
+            let why = format!(
+                "EC2's answer did not hold the whole private key of `{}` ({reason}); nothing was saved",
+                action.name
+            );
+            return Err(undo_create(cloud, action, id.as_deref(), why).await);
+        }
+    };
     let owned = path.to_owned();
-    // The key moves to the blocking pool and is wiped there, once written and read back.
-    let (saved, public) = file_work(move || {
-        let saved = store.write_new(&owned, &material);
-        (saved, public_key_of_private(&material))
+    let saved = file_work(move || store.write_new(&owned, &material))
+        .await
+        .map_err(|failure| (failure, false))?;
+    match saved {
+        Ok(_) => Ok(public),
+        Err(err) => Err(undo_create(cloud, action, id.as_deref(), err.to_string()).await),
+    }
+}
+
+/// The public key of the private key EC2 returned, once it is proven to be the key of the
+/// key pair EC2 made: the answer's own fingerprint matches it, or (a fingerprint in another
+/// form, or none) the public key EC2 lists for that key pair is the same.
+async fn prove_created<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    id: Option<&str>,
+    material: &crate::keys::Secret,
+    fingerprint: Option<String>,
+) -> Result<PublicKey, String> {
+    let material = material.clone();
+    let (public, proven) = tokio::task::spawn_blocking(move || {
+        let public = public_key_of_private(&material)?;
+        let proven = fingerprint
+            .is_some_and(|f| crate::keys::fingerprint::proves_created(&f, &material, &public));
+        Ok::<_, String>((public, proven))
     })
     .await
-    .map_err(|failure| (failure, false))?;
-    match (saved, public) {
-        (Ok(_), Ok(public)) => Ok(public),
-        (Ok(_), Err(reason)) => Err((
-            failed(format!(
-                "the private key was saved to {} but could not be read back: {reason}",
-                action.output_display
-            )),
-            false,
-        )),
-        (Err(err), _) => {
-            let undo = cloud
-                .delete_key_pair(&action.region, &action.name, id.as_deref())
-                .await;
-            let (undone, message) = match undo {
-                Ok(()) => (
-                    true,
-                    "the key pair was deleted again, so nothing is lost; fix the cause and run apply again".to_owned(),
-                ),
-                Err(e) => (
-                    false,
-                    format!("deleting the key pair again also failed ({e}); delete it by hand"),
-                ),
-            };
-            Err((failed(format!("{err}; {message}")), undone))
-        }
+    .map_err(|e| format!("the check stopped: {e}"))??;
+    if proven {
+        return Ok(public);
     }
+    match look_until_listed(cloud, &action.region, &action.name).await {
+        Some(found) if id.is_some() && found.id.as_deref() != id => {
+            Err("EC2 lists another key pair under that name".to_owned())
+        }
+        Some(found) if found.public_key.as_ref() == Some(&public) => Ok(public),
+        Some(found) if found.public_key.is_some() => {
+            Err("it is not the key of the key pair EC2 made".to_owned())
+        }
+        _ => Err("EC2 did not show the key pair's public key to compare with".to_owned()),
+    }
+}
+
+/// Delete again a key pair this apply created whose private key was not saved. Returns the
+/// failure to report, and whether the key pair is gone (the journal then marks it resolved).
+async fn undo_create<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    id: Option<&str>,
+    why: String,
+) -> (Failure, bool) {
+    let undo = cloud
+        .delete_key_pair(&action.region, &action.name, id)
+        .await;
+    let (undone, message) = match undo {
+        Ok(()) => (
+            true,
+            "the key pair was deleted again, so nothing is lost; fix the cause and run apply again"
+                .to_owned(),
+        ),
+        Err(e) => (
+            false,
+            format!(
+                "deleting the key pair again also failed ({e}); run apply again: the journal shows its key was never saved, and it is recreated"
+            ),
+        ),
+    };
+    (failed(format!("{why}; {message}")), undone)
 }
 
 #[cfg(test)]
@@ -1127,6 +1178,30 @@ mod tests {
         assert!(cloud.get("us-east-1", "lab").is_none());
         assert!(cloud.get("eu-west-1", "lab").is_none());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone else's");
+    }
+
+    #[tokio::test]
+    async fn a_private_key_cut_short_in_the_answer_is_never_saved_and_the_key_pair_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desired(dir.path(), &["us-east-1", "eu-west-1"]);
+        let cloud = Arc::new(MemoryCloud::default());
+        cloud.fault("CreateKeyPair", Fault::CutMaterial);
+        let outcomes = run(&cloud, &d, settings(&[])).await;
+        assert_eq!(statuses(&outcomes), [Status::Failed, Status::Skipped]);
+        let error = &outcomes[0].error.as_ref().unwrap().message;
+        assert!(
+            error.contains("did not hold the whole private key") && error.contains("deleted again"),
+            "{error}"
+        );
+        assert!(!dir.path().join("keys/lab.pem").exists());
+        assert!(cloud.get("us-east-1", "lab").is_none());
+        assert!(cloud.get("eu-west-1", "lab").is_none());
+        // Whole again, the next apply creates and saves the key.
+        let outcomes = run(&cloud, &d, settings(&[])).await;
+        assert_eq!(statuses(&outcomes), [Status::Done, Status::Done]);
+        let path = dir.path().join("keys/lab.pem");
+        let pair = cloud.get("us-east-1", "lab").unwrap();
+        assert_eq!(pair.public_key.unwrap().to_openssh(), file_key(&path));
     }
 
     #[tokio::test]

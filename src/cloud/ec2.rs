@@ -481,6 +481,7 @@ impl Cloud for Ec2 {
             })
             .await?;
         let id = output.key_pair_id().map(str::to_owned);
+        let fingerprint = output.key_fingerprint().map(str::to_owned);
         let material = output
             .key_material
             .map(Secret::new)
@@ -490,7 +491,11 @@ impl Cloud for Ec2 {
                 region: region.to_string(),
                 message: "EC2 returned no private key".to_owned(),
             })?;
-        Ok(CreatedKeyPair { id, material })
+        Ok(CreatedKeyPair {
+            id,
+            fingerprint,
+            material,
+        })
     }
 
     async fn import_key_pair(

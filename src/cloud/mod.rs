@@ -36,6 +36,9 @@ pub(crate) struct RemoteKeyPair {
 #[derive(Debug)]
 pub(crate) struct CreatedKeyPair {
     pub id: Option<String>,
+    /// The fingerprint EC2 gave in the same answer: with the material's own, proof that the
+    /// material arrived whole (see `apply`'s `prove_created`).
+    pub fingerprint: Option<String>,
     pub material: Secret,
 }
 

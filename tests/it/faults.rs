@@ -152,6 +152,42 @@ fn an_answer_cut_mid_response_leaves_no_key_without_its_private_key() {
     converges(&test, &project, &["a", "b"]);
 }
 
+/// An answer cut inside the private key in a way HTTP takes as complete (a matching
+/// Content-Length, or no length and the connection closed): the fragment is never saved as
+/// the key, and the key pair it belongs to is deleted again.
+#[test]
+fn a_private_key_cut_inside_a_complete_looking_answer_is_never_saved() {
+    for fault in ["cutkey", "unframed"] {
+        let test = Test::new();
+        let project = unique(fault);
+        let text = manifest(&project, &["a", "b"]).replace("key_type: ed25519", "key_type: rsa");
+        test.write("labctl.yaml", &text);
+        let proxy = Proxy::faults(
+            &json!([{"action": "CreateKeyPair", "fault": fault, "name": format!("{project}-a")}]),
+        );
+        let run = test.via(&proxy, &["apply"]);
+        run.assert_code(1);
+        assert_eq!(proxy.stats()["faults"][fault], 1, "{fault}");
+        let a = format!("{project}-a");
+        assert!(
+            run.stdout.contains(&a) && run.stdout.contains("deleted again"),
+            "{fault}: {}",
+            run.stdout
+        );
+        assert!(
+            !test.path(&format!("keys/{a}.pem")).exists(),
+            "{fault}: a fragment of the key was saved as the key"
+        );
+        assert!(
+            server().key_pair("us-east-1", &a).is_none(),
+            "{fault}: a key pair without its private key was left"
+        );
+        assert!(!run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"));
+        nothing_lost(&test, &project, &["a", "b"]);
+        converges(&test, &project, &["a", "b"]);
+    }
+}
+
 #[test]
 fn a_hanging_server_is_bounded_by_the_timeout() {
     let test = Test::new();
