@@ -31,6 +31,18 @@ impl Observed {
             .and_then(|pairs| pairs.get(name.as_str()))
     }
 
+    /// Whether two key file paths name one file: the same path, or the same file (device
+    /// and inode) reached by two spellings. The one "same file" rule of custody.
+    pub(crate) fn same_file(&self, a: &std::path::Path, b: &std::path::Path) -> bool {
+        if a == b {
+            return true;
+        }
+        matches!(
+            (self.local.get(a), self.local.get(b)),
+            (Some(FileState::Key { id: x, .. }), Some(FileState::Key { id: y, .. })) if x == y
+        )
+    }
+
     /// Whether a key pair of this name exists in `region`.
     pub(crate) fn has(&self, region: &Region, name: &str) -> bool {
         self.remote

@@ -52,7 +52,30 @@ pub enum Entry {
     Absent,
     Symlink,
     NotAFile,
-    File { uid: u32, mode: u32, len: u64 },
+    File {
+        uid: u32,
+        mode: u32,
+        len: u64,
+        id: FileId,
+    },
+}
+
+/// Which file this is, whatever path reached it: the device and inode `fstat` reports. Two
+/// spellings of one path (relative and absolute, `..`, a linked folder), or two hard links,
+/// are one file; custody rules compare these, never path text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    fn of(stat: &rustix::fs::Stat) -> Self {
+        FileId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        }
+    }
 }
 
 /// A folder opened for key files.
@@ -310,6 +333,7 @@ impl KeyFolder {
                     uid: stat.st_uid,
                     mode: mode_bits(&stat),
                     len: u64::try_from(stat.st_size).unwrap_or(0),
+                    id: FileId::of(&stat),
                 },
                 _ => Entry::NotAFile,
             }),
@@ -342,6 +366,7 @@ impl KeyFolder {
             uid: stat.st_uid,
             mode: mode_bits(&stat),
             len: u64::try_from(stat.st_size).unwrap_or(0),
+            id: FileId::of(&stat),
         };
         Ok((File::from(fd), entry))
     }

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::folder::{Entry, FolderError, KeyFolder, effective_uid, split_file};
+use super::folder::{Entry, FileId, FolderError, KeyFolder, effective_uid, split_file};
 use super::{PublicKey, Secret, public_key_of_private};
 
 /// The mode key files end with.
@@ -24,8 +24,12 @@ const MAX_KEY_FILE: usize = 64 * 1024;
 pub enum FileState {
     /// Nothing there.
     Absent,
-    /// A readable private key.
-    Key { public: PublicKey, mode: u32 },
+    /// A readable private key, and which file holds it.
+    Key {
+        public: PublicKey,
+        mode: u32,
+        id: FileId,
+    },
     /// A file that is not a usable private key (the reason never quotes it).
     Unreadable { reason: String },
     /// A symbolic link: refused, labctl never follows links for key files.
@@ -153,16 +157,18 @@ impl KeyStore {
                 ),
             },
             Ok((entry, Some(bytes))) => {
-                let mode = match entry {
-                    Entry::File { mode, .. } => mode,
-                    Entry::Absent | Entry::Symlink | Entry::NotAFile => 0,
+                let (mode, id) = match entry {
+                    Entry::File { mode, id, .. } => (mode, id),
+                    Entry::Absent | Entry::Symlink | Entry::NotAFile => {
+                        return FileState::NotAFile;
+                    }
                 };
                 match secret_of(bytes) {
                     None => FileState::Unreadable {
                         reason: "it is not a text file".to_owned(),
                     },
                     Some(secret) => match read(&secret) {
-                        Ok(public) => FileState::Key { public, mode },
+                        Ok(public) => FileState::Key { public, mode, id },
                         Err(reason) => FileState::Unreadable { reason },
                     },
                 }

@@ -68,6 +68,17 @@ fn after_last_delete(
         })
         .map(|Action::KeyPair(a)| a.region.to_string())
         .collect();
+    // A purge removes the file only when it holds the key of every key pair deleted: a file
+    // holding another key is someone's only copy of that key.
+    let holds_deleted_key = entry_actions
+        .iter()
+        .filter(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Delete { .. }))
+        .all(|Action::KeyPair(a)| {
+            observed
+                .pair(&a.region, &spec.name)
+                .and_then(|remote| remote.public_key.as_ref())
+                == Some(public)
+        });
     let Some(Action::KeyPair(last)) = entry_actions
         .iter_mut()
         .rev()
@@ -84,10 +95,18 @@ fn after_last_delete(
                 staying.join(", ")
             ),
         )
-    } else if options.purge_local {
+    } else if options.purge_local && holds_deleted_key {
         (
             AfterDelete::Purge(path.clone(), public.clone()),
             format!(" and remove {}", spec.output_display),
+        )
+    } else if options.purge_local {
+        (
+            AfterDelete::Retire(path.clone()),
+            format!(
+                " and retire {} (moved aside, not removed: it holds another key than the key pair)",
+                spec.output_display
+            ),
         )
     } else if options.keep_local {
         (AfterDelete::Keep, String::new())
@@ -167,6 +186,22 @@ mod tests {
         assert_eq!(
             fates(&mixed, &purge),
             [delete(AfterDelete::Keep), KeyPairOp::Noop]
+        );
+        // The file holds another key than a key pair deleted (plan's `mismatch`): a purge
+        // never removes it; it is moved aside like any retired file.
+        let other = remote(Some(key("ed25519-b.pub")), "ed25519");
+        let mismatched = [("us-east-1", ours.clone()), ("eu-west-1", other.clone())];
+        assert_eq!(
+            fates(&mismatched, &purge),
+            [
+                delete(AfterDelete::Keep),
+                delete(AfterDelete::Retire(path.clone()))
+            ]
+        );
+        let unknown = remote(None, "ed25519");
+        assert_eq!(
+            fates(&[("us-east-1", unknown)], &purge),
+            [delete(AfterDelete::Retire(path.clone())), KeyPairOp::Noop]
         );
     }
 }

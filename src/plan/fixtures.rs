@@ -115,10 +115,16 @@ pub(super) fn ops_with(
         .collect()
 }
 
+/// A key file holding `public`; each call is another file (its own inode).
 pub(super) fn file(public: &str, mode: u32) -> FileState {
+    static INODE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     FileState::Key {
         public: key(public),
         mode,
+        id: crate::keys::folder::FileId {
+            dev: 1,
+            ino: INODE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        },
     }
 }
 

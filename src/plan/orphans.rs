@@ -25,14 +25,18 @@ pub(super) fn plan_orphans(
             let Ok(key_name) = KeyName::parse(name) else {
                 continue;
             };
-            // The file is removed only when asked, only when it holds this very key, and
-            // never when an entry of the manifest uses that file; with the last region's
-            // deletion of that name.
+            // The file goes with the last region's deletion of that name, only when it holds
+            // this very key and no entry of the manifest uses that file (by identity, not
+            // path text): retired (moved aside, so a seat added back gets a new key), or
+            // removed with `--purge-local`.
             let candidate = desired.orphan_file(name);
-            let used_by_entry = desired
-                .keypairs
-                .iter()
-                .any(|k| k.output.is_some() && k.output == candidate);
+            let used_by_entry = candidate.as_ref().is_some_and(|c| {
+                desired
+                    .keypairs
+                    .iter()
+                    .filter_map(|k| k.output.as_ref())
+                    .any(|output| observed.same_file(output, c))
+            });
             let holds_key = !used_by_entry
                 && matches!(
                     (candidate.as_ref().and_then(|c| observed.local.get(c)), &remote.public_key),
@@ -46,12 +50,16 @@ pub(super) fn plan_orphans(
                 (Some(public), Some(path)) if options.purge_local && last_region => {
                     AfterDelete::Purge(path.clone(), public.clone())
                 }
+                (Some(_), Some(path)) if !options.keep_local && last_region => {
+                    AfterDelete::Retire(path.clone())
+                }
                 _ => AfterDelete::Keep,
             };
             let reason = if options.prune {
                 let also = match &file {
                     AfterDelete::Purge(p, _) => format!(" and remove {}", p.display()),
-                    AfterDelete::Keep | AfterDelete::Retire(_) => String::new(),
+                    AfterDelete::Retire(p) => format!(" and retire {} (moved aside)", p.display()),
+                    AfterDelete::Keep => String::new(),
                 };
                 format!("no longer in the manifest; delete it{also}")
             } else {
@@ -166,5 +174,49 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// A pruned key pair's file is retired like a destroyed one's, so a seat added back gets
+    /// a new key; `--purge-local` removes it; another spelling of the same file, used by an
+    /// entry, keeps it where it is.
+    #[test]
+    fn a_pruned_key_pairs_file_is_retired_unless_an_entry_uses_that_very_file() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let old = remote_named(
+            "old",
+            Some(key("ed25519-b.pub")),
+            "ed25519",
+            &[(PROJECT_TAG, "lab")],
+        );
+        let mut o = observed(&d, &[("us-east-1", old)], FileState::Absent);
+        let old_file = d.orphan_dir.join("old.pem");
+        o.local
+            .insert(old_file.clone(), file("ed25519-b.pub", 0o400));
+        let prune = Options {
+            prune: true,
+            ..Options::default()
+        };
+        let delete = |file| KeyPairOp::Delete { file };
+        assert_eq!(
+            ops_with(&d, &o, &prune)[1],
+            delete(AfterDelete::Retire(old_file.clone()))
+        );
+        let purge = Options {
+            purge_local: true,
+            ..prune.clone()
+        };
+        assert_eq!(
+            ops_with(&d, &o, &purge)[1],
+            delete(AfterDelete::Purge(old_file.clone(), key("ed25519-b.pub")))
+        );
+        // The entry names the same file by another path (absolute, through `..`, a linked
+        // folder): one file, so it stays.
+        let mut d2 = d.clone();
+        let spelled = PathBuf::from("/elsewhere/spelling/old.pem");
+        d2.keypairs[0].output = Some(spelled.clone());
+        let mut o2 = o.clone();
+        o2.local.insert(spelled, o.local[&old_file].clone());
+        assert_eq!(ops_with(&d2, &o2, &purge)[1], delete(AfterDelete::Keep));
+        assert_eq!(ops_with(&d2, &o2, &prune)[1], delete(AfterDelete::Keep));
     }
 }

@@ -771,3 +771,109 @@ fn owner_checks_work_without_proc() {
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!(meta.uid(), 65534);
 }
+
+// 13. Every way a key pair leaves retires its file; "the same file" is an identity.
+
+fn retired_keys(test: &Test, name: &str) -> Vec<String> {
+    files_in(&test.path("keys"))
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("{name}.pem.retired-")))
+        .map(|n| public_key_of(&test.path(&format!("keys/{n}"))))
+        .collect()
+}
+
+#[test]
+fn a_pruned_seat_added_back_gets_a_new_key_not_the_departed_attendees() {
+    let test = Test::new();
+    let project = unique("reseat");
+    let seats = |count: u32| {
+        format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: {count}\n"
+        )
+    };
+    test.write("labctl.yaml", &seats(3));
+    test.cloud(&["apply"]).assert_code(0);
+    let seat3 = format!("{project}-seat-3");
+    let file = test.path(&format!("keys/{seat3}.pem"));
+    let departed = public_key_of(&file);
+    test.write("labctl.yaml", &seats(2));
+    let plan = test.cloud(&["plan", "--prune"]);
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.contains(&seat3) && l.contains("delete") && l.contains("retire")),
+        "{}",
+        plan.stdout
+    );
+    test.cloud(&["apply", "--prune", "--yes"]).assert_code(0);
+    assert!(server().key_pair("us-east-1", &seat3).is_none());
+    assert!(
+        !file.exists(),
+        "the pruned seat's key stayed live under its name"
+    );
+    assert_eq!(retired_keys(&test, &seat3), [departed.clone()]);
+    // The seat comes back: a new key, not the departed attendee's.
+    test.write("labctl.yaml", &seats(3));
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    let remote = server().key_pair("us-east-1", &seat3).unwrap();
+    assert_ne!(strip_comment(&remote.public_key), departed);
+    assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+}
+
+#[test]
+fn prune_never_purges_a_file_an_entry_names_by_another_spelling() {
+    let test = Test::new();
+    let project = unique("spelling");
+    let old = format!("{project}-old");
+    let new = format!("{project}-new");
+    test.write("labctl.yaml", &one_key(&project, &old, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{old}.pem"));
+    let key = public_key_of(&file);
+    // The renamed entry names the old file by its absolute path, through a linked folder.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("workshop");
+    symlink(test.dir.path(), &link).unwrap();
+    let spelled = link.join(format!("keys/{old}.pem"));
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {new}\n    output: {}\n",
+            spelled.display()
+        ),
+    );
+    let run = test.cloud(&["apply", "--prune", "--purge-local", "--yes", "--json"]);
+    run.assert_code(0);
+    assert!(file.exists(), "the file the entry `new` uses was removed");
+    assert_eq!(public_key_of(&file), key);
+    assert!(server().key_pair("us-east-1", &old).is_none());
+    let imported = server().key_pair("us-east-1", &new).unwrap();
+    assert_eq!(strip_comment(&imported.public_key), key);
+}
+
+#[test]
+fn destroy_purge_never_removes_a_file_that_holds_another_key() {
+    let test = Test::new();
+    let project = unique("purgemismatch");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    // Someone put another key at the key pair's file: plan calls it a mismatch.
+    let file = test.path(&format!("keys/{name}.pem"));
+    std::fs::remove_file(&file).unwrap();
+    let other = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ed25519-b.pem"),
+    )
+    .unwrap();
+    std::fs::write(&file, &other).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let other_key = public_key_of(&file);
+    let plan = test.cloud(&["plan", "--json"]).json();
+    assert_eq!(plan["actions"][0]["conflict"], "mismatch", "{plan:#}");
+    let run = test.cloud(&["destroy", "--yes", "--purge-local", "--json"]);
+    run.assert_code(0);
+    assert!(server().key_pair("us-east-1", &name).is_none());
+    // Never removed: moved aside like any retired file, with the key it held.
+    assert_eq!(retired_keys(&test, &name), [other_key]);
+}

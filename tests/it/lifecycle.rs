@@ -368,9 +368,22 @@ fn prune_deletes_only_owned_key_pairs_no_longer_listed() {
             .key_pair("us-west-2", &format!("{project}-unowned"))
             .is_some()
     );
-    assert!(
-        test.path(&format!("keys/{project}-gone.pem")).exists(),
-        "the key file is kept without --purge-local"
+    // Without --purge-local the pruned key pair's file is retired (moved aside), as destroy
+    // does: a seat added back later gets a new key.
+    assert!(!test.path(&format!("keys/{project}-gone.pem")).exists());
+    let retired = std::fs::read_dir(test.path("keys"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{project}-gone.pem.retired-"))
+        })
+        .count();
+    assert_eq!(
+        retired, 1,
+        "the key file is kept aside without --purge-local"
     );
 }
 
