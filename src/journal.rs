@@ -15,6 +15,12 @@
 //! list the key pair. Key pair ids are never reused, so a listed key pair whose id the journal
 //! says labctl deleted is gone, whatever the listing says (no false `missing-private-key`
 //! right after `destroy`).
+//!
+//! Before a delete that retires or removes a key file (destroy, prune), it records
+//! `retired <apply id> <SHA256 fingerprint>` of the key that file holds: that key has left,
+//! whatever becomes of the delete's answer. A file that still holds a retired key after its
+//! key pairs are gone (the answer was lost, the run was killed) is retired by the next
+//! `destroy`, and `apply` makes a new key instead of importing it again.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -46,6 +52,9 @@ pub(crate) enum Event {
     Resolved,
     /// labctl deleted the key pair of this id (the name field holds the id).
     Deleted,
+    /// The key of this SHA-256 fingerprint (the name field) is retired: its key pair is being
+    /// deleted and its file retired or removed; it is never handed out again.
+    Retired,
 }
 
 impl Event {
@@ -55,6 +64,7 @@ impl Event {
             Event::Saved => "saved",
             Event::Resolved => "resolved",
             Event::Deleted => "deleted",
+            Event::Retired => "retired",
         }
     }
 }
@@ -66,6 +76,8 @@ pub(crate) struct State {
     pub unsaved: BTreeSet<UnsavedKey>,
     /// Ids of key pairs labctl deleted, oldest first.
     pub deleted: Vec<String>,
+    /// SHA-256 fingerprints of keys retired by destroy or prune, oldest first.
+    pub retired: Vec<String>,
 }
 
 /// The open journal of one manifest (held with its lock).
@@ -80,6 +92,7 @@ pub(crate) struct Journal {
 fn parse(text: &str) -> State {
     let mut unsaved = BTreeSet::new();
     let mut deleted = Vec::new();
+    let mut retired = Vec::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, '\t');
         let (Some(event), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -97,10 +110,15 @@ fn parse(text: &str) -> State {
                 unsaved.remove(&key);
             }
             "deleted" => deleted.push(name.to_owned()),
+            "retired" if !retired.iter().any(|r| r == name) => retired.push(name.to_owned()),
             _ => {}
         }
     }
-    State { unsaved, deleted }
+    State {
+        unsaved,
+        deleted,
+        retired,
+    }
 }
 
 fn read_all(file: &mut File) -> io::Result<State> {
@@ -162,6 +180,10 @@ impl Journal {
         for id in &state.deleted[skip..] {
             let _ = writeln!(text, "deleted\t0\t{id}");
         }
+        let skip = state.retired.len().saturating_sub(KEEP_DELETED);
+        for fingerprint in &state.retired[skip..] {
+            let _ = writeln!(text, "retired\t0\t{fingerprint}");
+        }
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(text.as_bytes())?;
@@ -175,10 +197,11 @@ mod tests {
 
     #[test]
     fn a_key_is_unsaved_from_its_create_until_it_is_saved_or_resolved() {
-        let journal = "create\t00aa\tlab a\ncreate\t00aa\tlab-b\nsaved\t00aa\tlab-b\ncreate\t00bb\tlab-c\nresolved\t00bb\tlab-c\ncreate\tnot-hex\tx\ngarbage\ndeleted\t00bb\tkey-0123\n";
+        let journal = "create\t00aa\tlab a\ncreate\t00aa\tlab-b\nsaved\t00aa\tlab-b\ncreate\t00bb\tlab-c\nresolved\t00bb\tlab-c\ncreate\tnot-hex\tx\ngarbage\ndeleted\t00bb\tkey-0123\nretired\t00bb\tSHA256:abc\nretired\t00cc\tSHA256:abc\n";
         let state = parse(journal);
         let unsaved: Vec<_> = state.unsaved.into_iter().collect();
         assert_eq!(unsaved, [("00aa".to_owned(), "lab a".to_owned())]);
         assert_eq!(state.deleted, ["key-0123"]);
+        assert_eq!(state.retired, ["SHA256:abc"]);
     }
 }

@@ -53,7 +53,7 @@ fn symbol(op: &KeyPairOp) -> (&'static str, &'static str) {
         KeyPairOp::Noop => ("=", "2"),
         KeyPairOp::Conflict(_) => ("!", "31"),
         KeyPairOp::Orphan => ("?", "33"),
-        KeyPairOp::Delete { .. } => ("-", "31"),
+        KeyPairOp::Delete { .. } | KeyPairOp::RetireFile { .. } => ("-", "31"),
     }
 }
 
@@ -75,6 +75,7 @@ fn words_of(change: Change) -> (&'static str, &'static str) {
         Change::FixMode => ("to fix", "fixed"),
         Change::Write => ("to write", "written"),
         Change::Delete => ("to delete", "deleted"),
+        Change::Retire => ("to retire", "retired"),
         Change::Orphan => ("orphaned (kept)", "orphaned (kept)"),
         Change::NoOp => ("unchanged", "unchanged"),
         Change::Conflict => ("in conflict", "in conflict"),

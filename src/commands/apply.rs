@@ -19,14 +19,15 @@ use super::{Terminal, confirm, now, write_json, write_stdout};
 pub(super) fn change_options(
     desired: &Desired,
     changes: &ChangeArgs,
-    unsaved: std::collections::BTreeSet<(String, String)>,
+    run: &Run,
 ) -> Result<Options, Error> {
     Ok(Options {
         prune: changes.prune,
         purge_local: changes.purge_local,
         keep_local: false,
         replace: replace_targets(desired, &changes.replace)?,
-        unsaved,
+        unsaved: run.unsaved.clone(),
+        retired: run.retired.clone(),
     })
 }
 
@@ -184,7 +185,7 @@ pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Er
         term,
         Some("apply"),
         async |cloud, desired, observed, run| {
-            let options = change_options(&desired, &args.changes, run.unsaved.clone())?;
+            let options = change_options(&desired, &args.changes, &run)?;
             let plan = plan::plan(&desired, &observed, &options);
             // Deleting key pairs (--prune, --replace): list exactly what goes, and ask (or
             // need --yes). Creating, importing and fixing never ask.

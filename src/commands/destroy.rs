@@ -37,6 +37,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
             let options = Options {
                 purge_local: args.purge_local,
                 keep_local: args.keep_local,
+                retired: run.retired.clone(),
                 ..Options::default()
             };
             let mut plan = plan::plan_destroy(&desired, &observed, &options);

@@ -17,7 +17,7 @@ pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Erro
         term,
         None,
         async |cloud, desired, observed, run| {
-            let options = change_options(&desired, &args.changes, run.unsaved)?;
+            let options = change_options(&desired, &args.changes, &run)?;
             let plan = plan::plan(&desired, &observed, &options);
             tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
             if cloud_args.json {

@@ -239,6 +239,8 @@ pub(super) struct Run {
     pub(super) apply_id: String,
     /// Keys earlier runs asked EC2 to create and never saved (from the journal).
     pub(super) unsaved: std::collections::BTreeSet<(String, String)>,
+    /// Fingerprints of keys destroy or prune retired (from the journal).
+    pub(super) retired: std::collections::BTreeSet<String>,
     /// The journal, held with the lock by commands that change things.
     pub(super) journal: Option<Arc<crate::journal::Journal>>,
     /// Ids of key pairs labctl deleted (EC2's listing may still show them).
@@ -294,6 +296,7 @@ pub(super) fn session<T>(
     };
     let unsaved = journal_state.unsaved;
     let deleted: std::collections::BTreeSet<String> = journal_state.deleted.into_iter().collect();
+    let retired: std::collections::BTreeSet<String> = journal_state.retired.into_iter().collect();
     if !unsaved.is_empty() {
         tracing::debug!(
             ?unsaved,
@@ -324,6 +327,7 @@ pub(super) fn session<T>(
             deadline,
             apply_id,
             unsaved,
+            retired,
             journal,
             deleted,
             warnings,

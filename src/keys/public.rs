@@ -33,6 +33,14 @@ impl PublicKey {
         &self.0
     }
 
+    /// OpenSSH's SHA-256 fingerprint (`SHA256:…`, as `ssh-keygen -l` shows it): how the
+    /// journal names a retired key without holding the key itself.
+    pub fn sha256_fingerprint(&self) -> String {
+        ssh_key::PublicKey::from(self.0.clone())
+            .fingerprint(ssh_key::HashAlg::Sha256)
+            .to_string()
+    }
+
     /// `rsa` or `ed25519` (EC2's key type names), or the SSH algorithm name for anything else.
     pub fn key_type(&self) -> &'static str {
         match self.0 {

@@ -1,5 +1,6 @@
 //! `destroy`: delete what the manifest owns, and decide what becomes of each key file.
 
+use super::recovery::retired_key_file;
 use super::{
     Action, AfterDelete, Desired, FileState, KeyPairOp, KeyPairSpec, Observed, Options, Owner,
     Plan, action, ours, ownership, plan_orphans,
@@ -33,6 +34,7 @@ pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Opt
         }
         let first = actions.len() - spec.regions.len();
         after_last_delete(spec, observed, options, &mut actions[first..]);
+        retire_left_behind(spec, observed, options, &mut actions[first..]);
     }
     let all = Options {
         prune: true,
@@ -120,6 +122,42 @@ fn after_last_delete(
     last.reason.push_str(&note);
 }
 
+/// Every key pair of the entry is gone, but its file still holds the key an earlier destroy
+/// or prune retired (that delete's answer was lost, or the run was killed before the file
+/// went): the file is retired now (removed with `--purge-local`), without an API call.
+fn retire_left_behind(
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    options: &Options,
+    entry_actions: &mut [Action],
+) {
+    let gone = spec
+        .regions
+        .iter()
+        .all(|r| observed.pair(r, &spec.name).is_none());
+    let Some((path, public)) = retired_key_file(spec, observed, options) else {
+        return;
+    };
+    let Some(Action::KeyPair(last)) = entry_actions.last_mut() else {
+        return;
+    };
+    if !gone || options.keep_local {
+        return;
+    }
+    let (file, what) = if options.purge_local {
+        (AfterDelete::Purge(path.clone(), public.clone()), "remove")
+    } else {
+        (AfterDelete::Retire(path.clone()), "retire")
+    };
+    last.op = KeyPairOp::RetireFile {
+        file: Box::new(file),
+    };
+    last.reason = format!(
+        "its key pairs are gone, but {} still holds the key destroy or prune retired; {what} it",
+        spec.output_display
+    );
+}
+
 #[cfg(test)]
 mod tests {
     //! What destroy deletes, and when a key file goes.
@@ -202,6 +240,76 @@ mod tests {
         assert_eq!(
             fates(&[("us-east-1", unknown)], &purge),
             [delete(AfterDelete::Retire(path.clone())), KeyPairOp::Noop]
+        );
+    }
+
+    /// A key file left holding a retired key after its key pairs are gone is retired by the
+    /// next destroy (removed with `--purge-local`, left with `--keep-local`), with no delete.
+    #[test]
+    fn a_file_left_holding_a_retired_key_is_retired_without_a_delete() {
+        let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
+        let path = PathBuf::from("keys/lab-key.pem");
+        let o = observed(&d, &[], file("ed25519-a.pub", 0o400));
+        let fates = |options: &Options| -> Vec<KeyPairOp> {
+            plan_destroy(&d, &o, options)
+                .actions
+                .into_iter()
+                .map(|Action::KeyPair(a)| a.op)
+                .collect()
+        };
+        assert_eq!(
+            fates(&Options::default()),
+            [KeyPairOp::Noop, KeyPairOp::Noop]
+        );
+        let retired = Options {
+            retired: [key("ed25519-a.pub").sha256_fingerprint()].into(),
+            ..Options::default()
+        };
+        assert_eq!(
+            fates(&retired),
+            [
+                KeyPairOp::Noop,
+                KeyPairOp::RetireFile {
+                    file: Box::new(AfterDelete::Retire(path.clone()))
+                }
+            ]
+        );
+        let purge = Options {
+            purge_local: true,
+            ..retired.clone()
+        };
+        assert_eq!(
+            fates(&purge)[1],
+            KeyPairOp::RetireFile {
+                file: Box::new(AfterDelete::Purge(path.clone(), key("ed25519-a.pub")))
+            }
+        );
+        let keep = Options {
+            keep_local: true,
+            ..retired.clone()
+        };
+        assert_eq!(fates(&keep), [KeyPairOp::Noop, KeyPairOp::Noop]);
+        // A key pair still exists: the ordinary delete decides, not this.
+        let ours = remote(Some(key("ed25519-a.pub")), "ed25519");
+        let o = observed(&d, &[("eu-west-1", ours)], file("ed25519-a.pub", 0o400));
+        assert!(matches!(
+            plan_destroy(&d, &o, &retired).actions[1],
+            Action::KeyPair(KeyPairAction {
+                op: KeyPairOp::Delete { .. },
+                ..
+            })
+        ));
+        // And apply never imports the retired key: it makes a new one.
+        let o = observed(&d, &[], file("ed25519-a.pub", 0o400));
+        let ops = ops_with(&d, &o, &retired);
+        assert!(
+            ops.iter()
+                .all(|op| matches!(op, KeyPairOp::Replace { exists: false, .. })),
+            "{ops:?}"
+        );
+        assert_eq!(
+            ops_with(&d, &o, &Options::default()),
+            [import_file("ed25519-a.pub"), import_file("ed25519-a.pub")]
         );
     }
 }

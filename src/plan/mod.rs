@@ -32,7 +32,7 @@ mod replace;
 pub(crate) use destroy::plan_destroy;
 use entry::plan_entry;
 use orphans::plan_orphans;
-use recovery::lost_to_interrupted_run;
+use recovery::{holds_retired_key, lost_to_interrupted_run};
 use replace::{Why, plan_replace};
 
 /// Choices the user makes on the command line that change the plan.
@@ -51,6 +51,9 @@ pub(crate) struct Options {
     /// proves: `(apply id, name)`. A key pair carrying that apply id, whose key file does not
     /// exist, lost its private key before anyone had it, and is recreated.
     pub unsaved: BTreeSet<(String, String)>,
+    /// SHA-256 fingerprints of keys destroy or prune retired (the journal's `retired`): a
+    /// key file still holding one is retired by `destroy` and never imported by `apply`.
+    pub retired: BTreeSet<String>,
 }
 
 /// The whole plan.
@@ -221,6 +224,9 @@ pub(crate) enum KeyPairOp {
     /// Delete the key pair (`destroy`, or an orphan with `--prune`); what becomes of its file
     /// once no key pair uses it.
     Delete { file: AfterDelete },
+    /// The key pairs are gone but their file still holds the key destroy or prune retired
+    /// (the delete's answer was lost, or the run was killed): retire (or remove) the file now.
+    RetireFile { file: Box<AfterDelete> },
 }
 
 /// What becomes of a private key file once the last key pair that uses it is deleted. Apply
@@ -248,6 +254,7 @@ pub(crate) enum Change {
     FixMode,
     Write,
     Delete,
+    Retire,
     Orphan,
     NoOp,
     Conflict,
@@ -255,7 +262,7 @@ pub(crate) enum Change {
 
 impl Change {
     /// Every kind, in the order people read a summary.
-    pub(crate) const ALL: [Change; 11] = [
+    pub(crate) const ALL: [Change; 12] = [
         Change::Create,
         Change::Import,
         Change::Replace,
@@ -264,6 +271,7 @@ impl Change {
         Change::FixMode,
         Change::Write,
         Change::Delete,
+        Change::Retire,
         Change::Orphan,
         Change::NoOp,
         Change::Conflict,
@@ -280,6 +288,7 @@ impl Change {
             Change::FixMode => "fix-mode",
             Change::Write => "write",
             Change::Delete => "delete",
+            Change::Retire => "retire",
             Change::Orphan => "orphan",
             Change::NoOp => "noop",
             Change::Conflict => "conflict",
@@ -296,7 +305,8 @@ impl Change {
             | Change::UpdateTags
             | Change::FixMode
             | Change::Write
-            | Change::Delete => true,
+            | Change::Delete
+            | Change::Retire => true,
             Change::Orphan | Change::NoOp | Change::Conflict => false,
         }
     }
@@ -317,6 +327,7 @@ impl KeyPairOp {
             KeyPairOp::Conflict(_) => Change::Conflict,
             KeyPairOp::Orphan => Change::Orphan,
             KeyPairOp::Delete { .. } => Change::Delete,
+            KeyPairOp::RetireFile { .. } => Change::Retire,
         }
     }
 
@@ -370,6 +381,8 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
                 Why::NeverSaved,
                 &mut actions,
             );
+        } else if holds_retired_key(spec, observed, options) {
+            plan_replace(entry, desired, spec, observed, Why::Retired, &mut actions);
         } else {
             plan_entry(entry, desired, spec, observed, &mut actions);
         }

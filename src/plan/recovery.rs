@@ -33,6 +33,37 @@ pub(super) fn lost_to_interrupted_run(
         })
 }
 
+/// Whether the entry's key file holds a key that destroy or prune retired (the journal's
+/// `retired`): a key that left with its key pair is never imported again; `apply` moves the
+/// file aside and makes a new key instead.
+pub(super) fn holds_retired_key(
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    options: &Options,
+) -> bool {
+    retired_key_file(spec, observed, options).is_some()
+}
+
+/// The entry's key file and its key, when that key is one destroy or prune retired.
+pub(super) fn retired_key_file<'a>(
+    spec: &'a KeyPairSpec,
+    observed: &'a Observed,
+    options: &Options,
+) -> Option<(&'a std::path::PathBuf, &'a crate::keys::PublicKey)> {
+    if options.retired.is_empty() || matches!(spec.source, KeySource::PublicKey(_)) {
+        return None;
+    }
+    let path = spec.output.as_ref()?;
+    match observed.local.get(path) {
+        Some(FileState::Key { public, .. })
+            if options.retired.contains(&public.sha256_fingerprint()) =>
+        {
+            Some((path, public))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Recovery acts only on what the journal proves.

@@ -12,6 +12,8 @@ pub(super) enum Why {
     Asked,
     /// The journal proves its private key was never saved.
     NeverSaved,
+    /// Its key file holds a key destroy or prune retired.
+    Retired,
 }
 
 /// `--replace`: delete the entry's key pairs and create a new key, if this manifest owns them.
@@ -68,6 +70,10 @@ pub(super) fn plan_replace(
                     Why::Asked => reason,
                     Why::NeverSaved => format!(
                         "created by an apply whose private key was never saved; recreate it ({reason})"
+                    ),
+                    Why::Retired => format!(
+                        "{} holds a key that destroy or prune retired, never handed out again ({reason})",
+                        spec.output_display
                     ),
                 };
                 (

@@ -811,7 +811,7 @@ fn a_pruned_seat_added_back_gets_a_new_key_not_the_departed_attendees() {
         !file.exists(),
         "the pruned seat's key stayed live under its name"
     );
-    assert_eq!(retired_keys(&test, &seat3), [departed.clone()]);
+    assert_eq!(retired_keys(&test, &seat3), std::slice::from_ref(&departed));
     // The seat comes back: a new key, not the departed attendee's.
     test.write("labctl.yaml", &seats(3));
     let run = test.cloud(&["apply", "--json"]);
@@ -876,4 +876,94 @@ fn destroy_purge_never_removes_a_file_that_holds_another_key() {
     assert!(server().key_pair("us-east-1", &name).is_none());
     // Never removed: moved aside like any retired file, with the key it held.
     assert_eq!(retired_keys(&test, &name), [other_key]);
+}
+
+// 14. A lost delete answer still retires: the key follows the key pair, not the answer.
+
+#[test]
+fn a_delete_whose_answers_are_all_lost_still_retires_the_key_file() {
+    let test = Test::new();
+    let project = unique("lostdelete");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let key = public_key_of(&test.path(&format!("keys/{name}.pem")));
+    // EC2 deletes the key pair; every answer (and every retry's) is lost on the way back.
+    let proxy = Proxy::faults(&json!([
+        {"action": "DeleteKeyPair", "fault": "stall", "ms": 0, "count": 10},
+    ]));
+    let run = test.via(
+        &proxy,
+        &["destroy", "--yes", "--max-attempts", "2", "--json"],
+    );
+    run.assert_code(0);
+    assert!(proxy.stats()["faults"]["stall"].as_u64().unwrap() >= 1);
+    assert!(server().key_pair("us-east-1", &name).is_none());
+    assert!(!test.path(&format!("keys/{name}.pem")).exists());
+    assert_eq!(retired_keys(&test, &name), std::slice::from_ref(&key));
+    // The next cohort gets a new key.
+    test.cloud(&["apply"]).assert_code(0);
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    assert_ne!(strip_comment(&remote.public_key), key);
+}
+
+#[test]
+fn a_destroy_killed_while_its_delete_is_answered_retires_on_the_next_run() {
+    for next in ["destroy", "apply"] {
+        let test = Test::new();
+        let project = unique(&format!("killdelete-{next}"));
+        let name = format!("{project}-k");
+        test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+        test.cloud(&["apply"]).assert_code(0);
+        let file = test.path(&format!("keys/{name}.pem"));
+        let key = public_key_of(&file);
+        let proxy = Proxy::faults(&json!([
+            {"action": "DeleteKeyPair", "fault": "stall", "ms": 120_000},
+        ]));
+        let mut child = test
+            .command(&[
+                "destroy",
+                "--yes",
+                "-q",
+                "--endpoint-url",
+                &proxy.endpoint(),
+            ])
+            .spawn()
+            .unwrap();
+        proxy.wait_until("the delete reached EC2", Duration::from_mins(1), |s| {
+            s["stalled"] == 1
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(proxy);
+        assert!(server().key_pair("us-east-1", &name).is_none());
+        assert!(file.exists(), "killed before the file was retired");
+        if next == "destroy" {
+            // The rerun retires the file, without an API call beyond the listing.
+            let plan = test.cloud(&["destroy", "--yes", "--json"]);
+            plan.assert_code(0);
+            let json = plan.json();
+            assert_eq!(json["actions"][0]["action"], "retire", "{json:#}");
+            assert_eq!(mutating_calls(&json), 0, "{json:#}");
+            assert!(!file.exists());
+            assert_eq!(retired_keys(&test, &name), std::slice::from_ref(&key));
+            let again = test.cloud(&["destroy", "--yes", "--json"]).json();
+            assert_eq!(again["actions"][0]["action"], "noop", "{again:#}");
+        } else {
+            // Or apply comes first: the retired key is never imported again.
+            let run = test.cloud(&["apply", "--json"]);
+            run.assert_code(0);
+            let json = run.json();
+            assert_eq!(json["actions"][0]["action"], "replace", "{json:#}");
+            assert_eq!(
+                json["api_calls"]["ImportKeyPair"],
+                serde_json::Value::Null,
+                "{json:#}"
+            );
+        }
+        test.cloud(&["apply"]).assert_code(0);
+        let remote = server().key_pair("us-east-1", &name).unwrap();
+        assert_ne!(strip_comment(&remote.public_key), key, "{next}");
+        assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+    }
 }

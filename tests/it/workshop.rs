@@ -177,12 +177,13 @@ fn plan_previews_prune_and_replace_and_apply_asks_before_deleting() {
             .is_none()
     );
 
-    // Plain create/import stays non-interactive (seat 3's key file was kept: it is imported).
+    // Plain creates stay non-interactive. Seat 3's key file was retired with its key pair:
+    // the seat comes back with a new key, not the departed attendee's.
     test.write("labctl.yaml", &manifest(&project, 4));
     let run = test.cloud(&["apply", "--json"]);
     run.assert_code(0);
-    assert_eq!(run.json()["summary"]["create"], 1);
-    assert_eq!(run.json()["summary"]["import"], 1);
+    assert_eq!(run.json()["summary"]["create"], 2);
+    assert_eq!(run.json()["summary"]["import"], 0);
 
     let destroy = test.cloud(&["destroy", "--yes"]);
     destroy.assert_code(0);
