@@ -756,6 +756,14 @@ async fn recover_create<C: Cloud>(
 
 /// Append to the journal, when there is one; a failure to record anything but a create is
 /// only logged (the create itself is refused without its record).
+/// Record that a new key's private key is saved: durable before success is reported.
+fn journal_saved(settings: &Settings, name: &crate::desired::KeyName) -> std::io::Result<()> {
+    match &settings.journal {
+        Some(journal) => journal.record(Event::Saved, &settings.apply_id, name.as_str()),
+        None => Ok(()),
+    }
+}
+
 fn record(settings: &Settings, event: Event, name: &crate::desired::KeyName) {
     record_id(settings, event, name.as_str());
 }
@@ -992,10 +1000,14 @@ async fn create_by_ec2<C: Cloud>(
         Err(err) => return Err(recover_create(cloud, action, settings, &err).await),
     };
     match save_created(cloud, action, path, store, created).await {
-        Ok(public) => {
-            record(settings, Event::Saved, &action.name);
-            Ok(public)
-        }
+        Ok(public) => match journal_saved(settings, &action.name) {
+            Ok(()) => Ok(public),
+            Err(err) => Err(failed(format!(
+                "the private key was saved to {}, but labctl's journal could not record it ({err})",
+                action.output_display
+            ))
+            .hint("fix what stops labctl writing its state folder .labctl/ (a full disk, permissions) and run apply again: the key file stays, and the next run records it as saved")),
+        },
         Err((failure, undone)) => {
             if undone {
                 record(settings, Event::Resolved, &action.name);

@@ -54,6 +54,9 @@ pub enum Error {
     Output(#[from] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The journal could not record what labctl must remember (nothing was changed).
+    #[error("cannot write labctl's journal: {0}; nothing was changed")]
+    Journal(std::io::Error),
 }
 
 fn observe_message(errors: &[CloudError]) -> String {
@@ -78,6 +81,10 @@ impl Error {
                 "wait for it to finish; labctl never runs two applies of one manifest at once"
                     .to_owned(),
             ),
+            Error::Locked(crate::lock::LockError::Tracked { .. }) => Some(
+                "untrack it and commit (`git rm -r --cached .labctl`); labctl's own `.labctl/.gitignore` keeps it out of git from then on"
+                    .to_owned(),
+            ),
             Error::Timeout(_) => Some("check the network, or raise --timeout".to_owned()),
             Error::NoManifest(_) => Some(
                 "run `labctl init` to write one, or name it: labctl -f FILE COMMAND".to_owned(),
@@ -86,7 +93,8 @@ impl Error {
             | Error::Usage(_)
             | Error::Locked(_)
             | Error::Output(_)
-            | Error::Runtime(_) => None,
+            | Error::Runtime(_)
+            | Error::Journal(_) => None,
         }
     }
 
@@ -103,7 +111,7 @@ impl Error {
             Error::Observe(_) => "cloud",
             Error::Locked(_) => "locked",
             Error::Timeout(_) => "timeout",
-            Error::Output(_) | Error::Runtime(_) => "io",
+            Error::Output(_) | Error::Runtime(_) | Error::Journal(_) => "io",
         }
     }
 }

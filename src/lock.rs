@@ -50,6 +50,37 @@ pub enum LockError {
     Held { holder: String, path: PathBuf },
     #[error("cannot use the lock file {path}: {reason}")]
     Io { path: PathBuf, reason: String },
+    /// State labctl did not write on this machine: never acted on.
+    #[error(
+        "labctl does not use {path}: git tracks files in it, so its journal came from another machine (someone ran `git add -f`), and acting on it could replace a teammate's key pairs"
+    )]
+    Tracked { path: PathBuf },
+}
+
+/// Whether git tracks any file in the state folder `dir`. A `.labctl/` that came with
+/// `git clone` holds another machine's journal: labctl refuses it rather than act on it.
+/// False when git is missing or `dir` is in no repository.
+fn tracked_by_git(dir: &Path) -> bool {
+    if !dir.is_dir() {
+        return false;
+    }
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["ls-files", "-z", "--", "."])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+}
+
+/// Refuse a state folder git tracks (see [`tracked_by_git`]).
+fn trusted_state(manifest: &Path) -> Result<(), LockError> {
+    let dir = state_dir(manifest);
+    if tracked_by_git(&dir) {
+        return Err(LockError::Tracked { path: dir });
+    }
+    Ok(())
 }
 
 /// The state folder of a manifest.
@@ -72,25 +103,31 @@ pub(crate) fn lock_path(manifest: &Path) -> PathBuf {
 
 /// Without taking the lock: what the journal holds (for `plan` and `output`, which only
 /// read). Empty when a run holds the lock now, or when nothing was ever recorded.
-pub(crate) fn journal_state(manifest: &Path) -> State {
+///
+/// # Errors
+/// [`LockError::Tracked`] when git tracks the state folder.
+pub(crate) fn journal_state(manifest: &Path) -> Result<State, LockError> {
+    trusted_state(manifest)?;
     let Ok(folder) = KeyFolder::open(&state_dir(manifest)) else {
-        return State::default();
+        return Ok(State::default());
     };
     let Ok(file) = folder.open_state_file(&file_name(manifest, ".lock"), false) else {
-        return State::default();
+        return Ok(State::default());
     };
     if file.try_lock_shared().is_err() {
-        return State::default();
+        return Ok(State::default());
     }
-    Journal::read(&folder, &file_name(manifest, ".journal"))
+    Ok(Journal::read(&folder, &file_name(manifest, ".journal")))
 }
 
 /// Take the manifest's lock without waiting.
 ///
 /// # Errors
 /// [`LockError::Held`] naming the holder when another labctl has it; [`LockError::Io`] when
-/// the state folder or the lock file is not safe to use.
+/// the state folder or the lock file is not safe to use; [`LockError::Tracked`] when git
+/// tracks the state folder.
 pub(crate) fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError> {
+    trusted_state(manifest)?;
     let path = lock_path(manifest);
     let io = |reason: String| LockError::Io {
         path: path.clone(),

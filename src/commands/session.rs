@@ -292,7 +292,7 @@ pub(super) fn session<T>(
     };
     let journal_state = match &lock {
         Some(lock) => lock.journal.state.clone(),
-        None => lock::journal_state(&args.manifest),
+        None => lock::journal_state(&args.manifest)?,
     };
     let unsaved = journal_state.unsaved;
     let deleted: std::collections::BTreeSet<String> = journal_state.deleted.into_iter().collect();
@@ -319,6 +319,7 @@ pub(super) fn session<T>(
         .await
         .map_err(|_| Error::Timeout(args.timeout))?
         .map_err(Error::Observe)?;
+        let unsaved = settle_saved(journal.as_deref(), &desired, &observed, unsaved)?;
         let stop = crate::apply::Stop::default();
         if lock_for.is_some() {
             watch_signals(stop.clone(), args.quiet || args.json);
@@ -339,6 +340,27 @@ pub(super) fn session<T>(
         lock.finish();
     }
     result
+}
+
+/// Record `saved` for journal creates whose key file is in place and holds the key of the
+/// key pair that create made (a run killed between saving the file and writing the journal),
+/// so that recovery never treats them as lost. Returns the keys still unsaved.
+fn settle_saved(
+    journal: Option<&crate::journal::Journal>,
+    desired: &Desired,
+    observed: &Observed,
+    mut unsaved: std::collections::BTreeSet<(String, String)>,
+) -> Result<std::collections::BTreeSet<(String, String)>, Error> {
+    let Some(journal) = journal else {
+        return Ok(unsaved);
+    };
+    for (id, name) in crate::plan::saved_after_all(desired, observed, &unsaved) {
+        journal
+            .record(crate::journal::Event::Saved, &id, &name)
+            .map_err(Error::Journal)?;
+        unsaved.remove(&(id, name));
+    }
+    Ok(unsaved)
 }
 
 /// Ctrl-C or SIGTERM: the first stops new work (requests in flight finish, what they made is

@@ -32,6 +32,7 @@ mod replace;
 pub(crate) use destroy::plan_destroy;
 use entry::plan_entry;
 use orphans::plan_orphans;
+pub(crate) use recovery::saved_after_all;
 use recovery::{holds_retired_key, lost_to_interrupted_run};
 use replace::{Why, plan_replace};
 

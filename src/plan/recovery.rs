@@ -33,6 +33,40 @@ pub(super) fn lost_to_interrupted_run(
         })
 }
 
+/// Keys the journal lists as created but never saved whose private key is saved after all:
+/// the entry's key file is in place and holds the key of a key pair tagged with that apply
+/// id. A kill between "file linked into place" and "journal says saved" leaves such a
+/// record; left alone, a later apply (the file moved away by then) would replace a live key
+/// pair as "never saved". The caller records them `saved`.
+pub(crate) fn saved_after_all(
+    desired: &Desired,
+    observed: &Observed,
+    unsaved: &std::collections::BTreeSet<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for spec in &desired.keypairs {
+        let Some(FileState::Key { public, .. }) =
+            spec.output.as_ref().and_then(|p| observed.local.get(p))
+        else {
+            continue;
+        };
+        for (id, name) in unsaved.iter().filter(|(_, n)| n == spec.name.as_str()) {
+            let holds = spec
+                .regions
+                .iter()
+                .filter_map(|r| observed.pair(r, &spec.name))
+                .any(|r| {
+                    r.tags.get(crate::desired::APPLY_TAG) == Some(id)
+                        && r.public_key.as_ref() == Some(public)
+                });
+            if holds {
+                found.push((id.clone(), name.clone()));
+            }
+        }
+    }
+    found
+}
+
 /// Whether the entry's key file holds a key that destroy or prune retired (the journal's
 /// `retired`): a key that left with its key pair is never imported again; `apply` moves the
 /// file aside and makes a new key instead.

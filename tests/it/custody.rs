@@ -967,3 +967,118 @@ fn a_destroy_killed_while_its_delete_is_answered_retires_on_the_next_run() {
         assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
     }
 }
+
+// 15. The journal is part of custody.
+
+fn git_in(test: &Test, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(test.dir.path())
+        .env("HOME", test.home.path())
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_state_folder_that_came_with_git_clone_is_refused_not_acted_on() {
+    let test = Test::new();
+    let project = unique("clonedjournal");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    assert!(git_in(&test, &["init", "-q"]).status.success());
+    test.cloud(&["apply"]).assert_code(0);
+    let teammates = server().key_pair("us-east-1", &name).unwrap();
+    let teammates_id = server().ec2(&["id", "us-east-1", &name]);
+    // A fresh clone: no key files, and a journal line someone committed with `git add -f`
+    // that says the teammate's key pair was "never saved".
+    std::fs::remove_dir_all(test.path("keys")).unwrap();
+    let apply_id = teammates.tags["labctl:apply-id"].clone();
+    std::fs::write(
+        test.path(".labctl/labctl.yaml.journal"),
+        format!("create\t{apply_id}\t{name}\n"),
+    )
+    .unwrap();
+    assert!(
+        git_in(&test, &["add", "-f", ".labctl/labctl.yaml.journal"])
+            .status
+            .success()
+    );
+    for command in [
+        &["plan", "--json"][..],
+        &["apply", "--json"],
+        &["destroy", "--yes", "--json"],
+    ] {
+        let run = test.cloud(command);
+        let command = command[0];
+        run.assert_code(1);
+        let json = run.json();
+        assert_eq!(json["error"]["kind"], "locked", "{command}: {json:#}");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("git tracks"), "{command}: {message}");
+        assert!(
+            json["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("git rm -r --cached .labctl"),
+            "{json:#}"
+        );
+    }
+    let now = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(
+        server().ec2(&["id", "us-east-1", &name]),
+        teammates_id,
+        "the teammate's key pair was replaced"
+    );
+    assert_eq!(now.public_key, teammates.public_key);
+    // Untracked, it is labctl's own again: the missing file is reported, not "recovered".
+    assert!(
+        git_in(&test, &["rm", "-q", "-r", "--cached", ".labctl"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn a_kill_between_saving_the_file_and_the_journal_never_replaces_the_key_later() {
+    let test = Test::new();
+    let project = unique("savedlate");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    let id = server().ec2(&["id", "us-east-1", &name]);
+    let apply_id = remote.tags["labctl:apply-id"].clone();
+    // The run was killed after the file was linked into place, before `saved`.
+    std::fs::write(
+        test.path(".labctl/labctl.yaml.journal"),
+        format!("create\t{apply_id}\t{name}\n"),
+    )
+    .unwrap();
+    // A plain apply while the file is in place settles it: the key is saved.
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    assert_eq!(mutating_calls(&run.json()), 0);
+    let journal = std::fs::read_to_string(test.path(".labctl/labctl.yaml.journal")).unwrap();
+    assert!(
+        !journal.contains(&format!("create\t{apply_id}")),
+        "{journal}"
+    );
+    // Weeks later the file was moved away: a lost key, reported, never replaced.
+    std::fs::rename(test.path("keys"), test.path("keys-moved")).unwrap();
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    assert_eq!(
+        json["actions"][0]["conflict"], "missing-private-key",
+        "{json:#}"
+    );
+    assert_eq!(
+        server().ec2(&["id", "us-east-1", &name]),
+        id,
+        "the live key pair was replaced"
+    );
+}
