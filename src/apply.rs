@@ -898,30 +898,121 @@ async fn create<C: Cloud>(
             "internal: a new key needs an output file".to_owned(),
         ));
     };
-    let now = settings.now;
-    if matches!(action.op, KeyPairOp::Replace { .. }) {
-        // The key file and its PuTTY form go aside together.
-        for (file, shown) in [
-            (Some(path.to_owned()), action.output_display.clone()),
+    let moved = if matches!(action.op, KeyPairOp::Replace { .. }) {
+        move_aside_for_replace(store, action, path, settings.now, progress).await?
+    } else {
+        Vec::new()
+    };
+    let made = make_key(
+        cloud,
+        action,
+        generator,
+        replace_existing,
+        path,
+        store,
+        settings,
+        progress,
+    )
+    .await;
+    if made.is_err() {
+        // A replace that did not make its new key leaves every file where it was.
+        undo_moves(store, &moved, progress).await;
+    }
+    made
+}
+
+/// `--replace`: move the key file aside (and its `.ppk`, only when it is that key's PuTTY
+/// form). Returns what was moved, `(original, aside)`, so that a failure can undo it.
+async fn move_aside_for_replace(
+    store: KeyStore,
+    action: &KeyPairAction,
+    path: &std::path::Path,
+    now: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<(std::path::PathBuf, std::path::PathBuf)>, Failure> {
+    let (pem, ppk) = (path.to_owned(), action.ppk.clone());
+    let checked = file_work(move || {
+        let Some(ppk) = ppk else { return Ok(None) };
+        match (store.inspect(&pem), store.inspect_ppk(&ppk)) {
+            (_, crate::keys::FileState::Absent) => Ok(None),
             (
-                action.ppk.clone(),
-                action
-                    .ppk
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            ),
-        ] {
-            let Some(owned) = file else { continue };
-            if let Some(aside) = file_work(move || store.move_aside(&owned, "replaced", now))
-                .await?
-                .map_err(|e| failed(format!("{e}; nothing was replaced")))?
-            {
-                progress.note(&format!("Moved {shown} aside to {}", aside.display()));
+                crate::keys::FileState::Key { public: a, .. },
+                crate::keys::FileState::Key { public: b, .. },
+            ) if a == b => Ok(Some(ppk)),
+            _ => Err(ppk),
+        }
+    })
+    .await?;
+    let ppk = checked.map_err(|ppk| {
+        failed(format!(
+            "{} is not the PuTTY form of {}: labctl does not move another key; nothing was replaced",
+            ppk.display(),
+            action.output_display
+        ))
+        .hint("move the .ppk away (or put back the key it belongs to), then run apply --replace again")
+    })?;
+    let mut moved = Vec::new();
+    for file in std::iter::once(path.to_owned()).chain(ppk) {
+        let owned = file.clone();
+        let result = file_work(move || store.move_aside(&owned, "replaced", now)).await;
+        match result {
+            Ok(Ok(Some(aside))) => {
+                progress.note(&format!(
+                    "Moved {} aside to {}",
+                    file.display(),
+                    aside.display()
+                ));
+                moved.push((file, aside));
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                undo_moves(store, &moved, progress).await;
+                return Err(failed(format!("{e}; nothing was replaced")));
+            }
+            Err(f) => {
+                undo_moves(store, &moved, progress).await;
+                return Err(f);
             }
         }
     }
-    // Never ask EC2 for a key (or make one) that cannot be saved.
+    Ok(moved)
+}
+
+/// Give files moved aside their names back, newest first, saying where each one is.
+async fn undo_moves(
+    store: KeyStore,
+    moved: &[(std::path::PathBuf, std::path::PathBuf)],
+    progress: &dyn Progress,
+) {
+    for (original, aside) in moved.iter().rev() {
+        let (o, a) = (original.clone(), aside.clone());
+        match file_work(move || store.move_back(&a, &o)).await {
+            Ok(Ok(())) => progress.note(&format!(
+                "Moved {} back: the replacement was not made",
+                original.display()
+            )),
+            _ => progress.note(&format!(
+                "{} stays at {}: the replacement was not made",
+                original.display(),
+                aside.display()
+            )),
+        }
+    }
+}
+
+/// Make the new key: check its file can be written, delete the key pair it replaces, then
+/// create it (EC2) or generate, save and import it (locally).
+#[allow(clippy::too_many_arguments)]
+async fn make_key<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    generator: Generator,
+    replace_existing: bool,
+    path: &std::path::Path,
+    store: KeyStore,
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<PublicKey, Failure> {
     let owned = path.to_owned();
     file_work(move || store.prepare(&owned))
         .await?
@@ -942,7 +1033,6 @@ async fn create<C: Cloud>(
                 .await
                 .map_err(|e| failed(format!("key generation stopped: {e}")))?
                 .map_err(failed)?;
-            // The private key is on disk before EC2 hears of the key pair.
             let owned = path.to_owned();
             file_work(move || store.write_new(&owned, &secret))
                 .await?
@@ -953,7 +1043,6 @@ async fn create<C: Cloud>(
     }
 }
 
-/// `CreateKeyPair`, recorded in the journal before it is sent, then the private key saved.
 async fn create_by_ec2<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::apply::{self, Progress, Settings};
 use crate::cli::{ApplyArgs, ChangeArgs, CloudArgs, ReplaceTarget, WorkArgs};
 use crate::cloud::Cloud;
-use crate::desired::{Desired, KeyName};
+use crate::desired::Desired;
 use crate::error::{Error, Exit};
 use crate::keys::KeyStore;
 use crate::plan::{self, Action, KeyPairOp, Options, Plan};
@@ -31,41 +31,62 @@ pub(super) fn change_options(
     })
 }
 
-/// Resolve `--replace` targets against the manifest.
+/// Resolve `--replace` targets against the manifest: each names exactly one entry (the
+/// one of that name in that region; a name several entries share needs its region).
 pub(super) fn replace_targets(
     desired: &Desired,
     targets: &[ReplaceTarget],
-) -> Result<std::collections::BTreeSet<KeyName>, Error> {
+) -> Result<std::collections::BTreeSet<usize>, Error> {
     let mut out = std::collections::BTreeSet::new();
     for target in targets {
-        let Some(spec) = desired
+        let named: Vec<(usize, &crate::desired::KeyPairSpec)> = desired
             .keypairs
             .iter()
-            .find(|k| k.name.as_str() == target.name)
-        else {
+            .enumerate()
+            .filter(|(_, k)| k.name.as_str() == target.name)
+            .collect();
+        if named.is_empty() {
             return Err(Error::Usage(format!(
                 "--replace {}: the manifest has no key pair of that name",
                 target.name
             )));
-        };
-        if let Some(region) = &target.region {
-            if !spec.regions.iter().any(|r| r.as_str() == region) {
-                return Err(Error::Usage(format!(
-                    "--replace {}@{region}: that key pair is not in {region}",
-                    target.name
-                )));
-            }
-            if spec.regions.len() > 1 {
-                return Err(Error::Usage(format!(
-                    "--replace {}@{region}: the key of `{}` is shared by {} regions; replacing it in one would break the others. Use --replace {}",
-                    target.name,
-                    target.name,
-                    spec.regions.len(),
-                    target.name
-                )));
-            }
         }
-        out.insert(spec.name.clone());
+        let Some(region) = &target.region else {
+            if let [(entry, _)] = named[..] {
+                out.insert(entry);
+                continue;
+            }
+            let regions: Vec<String> = named
+                .iter()
+                .flat_map(|(_, k)| k.regions.iter().map(ToString::to_string))
+                .collect();
+            return Err(Error::Usage(format!(
+                "--replace {}: {} entries have that name (in {}); say which with --replace {}@REGION",
+                target.name,
+                named.len(),
+                regions.join(", "),
+                target.name
+            )));
+        };
+        let Some((entry, spec)) = named
+            .iter()
+            .find(|(_, k)| k.regions.iter().any(|r| r.as_str() == region))
+        else {
+            return Err(Error::Usage(format!(
+                "--replace {}@{region}: that key pair is not in {region}",
+                target.name
+            )));
+        };
+        if spec.regions.len() > 1 {
+            return Err(Error::Usage(format!(
+                "--replace {}@{region}: the key of `{}` is shared by {} regions; replacing it in one would break the others. Use --replace {}",
+                target.name,
+                target.name,
+                spec.regions.len(),
+                target.name
+            )));
+        }
+        out.insert(*entry);
     }
     Ok(out)
 }
@@ -237,17 +258,21 @@ fn style(term: Terminal) -> Style {
 /// The key pairs a plan deletes because the user asked (pruned orphans, `--replace`), as
 /// lines for the question. A key pair the journal proves nobody ever had the private key of
 /// is replaced without asking: it is labctl's own unusable leftover.
-fn deletions(plan: &Plan, asked: &std::collections::BTreeSet<KeyName>) -> Vec<String> {
+fn deletions(plan: &Plan, asked: &std::collections::BTreeSet<usize>) -> Vec<String> {
     plan.actions
         .iter()
         .filter_map(|Action::KeyPair(a)| match &a.op {
             KeyPairOp::Delete { .. } => {
                 Some(format!("  {} in {} (no longer listed)", a.name, a.region))
             }
-            KeyPairOp::Replace { exists: true, .. } if asked.contains(&a.name) => Some(format!(
-                "  {} in {} (to be replaced by a new key)",
-                a.name, a.region
-            )),
+            KeyPairOp::Replace { exists: true, .. }
+                if a.entry.is_some_and(|e| asked.contains(&e)) =>
+            {
+                Some(format!(
+                    "  {} in {} (to be replaced by a new key)",
+                    a.name, a.region
+                ))
+            }
             _ => None,
         })
         .collect()

@@ -524,6 +524,18 @@ impl KeyFolder {
         Err(io::Error::other("no free name to move the file aside to"))
     }
 
+    /// Give the file moved aside to `aside` its name `name` back, never replacing a file that
+    /// took that name since (a step of an operation that failed is undone).
+    pub fn move_back(&self, aside: &OsStr, name: &OsStr) -> io::Result<()> {
+        match rustix::fs::linkat(&self.fd, aside, &self.fd, name, AtFlags::empty()) {
+            Ok(()) => {
+                rustix::fs::unlinkat(&self.fd, aside, AtFlags::empty()).map_err(to_io)?;
+                sync(&self.fd)
+            }
+            Err(err) => Err(to_io(err)),
+        }
+    }
+
     /// Remove the file `name` (never a link or folder).
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
         match self.entry(name)? {

@@ -262,6 +262,29 @@ impl KeyStore {
         Ok(aside.map(|aside| dir.join(aside)))
     }
 
+    /// Undo [`move_aside`](Self::move_aside): the file at `aside` gets its name `path` back
+    /// (same folder), unless a file took that name since.
+    ///
+    /// # Errors
+    /// Why it could not be moved back (it then stays at `aside`).
+    pub fn move_back(self, aside: &Path, path: &Path) -> Result<(), StoreError> {
+        let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
+        let (aside_dir, aside_name) = split_file(aside).ok_or_else(|| not_a_file_path(aside))?;
+        if aside_dir != dir {
+            return Err(not_a_file_path(aside));
+        }
+        let folder = KeyFolder::open(&dir).map_err(|e| folder_err(path, e))?;
+        folder.move_back(&aside_name, &name).map_err(|err| {
+            if err.kind() == io::ErrorKind::AlreadyExists {
+                StoreError::Exists {
+                    path: path.to_owned(),
+                }
+            } else {
+                io_err(path)(err)
+            }
+        })
+    }
+
     /// Remove a key file, only when it still holds `expected` (the key of the key pair that
     /// was deleted). Returns whether it was removed.
     ///

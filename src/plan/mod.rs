@@ -46,8 +46,9 @@ pub(crate) struct Options {
     /// With `destroy`: leave the private key files where they are (by default `destroy`
     /// retires them, so that the next `apply` does not hand last cohort's keys out again).
     pub keep_local: bool,
-    /// Entries to delete and recreate (`apply --replace NAME`).
-    pub replace: BTreeSet<KeyName>,
+    /// Entries to delete and recreate (`apply --replace NAME[@REGION]`), by their index in
+    /// the desired state: exactly the entry addressed, never another of the same name.
+    pub replace: BTreeSet<usize>,
     /// Keys EC2 was asked to create whose private keys were never saved, as the journal
     /// proves: `(apply id, name)`. A key pair carrying that apply id, whose key file does not
     /// exist, lost its private key before anyone had it, and is recreated.
@@ -371,7 +372,7 @@ fn ours(desired: &Desired, remote: &RemoteKeyPair) -> bool {
 pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
     let mut actions = Vec::new();
     for (entry, spec) in desired.keypairs.iter().enumerate() {
-        if options.replace.contains(&spec.name) {
+        if options.replace.contains(&entry) {
             plan_replace(entry, desired, spec, observed, Why::Asked, &mut actions);
         } else if lost_to_interrupted_run(desired, spec, observed, options) {
             plan_replace(

@@ -110,7 +110,7 @@ mod tests {
     fn replace_only_what_this_manifest_owns() {
         let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
         let options = Options {
-            replace: [KeyName::parse("lab-key").unwrap()].into(),
+            replace: [0].into(),
             ..Options::default()
         };
         let owned = observed(

@@ -1082,3 +1082,130 @@ fn a_kill_between_saving_the_file_and_the_journal_never_replaces_the_key_later()
         "the live key pair was replaced"
     );
 }
+
+// 16. `--replace` is exact and atomic.
+
+#[test]
+fn replace_name_at_region_replaces_only_that_entry() {
+    let test = Test::new();
+    let project = unique("replaceexact");
+    let name = format!("{project}-lab");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ key_type: ed25519 }}\nkeypairs:\n  - name: {name}\n    region: us-east-1\n    output: keys/us.pem\n  - name: {name}\n    region: eu-west-1\n    output: keys/eu.pem\n"
+        ),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    let us = server().key_pair("us-east-1", &name).unwrap();
+    let eu = server().key_pair("eu-west-1", &name).unwrap();
+    // Without a region the name is ambiguous: said, nothing done.
+    let refused = test.cloud(&["apply", "--replace", &name, "--yes", "--json"]);
+    refused.assert_code(1);
+    let json = refused.json();
+    assert_eq!(json["error"]["kind"], "usage", "{json:#}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("@REGION"),
+        "{json:#}"
+    );
+    let run = test.cloud(&[
+        "apply",
+        "--replace",
+        &format!("{name}@eu-west-1"),
+        "--yes",
+        "--json",
+    ]);
+    run.assert_code(0);
+    assert_eq!(run.json()["summary"]["replace"], 1, "{}", run.stdout);
+    let us_now = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(
+        us_now.public_key, us.public_key,
+        "the us-east-1 entry was replaced too"
+    );
+    assert_eq!(
+        public_key_of(&test.path("keys/us.pem")),
+        strip_comment(&us.public_key)
+    );
+    let eu_now = server().key_pair("eu-west-1", &name).unwrap();
+    assert_ne!(eu_now.public_key, eu.public_key);
+    assert_eq!(
+        public_key_of(&test.path("keys/eu.pem")),
+        strip_comment(&eu_now.public_key)
+    );
+}
+
+#[test]
+fn a_failed_replace_leaves_every_file_where_it_was() {
+    let test = Test::new();
+    let project = unique("replaceundo");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{name}.pem"));
+    let key = public_key_of(&file);
+    // The new key is never made: every CreateKeyPair fails.
+    let proxy = Proxy::faults(&json!([
+        {"action": "CreateKeyPair", "fault": "http503", "count": 20},
+    ]));
+    let run = test.via(
+        &proxy,
+        &["apply", "--replace", &name, "--yes", "--max-attempts", "1"],
+    );
+    run.assert_code(1);
+    assert!(file.exists(), "the live key file was left moved aside");
+    assert_eq!(public_key_of(&file), key);
+    assert!(
+        !files_in(&test.path("keys"))
+            .iter()
+            .any(|n| n.contains(".replaced-")),
+        "{:?}",
+        files_in(&test.path("keys"))
+    );
+    assert!(
+        run.stderr.contains("back") || run.stdout.contains("back"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    // The rerun converges on the key the file holds.
+    test.cloud(&["apply"]).assert_code(0);
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(strip_comment(&remote.public_key), key);
+}
+
+#[test]
+fn replace_never_moves_a_ppk_that_holds_another_key() {
+    let test = Test::new();
+    let project = unique("replaceppk");
+    let (a, b) = (format!("{project}-a"), format!("{project}-b"));
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519, formats: [pem, ppk] }}\nkeypairs:\n  - name: {a}\n  - name: {b}\n"
+        ),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    // a.ppk now holds b's key (someone copied the wrong file).
+    let a_ppk = test.path(&format!("keys/{a}.ppk"));
+    std::fs::remove_file(&a_ppk).unwrap();
+    std::fs::copy(test.path(&format!("keys/{b}.ppk")), &a_ppk).unwrap();
+    let before = std::fs::read(&a_ppk).unwrap();
+    let remote = server().key_pair("us-east-1", &a).unwrap();
+    let run = test.cloud(&["apply", "--replace", &a, "--yes", "--json"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("not the PuTTY form"), "{}", run.stdout);
+    assert_eq!(
+        std::fs::read(&a_ppk).unwrap(),
+        before,
+        "the other key's .ppk was moved"
+    );
+    assert!(test.path(&format!("keys/{a}.pem")).exists());
+    assert_eq!(
+        server().key_pair("us-east-1", &a).unwrap().public_key,
+        remote.public_key,
+        "the key pair was replaced anyway"
+    );
+}
