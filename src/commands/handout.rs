@@ -80,15 +80,23 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
     };
     // Never a private key in a git work tree unignored: an existing folder must be ignored
     // (one labctl creates gets a `.gitignore` of `*` first).
+    // The bundles, their moved-aside copies and the passphrase list: every one of them holds
+    // a secret (the same check as for key files).
     if out.exists() {
-        let probes: Vec<PathBuf> = selected
-            .iter()
-            .map(|spec| bundle_path(&out, spec.name.as_str(), args.zip))
-            .collect();
+        let mut probes: Vec<PathBuf> = vec![out.join("passphrases-0.csv")];
+        for spec in &selected {
+            let bundle = bundle_path(&out, spec.name.as_str(), args.zip);
+            probes.extend(keys::aside_names(&bundle));
+            probes.push(bundle);
+        }
         let refs: Vec<&Path> = probes.iter().map(PathBuf::as_path).collect();
-        if let Some((_, root)) = keys::git_exposure(&refs).into_iter().next() {
+        if let Some((_, root, why)) = keys::git_exposure(&refs).into_iter().next() {
+            let how = match why {
+                keys::Exposure::NotIgnored => "and not ignored",
+                keys::Exposure::Tracked => "and git tracks files in it",
+            };
             return Err(Error::Usage(format!(
-                "{} is inside the git work tree {} and not ignored: bundles hold private keys; add it to .gitignore or use --out elsewhere",
+                "{} is inside the git work tree {} {how}: bundles and passphrase lists hold secrets; add it to .gitignore (and `git rm --cached` what is tracked) or use --out elsewhere",
                 out.display(),
                 root.display()
             )));

@@ -345,36 +345,110 @@ fn load_manifest(
         .ok_or(Error::InvalidManifest)
 }
 
-/// Key files of `desired` inside a git work tree and not ignored by it: (the file as the
-/// manifest names it, the work tree). `existing_only`: only files that exist now (what a
-/// commit could take; for `validate`).
-fn git_exposure(desired: &Desired, existing_only: bool) -> Vec<(String, PathBuf)> {
-    let specs: Vec<&crate::desired::KeyPairSpec> = desired
-        .keypairs
-        .iter()
-        .filter(|k| k.output.is_some())
-        .collect();
-    let paths: Vec<&Path> = specs.iter().filter_map(|k| k.output.as_deref()).collect();
+/// Every file of the manifest that holds or will hold a private key (each `output`, its
+/// `.ppk`, and their retired and replaced names) that git could take, with how it is shown,
+/// the work tree and why. With `existing_only` (`validate`), only files that exist, the
+/// retired and replaced ones found in the key folder included.
+fn git_exposure(
+    desired: &Desired,
+    existing_only: bool,
+) -> Vec<(String, PathBuf, crate::keys::Exposure)> {
+    // (the file it stands for, as shown; this name, as shown; the path)
+    let mut probes: Vec<(String, String, PathBuf)> = Vec::new();
+    for spec in &desired.keypairs {
+        for file in spec.output.iter().chain(spec.ppk.iter()) {
+            let shown = if Some(file) == spec.output.as_ref() {
+                spec.output_display.clone()
+            } else {
+                shown_beside(&spec.output_display, file)
+            };
+            if !existing_only || file.exists() {
+                probes.push((shown.clone(), shown.clone(), file.clone()));
+            }
+            if existing_only {
+                for aside in moved_aside(file) {
+                    let name = aside.file_name().unwrap_or_default().to_string_lossy();
+                    let aside_shown = shown_beside(&shown, Path::new(&*name));
+                    probes.push((shown.clone(), aside_shown, aside));
+                }
+            } else {
+                for aside in crate::keys::aside_names(file) {
+                    let aside_shown = format!("{shown}.retired-… / .replaced-…");
+                    probes.push((shown.clone(), aside_shown, aside));
+                }
+            }
+        }
+    }
+    let paths: Vec<&Path> = probes.iter().map(|(_, _, p)| p.as_path()).collect();
+    // One warning per file and reason: a folder nothing ignores is said once per key file,
+    // not again for the names its copies would take.
+    let mut seen = std::collections::BTreeSet::new();
     crate::keys::git_exposure(&paths)
         .into_iter()
-        .filter(|(index, _)| !existing_only || paths[*index].exists())
-        .map(|(index, root)| (specs[index].output_display.clone(), root))
+        .filter(|(index, _, why)| seen.insert((probes[*index].0.clone(), *why)))
+        .map(|(index, root, why)| (probes[index].1.clone(), root, why))
+        .collect()
+}
+
+/// How to show a file beside one shown as `shown`: the same folder as the user wrote it.
+fn shown_beside(shown: &str, file: &Path) -> String {
+    match file.file_name() {
+        Some(name) => Path::new(shown).with_file_name(name).display().to_string(),
+        None => shown.to_owned(),
+    }
+}
+
+/// The retired and replaced copies of `file` in its folder (`<name>.retired-…`,
+/// `<name>.replaced-…`).
+fn moved_aside(file: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.strip_prefix(&*name)
+                .is_some_and(|rest| rest.starts_with(".retired-") || rest.starts_with(".replaced-"))
+        })
+        .map(|n| dir.join(n))
+        .take(1000)
         .collect()
 }
 
 /// Warn about exposed key files: on stderr, or (with `--json`) returned for the document.
 fn report_git_exposure(
-    exposed: &[(String, PathBuf)],
+    exposed: &[(String, PathBuf, crate::keys::Exposure)],
     json: bool,
     term: Terminal,
 ) -> Vec<serde_json::Value> {
-    let hint = "add the key folder to .gitignore, or set `output_dir` outside the repository";
     let mut warnings = Vec::new();
-    for (file, root) in exposed {
-        let message = format!(
-            "{file} is inside the git work tree {} and not ignored: a private key could be committed",
-            root.display()
-        );
+    for (file, root, why) in exposed {
+        let (message, hint) = match why {
+            crate::keys::Exposure::NotIgnored => (
+                format!(
+                    "{file} is inside the git work tree {} and not ignored: a private key could be committed",
+                    root.display()
+                ),
+                "add the key folder to .gitignore, or set `output_dir` outside the repository"
+                    .to_owned(),
+            ),
+            crate::keys::Exposure::Tracked => (
+                format!(
+                    "{file} is tracked by git in {} (.gitignore does not untrack a file): a private key is committed with the next commit",
+                    root.display()
+                ),
+                "untrack it with `git rm --cached FILE` and commit; if it was ever pushed, replace the key (`labctl apply --replace NAME`)".to_owned(),
+            ),
+        };
         if json {
             warnings.push(serde_json::json!({
                 "kind": "key-file-in-git", "message": message, "hint": hint, "file": file,

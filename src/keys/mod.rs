@@ -26,4 +26,7 @@ pub use folder::{RESERVED_PREFIX, effective_uid, is_reserved_name, read_bounded}
 pub use ppk::{public_key_of_ppk, to_ppk};
 pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
 pub use secret::Secret;
-pub use store::{FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, git_exposure, parent_of};
+pub use store::{
+    Exposure, FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, aside_names, git_exposure,
+    parent_of,
+};

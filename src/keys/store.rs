@@ -381,13 +381,35 @@ pub fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// The key files (by index in `paths`) that would land inside a git work tree without being
-/// ignored, each with its work tree's root.
+/// The names key material takes in its folder besides `path` itself: where destroy and prune
+/// retire it (`<file>.retired-<time>`) and `--replace` moves it (`<file>.replaced-<time>`),
+/// each stood for by one name of that form. The git check asks about all of them.
+pub fn aside_names(path: &Path) -> [PathBuf; 2] {
+    let named = |label: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{label}-0"));
+        PathBuf::from(name)
+    };
+    [named("retired"), named("replaced")]
+}
+
+/// Why git could take a file that holds a secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exposure {
+    /// In a git work tree and not ignored: `git add .` takes it.
+    NotIgnored,
+    /// Tracked by git's index, whatever `.gitignore` says: the next commit takes it.
+    Tracked,
+}
+
+/// The files (by index in `paths`) that hold or will hold secrets and that git could take,
+/// each with its work tree's root and why: not ignored by the rules, or tracked by the index
+/// (`.gitignore` does not untrack a file). The one check for secrets against git.
 ///
-/// Reads only; asks `git check-ignore` once per work tree (however many key files it holds)
-/// when git is installed. A folder that does not exist yet is created by labctl with a
-/// `.gitignore`, so it is never exposed.
-pub fn git_exposure(paths: &[&Path]) -> Vec<(usize, PathBuf)> {
+/// Reads only; asks git twice per work tree (however many files it holds) when git is
+/// installed. A folder that does not exist yet is created by labctl with a `.gitignore`, so
+/// it is never exposed.
+pub fn git_exposure(paths: &[&Path]) -> Vec<(usize, PathBuf, Exposure)> {
     let mut by_root: std::collections::BTreeMap<PathBuf, Vec<(usize, PathBuf)>> =
         std::collections::BTreeMap::new();
     for (index, path) in paths.iter().enumerate() {
@@ -407,18 +429,57 @@ pub fn git_exposure(paths: &[&Path]) -> Vec<(usize, PathBuf)> {
     }
     let mut exposed = Vec::new();
     for (root, files) in by_root {
+        let tracked = tracked_by_git(&root, files.iter().map(|(_, f)| f.as_path()));
         let Some(ignored) = ignored_by_git(&root, files.iter().map(|(_, f)| f.as_path())) else {
             continue;
         };
-        exposed.extend(
-            files
-                .into_iter()
-                .filter(|(_, file)| !ignored.contains(file))
-                .map(|(index, _)| (index, root.clone())),
-        );
+        for (index, file) in files {
+            if tracked.contains(&file) {
+                exposed.push((index, root.clone(), Exposure::Tracked));
+            } else if !ignored.contains(&file) {
+                exposed.push((index, root.clone(), Exposure::NotIgnored));
+            }
+        }
     }
-    exposed.sort();
+    exposed.sort_by_key(|(index, _, _)| *index);
     exposed
+}
+
+/// Which of `files` git's index tracks (a folder: any file in it) in the work tree at
+/// `root` (empty when git cannot tell). Asks once for every folder the files are in.
+fn tracked_by_git<'a>(
+    root: &Path,
+    files: impl Iterator<Item = &'a Path>,
+) -> std::collections::BTreeSet<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let files: std::collections::BTreeSet<&Path> = files.collect();
+    let dirs: std::collections::BTreeSet<PathBuf> = files.iter().map(|f| parent_of(f)).collect();
+    let Ok(output) = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--cached", "--full-name", "--"])
+        .args(&dirs)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return std::collections::BTreeSet::new();
+    };
+    if !output.status.success() {
+        return std::collections::BTreeSet::new();
+    }
+    let listed: Vec<PathBuf> = output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| root.join(PathBuf::from(std::ffi::OsString::from_vec(p.to_vec()))))
+        .collect();
+    // A file, or a folder (a bundle) with a tracked file inside.
+    files
+        .into_iter()
+        .filter(|f| listed.iter().any(|l| l.starts_with(f)))
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 /// Which of `files` git ignores in the work tree at `root`; `None` when git cannot tell.

@@ -1209,3 +1209,96 @@ fn replace_never_moves_a_ppk_that_holds_another_key() {
         "the key pair was replaced anyway"
     );
 }
+
+// 17. One check for secrets against git: ignored by the rules and not tracked by the index.
+
+#[test]
+fn a_key_file_git_tracks_is_warned_about_even_when_gitignore_lists_it() {
+    let test = Test::new();
+    let project = unique("tracked");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    assert!(git_in(&test, &["init", "-q"]).status.success());
+    test.cloud(&["apply"]).assert_code(0);
+    // keys/.gitignore says `*`, but someone forced the key into the index.
+    assert!(
+        git_in(&test, &["add", "-f", &format!("keys/{name}.pem")])
+            .status
+            .success()
+    );
+    let plan = test.cloud(&["plan"]);
+    plan.assert_code(0);
+    assert!(
+        plan.stderr
+            .contains(&format!("keys/{name}.pem is tracked by git")),
+        "{}",
+        plan.stderr
+    );
+    assert!(plan.stderr.contains("git rm --cached"), "{}", plan.stderr);
+    // The pre-commit hook's check fails.
+    let strict = test.run(&["validate", "--strict"]);
+    strict.assert_code(1);
+    assert!(
+        strict.stderr.contains("is tracked by git"),
+        "{}",
+        strict.stderr
+    );
+    assert!(
+        git_in(
+            &test,
+            &["rm", "-q", "--cached", &format!("keys/{name}.pem")]
+        )
+        .status
+        .success()
+    );
+    test.run(&["validate", "--strict"]).assert_code(0);
+}
+
+#[test]
+fn ppk_retired_and_replaced_files_are_checked_against_git_too() {
+    let test = Test::new();
+    let project = unique("gitnames");
+    let name = format!("{project}-k");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519, formats: [pem, ppk] }}\nkeypairs:\n  - name: {name}\n    output: secrets/{name}.pem\n"
+        ),
+    );
+    assert!(git_in(&test, &["init", "-q"]).status.success());
+    // The workshop's own folder, whose ignore rule knows only `.pem` files.
+    std::fs::create_dir(test.path("secrets")).unwrap();
+    std::fs::set_permissions(test.path("secrets"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    test.write(".gitignore", "secrets/*.pem\n");
+    let plan = test.cloud(&["plan"]);
+    plan.assert_code(0);
+    assert!(
+        plan.stderr
+            .contains(&format!("secrets/{name}.ppk is inside the git work tree")),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        plan.stderr
+            .contains(&format!("secrets/{name}.pem.retired-")),
+        "{}",
+        plan.stderr
+    );
+    assert!(
+        !plan
+            .stderr
+            .contains(&format!("secrets/{name}.pem is inside")),
+        "{}",
+        plan.stderr
+    );
+    // A destroy retires the key next to it: validate --strict finds the retired file.
+    test.cloud(&["apply"]).assert_code(0);
+    test.cloud(&["destroy", "--yes"]).assert_code(0);
+    let strict = test.run(&["validate", "--strict"]);
+    strict.assert_code(1);
+    assert!(strict.stderr.contains(".pem.retired-"), "{}", strict.stderr);
+    // Ignored as a whole, all is well.
+    test.write(".gitignore", "secrets/\n");
+    test.run(&["validate", "--strict"]).assert_code(0);
+    assert!(!test.cloud(&["plan"]).stderr.contains("git"));
+}
