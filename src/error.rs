@@ -54,6 +54,9 @@ pub enum Error {
     Output(#[from] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// Key folders another project holds (one key folder, one project).
+    #[error("{}", claimed_message(.0))]
+    Claimed(Vec<crate::keys::claim::Claimed>),
     /// The journal could not record what labctl must remember (nothing was changed).
     #[error("cannot write labctl's journal: {0}; nothing was changed")]
     Journal(std::io::Error),
@@ -64,6 +67,24 @@ fn observe_message(errors: &[CloudError]) -> String {
     for err in errors {
         text.push_str("\n  ");
         text.push_str(&err.to_string());
+    }
+    text
+}
+
+fn claimed_message(claimed: &[crate::keys::claim::Claimed]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from(
+        "a key folder of this manifest holds another project's keys; nothing was changed",
+    );
+    for c in claimed {
+        let _ = write!(
+            text,
+            "\n  {} belongs to project `{}` ({}/{})",
+            c.folder.display(),
+            c.project,
+            c.folder.display(),
+            crate::keys::claim::CLAIM_FILE
+        );
     }
     text
 }
@@ -84,6 +105,9 @@ impl Error {
             Error::Locked(crate::lock::LockError::Tracked { .. }) => Some(
                 "untrack it and commit (`git rm -r --cached .labctl`); labctl's own `.labctl/.gitignore` keeps it out of git from then on"
                     .to_owned(),
+            ),
+            Error::Claimed(_) => Some(
+                "one key folder, one project: give this manifest its own folder (`output_dir`, or `output` per key pair); if the project was renamed, put the new name in the folder's .labctl-project".to_owned(),
             ),
             Error::Timeout(_) => Some("check the network, or raise --timeout".to_owned()),
             Error::NoManifest(_) => Some(
@@ -110,6 +134,7 @@ impl Error {
             Error::NoManifest(_) => "no-manifest",
             Error::Observe(_) => "cloud",
             Error::Locked(_) => "locked",
+            Error::Claimed(_) => "key-folder",
             Error::Timeout(_) => "timeout",
             Error::Output(_) | Error::Runtime(_) | Error::Journal(_) => "io",
         }

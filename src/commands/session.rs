@@ -282,9 +282,13 @@ pub(super) fn session<T>(
         "{:016x}",
         rand_core::RngCore::next_u64(&mut rand_core::OsRng)
     );
+    let folders = key_folders(&desired);
+    let project = desired.project.clone();
+    claim_key_folders(&folders, &project, false)?;
     let mut lock = match lock_for {
         Some(command) => {
             let lock = lock::acquire(&args.manifest, command)?;
+            claim_key_folders(&folders, &project, true)?;
             clean_temporary(&desired);
             Some(lock)
         }
@@ -337,9 +341,34 @@ pub(super) fn session<T>(
         work(&cloud, desired, observed, run).await
     });
     if let Some(lock) = lock.as_mut() {
+        // Folders this run created hold its keys now.
+        let _ = claim_key_folders(&folders, &project, true);
         lock.finish();
     }
     result
+}
+
+/// The folders this manifest keeps key files in.
+fn key_folders(desired: &Desired) -> Vec<std::path::PathBuf> {
+    crate::keys::claim::folders_of(
+        desired
+            .keypairs
+            .iter()
+            .flat_map(|k| k.output.iter().chain(k.ppk.iter()))
+            .map(std::path::PathBuf::as_path),
+    )
+}
+
+/// Whether another project holds one of the folders `dirs`
+/// (see `keys::claim`): refused before any request. With `claim`, unclaimed ones become
+/// this project's.
+fn claim_key_folders(dirs: &[std::path::PathBuf], project: &str, claim: bool) -> Result<(), Error> {
+    let refused = crate::keys::claim::check_folders(dirs, project, claim);
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Claimed(refused))
+    }
 }
 
 /// Record `saved` for journal creates whose key file is in place and holds the key of the

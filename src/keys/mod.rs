@@ -4,6 +4,7 @@
 //! `Debug` or `Display`. Nothing in this module prints, logs or returns key material in an
 //! error message.
 
+pub mod claim;
 pub mod fingerprint;
 pub mod folder;
 mod generate;

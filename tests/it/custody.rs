@@ -1302,3 +1302,60 @@ fn ppk_retired_and_replaced_files_are_checked_against_git_too() {
     test.run(&["validate", "--strict"]).assert_code(0);
     assert!(!test.cloud(&["plan"]).stderr.contains("git"));
 }
+
+// 18. One key folder, one project.
+
+#[test]
+fn two_manifests_never_share_a_key_folder() {
+    let test = Test::new();
+    let (a, b) = (unique("folder-a"), unique("folder-b"));
+    let seat = unique("seat");
+    let manifest = |project: &str, region: &str| {
+        format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: {region}, key_type: ed25519 }}\nkeypairs:\n  - name: {seat}-${{index}}\n    count: 2\n"
+        )
+    };
+    test.write("a.yaml", &manifest(&a, "us-east-1"));
+    test.write("b.yaml", &manifest(&b, "eu-west-1"));
+    test.cloud(&["-f", "a.yaml", "apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{seat}-1.pem"));
+    let key = public_key_of(&file);
+    // b would import a's key files into its region: refused, before any request.
+    for args in [
+        &["-f", "b.yaml", "apply", "--json"][..],
+        &["-f", "b.yaml", "plan", "--json"],
+    ] {
+        let run = test.cloud(args);
+        run.assert_code(1);
+        let json = run.json();
+        assert_eq!(json["error"]["kind"], "key-folder", "{json:#}");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("project `{a}`")), "{message}");
+    }
+    assert!(
+        server()
+            .key_pair("eu-west-1", &format!("{seat}-1"))
+            .is_none()
+    );
+    let run = test.cloud(&["-f", "b.yaml", "destroy", "--yes", "--purge-local"]);
+    run.assert_code(1);
+    assert_eq!(
+        public_key_of(&file),
+        key,
+        "b's destroy touched a's key file"
+    );
+    // Its own folder, and all is well.
+    test.write(
+        "b.yaml",
+        &manifest(&b, "eu-west-1").replace("defaults: {", "defaults: { output_dir: keys-b,"),
+    );
+    test.cloud(&["-f", "b.yaml", "apply"]).assert_code(0);
+    test.cloud(&["-f", "b.yaml", "destroy", "--yes", "--purge-local"])
+        .assert_code(0);
+    assert_eq!(public_key_of(&file), key);
+    assert!(
+        server()
+            .key_pair("us-east-1", &format!("{seat}-1"))
+            .is_some()
+    );
+}
