@@ -106,7 +106,11 @@ fn multi_region_entry_has_one_file_and_the_same_key_everywhere() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(files.len(), 2, "one key file and .gitignore: {files:?}");
+    assert_eq!(
+        files.len(),
+        3,
+        "one key file, .gitignore and the folder's claim: {files:?}"
+    );
     let local = public_key_of(&test.path(&format!("keys/{name}.pem")));
     for region in regions {
         let remote = server()
