@@ -247,6 +247,27 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "duplicate":
             self.forward(body)
         status, content_type, data = self.forward(body)
+        if opts.eventual and status == 200:
+            until = time.monotonic() + opts.eventual / 1000
+            with lock:
+                if action in ("CreateKeyPair", "ImportKeyPair"):
+                    hidden[(region, names[0])] = until
+                    ghosts.pop((region, names[0]), None)
+                elif action == "DeleteKeyPair" and ghost is not None:
+                    ghosts[(region, names[0])] = (ghost, until)
+                    hidden.pop((region, names[0]), None)
+            if action == "DescribeKeyPairs":
+                wanted = {v[0] for k, v in params.items() if re.fullmatch(r"KeyName\.\d+", k)}
+                wanted |= {v[0] for k, v in params.items() if re.fullmatch(r"Filter\.\d+\.Value\.\d+", k)}
+                data = eventual_view(region, data, wanted)
+        # The faults below come after EC2 acted (and its listing lags as after any write).
+        if fault == "stall":
+            with lock:
+                stats["stalled"] += 1
+            time.sleep(rule.get("ms", 60000) / 1000)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if fault == "empty":
             return self.answer(200, b"", content_type)
         if fault in ("cutkey", "unframed"):
@@ -264,26 +285,6 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if fault == "stall":
-            with lock:
-                stats["stalled"] += 1
-            time.sleep(rule.get("ms", 60000) / 1000)
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if opts.eventual and status == 200:
-            until = time.monotonic() + opts.eventual / 1000
-            with lock:
-                if action in ("CreateKeyPair", "ImportKeyPair"):
-                    hidden[(region, names[0])] = until
-                    ghosts.pop((region, names[0]), None)
-                elif action == "DeleteKeyPair" and ghost is not None:
-                    ghosts[(region, names[0])] = (ghost, until)
-                    hidden.pop((region, names[0]), None)
-            if action == "DescribeKeyPairs":
-                wanted = {v[0] for k, v in params.items() if re.fullmatch(r"KeyName\.\d+", k)}
-                wanted |= {v[0] for k, v in params.items() if re.fullmatch(r"Filter\.\d+\.Value\.\d+", k)}
-                data = eventual_view(region, data, wanted)
         if fault == "mangle":
             data = re.sub(rb"<keyName>[^<]*</keyName>", "<keyName>ключ-\u00e9-\U0001f511-".encode() + b"x" * 5000 + b"</keyName>", data, count=1)
             data = re.sub(rb"<publicKey>[^<]*</publicKey>", b"<publicKey>ssh-ed25519 !!!not base64!!!</publicKey>", data)

@@ -128,6 +128,9 @@ pub(crate) struct Settings {
     /// Regions where a failure concerned the whole region, with its message: nothing more
     /// starts there (a dead endpoint is reported once, not once per key pair).
     pub broken: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+    /// How long EC2's listing may lag behind a write: how long a look for what a write did
+    /// waits ([`crate::cloud::LISTING_LAG`]; shorter in tests).
+    pub listing_lag: std::time::Duration,
 }
 
 impl Settings {
@@ -156,6 +159,13 @@ impl Stop {
 
     pub(crate) fn requested(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Wait until a stop is requested.
+    pub(crate) async fn wait(&self) {
+        while !self.requested() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -588,14 +598,14 @@ async fn step<C: Cloud>(
                 ImportSource::File(public) | ImportSource::Given(public) => public.clone(),
                 ImportSource::CreatedIn(_) => new_key()?,
             };
-            import(cloud, action, &public, progress).await
+            import(cloud, action, &public, settings, progress).await
         }
         KeyPairOp::Replace { exists, .. } => {
             let public = new_key()?;
             if *exists {
                 delete(cloud, action, settings, progress).await?;
             }
-            import(cloud, action, &public, progress).await
+            import(cloud, action, &public, settings, progress).await
         }
         KeyPairOp::FixMode { .. } => {
             progress.step(&format!("Setting mode 0400 on {}", action.output_display));
@@ -693,6 +703,7 @@ async fn import<C: Cloud>(
     cloud: &C,
     action: &KeyPairAction,
     public: &PublicKey,
+    settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     progress.step(&format!(
@@ -707,7 +718,8 @@ async fn import<C: Cloud>(
         // The key pair is there already: a retry after a lost answer found its own import, or
         // EC2's listing had not caught up with an earlier write. Fine if it holds this key.
         Err(err) if err.kind == CloudErrorKind::Duplicate => {
-            match look_until_listed(cloud, &action.region, &action.name).await {
+            match look_until_listed(cloud, &action.region, &action.name, settings.listing_lag).await
+            {
                 Some(found) if found.public_key.as_ref() == Some(public) => Ok(()),
                 _ => Err(cloud_failure(&err)),
             }
@@ -727,35 +739,60 @@ async fn recover_create<C: Cloud>(
     settings: &Settings,
     err: &CloudError,
 ) -> Failure {
-    let found = cloud.find_key_pair(&action.region, &action.name).await;
     let failure = cloud_failure(err);
-    match found {
-        Ok(Some(pair)) if ownership::made_by_this_apply(&pair.tags, &settings.apply_id) => {
-            match cloud
-                .delete_key_pair(&action.region, &action.name, pair.id.as_deref())
-                .await
-            {
-                Ok(()) => {
-                    record(settings, Event::Resolved, &action.name);
-                    failed(format!(
-                        "{}\nEC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost",
-                        failure.problem.message
-                    ))
-                    .hint("run apply again")
-                }
-                Err(delete_err) => failed(format!(
-                    "{}\nEC2 created the key pair but its answer, with the private key, was lost, and deleting it failed too ({delete_err})",
-                    failure.problem.message
-                ))
-                .hint("run apply again: the journal shows the key was never saved, and it is recreated"),
-            }
+    // A last answer that EC2 refused the request (no credentials, denied, a refused key) says
+    // nothing of earlier attempts: look once for a key pair this apply made. Any other
+    // failure may have come after EC2 acted (a retry's `Duplicate` among them), and its
+    // listing may lag behind: look until it catches up.
+    let refused = matches!(
+        err.kind,
+        CloudErrorKind::NoCredentials
+            | CloudErrorKind::ExpiredCredentials
+            | CloudErrorKind::AccessDenied
+            | CloudErrorKind::RegionNotEnabled
+            | CloudErrorKind::InvalidKey
+    );
+    let lag = if refused {
+        std::time::Duration::ZERO
+    } else {
+        settings.listing_lag
+    };
+    let found = look_until_listed(cloud, &action.region, &action.name, lag).await;
+    if found
+        .as_ref()
+        .is_some_and(|pair| !ownership::made_by_this_apply(&pair.tags, &settings.apply_id))
+    {
+        // Another key pair of that name (another machine's): nothing of this apply's.
+        return failure;
+    }
+    let Some(pair) = found else {
+        // Named in the message, so that a report never folds it into another key's line.
+        return failed(format!(
+            "{}\nif EC2 made `{}` before its answer was lost, it is not listed yet; the next apply finds it by this apply's id (the journal shows its key was never saved) and recreates it",
+            failure.problem.message, action.name
+        ))
+        .hint("run apply again");
+    };
+    match cloud
+        .delete_key_pair(&action.region, &action.name, pair.id.as_deref())
+        .await
+    {
+        Ok(()) => {
+            record(settings, Event::Resolved, &action.name);
+            failed(format!(
+                "{}\nEC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost",
+                failure.problem.message
+            ))
+            .hint("run apply again")
         }
-        _ => failure,
+        Err(delete_err) => failed(format!(
+            "{}\nEC2 created `{}` but its answer, with the private key, was lost, and deleting it failed too ({delete_err})",
+            failure.problem.message, action.name
+        ))
+        .hint("run apply again: the journal shows the key was never saved, and it is recreated"),
     }
 }
 
-/// Append to the journal, when there is one; a failure to record anything but a create is
-/// only logged (the create itself is refused without its record).
 /// Record that a new key's private key is saved: durable before success is reported.
 fn journal_saved(settings: &Settings, name: &crate::desired::KeyName) -> std::io::Result<()> {
     match &settings.journal {
@@ -764,6 +801,8 @@ fn journal_saved(settings: &Settings, name: &crate::desired::KeyName) -> std::io
     }
 }
 
+/// Append to the journal, when there is one; a failure to record anything but a create or a
+/// save is only logged (the create itself is refused without its record).
 fn record(settings: &Settings, event: Event, name: &crate::desired::KeyName) {
     record_id(settings, event, name.as_str());
 }
@@ -856,17 +895,15 @@ async fn record_retired(
     Ok(())
 }
 
-/// How long EC2's listing may lag behind a write (eventual consistency).
-const READ_AFTER_WRITE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// The key pair `name`, looking again for a while when EC2 does not list it yet (a write
 /// that EC2 answered with `InvalidKeyPair.Duplicate` proves it exists).
 async fn look_until_listed<C: Cloud>(
     cloud: &C,
     region: &crate::desired::Region,
     name: &crate::desired::KeyName,
+    lag: std::time::Duration,
 ) -> Option<crate::cloud::RemoteKeyPair> {
-    let until = tokio::time::Instant::now() + READ_AFTER_WRITE;
+    let until = tokio::time::Instant::now() + lag;
     loop {
         match cloud.find_key_pair(region, name).await {
             Ok(Some(found)) => return Some(found),
@@ -1037,7 +1074,7 @@ async fn make_key<C: Cloud>(
             file_work(move || store.write_new(&owned, &secret))
                 .await?
                 .map_err(|e| failed(e.to_string()))?;
-            import(cloud, action, &public, progress).await?;
+            import(cloud, action, &public, settings, progress).await?;
             Ok(public)
         }
     }
@@ -1073,7 +1110,8 @@ async fn create_by_ec2<C: Cloud>(
     // key the journal proves was never saved, takes the name. Delete it and try again.
     if let Err(err) = &created
         && err.kind == CloudErrorKind::Duplicate
-        && let Some(found) = look_until_listed(cloud, &action.region, &action.name).await
+        && let Some(found) =
+            look_until_listed(cloud, &action.region, &action.name, settings.listing_lag).await
         && ownership::made_by_unsaved_create(&found.tags, action.name.as_str(), &settings.unsaved)
         && cloud
             .delete_key_pair(&action.region, &action.name, found.id.as_deref())
@@ -1088,7 +1126,7 @@ async fn create_by_ec2<C: Cloud>(
         Ok(created) => created,
         Err(err) => return Err(recover_create(cloud, action, settings, &err).await),
     };
-    match save_created(cloud, action, path, store, created).await {
+    match save_created(cloud, action, path, store, created, settings).await {
         Ok(public) => match journal_saved(settings, &action.name) {
             Ok(()) => Ok(public),
             Err(err) => Err(failed(format!(
@@ -1114,6 +1152,7 @@ async fn save_created<C: Cloud>(
     path: &std::path::Path,
     store: KeyStore,
     created: crate::cloud::CreatedKeyPair,
+    settings: &Settings,
 ) -> Result<PublicKey, (Failure, bool)> {
     let crate::cloud::CreatedKeyPair {
         id,
@@ -1122,7 +1161,16 @@ async fn save_created<C: Cloud>(
     } = created;
     // The key is saved only when it is proven to be the key EC2 keeps: an answer cut inside
     // the key (which HTTP may take as complete) must never become a `.pem`.
-    let public = match prove_created(cloud, action, id.as_deref(), &material, fingerprint).await {
+    let public = match prove_created(
+        cloud,
+        action,
+        id.as_deref(),
+        &material,
+        fingerprint,
+        settings,
+    )
+    .await
+    {
         Ok(public) => public,
         Err(reason) => {
             let why = format!(
@@ -1151,6 +1199,7 @@ async fn prove_created<C: Cloud>(
     id: Option<&str>,
     material: &crate::keys::Secret,
     fingerprint: Option<String>,
+    settings: &Settings,
 ) -> Result<PublicKey, String> {
     let material = material.clone();
     let (public, proven) = tokio::task::spawn_blocking(move || {
@@ -1164,7 +1213,7 @@ async fn prove_created<C: Cloud>(
     if proven {
         return Ok(public);
     }
-    match look_until_listed(cloud, &action.region, &action.name).await {
+    match look_until_listed(cloud, &action.region, &action.name, settings.listing_lag).await {
         Some(found) if id.is_some() && found.id.as_deref() != id => {
             Err("EC2 lists another key pair under that name".to_owned())
         }
@@ -1259,6 +1308,7 @@ mod tests {
             deadline: tokio::time::Instant::now() + std::time::Duration::from_mins(1),
             stop: super::Stop::default(),
             broken: Arc::default(),
+            listing_lag: std::time::Duration::from_secs(1),
         }
     }
 
@@ -1389,7 +1439,8 @@ mod tests {
         );
         assert!(cloud.get("us-east-1", "lab").is_none());
 
-        // The retries ended in throttling, and the look that would clean up fails too.
+        // The retries ended in throttling, and every look that would clean up fails too,
+        // for as long as the listing may lag.
         let cloud = Arc::new(MemoryCloud::default());
         cloud.fault(
             "CreateKeyPair",
@@ -1399,13 +1450,18 @@ mod tests {
             .await
             .unwrap();
         let p = plan(&d, &observed, &Options::default());
-        cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::Other));
+        for _ in 0..10 {
+            cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::Other));
+        }
         let report = apply(&cloud, &p, KeyStore, settings(&[]), Arc::new(Quiet)).await;
         assert_eq!(statuses(&report.outcomes), [Status::Failed]);
         assert!(
             cloud.get("us-east-1", "lab").is_some(),
             "left for the next run"
         );
+        let message = &report.outcomes[0].error.as_ref().unwrap().message;
+        assert!(message.contains("`lab`"), "the key is named: {message}");
+        cloud.clear_faults();
         assert!(!dir.path().join("keys/lab.pem").exists());
 
         // The next run knows from the journal that nobody saved it: replaced.
@@ -1413,6 +1469,30 @@ mod tests {
         assert_eq!(statuses(&outcomes), [Status::Done]);
         let Action::KeyPair(a) = &outcomes[0].action;
         assert_eq!(a.op.name(), "replace");
+    }
+
+    /// A create whose answer was lost while the listing lags: the look waits the lag out,
+    /// finds the key pair this apply made and deletes it again in the same run.
+    #[tokio::test]
+    async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desired(dir.path(), &["us-east-1"]);
+        let cloud = Arc::new(MemoryCloud::default());
+        let observed = observe(&cloud, &d, KeyStore, &std::collections::BTreeSet::new())
+            .await
+            .unwrap();
+        let p = plan(&d, &observed, &Options::default());
+        cloud.fault(
+            "CreateKeyPair",
+            Fault::LoseAnswer(CloudErrorKind::Unreachable),
+        );
+        // The first look finds nothing listed yet (the lag), the next one finds it.
+        cloud.fault("DescribeKeyPairs", Fault::Hide);
+        let report = apply(&cloud, &p, KeyStore, settings(&[]), Arc::new(Quiet)).await;
+        assert_eq!(statuses(&report.outcomes), [Status::Failed]);
+        let message = &report.outcomes[0].error.as_ref().unwrap().message;
+        assert!(message.contains("nothing is lost"), "{message}");
+        assert!(cloud.get("us-east-1", "lab").is_none());
     }
 
     #[tokio::test]

@@ -54,6 +54,9 @@ pub enum Error {
     Output(#[from] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// Ctrl-C or SIGTERM before there was anything to report (while the regions were read).
+    #[error("interrupted (Ctrl-C or SIGTERM) before anything was changed")]
+    Interrupted,
     /// Key folders another project holds (one key folder, one project).
     #[error("{}", claimed_message(.0))]
     Claimed(Vec<crate::keys::claim::Claimed>),
@@ -106,6 +109,7 @@ impl Error {
                 "untrack it and commit (`git rm -r --cached .labctl`); labctl's own `.labctl/.gitignore` keeps it out of git from then on"
                     .to_owned(),
             ),
+            Error::Interrupted => Some("run the command again".to_owned()),
             Error::Claimed(_) => Some(
                 "one key folder, one project: give this manifest its own folder (`output_dir`, or `output` per key pair); if the project was renamed, put the new name in the folder's .labctl-project".to_owned(),
             ),
@@ -123,7 +127,10 @@ impl Error {
     }
 
     pub fn exit(&self) -> Exit {
-        Exit::Failure
+        match self {
+            Error::Interrupted => Exit::Interrupted,
+            _ => Exit::Failure,
+        }
     }
 
     /// The error's kind in JSON documents (`{"error": {"kind": …}}`).
@@ -135,6 +142,7 @@ impl Error {
             Error::Observe(_) => "cloud",
             Error::Locked(_) => "locked",
             Error::Claimed(_) => "key-folder",
+            Error::Interrupted => "interrupted",
             Error::Timeout(_) => "timeout",
             Error::Output(_) | Error::Runtime(_) | Error::Journal(_) => "io",
         }

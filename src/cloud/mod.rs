@@ -32,6 +32,10 @@ pub(crate) struct RemoteKeyPair {
     pub tags: BTreeMap<String, String>,
 }
 
+/// How long EC2's `DescribeKeyPairs` may lag behind a create, import or delete (eventual
+/// consistency): every look for what a write did waits at most this long. The one window.
+pub(crate) const LISTING_LAG: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What `CreateKeyPair` returns: the only moment EC2 hands out the private key.
 #[derive(Debug)]
 pub(crate) struct CreatedKeyPair {

@@ -149,6 +149,7 @@ pub(super) async fn carry_out<C: Cloud>(
         deadline: run.deadline.into(),
         stop: run.stop.clone(),
         broken: Arc::default(),
+        listing_lag: crate::cloud::LISTING_LAG,
     };
     let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
     if let Some(ticker) = ticker {

@@ -310,24 +310,26 @@ pub(super) fn session<T>(
     let journal = lock.as_ref().map(|l| Arc::clone(&l.journal));
     let rt = runtime()?;
     let result = rt.block_on(async {
+        // Signals are watched before the first request: a Ctrl-C while the regions are read
+        // ends the command with its report (one JSON document with --json), not by the signal.
+        let stop = crate::apply::Stop::default();
+        watch_signals(stop.clone(), args.quiet, args.json);
         let cloud = connect(args, &desired, deadline).await;
         let regions = desired.regions();
         status(
             args,
             &format!("Reading key pairs in {} region(s)", regions.len()),
         );
-        let observed = tokio::time::timeout_at(
-            deadline.into(),
-            observe(&cloud, &desired, KeyStore, &deleted),
-        )
-        .await
-        .map_err(|_| Error::Timeout(args.timeout))?
-        .map_err(Error::Observe)?;
+        let observed = tokio::select! {
+            observed = tokio::time::timeout_at(
+                deadline.into(),
+                observe(&cloud, &desired, KeyStore, &deleted),
+            ) => observed
+                .map_err(|_| Error::Timeout(args.timeout))?
+                .map_err(Error::Observe)?,
+            () = stop.wait() => return Err(Error::Interrupted),
+        };
         let unsaved = settle_saved(journal.as_deref(), &desired, &observed, unsaved)?;
-        let stop = crate::apply::Stop::default();
-        if lock_for.is_some() {
-            watch_signals(stop.clone(), args.quiet || args.json);
-        }
         let run = Run {
             deadline,
             apply_id,
@@ -395,7 +397,7 @@ fn settle_saved(
 /// Ctrl-C or SIGTERM: the first stops new work (requests in flight finish, what they made is
 /// saved and journaled); the second exits at once with 130. Files are never half-written
 /// either way: a key file appears only by an atomic link of a complete, synced file.
-fn watch_signals(stop: crate::apply::Stop, quiet: bool) {
+fn watch_signals(stop: crate::apply::Stop, quiet: bool, json: bool) {
     tokio::spawn(async move {
         let Ok(mut term) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -411,13 +413,21 @@ fn watch_signals(stop: crate::apply::Stop, quiet: bool) {
             count += 1;
             if count == 1 {
                 stop.request();
-                if !quiet {
+                if !quiet && !json {
                     eprintln!(
                         "\nStopping: nothing new starts; requests already sent finish and their keys are saved. Press Ctrl-C again to quit at once."
                     );
                 }
             } else {
-                eprintln!("\nQuitting at once; the next run picks up where this one stopped.");
+                let message =
+                    "quit at once (a second Ctrl-C or SIGTERM); requests in flight were abandoned";
+                let hint = "run the command again: it picks up where this one stopped";
+                if json {
+                    // With --json, stdout holds one document whatever happens.
+                    super::print_json_error("interrupted", message, Some(hint));
+                } else {
+                    eprintln!("\nQuitting at once; the next run picks up where this one stopped.");
+                }
                 std::process::exit(130);
             }
         }

@@ -305,3 +305,34 @@ fn odd_data_from_the_server_never_crashes_labctl() {
     assert!(requests.keys().all(|k| k == "DescribeKeyPairs"), "{stats}");
     assert_eq!(std::fs::read(&file).unwrap(), before);
 }
+
+/// EC2 made the key pairs, their answers were lost, and the listing lags 3 s behind: the
+/// look for what the creates did waits the lag out, finds both key pairs this apply made and
+/// deletes them again in the same run (before, one look found nothing and left them without
+/// their private keys until the next apply).
+#[test]
+fn lost_creates_are_found_again_through_the_listings_lag() {
+    let test = Test::new();
+    let project = unique("lostlag");
+    test.write("labctl.yaml", &manifest(&project, &["a", "b"]));
+    let proxy = Proxy::start(&[
+        "--eventual",
+        "3000",
+        "--faults",
+        &json!([{"action": "CreateKeyPair", "fault": "stall", "ms": 0, "count": 2}]).to_string(),
+    ]);
+    let run = test.via(&proxy, &["apply", "--max-attempts", "1"]);
+    run.assert_code(1);
+    assert_eq!(proxy.stats()["faults"]["stall"], 2);
+    for name in ["a", "b"] {
+        let full = format!("{project}-{name}");
+        assert!(
+            server().key_pair("us-east-1", &full).is_none(),
+            "{full} was left in EC2 without its private key: {}",
+            run.stdout
+        );
+        assert!(!test.path(&format!("keys/{full}.pem")).exists());
+    }
+    assert!(run.stdout.contains("deleted again"), "{}", run.stdout);
+    converges(&test, &project, &["a", "b"]);
+}

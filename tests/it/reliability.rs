@@ -282,6 +282,7 @@ fn killed_apply(round: usize, kill: &Kill) {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| {
             n != ".gitignore"
+                && n != ".labctl-project"
                 && std::path::Path::new(n)
                     .extension()
                     .is_none_or(|e| e != "pem")

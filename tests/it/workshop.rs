@@ -513,6 +513,11 @@ fn a_second_ctrl_c_quits_at_once_and_leaves_no_half_written_key() {
         started.elapsed() < Duration::from_millis(1400),
         "did not wait for requests in flight"
     );
+    // --json: one document on stdout even now, and nothing on stderr.
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {output:?}"));
+    assert_eq!(doc["error"]["kind"], "interrupted", "{doc:#}");
+    assert!(output.stderr.is_empty(), "{output:?}");
     for entry in std::fs::read_dir(test.path("keys")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "pem") {
@@ -523,6 +528,42 @@ fn a_second_ctrl_c_quits_at_once_and_leaves_no_half_written_key() {
     let rerun = test.cloud(&["apply", "--json"]);
     rerun.assert_code(0);
     assert_eq!(names_on_server(&project).len(), 20);
+}
+
+#[test]
+fn a_ctrl_c_while_the_regions_are_read_ends_with_the_report_not_by_the_signal() {
+    let test = Test::new();
+    let project = unique("readstop");
+    test.write("labctl.yaml", &manifest(&project, 3));
+    for (args, json) in [
+        (&["plan", "--json"][..], true),
+        (&["apply", "--json"], true),
+        (&["apply"], false),
+    ] {
+        let proxy = Proxy::faults(&serde_json::json!([
+            {"action": "DescribeKeyPairs", "fault": "hang", "ms": 60_000, "count": 10},
+        ]));
+        let mut all = args.to_vec();
+        let endpoint = proxy.endpoint();
+        all.extend(["--endpoint-url", &endpoint]);
+        let mut cmd = test.command(&all);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        proxy.wait_for_fault("hang", Duration::from_mins(1));
+        signal(&child, "INT");
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(130), "{args:?}: {output:?}");
+        if json {
+            let doc: serde_json::Value = serde_json::from_slice(&output.stdout)
+                .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {output:?}"));
+            assert_eq!(doc["error"]["kind"], "interrupted", "{doc:#}");
+            assert!(output.stderr.is_empty(), "{output:?}");
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("interrupted"), "{stderr}");
+        }
+        assert!(names_on_server(&project).is_empty());
+    }
 }
 
 #[test]
