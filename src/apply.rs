@@ -143,7 +143,10 @@ impl Settings {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(action.region.to_string())
-                .or_insert_with(|| failure.problem.message.clone());
+                .or_insert_with(|| {
+                    let message = &failure.problem.message;
+                    message.lines().next().unwrap_or(message).to_owned()
+                });
         }
     }
 }
@@ -766,12 +769,12 @@ async fn recover_create<C: Cloud>(
         return failure;
     }
     let Some(pair) = found else {
-        // Named in the message, so that a report never folds it into another key's line.
-        return failed(format!(
-            "{}\nif EC2 made `{}` before its answer was lost, it is not listed yet; the next apply finds it by this apply's id (the journal shows its key was never saved) and recreates it",
-            failure.problem.message, action.name
-        ))
-        .hint("run apply again");
+        // The key is named (in the hint), so that a report never folds it into another key's
+        // line; a failure of the whole region still stops the region.
+        return failure.hint(format!(
+            "EC2 may have made `{}` before its answer was lost (it is not listed yet): the next apply finds it by this apply's id and recreates it; run apply again",
+            action.name
+        ));
     };
     match cloud
         .delete_key_pair(&action.region, &action.name, pair.id.as_deref())
@@ -904,12 +907,16 @@ async fn look_until_listed<C: Cloud>(
     lag: std::time::Duration,
 ) -> Option<crate::cloud::RemoteKeyPair> {
     let until = tokio::time::Instant::now() + lag;
+    // Looks back off (0.25 s, 0.5 s, 1 s, then every 2 s): a few requests per window.
+    let mut pause = std::time::Duration::from_millis(250);
     loop {
         match cloud.find_key_pair(region, name).await {
             Ok(Some(found)) => return Some(found),
             Ok(None) | Err(_) if tokio::time::Instant::now() >= until => return None,
             Ok(None) | Err(_) => {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
             }
         }
     }
@@ -1459,8 +1466,11 @@ mod tests {
             cloud.get("us-east-1", "lab").is_some(),
             "left for the next run"
         );
-        let message = &report.outcomes[0].error.as_ref().unwrap().message;
-        assert!(message.contains("`lab`"), "the key is named: {message}");
+        let hint = report.outcomes[0].error.as_ref().unwrap().hint.clone();
+        assert!(
+            hint.as_deref().unwrap_or_default().contains("`lab`"),
+            "the key is named: {hint:?}"
+        );
         cloud.clear_faults();
         assert!(!dir.path().join("keys/lab.pem").exists());
 

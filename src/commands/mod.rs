@@ -345,16 +345,19 @@ fn load_manifest(
         .ok_or(Error::InvalidManifest)
 }
 
-/// Every file of the manifest that holds or will hold a private key (each `output`, its
-/// `.ppk`, and their retired and replaced names) that git could take, with how it is shown,
-/// the work tree and why. With `existing_only` (`validate`), only files that exist, the
-/// retired and replaced ones found in the key folder included.
+/// Every file of the manifest that holds or will hold a private key that git could take, with
+/// how it is shown, the work tree and why: each `output` and its `.ppk` (with `existing_only`,
+/// `validate`'s view, only those that exist), the names their retired and replaced copies
+/// will take, and every key file already in the manifest's key folders (`.pem`, `.ppk`,
+/// retired and replaced copies, also of key pairs the manifest no longer lists).
 fn git_exposure(
     desired: &Desired,
     existing_only: bool,
 ) -> Vec<(String, PathBuf, crate::keys::Exposure)> {
     // (the file it stands for, as shown; this name, as shown; the path)
     let mut probes: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut folders: std::collections::BTreeMap<PathBuf, String> =
+        std::collections::BTreeMap::new();
     for spec in &desired.keypairs {
         for file in spec.output.iter().chain(spec.ppk.iter()) {
             let shown = if Some(file) == spec.output.as_ref() {
@@ -362,21 +365,25 @@ fn git_exposure(
             } else {
                 shown_beside(&spec.output_display, file)
             };
+            folders
+                .entry(crate::keys::parent_of(file))
+                .or_insert_with(|| shown.clone());
             if !existing_only || file.exists() {
                 probes.push((shown.clone(), shown.clone(), file.clone()));
             }
-            if existing_only {
-                for aside in moved_aside(file) {
-                    let name = aside.file_name().unwrap_or_default().to_string_lossy();
-                    let aside_shown = shown_beside(&shown, Path::new(&*name));
-                    probes.push((shown.clone(), aside_shown, aside));
-                }
-            } else {
+            if !existing_only {
                 for aside in crate::keys::aside_names(file) {
                     let aside_shown = format!("{shown}.retired-… / .replaced-…");
                     probes.push((shown.clone(), aside_shown, aside));
                 }
             }
+        }
+    }
+    for (folder, shown) in &folders {
+        for file in key_files_in(folder) {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            let file_shown = shown_beside(shown, Path::new(&*name));
+            probes.push((file_shown.clone(), file_shown, file));
         }
     }
     let paths: Vec<&Path> = probes.iter().map(|(_, _, p)| p.as_path()).collect();
@@ -398,29 +405,37 @@ fn shown_beside(shown: &str, file: &Path) -> String {
     }
 }
 
-/// The retired and replaced copies of `file` in its folder (`<name>.retired-…`,
-/// `<name>.replaced-…`).
-fn moved_aside(file: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
-        return Vec::new();
-    };
-    let name = name.to_string_lossy();
-    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }) else {
+/// The files in a key folder that hold private keys, by labctl's names (`.pem` and `.ppk`
+/// files and their retired and replaced copies) and by what they hold (a certificate named
+/// `.pem` is not a secret); at most 10,000 entries looked at.
+fn key_files_in(folder: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };
     entries
+        .take(10_000)
         .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            n.strip_prefix(&*name)
-                .is_some_and(|rest| rest.starts_with(".retired-") || rest.starts_with(".replaced-"))
+            let lower = n.to_ascii_lowercase();
+            let extension = Path::new(&lower).extension();
+            extension.is_some_and(|e| e == "pem" || e == "ppk")
+                || n.contains(".pem.retired-")
+                || n.contains(".pem.replaced-")
+                || n.contains(".ppk.retired-")
+                || n.contains(".ppk.replaced-")
         })
-        .map(|n| dir.join(n))
-        .take(1000)
+        .map(|n| folder.join(n))
+        .filter(|p| {
+            matches!(
+                crate::keys::KeyStore.inspect(p),
+                crate::keys::FileState::Key { .. }
+            ) || matches!(
+                crate::keys::KeyStore.inspect_ppk(p),
+                crate::keys::FileState::Key { .. }
+            )
+        })
         .collect()
 }
 

@@ -1359,3 +1359,39 @@ fn two_manifests_never_share_a_key_folder() {
             .is_some()
     );
 }
+
+#[test]
+fn a_tracked_copy_of_a_key_the_manifest_no_longer_lists_is_warned_about() {
+    let test = Test::new();
+    let project = unique("trackedretired");
+    let seats = |count: u32| {
+        format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: {count}\n"
+        )
+    };
+    assert!(git_in(&test, &["init", "-q"]).status.success());
+    test.write("labctl.yaml", &seats(2));
+    test.cloud(&["apply"]).assert_code(0);
+    test.write("labctl.yaml", &seats(1));
+    test.cloud(&["apply", "--prune", "--yes"]).assert_code(0);
+    let retired = files_in(&test.path("keys"))
+        .into_iter()
+        .find(|n| n.contains("seat-2.pem.retired-"))
+        .unwrap();
+    assert!(
+        git_in(&test, &["add", "-f", &format!("keys/{retired}")])
+            .status
+            .success()
+    );
+    let plan = test.cloud(&["plan"]);
+    plan.assert_code(0);
+    assert!(
+        plan.stderr
+            .contains(&format!("keys/{retired} is tracked by git")),
+        "{}",
+        plan.stderr
+    );
+    let strict = test.run(&["validate", "--strict"]);
+    strict.assert_code(1);
+    assert!(strict.stderr.contains(&retired), "{}", strict.stderr);
+}
