@@ -19,6 +19,7 @@ mod properties;
 mod regime;
 mod release;
 mod reliability;
+mod soak;
 mod support;
 mod validate;
 mod workshop;
