@@ -72,10 +72,14 @@ fi
 tar -C "$work" -xzf "$work/$archive"
 [ -f "$work/labctl-$target/labctl" ] || die "the archive holds no labctl-$target/labctl"
 mkdir -p "$prefix/bin"
-# Into place by a rename in the same folder: a running labctl is never half-overwritten.
-cp "$work/labctl-$target/labctl" "$prefix/bin/.labctl.new"
-chmod 0755 "$prefix/bin/.labctl.new"
-mv -f "$prefix/bin/.labctl.new" "$prefix/bin/labctl"
+# Into place by a rename in the same folder: a running labctl is never half-overwritten. The
+# temporary name is new (mktemp creates it, so a link planted at a fixed name is never
+# followed) and goes away if anything fails.
+new=$(mktemp "$prefix/bin/.labctl.XXXXXXXX") || die "cannot write to $prefix/bin"
+trap 'rm -rf "$work"; rm -f "$new"' EXIT INT TERM
+cat "$work/labctl-$target/labctl" >"$new"
+chmod 0755 "$new"
+mv -f "$new" "$prefix/bin/labctl"
 say "installed $("$prefix/bin/labctl" --version) to $prefix/bin/labctl"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;

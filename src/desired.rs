@@ -273,6 +273,21 @@ pub struct Desired {
     pub orphan_dir: PathBuf,
 }
 
+/// Why a key pair name from the manifest cannot name the files made for it everywhere they go
+/// (its key file, the handout bundle, entries in a zip opened on Windows), if it cannot: `\`
+/// is a folder separator to Windows and zip tools (`..\x` would unpack outside its folder),
+/// and `<>:"|?*` cannot be part of a Windows file name.
+pub fn portable_name_problem(name: &str) -> Option<String> {
+    if name.contains('\\') {
+        return Some(format!(
+            "the key pair name `{name}` contains `\\`, a folder separator to Windows and zip tools (its handout bundle could unpack outside its folder)"
+        ));
+    }
+    name.chars().find(|c| "<>:\"|?*".contains(*c)).map(|c| {
+        format!("the key pair name `{name}` contains `{c}`, which cannot be part of a file name on Windows (its key file and handout bundle are named after it)")
+    })
+}
+
 /// The file name of a key pair's private key in its folder (`<name>.pem`), when the name can
 /// stand as one file name: not with `/`, not `.` or `..`. The one place of this convention.
 pub fn key_file_name(name: &str) -> Option<String> {

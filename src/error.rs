@@ -105,6 +105,10 @@ impl Error {
                 "wait for it to finish; labctl never runs two applies of one manifest at once"
                     .to_owned(),
             ),
+            Error::Locked(crate::lock::LockError::Foreign { path, .. }) => Some(format!(
+                "if this workshop folder moved here on purpose and nobody works on it from the other machine, remove {} and run again",
+                path.join("origin").display()
+            )),
             Error::Locked(crate::lock::LockError::Tracked { .. }) => Some(
                 "untrack it and commit (`git rm -r --cached .labctl`); labctl's own `.labctl/.gitignore` keeps it out of git from then on"
                     .to_owned(),

@@ -55,6 +55,68 @@ pub enum LockError {
         "labctl does not use {path}: git tracks files in it, so its journal came from another machine (someone ran `git add -f`), and acting on it could replace a teammate's key pairs"
     )]
     Tracked { path: PathBuf },
+    /// State written on another machine (copied along with the workshop folder).
+    #[error(
+        "labctl does not use {path}: it was written on another machine ({origin}), and acting on its journal could replace key pairs someone else saved"
+    )]
+    Foreign { path: PathBuf, origin: String },
+}
+
+/// The file in the state folder that names the machine that wrote it.
+const ORIGIN_FILE: &str = "origin";
+
+/// This machine, as the state folder's origin records it: its machine id (or host name).
+fn this_machine() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+    };
+    let id = read("/etc/machine-id")
+        .or_else(|| read("/etc/hostname"))
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!("machine {id}")
+}
+
+/// The machine the state folder's journal was written on, when it says (`None`: no origin
+/// yet, a folder from before labctl recorded one).
+fn recorded_origin(folder: &KeyFolder) -> Option<String> {
+    let mut file = folder
+        .open_state_file(std::ffi::OsStr::new(ORIGIN_FILE), false)
+        .ok()?;
+    let bytes = read_bounded(&mut file, MAX_RECORD).ok()??;
+    let text = String::from_utf8_lossy(&bytes);
+    Some(text.lines().next().unwrap_or_default().trim().to_owned())
+}
+
+/// Refuse a state folder written on another machine; record this machine in one that says
+/// nothing yet (with `record`, by a run that changes things).
+fn check_origin(folder: &KeyFolder, dir: &Path, record: bool) -> Result<(), LockError> {
+    let here = this_machine();
+    match recorded_origin(folder) {
+        Some(origin) if origin == here => Ok(()),
+        Some(origin) => Err(LockError::Foreign {
+            path: dir.to_owned(),
+            origin,
+        }),
+        None if record => {
+            let failed = |e: std::io::Error| LockError::Io {
+                path: dir.join(ORIGIN_FILE),
+                reason: e.to_string(),
+            };
+            let mut file = folder
+                .open_state_file(std::ffi::OsStr::new(ORIGIN_FILE), true)
+                .map_err(failed)?;
+            (|| {
+                file.set_len(0)?;
+                file.write_all(format!("{here}\n").as_bytes())?;
+                file.sync_all()
+            })()
+            .map_err(failed)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Whether git tracks any file in the state folder `dir`. A `.labctl/` that came with
@@ -111,6 +173,7 @@ pub(crate) fn journal_state(manifest: &Path) -> Result<State, LockError> {
     let Ok(folder) = KeyFolder::open(&state_dir(manifest)) else {
         return Ok(State::default());
     };
+    check_origin(&folder, &state_dir(manifest), false)?;
     let Ok(file) = folder.open_state_file(&file_name(manifest, ".lock"), false) else {
         return Ok(State::default());
     };
@@ -137,6 +200,7 @@ pub(crate) fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError>
         FolderError::Missing => io("its folder does not exist".to_owned()),
         other => io(other.to_string()),
     })?;
+    check_origin(&folder, &state_dir(manifest), true)?;
     let mut file = folder
         .open_state_file(&file_name(manifest, ".lock"), true)
         .map_err(|e| io(e.to_string()))?;

@@ -208,12 +208,35 @@ fn line(out: &mut String, style: Style, a: &KeyPairAction, w: &Widths, tail: &st
         style.paint(color, sym),
         a.name.as_str(),
         a.region.as_str(),
-        a.output_display,
-        tail,
+        printable(&a.output_display),
+        printable(tail),
         nw = w.name,
         rw = w.region,
         fw = w.file,
     );
+}
+
+/// Text from the manifest or from EC2 (tag values, paths) as one safe line on a terminal or in
+/// a Markdown code block: control characters (a newline, an escape sequence) are shown
+/// escaped, never acted on, so no text starts a line of its own (a line of backticks that
+/// would close the job summary's code block, say).
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A problem as text, the one place its hint is placed: the message, then `  hint: …`.

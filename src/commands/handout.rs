@@ -80,6 +80,20 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
     };
     // Never a private key in a git work tree unignored: an existing folder must be ignored
     // (one labctl creates gets a `.gitignore` of `*` first).
+    // Bundles never go into a key folder: a bundle named like a key file (an `output` without
+    // `.pem`) would move a live key aside.
+    if let Some(spec) = desired.keypairs.iter().find(|k| {
+        k.output
+            .iter()
+            .chain(k.ppk.iter())
+            .any(|file| same_folder(&keys::parent_of(file), &out))
+    }) {
+        return Err(Error::Usage(format!(
+            "{} is a key folder (of `{}`); bundles go elsewhere: use another --out",
+            out.display(),
+            spec.name
+        )));
+    }
     // The bundles, their moved-aside copies and the passphrase list: every one of them holds
     // a secret (the same check as for key files).
     if out.exists() {
@@ -241,6 +255,14 @@ fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Whether two folders are one (by what they resolve to when both exist, else by path).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
 }
 
 fn bundle_path(out: &Path, name: &str, zip: bool) -> PathBuf {
@@ -536,6 +558,10 @@ fn existing(
     match folder.entry(file_name) {
         Ok(Entry::Absent) => return Existing::None,
         Ok(Entry::Symlink) | Err(_) => return Existing::Different,
+        // Another user's file is never read as ours (nor left in place as "unchanged").
+        Ok(Entry::File { uid, .. }) if uid != keys::effective_uid() => {
+            return Existing::Different;
+        }
         Ok(Entry::File { .. } | Entry::NotAFile) => {}
     }
     let text = if zip {

@@ -150,39 +150,58 @@ fn write_new(path: &Path, text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Make sure `.gitignore` in `dir` ignores `keys/`; true if a line was added.
+/// The most of an existing `.gitignore` labctl reads.
+const MAX_GITIGNORE: usize = 1024 * 1024;
+
+/// Make sure `.gitignore` in `dir` ignores `keys/`; true if a line was added. The file is
+/// opened once, never through a link and without blocking (a FIFO is refused, not waited on),
+/// only when it is a regular file, read with a bound, and appended to through that same handle.
 fn ignore_keys(dir: &Path) -> Result<bool, Error> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(".gitignore");
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => {
-            return Err(Error::Usage(format!(
-                "cannot read {}: {err}",
-                path.display()
-            )));
-        }
-    };
-    let ignored = existing.lines().map(str::trim).any(|l| {
-        matches!(
-            l,
-            "keys" | "keys/" | "/keys" | "/keys/" | "keys/*" | "*.pem"
-        )
-    });
+    let refuse = |why: String| Error::Usage(format!("cannot update {}: {why}", path.display()));
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
+        .open(&path)
+        .map_err(|err| {
+            if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                refuse("it is a symbolic link; labctl does not write through links".to_owned())
+            } else {
+                refuse(err.to_string())
+            }
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(refuse("it is not a regular file".to_owned()));
+    }
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(u64::try_from(MAX_GITIGNORE).unwrap_or(u64::MAX) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| refuse(err.to_string()))?;
+    if bytes.len() > MAX_GITIGNORE {
+        return Err(refuse(format!("it is larger than {MAX_GITIGNORE} bytes")));
+    }
+    let existing = String::from_utf8_lossy(&bytes);
+    let ignored = existing
+        .lines()
+        .map(str::trim)
+        .any(|l| matches!(l, "keys" | "keys/" | "/keys" | "/keys/" | "keys/*"));
     if ignored {
         return Ok(false);
     }
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-        .map_err(|err| Error::Usage(format!("cannot write {}: {err}", path.display())))?;
     let sep = if existing.is_empty() || existing.ends_with('\n') {
         ""
     } else {
         "\n"
     };
     write!(file, "{sep}# Private keys written by labctl\nkeys/\n")?;
+    file.sync_all()?;
     Ok(true)
 }
 

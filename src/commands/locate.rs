@@ -1,6 +1,11 @@
 //! Which manifest a command works on: the one named (`MANIFEST` or `-f`), or `labctl.yaml` /
 //! `labctl.yml` in the current folder or the nearest parent, stopping at the git repository's
 //! root (the folder holding `.git`), as git and cargo look for theirs.
+//!
+//! A manifest runs with the caller's AWS credentials, so one found (not named) is taken only
+//! from the caller's own folders: the search stops below a folder another user owns and at the
+//! caller's home folder, and a manifest (or its folder) that belongs to another user is refused
+//! with how to name it if it is trusted, as git refuses a repository another user owns.
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +41,19 @@ pub(super) fn find(start: &Path) -> Result<PathBuf, Error> {
             .filter(|name| dir.join(name).is_file())
             .collect();
         match found.as_slice() {
-            [name] => return Ok(relative.join(name)),
+            [name] => {
+                let file = dir.join(name);
+                if let Some(owner) =
+                    foreign_owner(dir, true).or_else(|| foreign_owner(&file, false))
+                {
+                    return Err(Error::Usage(format!(
+                        "{} belongs to another user (uid {owner}); labctl does not take a manifest from someone else's folder with your credentials. If you trust it, name it: labctl -f {} COMMAND",
+                        dir.join(name).display(),
+                        dir.join(name).display()
+                    )));
+                }
+                return Ok(relative.join(name));
+            }
             [a, b, ..] => {
                 return Err(Error::Usage(format!(
                     "both {a} and {b} are in {}; remove one, or name it with -f",
@@ -46,7 +63,16 @@ pub(super) fn find(start: &Path) -> Result<PathBuf, Error> {
             [] => {}
         }
         let at_root = dir.join(".git").exists();
+        let at_home = std::env::var_os("HOME").is_some_and(|home| Path::new(&home) == dir);
+        let boundary = |parent: &Path| at_home || foreign_owner(parent, true).is_some();
         match dir.parent() {
+            Some(parent) if !at_root && boundary(parent) => {
+                return Err(Error::NoManifest(format!(
+                    "{} or its parents up to {} (labctl does not look above your home folder or in folders another user owns)",
+                    absolute.display(),
+                    dir.display()
+                )));
+            }
             Some(parent) if !at_root => {
                 dir = parent;
                 relative.push("..");
@@ -65,6 +91,15 @@ pub(super) fn find(start: &Path) -> Result<PathBuf, Error> {
             }
         }
     }
+}
+
+/// The owner of `path` when it is another user than the caller (root counting as the caller
+/// with `root_too`: root's folders, `/` and `/home`, are everyone's way up); `None` when it
+/// is the caller's, or cannot be looked at.
+fn foreign_owner(path: &Path, root_too: bool) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(path).ok()?.uid();
+    (uid != crate::keys::effective_uid() && !(root_too && uid == 0)).then_some(uid)
 }
 
 #[cfg(test)]

@@ -505,11 +505,25 @@ impl KeyFolder {
             }
             Entry::NotAFile | Entry::File { .. } => {}
         }
+        let is_dir = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
         for n in 1..100 {
             let mut aside = name.to_owned();
             aside.push(suffix);
             if n > 1 {
                 aside.push(format!("-{n}"));
+            }
+            if is_dir {
+                // A folder (a handout bundle) cannot be linked: renamed, only to a free name
+                // (the folder is the user's own, 0700: nobody else can take that name).
+                match self.entry(&aside)? {
+                    Entry::Absent => {
+                        rustix::fs::renameat(&self.fd, name, &self.fd, &aside).map_err(to_io)?;
+                        sync(&self.fd)?;
+                        return Ok(Some(aside));
+                    }
+                    Entry::Symlink | Entry::NotAFile | Entry::File { .. } => continue,
+                }
             }
             match rustix::fs::linkat(&self.fd, name, &self.fd, &aside, AtFlags::empty()) {
                 Ok(()) => {

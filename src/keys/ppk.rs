@@ -176,9 +176,50 @@ pub fn public_key_of_ppk(text: &str) -> Option<PublicKey> {
     PublicKey::from_openssh(&key.to_openssh().ok()?)
 }
 
+/// The public key of a whole, unencrypted PPK v3 file, as labctl writes beside a key file:
+/// every field present, the private lines there, and its `Private-MAC` right (for an
+/// unencrypted file, an HMAC-SHA-256 with an empty key over the fields). A file cut short (the
+/// public lines alone), changed, or encrypted is not taken for the key's PuTTY form.
+pub(super) fn verified_public_key_of_ppk(text: &str) -> Option<PublicKey> {
+    let mut lines = text.lines().map(str::trim_end);
+    let algorithm = lines.next()?.strip_prefix("PuTTY-User-Key-File-3: ")?;
+    let encryption = lines.next()?.strip_prefix("Encryption: ")?;
+    if encryption != "none" {
+        return None;
+    }
+    let comment = lines.next()?.strip_prefix("Comment: ")?;
+    let mut blob = |label: &str| -> Option<Zeroizing<Vec<u8>>> {
+        let count: usize = lines.next()?.strip_prefix(label)?.trim().parse().ok()?;
+        if count > 256 {
+            return None;
+        }
+        let body: Zeroizing<String> = Zeroizing::new(lines.by_ref().take(count).collect());
+        base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .ok()
+            .map(Zeroizing::new)
+    };
+    let public_blob = blob("Public-Lines: ")?;
+    let private_blob = blob("Private-Lines: ")?;
+    let tag = lines.next()?.strip_prefix("Private-MAC: ")?.trim();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[]).ok()?;
+    let mut covered = Zeroizing::new(Vec::new());
+    put_string(&mut covered, algorithm.as_bytes());
+    put_string(&mut covered, encryption.as_bytes());
+    put_string(&mut covered, comment.as_bytes());
+    put_string(&mut covered, &public_blob);
+    put_string(&mut covered, &private_blob);
+    mac.update(&covered);
+    if to_hex(&mac.finalize().into_bytes()) != tag.to_ascii_lowercase() {
+        return None;
+    }
+    let key = ssh_key::PublicKey::from_bytes(&public_blob).ok()?;
+    PublicKey::from_openssh(&key.to_openssh().ok()?)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{public_key_of_ppk, to_ppk};
+    use super::{public_key_of_ppk, to_ppk, verified_public_key_of_ppk};
     use crate::keys::{Secret, fixture, public_key_of_private};
 
     #[test]
@@ -189,6 +230,24 @@ mod tests {
             ppk.expose(),
             "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: fixture-a\nPublic-Lines: 2\nAAAAC3NzaC1lZDI1NTE5AAAAIIKC+GTDYUzuKsCrKKwTqzbpr7ygMrwnYJ4+xQuE\nWAAB\nPrivate-Lines: 1\nAAAAIEz450gxAaoRgdtA+BBdooJIhYH1WQdVvkqmqZfv1nEs\nPrivate-MAC: c77db04be71e083fe2de9fa16c1233d2e03bdd944877486c222d02eec5810b89\n"
         );
+    }
+
+    /// PuTTY's own file (the fixture above) is whole; cut after its public lines, with one
+    /// character changed, or encrypted, it is not taken for the key's PuTTY form.
+    #[test]
+    fn only_a_whole_unencrypted_ppk_is_verified() {
+        let pem = Secret::new(fixture("ed25519-a.pem"));
+        let public = public_key_of_private(&pem).unwrap();
+        let ppk = to_ppk(&pem, "fixture-a", None).unwrap();
+        let text = ppk.expose();
+        assert_eq!(verified_public_key_of_ppk(text), Some(public.clone()));
+        let cut = &text[..text.find("Private-Lines").unwrap()];
+        assert_eq!(public_key_of_ppk(cut), Some(public.clone()));
+        assert_eq!(verified_public_key_of_ppk(cut), None);
+        let changed = text.replace("Comment: fixture-a", "Comment: fixture-b");
+        assert_eq!(verified_public_key_of_ppk(&changed), None);
+        let encrypted = to_ppk(&pem, "k", Some("pass")).unwrap();
+        assert_eq!(verified_public_key_of_ppk(encrypted.expose()), None);
     }
 
     #[test]

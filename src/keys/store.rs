@@ -103,11 +103,14 @@ impl KeyStore {
         Self::inspect_as(path, public_key_of_private)
     }
 
-    /// What is at `path`, a PuTTY private key file (its public key is stored in clear).
+    /// What is at `path`, a PuTTY private key file: a key only when the file is whole and its
+    /// MAC right (its public key is stored in clear, so the public lines alone prove nothing).
     pub fn inspect_ppk(self, path: &Path) -> FileState {
         Self::inspect_as(path, |secret| {
-            super::public_key_of_ppk(secret.expose())
-                .ok_or_else(|| "it is not a PuTTY private key".to_owned())
+            super::ppk::verified_public_key_of_ppk(secret.expose()).ok_or_else(|| {
+                "it is not a whole, unencrypted PuTTY private key (cut short, changed or encrypted)"
+                    .to_owned()
+            })
         })
     }
 

@@ -205,7 +205,17 @@ impl Validator<'_> {
         entry.name.as_ref().and_then(|n| {
             let text = self.expand(&name_field, n, base)?;
             match KeyName::parse(&text) {
-                Ok(name) => Some(name),
+                Ok(name) => match crate::desired::portable_name_problem(name.as_str()) {
+                    None => Some(name),
+                    Some(message) => {
+                        self.push(
+                            Diagnostic::error(&name_field, n.pos, message)
+                                .with_label("this name")
+                                .with_help("use letters, digits, `-`, `_` and `.`"),
+                        );
+                        None
+                    }
+                },
                 Err(message) => {
                     self.push(
                         Diagnostic::error(&name_field, n.pos, message).with_label("this name"),

@@ -1395,3 +1395,217 @@ fn a_tracked_copy_of_a_key_the_manifest_no_longer_lists_is_warned_about() {
     strict.assert_code(1);
     assert!(strict.stderr.contains(&retired), "{}", strict.stderr);
 }
+
+// 19. Trust boundaries on inputs.
+
+#[test]
+fn a_manifest_in_another_users_folder_is_never_found() {
+    let test = Test::new();
+    let shared = test.path("shared");
+    std::fs::create_dir_all(shared.join("mine")).unwrap();
+    test.write(
+        "shared/labctl.yaml",
+        "version: 1\nproject: theirs\nkeypairs:\n  - name: theirs\n    region: us-east-1\n",
+    );
+    let chown = std::process::Command::new("chown")
+        .args(["65534"])
+        .arg(&shared)
+        .arg(shared.join("labctl.yaml"))
+        .status()
+        .unwrap();
+    if !chown.success() {
+        crate::support::cannot_run("this test needs root to chown a folder");
+        return;
+    }
+    // From a folder of one's own below it: the search stops where ownership changes.
+    let mut cmd = test.command(&["validate"]);
+    cmd.current_dir(shared.join("mine"));
+    let run = Test::run_command(cmd);
+    run.assert_code(1);
+    assert!(run.stderr.contains("another user owns"), "{}", run.stderr);
+    // In that folder itself: refused, with how to name it if it is trusted.
+    let mut cmd = test.command(&["validate"]);
+    cmd.current_dir(&shared);
+    let run = Test::run_command(cmd);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("belongs to another user"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("labctl -f"), "{}", run.stderr);
+    // Named, it is the user's choice.
+    let mut cmd = test.command(&["validate", "-f", "../labctl.yaml"]);
+    cmd.current_dir(shared.join("mine"));
+    Test::run_command(cmd).assert_code(0);
+}
+
+#[test]
+fn init_never_writes_through_a_link_or_waits_on_a_fifo() {
+    // A link at .gitignore: refused, its target untouched.
+    let test = Test::new();
+    let victim = test.home.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    symlink(&victim, test.path(".gitignore")).unwrap();
+    let run = test.run(&["init"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // A FIFO at .gitignore: refused at once, never waited on.
+    let test = Test::new();
+    let made = std::process::Command::new("mkfifo")
+        .arg(test.path(".gitignore"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let run = run_within(&test, &["init"], Duration::from_secs(20));
+    run.assert_code(1);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    // A `*.pem` rule does not cover `.ppk` files and retired copies: keys/ is added.
+    let test = Test::new();
+    test.write(".gitignore", "*.pem\n");
+    test.run(&["init"]).assert_code(0);
+    assert!(
+        std::fs::read_to_string(test.path(".gitignore"))
+            .unwrap()
+            .lines()
+            .any(|l| l == "keys/")
+    );
+}
+
+#[test]
+fn a_ppk_cut_after_its_public_lines_is_not_in_sync() {
+    let test = Test::new();
+    let project = unique("ppkcut");
+    let name = format!("{project}-k");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519, formats: [pem, ppk] }}\nkeypairs:\n  - name: {name}\n"
+        ),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    let ppk = test.path(&format!("keys/{name}.ppk"));
+    let text = std::fs::read_to_string(&ppk).unwrap();
+    let cut = &text[..text.find("Private-Lines").unwrap()];
+    std::fs::remove_file(&ppk).unwrap();
+    std::fs::write(&ppk, cut).unwrap();
+    std::fs::set_permissions(&ppk, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let plan = test.cloud(&["plan", "--json"]);
+    plan.assert_code(1);
+    let json = plan.json();
+    assert_eq!(json["actions"][0]["conflict"], "unreadable", "{json:#}");
+    assert!(
+        json["actions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a whole, unencrypted PuTTY private key"),
+        "{json:#}"
+    );
+    // Never overwritten.
+    test.cloud(&["apply"]).assert_code(1);
+    assert_eq!(std::fs::read_to_string(&ppk).unwrap(), cut);
+}
+
+/// One layer removes, moves and links files: `src/keys/folder.rs`, relative to an opened
+/// folder. Every other module asks it (through `KeyStore`), so no rule about what may be
+/// removed can be bypassed by a stray `remove_file`.
+#[test]
+fn only_the_key_folder_layer_removes_moves_or_links_files() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("keys/folder.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for call in [
+                "unlinkat",
+                "renameat",
+                "linkat",
+                "remove_file",
+                "fs::rename",
+                "remove_dir",
+                "hard_link",
+            ] {
+                if text.contains(call) {
+                    offenders.push(format!("{} calls {call}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}
+
+#[test]
+fn two_outputs_that_are_one_file_are_one_file_to_validation() {
+    let test = Test::new();
+    symlink(test.dir.path(), test.path("here")).unwrap();
+    test.write(
+        "labctl.yaml",
+        "version: 1\nproject: spellings\ndefaults: { region: us-east-1 }\nkeypairs:\n  - name: a\n    output: keys/k.pem\n  - name: b\n    output: here/keys/k.pem\n",
+    );
+    let run = test.run(&["validate", "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    let messages: Vec<&str> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("would write the same file")),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn a_state_folder_written_on_another_machine_is_refused_not_acted_on() {
+    let test = Test::new();
+    let project = unique("othermachine");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let origin = test.path(".labctl/origin");
+    assert!(
+        std::fs::read_to_string(&origin)
+            .unwrap()
+            .starts_with("machine "),
+        "labctl records where its state was written"
+    );
+    // The workshop folder was copied from a colleague's laptop, journal and all.
+    std::fs::write(&origin, "machine 0123456789abcdef-colleague\n").unwrap();
+    for args in [
+        &["plan", "--json"][..],
+        &["apply", "--json"],
+        &["destroy", "--yes", "--json"],
+    ] {
+        let run = test.cloud(args);
+        run.assert_code(1);
+        let json = run.json();
+        assert_eq!(json["error"]["kind"], "locked", "{args:?}: {json:#}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("written on another machine"),
+            "{json:#}"
+        );
+    }
+    assert!(server().key_pair("us-east-1", &name).is_some());
+    // Moved here on purpose: removing the origin adopts the folder.
+    std::fs::remove_file(&origin).unwrap();
+    let run = test.cloud(&["apply", "--json"]);
+    run.assert_code(0);
+    assert_eq!(mutating_calls(&run.json()), 0);
+}

@@ -447,3 +447,52 @@ fn handout_folders_are_owner_only_and_refuse_what_they_cannot_do() {
     assert!(exposed.stderr.contains("not ignored"), "{exposed:?}");
     assert_eq!(std::fs::read_dir(test.path("shared")).unwrap().count(), 0);
 }
+
+#[test]
+fn a_folder_bundle_is_replaced_with_force_and_bundles_never_go_into_a_key_folder() {
+    let test = Test::new();
+    let project = unique("folderforce");
+    let name = format!("{project}-seat-1");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: 1\n"
+        ),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    test.run(&["handout"]).assert_code(0);
+    let readme = test.path(&format!("handout/{name}/README.txt"));
+    let first = std::fs::read_to_string(&readme).unwrap();
+    test.cloud(&["apply", "--replace", &name, "--yes"])
+        .assert_code(0);
+    let refused = test.run(&["handout"]);
+    refused.assert_code(1);
+    let forced = test.run(&["handout", "--force"]);
+    forced.assert_code(0);
+    let second = std::fs::read_to_string(&readme).unwrap();
+    assert_ne!(first, second, "the bundle was not replaced");
+    let aside: Vec<String> = std::fs::read_dir(test.path("handout"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{name}.replaced-")))
+        .collect();
+    assert_eq!(aside.len(), 1, "the old bundle is kept aside");
+    assert_eq!(
+        std::fs::read_to_string(test.path(&format!("handout/{}/README.txt", aside[0]))).unwrap(),
+        first
+    );
+    // --out naming the key folder: refused before anything is written.
+    let key = std::fs::read(test.path(&format!("keys/{name}.pem"))).unwrap();
+    let into_keys = test.run(&["handout", "--out", "keys", "--force"]);
+    into_keys.assert_code(1);
+    assert!(
+        into_keys.stderr.contains("is a key folder"),
+        "{}",
+        into_keys.stderr
+    );
+    assert_eq!(
+        std::fs::read(test.path(&format!("keys/{name}.pem"))).unwrap(),
+        key
+    );
+    assert!(!test.path(&format!("keys/{name}")).exists());
+}

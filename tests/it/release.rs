@@ -128,6 +128,26 @@ fn the_install_script_installs_a_release_archive_and_refuses_a_corrupted_one() {
         );
     }
 
+    // A link planted at the name the script once used for its temporary copy: never
+    // followed (the victim is untouched), and no temporary file is left behind.
+    let prefix = dir.path().join("latest");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, prefix.join("bin/.labctl.new")).unwrap();
+    let out = install(&base, &prefix, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let left: Vec<String> = std::fs::read_dir(prefix.join("bin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".labctl.") && n != ".labctl.new")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
     // One byte changed in the archive: the checksum refuses it, nothing is installed.
     let archive = base.join(format!("latest/download/labctl-{}.tar.gz", host_target()));
     let mut bytes = std::fs::read(&archive).unwrap();

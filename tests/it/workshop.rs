@@ -651,6 +651,28 @@ fn the_github_action_script_validates_and_plans() {
         std::fs::read_to_string(&outputs).unwrap(),
         "changes=false\n"
     );
+    // A tag value with a newline and a code fence: the job summary's code block stays one
+    // block, and nothing the manifest says becomes Markdown of its own.
+    test.write(
+        "labctl.yaml",
+        &manifest(&project, 2).replace(
+            "key_type: ed25519 }",
+            "key_type: ed25519, tags: { Note: \"x\\n```\\n## injected\\n\\u001b[31mred\" } }",
+        ),
+    );
+    std::fs::remove_file(&summary).unwrap();
+    let plan = action("plan");
+    plan.assert_code(0);
+    assert!(plan.stdout.contains("update-tags"), "{plan:?}");
+    let written = std::fs::read_to_string(&summary).unwrap();
+    let fences = written.lines().filter(|l| l.starts_with("```")).count();
+    assert_eq!(fences, 2, "{written}");
+    assert!(
+        !written.lines().any(|l| l.starts_with("## injected")),
+        "{written}"
+    );
+    assert!(!written.contains('\u{1b}'), "{written}");
+    assert!(written.contains("x\\n```\\n## injected"), "{written}");
     action("nonsense").assert_code(1);
     // The action file names the script it runs.
     let yml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
