@@ -1,0 +1,90 @@
+//! Deleting a key pair: the journal's `retired` record first, the delete, and, when its answer
+//! is lost, whether the key pair is gone after all.
+
+use crate::cloud::{Cloud, CloudErrorKind};
+use crate::journal::Event;
+use crate::keys::KeyStore;
+use crate::plan::{AfterDelete, KeyPairAction};
+
+use super::Progress;
+use super::run::{Failure, Settings, cloud_failure, failed, file_work, record_id};
+
+pub(super) async fn delete<C: Cloud>(
+    cloud: &C,
+    action: &KeyPairAction,
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    progress.step(&format!(
+        "Deleting key pair `{}` from {}",
+        action.name, action.region
+    ));
+    let deleted = cloud
+        .delete_key_pair(&action.region, &action.name, action.remote_id.as_deref())
+        .await;
+    if let Err(err) = deleted {
+        // The answer may be lost after EC2 acted (a reset, an empty answer): what counts is
+        // whether the key pair is gone.
+        let failure = cloud_failure(&err);
+        let maybe_acted = matches!(
+            err.kind,
+            CloudErrorKind::Unreachable | CloudErrorKind::Throttled | CloudErrorKind::Other
+        );
+        if !maybe_acted || !gone_after_all(cloud, action).await {
+            return Err(failure);
+        }
+        tracing::debug!(key = %action.name, region = %action.region, "the delete's answer was lost, but the key pair is gone");
+    }
+    // EC2 may list it for a while yet; the journal says it is gone.
+    if let Some(id) = &action.remote_id {
+        record_id(settings, Event::Deleted, id);
+    }
+    Ok(())
+}
+
+/// After a delete that failed: whether EC2 no longer has the key pair the action meant (none
+/// of that name, or one with another id, made since).
+pub(super) async fn gone_after_all<C: Cloud>(cloud: &C, action: &KeyPairAction) -> bool {
+    match cloud.find_key_pair(&action.region, &action.name).await {
+        Ok(None) => true,
+        Ok(Some(found)) => {
+            action.remote_id.is_some() && found.id.is_some() && found.id != action.remote_id
+        }
+        Err(_) => false,
+    }
+}
+
+/// Before a delete whose file is retired or removed afterwards: record in the journal that
+/// the file's key is retired, so that it stays retired whatever becomes of the delete's answer
+/// (the next `destroy` retires a file left behind; `apply` never imports it again).
+pub(super) async fn record_retired(
+    store: KeyStore,
+    file: &AfterDelete,
+    settings: &Settings,
+) -> Result<(), Failure> {
+    let public = match file {
+        AfterDelete::Keep => return Ok(()),
+        AfterDelete::Purge(_, public) => public.clone(),
+        AfterDelete::Retire(path) => {
+            let path = path.clone();
+            match file_work(move || store.inspect(&path)).await? {
+                crate::keys::FileState::Key { public, .. } => public,
+                _ => return Ok(()),
+            }
+        }
+    };
+    if let Some(journal) = &settings.journal {
+        journal
+            .record(
+                Event::Retired,
+                &settings.apply_id,
+                &public.sha256_fingerprint(),
+            )
+            .map_err(|e| {
+                failed(format!(
+                    "cannot record the retired key in labctl's journal ({e}); the key pair was not deleted"
+                ))
+            })?;
+    }
+    Ok(())
+}

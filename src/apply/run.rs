@@ -1,0 +1,226 @@
+//! Run control: an apply's settings (deadline, stop, broken regions, the journal), why an
+//! action did not succeed, and the journal and blocking-pool helpers every step uses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::cloud::{CloudError, CloudErrorKind};
+use crate::journal::{Event, Journal};
+use crate::plan::{Action, KeyPairAction, KeyPairOp};
+
+use super::report::{Outcome, Problem, Status};
+
+/// Settings for one apply.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// At most this many entries worked on at once.
+    pub concurrency: usize,
+    /// Seconds since the Unix epoch, for `<file>.replaced-<timestamp>`.
+    pub now: u64,
+    /// This apply's id, tagged on the key pairs EC2 creates (see [`APPLY_TAG`]).
+    pub apply_id: String,
+    /// Keys the journal says EC2 was asked to create and whose private keys were never
+    /// saved: `(apply id, name)`.
+    pub unsaved: std::collections::BTreeSet<(String, String)>,
+    /// Where each `CreateKeyPair` is recorded before it is sent, and each save after it.
+    pub journal: Option<Arc<Journal>>,
+    /// Nothing new starts after this moment (`--timeout`).
+    pub deadline: tokio::time::Instant,
+    /// Nothing new starts once this is requested (Ctrl-C, SIGTERM).
+    pub stop: Stop,
+    /// Regions where a failure concerned the whole region, with its message: nothing more
+    /// starts there (a dead endpoint is reported once, not once per key pair).
+    pub broken: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+    /// How long EC2's listing may lag behind a write: how long a look for what a write did
+    /// waits ([`crate::cloud::LISTING_LAG`]; shorter in tests).
+    pub listing_lag: std::time::Duration,
+}
+
+impl Settings {
+    /// Remember a region-wide failure so nothing more starts in that region.
+    pub(super) fn note_region_failure<T>(
+        &self,
+        action: &KeyPairAction,
+        result: &Result<T, Failure>,
+    ) {
+        if let Err(failure) = result
+            && failure.region_wide
+        {
+            self.broken
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(action.region.to_string())
+                .or_insert_with(|| {
+                    let message = &failure.problem.message;
+                    message.lines().next().unwrap_or(message).to_owned()
+                });
+        }
+    }
+}
+
+/// A request to start nothing new, shared by the signal handler and the workers.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    pub(crate) fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Wait until a stop is requested.
+    pub(crate) async fn wait(&self) {
+        while !self.requested() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Settings {
+    /// Why the next action (in `region`) must not start, if it must not.
+    pub(super) fn stopped(&self, region: &crate::desired::Region) -> Option<Failure> {
+        let broken = self
+            .broken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(region.as_str())
+            .cloned();
+        if let Some(message) = broken {
+            Some(skipped(format!(
+                "not started: {region} failed for another key pair ({message})"
+            )))
+        } else if self.stop.requested() {
+            Some(skipped(
+                "not started: interrupted (Ctrl-C); run apply again",
+            ))
+        } else if tokio::time::Instant::now() >= self.deadline {
+            Some(skipped(
+                "not started: the --timeout was reached; run apply again",
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Why an action did not succeed: its status and the problem.
+#[derive(Clone, Debug)]
+pub(super) struct Failure {
+    pub(super) status: Status,
+    pub(super) problem: Problem,
+    /// The failure concerns the whole region (unreachable, no credentials, not enabled):
+    /// nothing more is started there.
+    pub(super) region_wide: bool,
+}
+
+pub(super) fn failed(message: impl Into<String>) -> Failure {
+    Failure {
+        status: Status::Failed,
+        problem: Problem::new(message),
+        region_wide: false,
+    }
+}
+
+impl Failure {
+    #[must_use]
+    pub(super) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.problem = self.problem.hint(hint);
+        self
+    }
+}
+
+pub(super) fn skipped(message: impl Into<String>) -> Failure {
+    Failure {
+        status: Status::Skipped,
+        problem: Problem::new(message),
+        region_wide: false,
+    }
+}
+
+/// The outcome of an action that is not carried out: a conflict, nothing to do, or (for a
+/// change) skipped.
+pub(super) fn settled(action: KeyPairAction) -> Outcome {
+    let (status, error) = match &action.op {
+        KeyPairOp::Conflict(conflict) => (
+            Status::Conflict,
+            Some(Problem::new(conflict.as_str()).hint(conflict.hint())),
+        ),
+        _ if action.is_change() => (Status::Skipped, None),
+        _ => (Status::Unchanged, None),
+    };
+    outcome(action, status, error)
+}
+
+pub(super) fn outcome(action: KeyPairAction, status: Status, error: Option<Problem>) -> Outcome {
+    Outcome {
+        action: Action::KeyPair(action),
+        status,
+        error,
+    }
+}
+
+pub(super) fn cloud_failure(err: &CloudError) -> Failure {
+    let status = if err.kind == CloudErrorKind::Duplicate {
+        Status::Conflict
+    } else {
+        Status::Failed
+    };
+    Failure {
+        status,
+        problem: Problem::new(err.to_string()).hint(err.hint()),
+        region_wide: matches!(
+            err.kind,
+            CloudErrorKind::Unreachable
+                | CloudErrorKind::NoCredentials
+                | CloudErrorKind::ExpiredCredentials
+                | CloudErrorKind::RegionNotEnabled
+        ),
+    }
+}
+
+pub(super) fn finished(action: KeyPairAction, result: Result<(), Failure>) -> Outcome {
+    match result {
+        Ok(()) => outcome(action, Status::Done, None),
+        Err(Failure {
+            status, problem, ..
+        }) => outcome(action, status, Some(problem)),
+    }
+}
+
+/// Run key store work on tokio's blocking pool: file work (an fsync above all) must not stall
+/// the runtime's workers, which drive every request in flight.
+pub(super) async fn file_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| failed(format!("the file work stopped: {e}")))
+}
+
+/// Record that a new key's private key is saved: durable before success is reported.
+pub(super) fn journal_saved(
+    settings: &Settings,
+    name: &crate::desired::KeyName,
+) -> std::io::Result<()> {
+    match &settings.journal {
+        Some(journal) => journal.record(Event::Saved, &settings.apply_id, name.as_str()),
+        None => Ok(()),
+    }
+}
+
+/// Append to the journal, when there is one; a failure to record anything but a create or a
+/// save is only logged (the create itself is refused without its record).
+pub(super) fn record(settings: &Settings, event: Event, name: &crate::desired::KeyName) {
+    record_id(settings, event, name.as_str());
+}
+
+pub(super) fn record_id(settings: &Settings, event: Event, name: &str) {
+    if let Some(journal) = &settings.journal
+        && let Err(err) = journal.record(event, &settings.apply_id, name)
+    {
+        tracing::debug!(error = %err, key = %name, "could not write the journal");
+    }
+}

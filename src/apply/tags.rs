@@ -1,0 +1,75 @@
+//! Tag changes (`update-tags`, `adopt`), batched: one request per region and identical change.
+
+use std::collections::BTreeMap;
+
+use crate::cloud::Cloud;
+use crate::keys::KeyStore;
+use crate::plan::{Action, KeyPairAction, KeyPairOp, Plan};
+
+use super::report::{Outcome, Problem, Status};
+use super::run::{cloud_failure, finished, outcome};
+use super::{Progress, finish_mode, write_ppk};
+
+/// Tag changes (`update-tags`, `adopt`), one request per region and identical change.
+pub(super) async fn apply_tags<C: Cloud>(
+    cloud: &C,
+    plan: &Plan,
+    store: KeyStore,
+    progress: &dyn Progress,
+) -> Vec<(usize, Outcome)> {
+    type Change = (
+        crate::desired::Region,
+        BTreeMap<String, String>,
+        Vec<String>,
+    );
+    let mut batches: BTreeMap<Change, Vec<(usize, KeyPairAction, String)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
+        let (set, remove) = match &action.op {
+            KeyPairOp::UpdateTags { set, remove } => (set.clone(), remove.clone()),
+            KeyPairOp::Adopt { set } => (set.clone(), Vec::new()),
+            _ => continue,
+        };
+        match action.remote_id.clone() {
+            Some(id) => batches
+                .entry((action.region.clone(), set, remove))
+                .or_default()
+                .push((index, action.clone(), id)),
+            None => out.push((
+                index,
+                outcome(
+                    action.clone(),
+                    Status::Failed,
+                    Some(Problem::new("EC2 gave no key pair id to tag")),
+                ),
+            )),
+        }
+    }
+    for ((region, set, remove), members) in batches {
+        let ids: Vec<String> = members.iter().map(|(_, _, id)| id.clone()).collect();
+        progress.step(&format!(
+            "Updating tags of {} key pair(s) in {region}",
+            ids.len()
+        ));
+        let mut result = Ok(());
+        if !set.is_empty() {
+            result = cloud.create_tags(&region, &ids, &set).await;
+        }
+        if result.is_ok() && !remove.is_empty() {
+            result = cloud.delete_tags(&region, &ids, &remove).await;
+        }
+        for (index, action, _) in members {
+            let done = match &result {
+                Ok(()) if action.fix_mode => finish_mode(store, &action).await,
+                Ok(()) => Ok(()),
+                Err(err) => Err(cloud_failure(err)),
+            };
+            let done = match done {
+                Ok(()) if action.write_ppk => write_ppk(store, &action, progress).await,
+                other => other,
+            };
+            out.push((index, finished(action, done)));
+        }
+    }
+    out
+}
