@@ -53,6 +53,10 @@ pub(super) async fn recover_create<C: Cloud>(
     err: &CloudError,
 ) -> Failure {
     let failure = cloud_failure(err);
+    if err.kind == CloudErrorKind::NotSent {
+        // EC2 never heard of it: nothing to look for.
+        return failure;
+    }
     // A last answer that EC2 refused the request (no credentials, denied, a refused key) says
     // nothing of earlier attempts: look once for a key pair this apply made. Any other
     // failure may have come after EC2 acted (a retry's `Duplicate` among them), and its

@@ -58,26 +58,7 @@ impl Settings {
     }
 }
 
-/// A request to start nothing new, shared by the signal handler and the workers.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Stop(Arc<std::sync::atomic::AtomicBool>);
-
-impl Stop {
-    pub(crate) fn request(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub(crate) fn requested(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Wait until a stop is requested.
-    pub(crate) async fn wait(&self) {
-        while !self.requested() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-}
+pub(crate) use crate::stop::Stop;
 
 impl Settings {
     /// Why the next action (in `region`) must not start, if it must not.
@@ -163,10 +144,12 @@ pub(super) fn outcome(action: KeyPairAction, status: Status, error: Option<Probl
 }
 
 pub(super) fn cloud_failure(err: &CloudError) -> Failure {
-    let status = if err.kind == CloudErrorKind::Duplicate {
-        Status::Conflict
-    } else {
-        Status::Failed
+    let status = match err.kind {
+        CloudErrorKind::Duplicate => Status::Conflict,
+        // Never sent (the run was stopped or out of time): not started, as for actions that
+        // had not begun.
+        CloudErrorKind::NotSent => Status::Skipped,
+        _ => Status::Failed,
     };
     Failure {
         status,

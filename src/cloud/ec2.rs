@@ -44,6 +44,9 @@ pub(crate) struct Ec2Options {
     pub pace: Option<f64>,
     /// Nothing is retried after this moment (the run's `--timeout`).
     pub deadline: Option<tokio::time::Instant>,
+    /// Once requested (Ctrl-C, SIGTERM), no request that changes anything is sent any more,
+    /// however long it has waited for its turn.
+    pub stop: crate::stop::Stop,
 }
 
 /// Counts requests per operation as they are sent (each attempt).
@@ -79,6 +82,8 @@ pub(crate) struct Ec2 {
     pacer: Pacer,
     max_attempts: u32,
     deadline: Option<tokio::time::Instant>,
+    /// Ctrl-C or SIGTERM: nothing that changes anything is sent any more.
+    stop: crate::stop::Stop,
     /// Throttling answers so far (for the progress display).
     throttled: std::sync::atomic::AtomicU64,
     /// Retries after real errors so far (for the progress display).
@@ -144,6 +149,7 @@ impl Ec2 {
             pacer,
             max_attempts: options.max_attempts.max(1),
             deadline: options.deadline,
+            stop: options.stop.clone(),
             throttled: std::sync::atomic::AtomicU64::new(0),
             retried: std::sync::atomic::AtomicU64::new(0),
             profile: options.profile.clone(),
@@ -173,8 +179,24 @@ impl Ec2 {
         };
         let mut attempts = 0;
         let mut throttled = 0u32;
+        let mut last: Option<CloudError> = None;
         loop {
-            self.pacer.wait(region.as_str(), operation).await;
+            // Waiting for its turn (the pace, a backoff) ends when the run is stopped or out of
+            // time: a request that changes something is then not sent at all.
+            tokio::select! {
+                () = self.pacer.wait(region.as_str(), operation) => {}
+                () = self.halted(operation) => {}
+            }
+            if self.is_halted(operation) {
+                return Err(last.unwrap_or_else(|| CloudError {
+                    kind: CloudErrorKind::NotSent,
+                    operation,
+                    region: region.to_string(),
+                    message:
+                        "not sent: the run was stopped (Ctrl-C, SIGTERM) or its --timeout passed"
+                            .to_owned(),
+                }));
+            }
             let err = match call(client.clone()).await {
                 Ok(output) => {
                     self.pacer.succeeded(region.as_str(), operation);
@@ -212,7 +234,29 @@ impl Ec2 {
             {
                 return Err(error);
             }
-            tokio::time::sleep(wait).await;
+            // A throttled request did not reach EC2's logic: if the run stops now, it is simply
+            // not sent again (reported as not sent, not as throttled).
+            last = (error.kind != CloudErrorKind::Throttled).then_some(error);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.halted(operation) => {}
+            }
+        }
+    }
+
+    /// Whether `operation` may no longer be sent: the run's `--timeout` passed, or (for a
+    /// request that changes something) a stop was requested. Looks (`DescribeKeyPairs`) still
+    /// go out after a stop: what they learn keeps the report and the journal right.
+    fn is_halted(&self, operation: &str) -> bool {
+        self.deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
+            || (operation != "DescribeKeyPairs" && self.stop.requested())
+    }
+
+    /// Resolves once [`is_halted`](Self::is_halted) holds (never, while it does not).
+    async fn halted(&self, operation: &str) {
+        while !self.is_halted(operation) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

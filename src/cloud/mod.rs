@@ -61,6 +61,9 @@ pub enum CloudErrorKind {
     InvalidKey,
     /// The key pair is not the one labctl looked at (another one now has its name).
     Changed,
+    /// Not sent: the run was stopped (Ctrl-C, SIGTERM) or its `--timeout` passed before it
+    /// could be; EC2 never heard of it.
+    NotSent,
     Other,
 }
 
@@ -103,6 +106,7 @@ impl CloudError {
             CloudErrorKind::Changed => {
                 "the key pair was replaced since labctl looked, and the new one was left alone; run `labctl plan` to see the new state"
             }
+            CloudErrorKind::NotSent => "run the command again: it picks up where this one stopped",
             CloudErrorKind::Other => "run again with -v for more detail",
         }
     }

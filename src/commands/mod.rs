@@ -490,10 +490,38 @@ fn write_json(document: &str, warnings: &[serde_json::Value]) -> Result<(), Erro
 }
 
 fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut written = STDOUT_WRITTEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut stdout = std::io::stdout().lock();
+    *written = true;
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Whether anything went to stdout yet, held while writing: a second Ctrl-C under `--json`
+/// prints its document only when no other was (or is being) written, so stdout always holds
+/// exactly one.
+static STDOUT_WRITTEN: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// Quit at once (a second Ctrl-C): with `--json`, first the one document, unless the command
+/// already wrote its own.
+fn quit_now(json: bool, message: &str, hint: &str) -> ! {
+    let written = STDOUT_WRITTEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if json && !*written {
+        let doc = serde_json::json!({
+            "error": { "kind": "interrupted", "message": message, "hint": hint },
+        });
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(crate::render::json_document(&doc).as_bytes());
+        let _ = stdout.flush();
+    } else if !json {
+        eprintln!("\nQuitting at once; the next run picks up where this one stopped.");
+    }
+    std::process::exit(130)
 }
 
 fn now() -> u64 {
@@ -512,6 +540,13 @@ fn confirm(command: &str, question: &str) -> Result<bool, Error> {
     eprint!("{question} Type `yes` to confirm: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
+    // A Ctrl-C while the question waits cancels (see `session::watch_signals`).
+    PROMPTING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let read = std::io::stdin().read_line(&mut answer);
+    PROMPTING.store(false, std::sync::atomic::Ordering::SeqCst);
+    read?;
     Ok(answer.trim() == "yes")
 }
+
+/// Whether a `yes` question is waiting for its answer: a Ctrl-C then cancels at once.
+static PROMPTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

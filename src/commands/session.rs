@@ -209,7 +209,12 @@ fn profile_defined(name: &str) -> bool {
     })
 }
 
-pub(super) async fn connect(args: &CloudArgs, desired: &Desired, deadline: Instant) -> Arc<Ec2> {
+pub(super) async fn connect(
+    args: &CloudArgs,
+    desired: &Desired,
+    deadline: Instant,
+    stop: &crate::apply::Stop,
+) -> Arc<Ec2> {
     let options = Ec2Options {
         endpoint_url: args.endpoint_url.clone(),
         profile: args.profile.clone(),
@@ -221,6 +226,7 @@ pub(super) async fn connect(args: &CloudArgs, desired: &Desired, deadline: Insta
             Pace::None => None,
         },
         deadline: Some(deadline.into()),
+        stop: stop.clone(),
     };
     Arc::new(Ec2::new(&options, &desired.regions()).await)
 }
@@ -314,7 +320,7 @@ pub(super) fn session<T>(
         // ends the command with its report (one JSON document with --json), not by the signal.
         let stop = crate::apply::Stop::default();
         watch_signals(stop.clone(), args.quiet, args.json);
-        let cloud = connect(args, &desired, deadline).await;
+        let cloud = connect(args, &desired, deadline, &stop).await;
         let regions = desired.regions();
         status(
             args,
@@ -411,6 +417,11 @@ fn watch_signals(stop: crate::apply::Stop, quiet: bool, json: bool) {
                 _ = term.recv() => {}
             }
             count += 1;
+            if super::PROMPTING.load(std::sync::atomic::Ordering::SeqCst) {
+                // Nothing was started: the question is answered "no".
+                eprintln!("\nCancelled; nothing was changed.");
+                std::process::exit(130);
+            }
             if count == 1 {
                 stop.request();
                 if !quiet && !json {
@@ -419,16 +430,11 @@ fn watch_signals(stop: crate::apply::Stop, quiet: bool, json: bool) {
                     );
                 }
             } else {
-                let message =
-                    "quit at once (a second Ctrl-C or SIGTERM); requests in flight were abandoned";
-                let hint = "run the command again: it picks up where this one stopped";
-                if json {
-                    // With --json, stdout holds one document whatever happens.
-                    super::print_json_error("interrupted", message, Some(hint));
-                } else {
-                    eprintln!("\nQuitting at once; the next run picks up where this one stopped.");
-                }
-                std::process::exit(130);
+                super::quit_now(
+                    json,
+                    "quit at once (a second Ctrl-C or SIGTERM); requests in flight were abandoned",
+                    "run the command again: it picks up where this one stopped",
+                );
             }
         }
     });
