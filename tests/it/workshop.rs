@@ -587,6 +587,26 @@ fn ctrl_c_and_the_timeout_bound_a_throttled_run() {
     assert_eq!(names_on_server(&project).len(), 20);
 }
 
+/// On a terminal, a Ctrl-C at `Type yes to confirm:` cancels at once, and nothing is deleted
+/// (before, labctl printed "Stopping…" and went on waiting for the answer).
+#[test]
+fn a_ctrl_c_at_the_question_cancels() {
+    let test = Test::new();
+    let project = unique("askstop");
+    test.write("labctl.yaml", &manifest(&project, 2));
+    test.cloud(&["apply"]).assert_code(0);
+    let started = Instant::now();
+    let shown = on_terminal(
+        &test,
+        &format!("destroy --endpoint-url {}", server().endpoint()),
+        Some("\u{3}"),
+    );
+    assert!(shown.contains("Type `yes` to confirm"), "{shown}");
+    assert!(shown.contains("Cancelled; nothing was changed"), "{shown}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{shown}");
+    assert_eq!(names_on_server(&project).len(), 2);
+}
+
 #[test]
 fn a_ctrl_c_while_the_regions_are_read_ends_with_the_report_not_by_the_signal() {
     let test = Test::new();
