@@ -121,28 +121,49 @@ fn check_origin(folder: &KeyFolder, dir: &Path, record: bool) -> Result<(), Lock
 
 /// Whether git tracks any file in the state folder `dir`. A `.labctl/` that came with
 /// `git clone` holds another machine's journal: labctl refuses it rather than act on it.
-/// False when git is missing or `dir` is in no repository.
-fn tracked_by_git(dir: &Path) -> bool {
+/// `Ok(false)` when git is missing or `dir` is in no work tree; an error when it is in one and
+/// git cannot answer (a repository git itself refuses, for one).
+fn tracked_by_git(dir: &Path) -> Result<bool, String> {
     if !dir.is_dir() {
-        return false;
+        return Ok(false);
     }
-    std::process::Command::new("git")
+    let in_work_tree = std::fs::canonicalize(dir)
+        .is_ok_and(|abs| abs.ancestors().any(|a| a.join(".git").exists()));
+    let Ok(out) = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(["ls-files", "-z", "--", "."])
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .output()
-        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
+    else {
+        return Ok(false);
+    };
+    match (out.status.success(), in_work_tree) {
+        (true, _) => Ok(!out.stdout.is_empty()),
+        (false, false) => Ok(false),
+        (false, true) => Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("git failed")
+            .chars()
+            .take(300)
+            .collect()),
+    }
 }
 
 /// Refuse a state folder git tracks (see [`tracked_by_git`]).
 fn trusted_state(manifest: &Path) -> Result<(), LockError> {
     let dir = state_dir(manifest);
-    if tracked_by_git(&dir) {
-        return Err(LockError::Tracked { path: dir });
+    match tracked_by_git(&dir) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(LockError::Tracked { path: dir }),
+        Err(reason) => Err(LockError::Io {
+            path: dir,
+            reason: format!(
+                "git cannot read the repository it is in ({reason}), so labctl cannot tell whether git tracks it"
+            ),
+        }),
     }
-    Ok(())
 }
 
 /// The state folder of a manifest.
@@ -164,7 +185,7 @@ pub(crate) fn lock_path(manifest: &Path) -> PathBuf {
 }
 
 /// Without taking the lock: what the journal holds (for `plan` and `output`, which only
-/// read). Empty when a run holds the lock now, or when nothing was ever recorded.
+/// read). Empty when nothing was ever recorded.
 ///
 /// # Errors
 /// [`LockError::Tracked`] when git tracks the state folder.
@@ -174,12 +195,10 @@ pub(crate) fn journal_state(manifest: &Path) -> Result<State, LockError> {
         return Ok(State::default());
     };
     check_origin(&folder, &state_dir(manifest), false)?;
-    let Ok(file) = folder.open_state_file(&file_name(manifest, ".lock"), false) else {
-        return Ok(State::default());
-    };
-    if file.try_lock_shared().is_err() {
-        return Ok(State::default());
-    }
+    // Read whether or not a lock file exists or a run holds it: a plan must know what the
+    // journal knows (retired keys, unsaved creates), or it previews something else than apply
+    // does. The journal is append-only between compactions; a plan beside a running apply may
+    // be a moment stale, as any plan is.
     Ok(Journal::read(&folder, &file_name(manifest, ".journal")))
 }
 

@@ -83,6 +83,10 @@ pub(super) async fn recover_create<C: Cloud>(
         return failure;
     }
     let Some(pair) = found else {
+        if refused {
+            // EC2 said no: it made nothing (the failure's own hint says what to do).
+            return failure;
+        }
         // The key is named (in the hint), so that a report never folds it into another key's
         // line; a failure of the whole region still stops the region.
         return failure.hint(format!(

@@ -108,6 +108,7 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
             let how = match why {
                 keys::Exposure::NotIgnored => "and not ignored",
                 keys::Exposure::Tracked => "and git tracks files in it",
+                keys::Exposure::Unchecked => "and git cannot say whether it would commit them",
             };
             return Err(Error::Usage(format!(
                 "{} is inside the git work tree {} {how}: bundles and passphrase lists hold secrets; add it to .gitignore (and `git rm --cached` what is tracked) or use --out elsewhere",
@@ -363,6 +364,14 @@ fn decide(
             return Decision::Done(outcome);
         }
         Existing::Incomplete => Some("incomplete"),
+        Existing::Foreign => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(format!(
+                "{} holds files labctl does not write into a bundle; it is left alone (move it, or use another --out)",
+                path.display()
+            ));
+            return Decision::Done(outcome);
+        }
         Existing::Different if args.force => {
             outcome.status = Status::Replaced;
             Some("replaced")
@@ -543,6 +552,8 @@ enum Existing {
     Different,
     /// A folder without its README (a run stopped while writing it).
     Incomplete,
+    /// A folder holding files labctl never writes into a bundle: someone's own, never moved.
+    Foreign,
 }
 
 /// Whether a bundle is already at `path`, and whether it holds the same key, formats and
@@ -589,6 +600,21 @@ fn existing(
             Err(FolderError::Missing) => return Existing::None,
             Err(_) => return Existing::Different,
         };
+        // Only the files a bundle holds: anything else is someone's, never moved aside.
+        let ours = [
+            format!("{name}.pem"),
+            format!("{name}.ppk"),
+            "ssh_config".to_owned(),
+            "README.txt".to_owned(),
+        ];
+        let listed = std::fs::read_dir(path).map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .all(|e| ours.iter().any(|o| e.file_name() == o.as_str()))
+        });
+        if !listed.unwrap_or(false) {
+            return Existing::Foreign;
+        }
         match inner.read(OsStr::new("README.txt"), MAX_README) {
             Ok((Entry::File { .. }, Some(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Existing::Incomplete,

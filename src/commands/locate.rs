@@ -43,13 +43,14 @@ pub(super) fn find(start: &Path) -> Result<PathBuf, Error> {
         match found.as_slice() {
             [name] => {
                 let file = dir.join(name);
-                if let Some(owner) =
-                    foreign_owner(dir, true).or_else(|| foreign_owner(&file, false))
-                {
+                let foreign = foreign_owner(dir, true)
+                    .map(|owner| (dir.to_owned(), owner))
+                    .or_else(|| foreign_owner(&file, false).map(|owner| (file.clone(), owner)));
+                if let Some((whose, owner)) = foreign {
                     return Err(Error::Usage(format!(
                         "{} belongs to another user (uid {owner}); labctl does not take a manifest from someone else's folder with your credentials. If you trust it, name it: labctl -f {} COMMAND",
-                        dir.join(name).display(),
-                        dir.join(name).display()
+                        whose.display(),
+                        file.display()
                     )));
                 }
                 return Ok(relative.join(name));

@@ -456,6 +456,13 @@ fn report_git_exposure(
                 "add the key folder to .gitignore, or set `output_dir` outside the repository"
                     .to_owned(),
             ),
+            crate::keys::Exposure::Unchecked => (
+                format!(
+                    "{file} is inside the git work tree {}, and git could not say whether it would commit it (git refuses the repository?)",
+                    root.display()
+                ),
+                "run `git status` there to see why git refuses (a repository another user owns needs `git config --global --add safe.directory`), and keep key files out of it".to_owned(),
+            ),
             crate::keys::Exposure::Tracked => (
                 format!(
                     "{file} is tracked by git in {} (.gitignore does not untrack a file): a private key is committed with the next commit",

@@ -7,6 +7,18 @@ use crate::render;
 
 use super::{Terminal, check, git_exposure, print_diagnostics, report_git_exposure, write_json};
 
+/// The manifest's key folders that another project holds (nothing is claimed here).
+fn claimed_folders(desired: &crate::desired::Desired) -> Vec<crate::keys::claim::Claimed> {
+    let folders = crate::keys::claim::folders_of(
+        desired
+            .keypairs
+            .iter()
+            .flat_map(|k| k.output.iter().chain(k.ppk.iter()))
+            .map(std::path::PathBuf::as_path),
+    );
+    crate::keys::claim::check_folders(&folders, &desired.project, false)
+}
+
 pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Exit, Error> {
     let mut all_valid = true;
     let mut warnings = Vec::new();
@@ -19,6 +31,24 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
         // A key file git would commit: a warning, an error with --strict.
         let mut strict_failed = false;
         if let Some(desired) = &desired {
+            // One key folder, one project: a folder another project holds is an error here
+            // too, before anyone runs plan or apply.
+            let claimed = claimed_folders(desired);
+            if !claimed.is_empty() {
+                all_valid = false;
+                strict_failed = true;
+                let err = Error::Claimed(claimed);
+                if args.json {
+                    warnings.push(serde_json::json!({
+                        "kind": "key-folder", "message": err.to_string(), "hint": err.hint(),
+                    }));
+                } else {
+                    eprintln!("{} {err}", term.error_prefix());
+                    if let Some(hint) = err.hint() {
+                        eprintln!("hint: {hint}");
+                    }
+                }
+            }
             let exposed = git_exposure(desired, true);
             warnings.extend(report_git_exposure(&exposed, args.json, term));
             if args.strict

@@ -403,6 +403,9 @@ pub enum Exposure {
     NotIgnored,
     /// Tracked by git's index, whatever `.gitignore` says: the next commit takes it.
     Tracked,
+    /// In a git work tree, but git could not answer (a repository git itself refuses, for
+    /// one): nothing says it is safe.
+    Unchecked,
 }
 
 /// The files (by index in `paths`) that hold or will hold secrets and that git could take,
@@ -434,6 +437,11 @@ pub fn git_exposure(paths: &[&Path]) -> Vec<(usize, PathBuf, Exposure)> {
     for (root, files) in by_root {
         let tracked = tracked_by_git(&root, files.iter().map(|(_, f)| f.as_path()));
         let Some(ignored) = ignored_by_git(&root, files.iter().map(|(_, f)| f.as_path())) else {
+            exposed.extend(
+                files
+                    .into_iter()
+                    .map(|(index, _)| (index, root.clone(), Exposure::Unchecked)),
+            );
             continue;
         };
         for (index, file) in files {
@@ -485,18 +493,20 @@ fn tracked_by_git<'a>(
         .collect()
 }
 
-/// Which of `files` git ignores in the work tree at `root`; `None` when git cannot tell.
+/// Which of `files` git ignores in the work tree at `root`; `None` when git cannot tell (git
+/// missing is "ignored": there is no git to commit anything).
 fn ignored_by_git<'a>(
     root: &Path,
     files: impl Iterator<Item = &'a Path>,
 ) -> Option<std::collections::BTreeSet<PathBuf>> {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let files: Vec<&Path> = files.collect();
     let mut input = Vec::new();
-    for file in files {
+    for file in &files {
         input.extend_from_slice(file.as_os_str().as_bytes());
         input.push(0);
     }
-    let mut child = Command::new("git")
+    let Ok(mut child) = Command::new("git")
         .arg("-C")
         .arg(root)
         .args(["check-ignore", "--no-index", "-z", "--stdin"])
@@ -504,7 +514,10 @@ fn ignored_by_git<'a>(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
+    else {
+        // No git: nothing here can commit a file.
+        return Some(files.into_iter().map(Path::to_path_buf).collect());
+    };
     let mut stdin = child.stdin.take()?;
     // Write from a thread: git answers while it reads, and a full pipe must not stall both.
     let writer = std::thread::spawn(move || stdin.write_all(&input));

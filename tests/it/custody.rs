@@ -1337,6 +1337,14 @@ fn two_manifests_never_share_a_key_folder() {
             .key_pair("eu-west-1", &format!("{seat}-1"))
             .is_none()
     );
+    // validate says so too, before anyone plans.
+    let validate = test.run(&["-f", "b.yaml", "validate"]);
+    validate.assert_code(1);
+    assert!(
+        validate.stderr.contains(&format!("project `{a}`")),
+        "{}",
+        validate.stderr
+    );
     let run = test.cloud(&["-f", "b.yaml", "destroy", "--yes", "--purge-local"]);
     run.assert_code(1);
     assert_eq!(
@@ -1608,4 +1616,61 @@ fn a_state_folder_written_on_another_machine_is_refused_not_acted_on() {
     let run = test.cloud(&["apply", "--json"]);
     run.assert_code(0);
     assert_eq!(mutating_calls(&run.json()), 0);
+}
+
+#[test]
+fn plan_reads_the_journal_even_without_its_lock_file() {
+    let test = Test::new();
+    let project = unique("nolockfile");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    test.cloud(&["destroy", "--yes"]).assert_code(0);
+    let retired = files_in(&test.path("keys"))
+        .into_iter()
+        .find(|n| n.contains(".retired-"))
+        .unwrap();
+    // The retired key put back under its name, and the lock file removed (as a tired
+    // instructor might after a `locked` error): plan still previews what apply does.
+    std::fs::copy(
+        test.path(&format!("keys/{retired}")),
+        test.path(&format!("keys/{name}.pem")),
+    )
+    .unwrap();
+    std::fs::remove_file(test.path(".labctl/labctl.yaml.lock")).unwrap();
+    let plan = test.cloud(&["plan", "--json"]).json();
+    assert_eq!(plan["actions"][0]["action"], "replace", "{plan:#}");
+    let apply = test.cloud(&["apply", "--json"]).json();
+    assert_eq!(apply["actions"][0]["action"], "replace", "{apply:#}");
+}
+
+#[test]
+fn a_repository_git_refuses_is_never_taken_as_clean() {
+    let test = Test::new();
+    let project = unique("dubious");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    assert!(git_in(&test, &["init", "-q"]).status.success());
+    test.cloud(&["apply"]).assert_code(0);
+    // The work tree now belongs to another user: git refuses it ("dubious ownership").
+    let chown = std::process::Command::new("chown")
+        .arg("65534")
+        .arg(test.dir.path())
+        .status()
+        .unwrap();
+    if !chown.success() {
+        crate::support::cannot_run("this test needs root to chown a folder");
+        return;
+    }
+    let manifest = test.path("labctl.yaml");
+    let run = test.cloud(&["plan", "-f", manifest.to_str().unwrap(), "--json"]);
+    run.assert_code(1);
+    let json = run.json();
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("git cannot read the repository"),
+        "{json:#}"
+    );
 }

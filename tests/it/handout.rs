@@ -496,3 +496,27 @@ fn a_folder_bundle_is_replaced_with_force_and_bundles_never_go_into_a_key_folder
     );
     assert!(!test.path(&format!("keys/{name}")).exists());
 }
+
+#[test]
+fn a_folder_of_someone_elses_files_is_never_moved_aside() {
+    let test = Test::new();
+    let project = unique("foreignbundle");
+    let name = format!("{project}-seat-1");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: 1\n"
+        ),
+    );
+    test.cloud(&["apply"]).assert_code(0);
+    test.write(&format!("handout/{name}/notes.txt"), "the room plan\n");
+    for args in [&["handout"][..], &["handout", "--force"]] {
+        let run = test.run(args);
+        run.assert_code(1);
+        assert!(run.stdout.contains("left alone"), "{run:?}");
+        assert_eq!(
+            std::fs::read_to_string(test.path(&format!("handout/{name}/notes.txt"))).unwrap(),
+            "the room plan\n"
+        );
+    }
+}
