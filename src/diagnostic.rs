@@ -214,6 +214,23 @@ fn redact_private_keys(text: &str) -> String {
         }
         from = end;
     }
+    // A key's body without its armour (pasted as one value): a run of base64 that starts as
+    // an OpenSSH key (`openssh-key-v1`) or a DER structure does.
+    for marker in ["b3BlbnNzaC1rZXktdjE", "MII"] {
+        let mut from = 0;
+        while let Some(found) = text[from..].find(marker) {
+            let start = from + found;
+            let end = text[start..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+                .map_or(text.len(), |i| start + i);
+            if end - start >= 40 {
+                for byte in &mut bytes[start..end] {
+                    *byte = b'*';
+                }
+            }
+            from = end.max(start + 1);
+        }
+    }
     // Only whole characters were replaced by ASCII, so the text is still UTF-8.
     String::from_utf8(bytes).unwrap_or_default()
 }

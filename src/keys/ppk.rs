@@ -122,18 +122,32 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
         write_private(&mut text, &private_blob);
     }
 
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(&mac_key).map_err(|_| "bad MAC key".to_owned())?;
-    let mut covered = Zeroizing::new(Vec::new());
-    put_string(&mut covered, algorithm.as_bytes());
-    put_string(&mut covered, encryption.as_bytes());
-    put_string(&mut covered, comment.as_bytes());
-    put_string(&mut covered, &public_blob);
-    put_string(&mut covered, &private_blob);
-    mac.update(&covered);
-    let tag = to_hex(&mac.finalize().into_bytes());
+    let tag = private_mac(
+        &mac_key,
+        [
+            algorithm.as_bytes(),
+            encryption.as_bytes(),
+            comment.as_bytes(),
+            &public_blob,
+            &private_blob,
+        ],
+    )
+    .ok_or_else(|| "bad MAC key".to_owned())?;
     let _ = writeln!(text, "Private-MAC: {tag}");
     Ok(Secret::new(std::mem::take(&mut *text)))
+}
+
+/// PPK v3's `Private-MAC`: HMAC-SHA-256 under `key` (empty for an unencrypted file) over the
+/// algorithm, encryption, comment, public blob and plain private blob, each as an SSH string,
+/// in lower-case hex. The one computation, for writing a file and for checking one.
+fn private_mac(key: &[u8], fields: [&[u8]; 5]) -> Option<String> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
+    let mut covered = Zeroizing::new(Vec::new());
+    for field in fields {
+        put_string(&mut covered, field);
+    }
+    mac.update(&covered);
+    Some(to_hex(&mac.finalize().into_bytes()))
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -202,15 +216,17 @@ pub(super) fn verified_public_key_of_ppk(text: &str) -> Option<PublicKey> {
     let public_blob = blob("Public-Lines: ")?;
     let private_blob = blob("Private-Lines: ")?;
     let tag = lines.next()?.strip_prefix("Private-MAC: ")?.trim();
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[]).ok()?;
-    let mut covered = Zeroizing::new(Vec::new());
-    put_string(&mut covered, algorithm.as_bytes());
-    put_string(&mut covered, encryption.as_bytes());
-    put_string(&mut covered, comment.as_bytes());
-    put_string(&mut covered, &public_blob);
-    put_string(&mut covered, &private_blob);
-    mac.update(&covered);
-    if to_hex(&mac.finalize().into_bytes()) != tag.to_ascii_lowercase() {
+    let expected = private_mac(
+        &[],
+        [
+            algorithm.as_bytes(),
+            encryption.as_bytes(),
+            comment.as_bytes(),
+            &public_blob,
+            &private_blob,
+        ],
+    )?;
+    if expected != tag.to_ascii_lowercase() {
         return None;
     }
     let key = ssh_key::PublicKey::from_bytes(&public_blob).ok()?;

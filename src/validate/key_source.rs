@@ -214,6 +214,21 @@ impl Validator<'_> {
             // A private key pasted into the manifest is refused below, never taken for a path
             // (an error naming the path would print the key).
             trimmed.to_owned()
+        } else if looks_like_key_body(trimmed) {
+            // The body of a key without its armour lines: never quoted (it may be a private
+            // key's), never taken for a path.
+            self.push(
+                Diagnostic::error(
+                    field,
+                    pos,
+                    format!(
+                        "this {}-character value looks like the body of a key, not a public key line or a file name; it is not shown",
+                        trimmed.len()
+                    ),
+                )
+                .with_help("give the path of an OpenSSH public key (`.pub`), or the key itself: `ssh-ed25519 AAAA…`"),
+            );
+            return None;
         } else if trimmed.contains(['\n', '\r']) {
             self.push(
                 Diagnostic::error(field, pos, "this is neither a public key line nor a file name")
@@ -296,6 +311,17 @@ fn read_public_key_file(path: &Path) -> std::io::Result<String> {
     let bytes = keys::read_bounded(file, MAX_PUBLIC_KEY_FILE)?
         .ok_or_else(|| std::io::Error::other("it is too large for a public key"))?;
     String::from_utf8(bytes.to_vec()).map_err(|_| std::io::Error::other("it is not a text file"))
+}
+
+/// Whether a value is a run of base64 as long as a key's body (an armour-less private or public
+/// key pasted as `public_key`), rather than a file name: 64 characters or more, nothing but
+/// the base64 alphabet, and no `.` (a `.pub` file has one).
+fn looks_like_key_body(text: &str) -> bool {
+    text.len() >= 64
+        && !text.contains('.')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | ' ' | '\n' | '\r'))
 }
 
 #[cfg(test)]

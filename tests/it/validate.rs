@@ -704,4 +704,28 @@ fn a_private_key_pasted_into_the_manifest_is_refused_and_never_shown() {
     // The snippet still points at the field.
     let run = test.run(&["validate"]);
     assert!(run.stderr.contains("[labctl.yaml:8:7]"), "{}", run.stderr);
+
+    // The body alone, without its armour lines, as one quoted value: not taken for a file
+    // name, never quoted, starred out of the snippet.
+    let joined: String = body.concat();
+    test.write(
+        "labctl.yaml",
+        &format!("version: 1\nproject: lab\ndefaults:\n  region: us-east-1\nkeypairs:\n  - name: a\n    public_key: \"{joined}\"\n"),
+    );
+    for args in [&["validate"][..], &["validate", "--json"]] {
+        let run = test.run(args);
+        run.assert_code(1);
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            all.contains("looks like the body of a key"),
+            "{args:?}: {all}"
+        );
+        for piece in joined.as_bytes().chunks(16).filter(|p| p.len() == 16) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(
+                !all.contains(piece),
+                "{args:?} shows the key ({piece}): {all}"
+            );
+        }
+    }
 }
