@@ -290,7 +290,13 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
             && !hinted.contains(&(a.entry, c))
         {
             hinted.push((a.entry, c));
-            let _ = writeln!(out, "hint: {} ({}): {}", a.name, c.as_str(), c.hint());
+            let _ = writeln!(
+                out,
+                "hint: {} ({}): {}",
+                a.name,
+                c.as_str(),
+                c.hint_for(&a.name)
+            );
         }
     }
     out

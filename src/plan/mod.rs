@@ -155,7 +155,12 @@ impl Conflict {
         }
     }
 
-    /// How to get out of the conflict.
+    /// How to get out of the conflict, with the key pair's own name in the command it gives.
+    pub(crate) fn hint_for(self, name: &KeyName) -> String {
+        self.hint().replace("NAME", name.as_str())
+    }
+
+    /// How to get out of the conflict (`NAME` standing for the key pair's name).
     pub(crate) fn hint(self) -> &'static str {
         match self {
             Conflict::MissingPrivateKey => {

@@ -1076,6 +1076,13 @@ fn a_kill_between_saving_the_file_and_the_journal_never_replaces_the_key_later()
         json["actions"][0]["conflict"], "missing-private-key",
         "{json:#}"
     );
+    // The hint gives the command to run, with this key pair's name.
+    assert!(
+        json["actions"][0]["error"]
+            .to_string()
+            .contains(&format!("labctl apply --replace {name}")),
+        "{json:#}"
+    );
     assert_eq!(
         server().ec2(&["id", "us-east-1", &name]),
         id,
