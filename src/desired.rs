@@ -295,6 +295,20 @@ pub fn key_file_name(name: &str) -> Option<String> {
 }
 
 impl Desired {
+    /// The folders this manifest keeps key files in (each `output`'s and `.ppk`'s), sorted,
+    /// each once.
+    pub fn key_folders(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .keypairs
+            .iter()
+            .flat_map(|k| k.output.iter().chain(k.ppk.iter()))
+            .map(|file| crate::keys::parent_of(file))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
     /// Where a key pair of this name that the manifest no longer lists has its file, by the
     /// default convention (`apply --prune --purge-local` looks there).
     pub fn orphan_file(&self, name: &str) -> Option<PathBuf> {

@@ -288,7 +288,7 @@ pub(super) fn session<T>(
         "{:016x}",
         rand_core::RngCore::next_u64(&mut rand_core::OsRng)
     );
-    let folders = key_folders(&desired);
+    let folders = desired.key_folders();
     let project = desired.project.clone();
     claim_key_folders(&folders, &project, false)?;
     let mut lock = match lock_for {
@@ -354,17 +354,6 @@ pub(super) fn session<T>(
         lock.finish();
     }
     result
-}
-
-/// The folders this manifest keeps key files in.
-fn key_folders(desired: &Desired) -> Vec<std::path::PathBuf> {
-    crate::keys::claim::folders_of(
-        desired
-            .keypairs
-            .iter()
-            .flat_map(|k| k.output.iter().chain(k.ppk.iter()))
-            .map(std::path::PathBuf::as_path),
-    )
 }
 
 /// Whether another project holds one of the folders `dirs`
@@ -442,15 +431,10 @@ fn watch_signals(stop: crate::apply::Stop, quiet: bool, json: bool) {
 
 /// Remove temporary files a killed run left in the key folders (under the lock).
 pub(super) fn clean_temporary(desired: &Desired) {
-    let mut dirs: Vec<std::path::PathBuf> = desired
-        .keypairs
-        .iter()
-        .filter_map(|k| k.output.as_deref())
-        .map(crate::keys::parent_of)
-        .collect();
-    dirs.push(desired.orphan_dir.clone());
-    dirs.sort();
-    dirs.dedup();
+    let mut dirs = desired.key_folders();
+    if !dirs.contains(&desired.orphan_dir) {
+        dirs.push(desired.orphan_dir.clone());
+    }
     let removed: usize = dirs.iter().map(|d| KeyStore.clean_temporary(d)).sum();
     if removed > 0 {
         tracing::debug!(

@@ -7,18 +7,6 @@ use crate::render;
 
 use super::{Terminal, check, git_exposure, print_diagnostics, report_git_exposure, write_json};
 
-/// The manifest's key folders that another project holds (nothing is claimed here).
-fn claimed_folders(desired: &crate::desired::Desired) -> Vec<crate::keys::claim::Claimed> {
-    let folders = crate::keys::claim::folders_of(
-        desired
-            .keypairs
-            .iter()
-            .flat_map(|k| k.output.iter().chain(k.ppk.iter()))
-            .map(std::path::PathBuf::as_path),
-    );
-    crate::keys::claim::check_folders(&folders, &desired.project, false)
-}
-
 pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Exit, Error> {
     let mut all_valid = true;
     let mut warnings = Vec::new();
@@ -33,7 +21,8 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
         if let Some(desired) = &desired {
             // One key folder, one project: a folder another project holds is an error here
             // too, before anyone runs plan or apply.
-            let claimed = claimed_folders(desired);
+            let claimed =
+                crate::keys::claim::check_folders(&desired.key_folders(), &desired.project, false);
             if !claimed.is_empty() {
                 all_valid = false;
                 strict_failed = true;

@@ -10,7 +10,7 @@
 //! claim nothing.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::folder::KeyFolder;
 
@@ -71,14 +71,6 @@ pub fn check_folders(dirs: &[PathBuf], project: &str, claim: bool) -> Vec<Claime
         }
     }
     refused
-}
-
-/// The folders a manifest keeps key files in (each output's folder), without repeats.
-pub fn folders_of<'a>(outputs: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = outputs.map(super::parent_of).collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
 }
 
 #[cfg(test)]
