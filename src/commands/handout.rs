@@ -86,7 +86,7 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         k.output
             .iter()
             .chain(k.ppk.iter())
-            .any(|file| same_folder(&keys::parent_of(file), &out))
+            .any(|file| keys::path_identity(&keys::parent_of(file)) == keys::path_identity(&out))
     }) {
         return Err(Error::Usage(format!(
             "{} is a key folder (of `{}`); bundles go elsewhere: use another --out",
@@ -256,14 +256,6 @@ fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|c| *c == '*')
-}
-
-/// Whether two folders are one (by what they resolve to when both exist, else by path).
-fn same_folder(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
-    }
 }
 
 fn bundle_path(out: &Path, name: &str, zip: bool) -> PathBuf {

@@ -29,5 +29,5 @@ pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
 pub use secret::Secret;
 pub use store::{
     Exposure, FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, aside_names, git_exposure,
-    parent_of,
+    parent_of, path_identity,
 };

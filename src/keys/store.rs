@@ -376,6 +376,40 @@ fn secret_of(mut bytes: zeroize::Zeroizing<Vec<u8>>) -> Option<Secret> {
     }
 }
 
+/// What a path stands for, so that two spellings of one file or folder compare equal: a file's
+/// device and inode when it exists, else the path with its nearest existing folder resolved
+/// (links and `..` followed, as the kernel would). Reads metadata only. For files labctl has
+/// open, `FileId` (from `fstat`) is the identity; this is for paths not opened yet.
+pub fn path_identity(path: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.is_file()
+    {
+        return PathBuf::from(format!("//inode/{}/{}", meta.dev(), meta.ino()));
+    }
+    let mut rest = Vec::new();
+    let mut folder = path;
+    loop {
+        let here = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        if let Ok(real) = std::fs::canonicalize(here) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return out;
+        }
+        match (folder.parent(), folder.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                folder = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
 /// The folder a key file lives in (`.` for a bare file name).
 pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {

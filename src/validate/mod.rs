@@ -229,7 +229,7 @@ impl Validator<'_> {
             }
         }
         if let (Some(ppk), Some((_, _, output_pos))) = (&checked.ppk, &checked.output) {
-            let ppk = &paths::identity(ppk);
+            let ppk = &crate::keys::path_identity(ppk);
             if let Some(first) = seen_outputs.get(ppk) {
                 self.push(
                     Diagnostic::error(
@@ -246,7 +246,7 @@ impl Validator<'_> {
             }
         }
         if let Some((path, display, output_pos)) = &checked.output {
-            let path = &paths::identity(path);
+            let path = &crate::keys::path_identity(path);
             if let Some(first) = seen_outputs.get(path) {
                 let mut diagnostic = Diagnostic::error(
                     format!("keypairs[{}].output", entry.index),

@@ -122,39 +122,6 @@ fn path_problem(field: &str, pos: Pos, resolved: &Path, display: &str) -> Option
 }
 
 /// Lexically clean a path: drop `.`, fold `a/..`; never touches the file system.
-/// What a key file path stands for, so that two spellings of one file compare equal: the
-/// file's device and inode when it exists, else the path with its nearest existing folder
-/// resolved (links and `..` followed, as the kernel would). Reads metadata only.
-pub(super) fn identity(path: &Path) -> PathBuf {
-    use std::os::unix::fs::MetadataExt;
-    if let Ok(meta) = std::fs::symlink_metadata(path)
-        && meta.is_file()
-    {
-        return PathBuf::from(format!("//inode/{}/{}", meta.dev(), meta.ino()));
-    }
-    let mut rest = Vec::new();
-    let mut folder = path;
-    loop {
-        let here = if folder.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            folder
-        };
-        if let Ok(real) = std::fs::canonicalize(here) {
-            let mut out = real;
-            out.extend(rest.iter().rev());
-            return out;
-        }
-        match (folder.parent(), folder.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                folder = parent;
-            }
-            _ => return path.to_owned(),
-        }
-    }
-}
-
 pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
