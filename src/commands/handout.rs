@@ -599,12 +599,10 @@ fn existing(
             "ssh_config".to_owned(),
             "README.txt".to_owned(),
         ];
-        let listed = std::fs::read_dir(path).map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .all(|e| ours.iter().any(|o| e.file_name() == o.as_str()))
-        });
-        if !listed.unwrap_or(false) {
+        let only_ours = inner
+            .names()
+            .is_ok_and(|names| names.iter().all(|n| ours.iter().any(|o| n == o.as_str())));
+        if !only_ours {
             return Existing::Foreign;
         }
         match inner.read(OsStr::new("README.txt"), MAX_README) {

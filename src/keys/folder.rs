@@ -566,16 +566,25 @@ impl KeyFolder {
         sync(&self.fd)
     }
 
+    /// The names in the opened folder (`.` and `..` aside), read through its handle.
+    pub fn names(&self) -> io::Result<Vec<OsString>> {
+        let dir = rustix::fs::Dir::read_from(&self.fd).map_err(to_io)?;
+        Ok(dir
+            .flatten()
+            .map(|entry| OsStr::from_bytes(entry.file_name().to_bytes()).to_owned())
+            .filter(|name| name != "." && name != "..")
+            .collect())
+    }
+
     /// Remove temporary files that no running labctl holds (left by a killed run: never
     /// linked into place, they hold at most part of a key that was never used). A file that
     /// another labctl is writing right now is locked, and is left alone. Returns how many.
     pub fn clean_temporary(&self) -> usize {
-        let Ok(dir) = rustix::fs::Dir::read_from(&self.fd) else {
+        let Ok(names) = self.names() else {
             return 0;
         };
         let mut removed = 0;
-        for entry in dir.flatten() {
-            let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_owned();
+        for name in names {
             if !is_temporary_name(name.as_bytes()) {
                 continue;
             }
