@@ -354,8 +354,9 @@ fn git_exposure(
     desired: &Desired,
     existing_only: bool,
 ) -> Vec<(String, PathBuf, crate::keys::Exposure)> {
-    // (the file it stands for, as shown; this name, as shown; the path)
-    let mut probes: Vec<(String, String, PathBuf)> = Vec::new();
+    // (the file it stands for, as shown; this name, as shown; the path; whether only its
+    // content says it holds a key: a file found in a key folder by its name)
+    let mut probes: Vec<(String, String, PathBuf, bool)> = Vec::new();
     let mut folders: std::collections::BTreeMap<PathBuf, String> =
         std::collections::BTreeMap::new();
     for spec in &desired.keypairs {
@@ -369,12 +370,12 @@ fn git_exposure(
                 .entry(crate::keys::parent_of(file))
                 .or_insert_with(|| shown.clone());
             if !existing_only || file.exists() {
-                probes.push((shown.clone(), shown.clone(), file.clone()));
+                probes.push((shown.clone(), shown.clone(), file.clone(), false));
             }
             if !existing_only {
                 for aside in crate::keys::aside_names(file) {
                     let aside_shown = format!("{shown}.retired-… / .replaced-…");
-                    probes.push((shown.clone(), aside_shown, aside));
+                    probes.push((shown.clone(), aside_shown, aside, false));
                 }
             }
         }
@@ -383,15 +384,20 @@ fn git_exposure(
         for file in key_files_in(folder) {
             let name = file.file_name().unwrap_or_default().to_string_lossy();
             let file_shown = shown_beside(shown, Path::new(&*name));
-            probes.push((file_shown.clone(), file_shown, file));
+            probes.push((file_shown.clone(), file_shown, file, true));
         }
     }
-    let paths: Vec<&Path> = probes.iter().map(|(_, _, p)| p.as_path()).collect();
+    let paths: Vec<&Path> = probes.iter().map(|(_, _, p, _)| p.as_path()).collect();
     // One warning per file and reason: a folder nothing ignores is said once per key file,
-    // not again for the names its copies would take.
+    // not again for the names its copies would take. Git answers first; only a file it could
+    // take is read (the usual key folder is ignored, and then no file is read at all).
     let mut seen = std::collections::BTreeSet::new();
     crate::keys::git_exposure(&paths)
         .into_iter()
+        .filter(|(index, _, _)| {
+            let (_, _, path, by_content) = &probes[*index];
+            !by_content || holds_private_key(path)
+        })
         .filter(|(index, _, why)| seen.insert((probes[*index].0.clone(), *why)))
         .map(|(index, root, why)| (probes[index].1.clone(), root, why))
         .collect()
@@ -405,9 +411,8 @@ fn shown_beside(shown: &str, file: &Path) -> String {
     }
 }
 
-/// The files in a key folder that hold private keys, by labctl's names (`.pem` and `.ppk`
-/// files and their retired and replaced copies) and by what they hold (a certificate named
-/// `.pem` is not a secret); at most 10,000 entries looked at.
+/// The files in a key folder named as labctl names key material: `.pem` and `.ppk` files and
+/// their retired and replaced copies (at most 10,000 entries looked at).
 fn key_files_in(folder: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
@@ -417,26 +422,35 @@ fn key_files_in(folder: &Path) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            let lower = n.to_ascii_lowercase();
-            let extension = Path::new(&lower).extension();
-            extension.is_some_and(|e| e == "pem" || e == "ppk")
-                || n.contains(".pem.retired-")
-                || n.contains(".pem.replaced-")
-                || n.contains(".ppk.retired-")
-                || n.contains(".ppk.replaced-")
-        })
+        .filter(|n| is_ppk_name(n) || is_pem_name(n))
         .map(|n| folder.join(n))
-        .filter(|p| {
-            matches!(
-                crate::keys::KeyStore.inspect(p),
-                crate::keys::FileState::Key { .. }
-            ) || matches!(
-                crate::keys::KeyStore.inspect_ppk(p),
-                crate::keys::FileState::Key { .. }
-            )
-        })
         .collect()
+}
+
+fn is_pem_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    Path::new(&lower).extension().is_some_and(|e| e == "pem")
+        || name.contains(".pem.retired-")
+        || name.contains(".pem.replaced-")
+}
+
+fn is_ppk_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    Path::new(&lower).extension().is_some_and(|e| e == "ppk")
+        || name.contains(".ppk.retired-")
+        || name.contains(".ppk.replaced-")
+}
+
+/// Whether a file found by its name holds a private key (a certificate named `.pem` is not a
+/// secret): read as its name says, once.
+fn holds_private_key(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let state = if is_ppk_name(&name) {
+        crate::keys::KeyStore.inspect_ppk(path)
+    } else {
+        crate::keys::KeyStore.inspect(path)
+    };
+    matches!(state, crate::keys::FileState::Key { .. })
 }
 
 /// Warn about exposed key files: on stderr, or (with `--json`) returned for the document.
