@@ -131,18 +131,10 @@ fn the_state_folder_is_ignored_by_git() {
         "labctl.yaml",
         &one_key(&project, &format!("{project}-k"), "us-east-1"),
     );
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(test.dir.path())
-            .env("HOME", test.home.path())
-            .output()
-            .unwrap()
-    };
-    assert!(git(&["init", "-q"]).status.success());
+    assert!(test.git(&["init", "-q"]).status.success());
     test.cloud(&["apply"]).assert_code(0);
     assert!(test.path(".labctl/labctl.yaml.lock").exists());
-    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    let status = test.git(&["status", "--porcelain", "--untracked-files=all"]);
     let listed = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(!listed.contains(".labctl"), "{listed}");
     assert!(!listed.contains(".pem"), "{listed}");
@@ -970,26 +962,13 @@ fn a_destroy_killed_while_its_delete_is_answered_retires_on_the_next_run() {
 
 // 15. The journal is part of custody.
 
-fn git_in(test: &Test, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("git")
-        .args(args)
-        .current_dir(test.dir.path())
-        .env("HOME", test.home.path())
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn a_state_folder_that_came_with_git_clone_is_refused_not_acted_on() {
     let test = Test::new();
     let project = unique("clonedjournal");
     let name = format!("{project}-k");
     test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
-    assert!(git_in(&test, &["init", "-q"]).status.success());
+    assert!(test.git(&["init", "-q"]).status.success());
     test.cloud(&["apply"]).assert_code(0);
     let teammates = server().key_pair("us-east-1", &name).unwrap();
     let teammates_id = server().ec2(&["id", "us-east-1", &name]);
@@ -1003,7 +982,7 @@ fn a_state_folder_that_came_with_git_clone_is_refused_not_acted_on() {
     )
     .unwrap();
     assert!(
-        git_in(&test, &["add", "-f", ".labctl/labctl.yaml.journal"])
+        test.git(&["add", "-f", ".labctl/labctl.yaml.journal"])
             .status
             .success()
     );
@@ -1036,7 +1015,7 @@ fn a_state_folder_that_came_with_git_clone_is_refused_not_acted_on() {
     assert_eq!(now.public_key, teammates.public_key);
     // Untracked, it is labctl's own again: the missing file is reported, not "recovered".
     assert!(
-        git_in(&test, &["rm", "-q", "-r", "--cached", ".labctl"])
+        test.git(&["rm", "-q", "-r", "--cached", ".labctl"])
             .status
             .success()
     );
@@ -1225,11 +1204,11 @@ fn a_key_file_git_tracks_is_warned_about_even_when_gitignore_lists_it() {
     let project = unique("tracked");
     let name = format!("{project}-k");
     test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
-    assert!(git_in(&test, &["init", "-q"]).status.success());
+    assert!(test.git(&["init", "-q"]).status.success());
     test.cloud(&["apply"]).assert_code(0);
     // keys/.gitignore says `*`, but someone forced the key into the index.
     assert!(
-        git_in(&test, &["add", "-f", &format!("keys/{name}.pem")])
+        test.git(&["add", "-f", &format!("keys/{name}.pem")])
             .status
             .success()
     );
@@ -1251,12 +1230,9 @@ fn a_key_file_git_tracks_is_warned_about_even_when_gitignore_lists_it() {
         strict.stderr
     );
     assert!(
-        git_in(
-            &test,
-            &["rm", "-q", "--cached", &format!("keys/{name}.pem")]
-        )
-        .status
-        .success()
+        test.git(&["rm", "-q", "--cached", &format!("keys/{name}.pem")])
+            .status
+            .success()
     );
     test.run(&["validate", "--strict"]).assert_code(0);
 }
@@ -1272,7 +1248,7 @@ fn ppk_retired_and_replaced_files_are_checked_against_git_too() {
             "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519, formats: [pem, ppk] }}\nkeypairs:\n  - name: {name}\n    output: secrets/{name}.pem\n"
         ),
     );
-    assert!(git_in(&test, &["init", "-q"]).status.success());
+    assert!(test.git(&["init", "-q"]).status.success());
     // The workshop's own folder, whose ignore rule knows only `.pem` files.
     std::fs::create_dir(test.path("secrets")).unwrap();
     std::fs::set_permissions(test.path("secrets"), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -1384,7 +1360,7 @@ fn a_tracked_copy_of_a_key_the_manifest_no_longer_lists_is_warned_about() {
             "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: {count}\n"
         )
     };
-    assert!(git_in(&test, &["init", "-q"]).status.success());
+    assert!(test.git(&["init", "-q"]).status.success());
     test.write("labctl.yaml", &seats(2));
     test.cloud(&["apply"]).assert_code(0);
     test.write("labctl.yaml", &seats(1));
@@ -1394,7 +1370,7 @@ fn a_tracked_copy_of_a_key_the_manifest_no_longer_lists_is_warned_about() {
         .find(|n| n.contains("seat-2.pem.retired-"))
         .unwrap();
     assert!(
-        git_in(&test, &["add", "-f", &format!("keys/{retired}")])
+        test.git(&["add", "-f", &format!("keys/{retired}")])
             .status
             .success()
     );
@@ -1657,7 +1633,7 @@ fn a_repository_git_refuses_is_never_taken_as_clean() {
     let project = unique("dubious");
     let name = format!("{project}-k");
     test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
-    assert!(git_in(&test, &["init", "-q"]).status.success());
+    assert!(test.git(&["init", "-q"]).status.success());
     test.cloud(&["apply"]).assert_code(0);
     // The work tree now belongs to another user: git refuses it ("dubious ownership").
     let chown = std::process::Command::new("chown")

@@ -108,20 +108,11 @@ fn public_key_of_text(text: &str) -> Option<String> {
         .map(|k| strip_comment(&k.to_openssh()))
 }
 
-fn git(test: &Test, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("git")
-        .args(args)
-        .current_dir(test.dir.path())
-        .env("HOME", test.home.path())
-        .output()
-        .unwrap()
-}
-
 impl World {
     fn new(seed: u64) -> World {
         let test = Test::new();
         let project = unique("soak");
-        assert!(git(&test, &["init", "-q"]).status.success());
+        assert!(test.git(&["init", "-q"]).status.success());
         let mut world = World {
             test,
             project,
@@ -365,7 +356,7 @@ impl World {
             );
         }
         // (c)
-        let tracked = git(&self.test, &["ls-files", "-z", "--", "keys"]);
+        let tracked = self.test.git(&["ls-files", "-z", "--", "keys"]);
         let tracked: Vec<String> = String::from_utf8_lossy(&tracked.stdout)
             .split('\0')
             .filter(|p| !p.is_empty())
@@ -387,7 +378,7 @@ impl World {
             // The user heeds the warning.
             let mut args = vec!["rm", "-q", "--cached", "--"];
             args.extend(tracked.iter().map(String::as_str));
-            git(&self.test, &args);
+            self.test.git(&args);
         }
     }
 
@@ -491,7 +482,7 @@ impl World {
                 if !files.is_empty() {
                     let file = rng.pick(&files).clone();
                     self.steps.push(format!("git add -f keys/{file}"));
-                    git(&self.test, &["add", "-f", &format!("keys/{file}")]);
+                    self.test.git(&["add", "-f", &format!("keys/{file}")]);
                 }
             }
             90..=93 => {

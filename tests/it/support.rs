@@ -353,6 +353,20 @@ impl Test {
         Self::run_command(self.command(&all))
     }
 
+    /// Run git in this folder (with this test's HOME and an identity for commits).
+    pub(crate) fn git(&self, args: &[&str]) -> std::process::Output {
+        Command::new("git")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.home.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap()
+    }
+
     pub(crate) fn mode(&self, rel: &str) -> u32 {
         std::fs::symlink_metadata(self.path(rel)).unwrap().mode() & 0o7777
     }
