@@ -93,6 +93,7 @@ fn parse(text: &str) -> State {
     let mut unsaved = BTreeSet::new();
     let mut deleted = Vec::new();
     let mut retired = Vec::new();
+    let mut seen_retired = BTreeSet::new();
     for line in text.lines() {
         let mut parts = line.splitn(3, '\t');
         let (Some(event), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -110,7 +111,7 @@ fn parse(text: &str) -> State {
                 unsaved.remove(&key);
             }
             "deleted" => deleted.push(name.to_owned()),
-            "retired" if !retired.iter().any(|r| r == name) => retired.push(name.to_owned()),
+            "retired" if seen_retired.insert(name) => retired.push(name.to_owned()),
             _ => {}
         }
     }
