@@ -119,50 +119,24 @@ fn check_origin(folder: &KeyFolder, dir: &Path, record: bool) -> Result<(), Lock
     }
 }
 
-/// Whether git tracks any file in the state folder `dir`. A `.labctl/` that came with
-/// `git clone` holds another machine's journal: labctl refuses it rather than act on it.
-/// `Ok(false)` when git is missing or `dir` is in no work tree; an error when it is in one and
-/// git cannot answer (a repository git itself refuses, for one).
-fn tracked_by_git(dir: &Path) -> Result<bool, String> {
-    if !dir.is_dir() {
-        return Ok(false);
-    }
-    let in_work_tree = std::fs::canonicalize(dir)
-        .is_ok_and(|abs| abs.ancestors().any(|a| a.join(".git").exists()));
-    let Ok(out) = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["ls-files", "-z", "--", "."])
-        .stdin(std::process::Stdio::null())
-        .output()
-    else {
-        return Ok(false);
-    };
-    match (out.status.success(), in_work_tree) {
-        (true, _) => Ok(!out.stdout.is_empty()),
-        (false, false) => Ok(false),
-        (false, true) => Err(String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .next()
-            .unwrap_or("git failed")
-            .chars()
-            .take(300)
-            .collect()),
-    }
-}
-
-/// Refuse a state folder git tracks (see [`tracked_by_git`]).
+/// Refuse a state folder git tracks, or one in a repository git cannot read.
 fn trusted_state(manifest: &Path) -> Result<(), LockError> {
+    // The one git check (`keys::git_exposure`): tracked files in it, or a repository git
+    // cannot read; that git does not ignore the folder itself (only its contents) is fine.
     let dir = state_dir(manifest);
-    match tracked_by_git(&dir) {
-        Ok(false) => Ok(()),
-        Ok(true) => Err(LockError::Tracked { path: dir }),
-        Err(reason) => Err(LockError::Io {
-            path: dir,
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    match crate::keys::git_exposure(&[dir.as_path()]).first() {
+        Some((_, _, crate::keys::Exposure::Tracked)) => Err(LockError::Tracked { path: dir }),
+        Some((_, root, crate::keys::Exposure::Unchecked)) => Err(LockError::Io {
             reason: format!(
-                "git cannot read the repository it is in ({reason}), so labctl cannot tell whether git tracks it"
+                "git cannot read the repository it is in ({}), so labctl cannot tell whether git tracks it",
+                root.display()
             ),
+            path: dir,
         }),
+        Some((_, _, crate::keys::Exposure::NotIgnored)) | None => Ok(()),
     }
 }
 
