@@ -16,17 +16,27 @@
 //! says labctl deleted is gone, whatever the listing says (no false `missing-private-key`
 //! right after `destroy`).
 //!
-//! Before a delete that retires or removes a key file (destroy, prune), it records
-//! `retired <apply id> <SHA256 fingerprint>` of the key that file holds: that key has left,
-//! whatever becomes of the delete's answer. A file that still holds a retired key after its
-//! key pairs are gone (the answer was lost, the run was killed) is retired by the next
-//! `destroy`, and `apply` makes a new key instead of importing it again.
+//! The project's keys, beside it in the same state folder, are one file per project (not per
+//! manifest file: renaming `labctl.yaml`, or a second manifest of the project, keeps them):
+//! `<project>.keys`. Its lines say which keys labctl made and which left:
+//!
+//! - `made <apply id> <SHA256 fingerprint>\t<file>`: labctl wrote this key to this file (a
+//!   key EC2 created, or one labctl generated; or one found saved after a killed run). Only a
+//!   key labctl made is ever retired or removed with its key pair; a key file the user
+//!   brought (an `output` that already held a key, imported) stays theirs.
+//! - `retired <apply id> <SHA256 fingerprint>`: before a delete of a key pair whose key
+//!   labctl made (destroy, prune, replace), that key has left, whatever becomes of the
+//!   delete's answer. A file that still holds a retired key after its key pairs are gone (the
+//!   answer was lost, the run was killed) is retired by the next `destroy`, and `apply` makes
+//!   a new key instead of importing it again. (Journals written before the project file
+//!   existed hold `retired` lines too; they still count.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::keys::folder::{KeyFolder, read_bounded};
@@ -53,8 +63,11 @@ pub(crate) enum Event {
     /// labctl deleted the key pair of this id (the name field holds the id).
     Deleted,
     /// The key of this SHA-256 fingerprint (the name field) is retired: its key pair is being
-    /// deleted and its file retired or removed; it is never handed out again.
+    /// deleted; it is never handed out again. Recorded in the project's keys.
     Retired,
+    /// labctl wrote the key of this SHA-256 fingerprint to a file (the name field holds the
+    /// fingerprint, a tab and the file). Recorded in the project's keys.
+    Made,
 }
 
 impl Event {
@@ -65,8 +78,45 @@ impl Event {
             Event::Resolved => "resolved",
             Event::Deleted => "deleted",
             Event::Retired => "retired",
+            Event::Made => "made",
         }
     }
+
+    /// Whether the event belongs to the project's keys (not to one manifest's journal).
+    fn is_projects(self) -> bool {
+        matches!(self, Event::Retired | Event::Made)
+    }
+}
+
+/// A path in a `made` line: one line, tabs and newlines escaped (`\\`, `\t`, `\n`).
+fn escape_path(path: &Path) -> String {
+    path.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn unescape_path(text: &str) -> PathBuf {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    PathBuf::from(out)
+}
+
+/// The name field of a `made` line: the key's fingerprint and the file it was written to.
+pub(crate) fn made_name(fingerprint: &str, path: &Path) -> String {
+    format!("{fingerprint}\t{}", escape_path(path))
 }
 
 /// What the journal knows.
@@ -76,24 +126,31 @@ pub(crate) struct State {
     pub unsaved: BTreeSet<UnsavedKey>,
     /// Ids of key pairs labctl deleted, oldest first.
     pub deleted: Vec<String>,
-    /// SHA-256 fingerprints of keys retired by destroy or prune, oldest first.
+    /// SHA-256 fingerprints of keys retired by destroy, prune or replace, oldest first.
     pub retired: Vec<String>,
+    /// SHA-256 fingerprints of the keys labctl made, each with the files it wrote them to.
+    pub made: BTreeMap<String, BTreeSet<PathBuf>>,
 }
 
-/// The open journal of one manifest (held with its lock).
+/// The open journal of one manifest and the project's keys (held with the manifest's lock).
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: Mutex<File>,
+    /// The project's keys (`made`, `retired`): appended to, never rewritten.
+    keys: Mutex<File>,
     /// What the journal held when the run began.
     pub state: State,
 }
 
 /// What the journal's lines say.
-fn parse(text: &str) -> State {
-    let mut unsaved = BTreeSet::new();
-    let mut deleted = Vec::new();
-    let mut retired = Vec::new();
-    let mut seen_retired = BTreeSet::new();
+fn parse(text: &str, into: &mut State) {
+    let State {
+        unsaved,
+        deleted,
+        retired,
+        made,
+    } = into;
+    let mut seen_retired: BTreeSet<String> = retired.iter().cloned().collect();
     for line in text.lines() {
         let mut parts = line.splitn(3, '\t');
         let (Some(event), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -111,41 +168,58 @@ fn parse(text: &str) -> State {
                 unsaved.remove(&key);
             }
             "deleted" => deleted.push(name.to_owned()),
-            "retired" if seen_retired.insert(name) => retired.push(name.to_owned()),
+            "retired" if seen_retired.insert(name.to_owned()) => retired.push(name.to_owned()),
+            "made" => {
+                let (fingerprint, path) = name.split_once('\t').unwrap_or((name, ""));
+                let paths = made.entry(fingerprint.to_owned()).or_default();
+                if !path.is_empty() {
+                    paths.insert(unescape_path(path));
+                }
+            }
             _ => {}
         }
     }
-    State {
-        unsaved,
-        deleted,
-        retired,
-    }
 }
 
-fn read_all(file: &mut File) -> io::Result<State> {
+fn read_into(file: &mut File, state: &mut State) -> io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let bytes = read_bounded(&mut *file, MAX_JOURNAL)?
         .ok_or_else(|| io::Error::other("the journal is too large to be labctl's"))?;
-    Ok(parse(&String::from_utf8_lossy(&bytes)))
+    parse(&String::from_utf8_lossy(&bytes), state);
+    Ok(())
+}
+
+fn read_all(file: &mut File) -> io::Result<State> {
+    let mut state = State::default();
+    read_into(file, &mut state)?;
+    Ok(state)
 }
 
 impl Journal {
-    /// Open (or create) the journal `name` in the state folder; call with the lock held.
-    pub(crate) fn open(folder: &KeyFolder, name: &OsStr) -> io::Result<Journal> {
+    /// Open (or create) the journal `name` and the project's keys `keys` in the state
+    /// folder; call with the lock held.
+    pub(crate) fn open(folder: &KeyFolder, name: &OsStr, keys: &OsStr) -> io::Result<Journal> {
         let mut file = folder.open_state_file(name, true)?;
-        let state = read_all(&mut file)?;
+        let mut keys_file = folder.open_state_file(keys, true)?;
+        let mut state = read_all(&mut file)?;
+        read_into(&mut keys_file, &mut state)?;
         Ok(Journal {
             file: Mutex::new(file),
+            keys: Mutex::new(keys_file),
             state,
         })
     }
 
-    /// What the journal `name` holds, read only (empty when there is none).
-    pub(crate) fn read(folder: &KeyFolder, name: &OsStr) -> State {
-        folder
-            .open_state_file(name, false)
-            .and_then(|mut file| read_all(&mut file))
-            .unwrap_or_default()
+    /// What the journal `name` and the project's keys `keys` hold, read only (empty when
+    /// there is none).
+    pub(crate) fn read(folder: &KeyFolder, name: &OsStr, keys: &OsStr) -> State {
+        let mut state = State::default();
+        for file in [name, keys] {
+            if let Ok(mut file) = folder.open_state_file(file, false) {
+                let _ = read_into(&mut file, &mut state);
+            }
+        }
+        state
     }
 
     /// Append one event and make it durable before returning.
@@ -154,8 +228,12 @@ impl Journal {
     /// Why the event could not be recorded (then a create must not be sent).
     pub(crate) fn record(&self, event: Event, apply_id: &str, name: &str) -> io::Result<()> {
         let line = format!("{}\t{apply_id}\t{name}\n", event.as_str());
-        let mut file = self
-            .file
+        let file = if event.is_projects() {
+            &self.keys
+        } else {
+            &self.file
+        };
+        let mut file = file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         file.seek(SeekFrom::End(0))?;
@@ -163,7 +241,8 @@ impl Journal {
         file.sync_data()
     }
 
-    /// Rewrite the journal with only the keys still unsaved and the newest deleted ids.
+    /// Rewrite the journal with only the keys still unsaved, the newest deleted ids and the
+    /// retired keys it holds from before the project's keys existed.
     ///
     /// # Errors
     /// Why the journal could not be read or written.
@@ -194,15 +273,30 @@ impl Journal {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{made_name, parse};
 
     #[test]
     fn a_key_is_unsaved_from_its_create_until_it_is_saved_or_resolved() {
         let journal = "create\t00aa\tlab a\ncreate\t00aa\tlab-b\nsaved\t00aa\tlab-b\ncreate\t00bb\tlab-c\nresolved\t00bb\tlab-c\ncreate\tnot-hex\tx\ngarbage\ndeleted\t00bb\tkey-0123\nretired\t00bb\tSHA256:abc\nretired\t00cc\tSHA256:abc\n";
-        let state = parse(journal);
+        let mut state = super::State::default();
+        parse(journal, &mut state);
         let unsaved: Vec<_> = state.unsaved.into_iter().collect();
         assert_eq!(unsaved, [("00aa".to_owned(), "lab a".to_owned())]);
         assert_eq!(state.deleted, ["key-0123"]);
         assert_eq!(state.retired, ["SHA256:abc"]);
+    }
+
+    #[test]
+    fn made_lines_keep_any_path_on_one_line() {
+        let odd = std::path::Path::new("/w/a\tb\\c\nd.pem");
+        let text = format!(
+            "made\t00aa\t{}\nmade\t00bb\tSHA256:y\t/w/y.pem\n",
+            made_name("SHA256:x", odd)
+        );
+        assert_eq!(text.lines().count(), 2);
+        let mut state = super::State::default();
+        parse(&text, &mut state);
+        assert_eq!(state.made["SHA256:x"].iter().collect::<Vec<_>>(), [odd]);
+        assert!(state.made["SHA256:y"].contains(std::path::Path::new("/w/y.pem")));
     }
 }

@@ -153,6 +153,12 @@ fn file_name(manifest: &Path, suffix: &str) -> OsString {
     name
 }
 
+/// The project's keys (what labctl made, what left) in the state folder: one file per
+/// project, whatever the manifest's file is called (a project name is a file name).
+fn keys_name(project: &str) -> OsString {
+    OsString::from(format!("{project}.keys"))
+}
+
 /// The lock file of a manifest.
 pub(crate) fn lock_path(manifest: &Path) -> PathBuf {
     state_dir(manifest).join(file_name(manifest, ".lock"))
@@ -163,7 +169,7 @@ pub(crate) fn lock_path(manifest: &Path) -> PathBuf {
 ///
 /// # Errors
 /// [`LockError::Tracked`] when git tracks the state folder.
-pub(crate) fn journal_state(manifest: &Path) -> Result<State, LockError> {
+pub(crate) fn journal_state(manifest: &Path, project: &str) -> Result<State, LockError> {
     trusted_state(manifest)?;
     let Ok(folder) = KeyFolder::open(&state_dir(manifest)) else {
         return Ok(State::default());
@@ -173,7 +179,11 @@ pub(crate) fn journal_state(manifest: &Path) -> Result<State, LockError> {
     // journal knows (retired keys, unsaved creates), or it previews something else than apply
     // does. The journal is append-only between compactions; a plan beside a running apply may
     // be a moment stale, as any plan is.
-    Ok(Journal::read(&folder, &file_name(manifest, ".journal")))
+    Ok(Journal::read(
+        &folder,
+        &file_name(manifest, ".journal"),
+        &keys_name(project),
+    ))
 }
 
 /// Take the manifest's lock without waiting.
@@ -182,7 +192,7 @@ pub(crate) fn journal_state(manifest: &Path) -> Result<State, LockError> {
 /// [`LockError::Held`] naming the holder when another labctl has it; [`LockError::Io`] when
 /// the state folder or the lock file is not safe to use; [`LockError::Tracked`] when git
 /// tracks the state folder.
-pub(crate) fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError> {
+pub(crate) fn acquire(manifest: &Path, project: &str, command: &str) -> Result<Lock, LockError> {
     trusted_state(manifest)?;
     let path = lock_path(manifest);
     let io = |reason: String| LockError::Io {
@@ -231,8 +241,12 @@ pub(crate) fn acquire(manifest: &Path, command: &str) -> Result<Lock, LockError>
         file.flush()
     })()
     .map_err(|e| io(e.to_string()))?;
-    let journal = Journal::open(&folder, &file_name(manifest, ".journal"))
-        .map_err(|e| io(format!("the journal beside it: {e}")))?;
+    let journal = Journal::open(
+        &folder,
+        &file_name(manifest, ".journal"),
+        &keys_name(project),
+    )
+    .map_err(|e| io(format!("the journal beside it: {e}")))?;
     Ok(Lock {
         _file: file,
         journal: std::sync::Arc::new(journal),
@@ -249,13 +263,13 @@ mod tests {
     fn a_second_lock_fails_fast_naming_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("labctl.yaml");
-        let first = acquire(&manifest, "apply").unwrap();
+        let first = acquire(&manifest, "lab", "apply").unwrap();
         assert_eq!(
             lock_path(&manifest),
             dir.path().join(".labctl/labctl.yaml.lock")
         );
         assert!(lock_path(&manifest).exists());
-        match acquire(&manifest, "apply") {
+        match acquire(&manifest, "lab", "apply") {
             Err(LockError::Held { holder, .. }) => {
                 assert!(
                     holder.contains(&format!("pid {}", std::process::id())),
@@ -266,7 +280,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(first);
-        assert!(acquire(&manifest, "apply").is_ok());
+        assert!(acquire(&manifest, "lab", "apply").is_ok());
         assert_eq!(
             std::fs::read_to_string(dir.path().join(".labctl/.gitignore"))
                 .unwrap()
@@ -289,7 +303,7 @@ mod tests {
         std::fs::write(&victim, "precious").unwrap();
         symlink(&victim, dir.path().join(".labctl/labctl.yaml.lock")).unwrap();
         assert!(matches!(
-            acquire(&manifest, "apply"),
+            acquire(&manifest, "lab", "apply"),
             Err(LockError::Io { .. })
         ));
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");

@@ -61,6 +61,7 @@ pub(crate) async fn observe<C: Cloud>(
     desired: &Desired,
     store: KeyStore,
     deleted: &std::collections::BTreeSet<String>,
+    made: &BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
 ) -> Result<Observed, Vec<CloudError>> {
     let mut tasks = JoinSet::new();
     // One request per region; the number of regions in a manifest is small and bounded by
@@ -114,7 +115,8 @@ pub(crate) async fn observe<C: Cloud>(
         errors.sort_by(|a, b| a.region.cmp(&b.region));
         return Err(errors);
     }
-    // Files of key pairs this manifest owns but no longer lists, at their default place.
+    // Files of key pairs this manifest owns but no longer lists: at their default place, and
+    // where the journal says labctl wrote their keys.
     let listed: std::collections::BTreeSet<&str> =
         desired.keypairs.iter().map(|k| k.name.as_str()).collect();
     let orphans: Vec<PathBuf> = remote
@@ -124,7 +126,16 @@ pub(crate) async fn observe<C: Cloud>(
             crate::ownership::is_ours(&k.tags, &desired.project)
                 && !listed.contains(k.name.as_str())
         })
-        .filter_map(|k| desired.orphan_file(&k.name))
+        .flat_map(|k| {
+            let written = k
+                .public_key
+                .as_ref()
+                .and_then(|p| made.get(&p.sha256_fingerprint()))
+                .into_iter()
+                .flatten()
+                .cloned();
+            desired.orphan_file(&k.name).into_iter().chain(written)
+        })
         .collect();
     let orphans: Vec<(PathBuf, Format)> = orphans
         .into_iter()

@@ -532,6 +532,7 @@ mod tests {
             fix_mode: false,
             ppk: None,
             write_ppk: false,
+            retires: Vec::new(),
             reason: reason.to_owned(),
         })
     }

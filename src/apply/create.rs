@@ -9,7 +9,9 @@ use crate::keys::{KeyStore, PublicKey, generate, public_key_of_private};
 use crate::ownership;
 use crate::plan::{Generator, KeyPairAction, KeyPairOp};
 
-use super::run::{Failure, Settings, cloud_failure, failed, file_work, journal_saved, record};
+use super::run::{
+    Failure, Settings, cloud_failure, failed, file_work, journal_made, journal_saved, record,
+};
 use super::{Progress, delete, move_aside_for_replace, undo_moves};
 
 pub(super) async fn import<C: Cloud>(
@@ -218,6 +220,13 @@ pub(super) async fn make_key<C: Cloud>(
             file_work(move || store.write_new(&owned, &secret))
                 .await?
                 .map_err(|e| failed(e.to_string()))?;
+            journal_made(settings, &public, path).map_err(|err| {
+                failed(format!(
+                    "the private key was saved to {}, but labctl's journal could not record it ({err}); it was not imported",
+                    action.output_display
+                ))
+                .hint("fix what stops labctl writing its state folder .labctl/ (a full disk, permissions), move the new key file away, and run apply again")
+            })?;
             import(cloud, action, &public, settings, progress).await?;
             Ok(public)
         }
@@ -271,7 +280,7 @@ pub(super) async fn create_by_ec2<C: Cloud>(
         Err(err) => return Err(recover_create(cloud, action, settings, &err).await),
     };
     match save_created(cloud, action, path, store, created, settings).await {
-        Ok(public) => match journal_saved(settings, &action.name) {
+        Ok(public) => match journal_saved(settings, &action.name, &public, path) {
             Ok(()) => Ok(public),
             Err(err) => Err(failed(format!(
                 "the private key was saved to {}, but labctl's journal could not record it ({err})",

@@ -1,13 +1,12 @@
-//! Deleting a key pair: the journal's `retired` record first, the delete, and, when its answer
+//! Deleting a key pair: the journal's `retired` records first, the delete, and, when its answer
 //! is lost, whether the key pair is gone after all.
 
 use crate::cloud::{Cloud, CloudErrorKind};
 use crate::journal::Event;
-use crate::keys::KeyStore;
-use crate::plan::{AfterDelete, KeyPairAction};
+use crate::plan::KeyPairAction;
 
 use super::Progress;
-use super::run::{Failure, Settings, cloud_failure, failed, file_work, record_id};
+use super::run::{Failure, Settings, cloud_failure, failed, record_id};
 
 pub(super) async fn delete<C: Cloud>(
     cloud: &C,
@@ -15,6 +14,7 @@ pub(super) async fn delete<C: Cloud>(
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
+    record_retired(action, settings)?;
     progress.step(&format!(
         "Deleting key pair `{}` from {}",
         action.name, action.region
@@ -54,32 +54,16 @@ pub(super) async fn gone_after_all<C: Cloud>(cloud: &C, action: &KeyPairAction) 
     }
 }
 
-/// Before a delete whose file is retired or removed afterwards: record in the journal that
-/// the file's key is retired, so that it stays retired whatever becomes of the delete's answer
-/// (the next `destroy` retires a file left behind; `apply` never imports it again).
-pub(super) async fn record_retired(
-    store: KeyStore,
-    file: &AfterDelete,
-    settings: &Settings,
-) -> Result<(), Failure> {
-    let public = match file {
-        AfterDelete::Keep => return Ok(()),
-        AfterDelete::Purge(_, public) => public.clone(),
-        AfterDelete::Retire(path) => {
-            let path = path.clone();
-            match file_work(move || store.inspect(&path)).await? {
-                crate::keys::FileState::Key { public, .. } => public,
-                _ => return Ok(()),
-            }
-        }
+/// Before a delete: record in the journal the keys that leave with it (custody decided which:
+/// `KeyPairAction::retires`), so that they stay retired whatever becomes of the delete's
+/// answer (the next `destroy` retires a file left behind; `apply` never imports it again).
+fn record_retired(action: &KeyPairAction, settings: &Settings) -> Result<(), Failure> {
+    let Some(journal) = &settings.journal else {
+        return Ok(());
     };
-    if let Some(journal) = &settings.journal {
+    for fingerprint in &action.retires {
         journal
-            .record(
-                Event::Retired,
-                &settings.apply_id,
-                &public.sha256_fingerprint(),
-            )
+            .record(Event::Retired, &settings.apply_id, fingerprint)
             .map_err(|e| {
                 failed(format!(
                     "cannot record the retired key in labctl's journal ({e}); the key pair was not deleted"

@@ -52,7 +52,7 @@ pub(super) async fn after_delete(
 ) -> Result<(), Failure> {
     let path = match file {
         AfterDelete::Keep => return Ok(()),
-        AfterDelete::Retire(path) | AfterDelete::Purge(path, _) => path,
+        AfterDelete::Retire(path, _) | AfterDelete::Purge(path, _) => path,
     };
     if !all_done {
         return Err(failed(format!(
@@ -63,16 +63,14 @@ pub(super) async fn after_delete(
     let (path, file) = (path.clone(), file.clone());
     match file {
         AfterDelete::Keep => Ok(()),
-        AfterDelete::Retire(_) => {
-            // Its PuTTY form (when it holds the same key) is retired with it.
+        AfterDelete::Retire(_, public) => {
+            // Only while it holds the key decided on (checked again now, through its folder);
+            // its PuTTY form, when it holds the same key, goes with it.
             let moved = file_work(move || {
-                let ppk = match store.inspect(&path) {
-                    crate::keys::FileState::Key { public, .. } => store.ppk_beside(&path, &public),
-                    _ => None,
-                };
-                let moved = store.move_aside(&path, "retired", now)?;
-                if let Some(ppk) = ppk {
-                    store.move_aside(&ppk, "retired", now)?;
+                let ppk = store.ppk_beside(&path, &public);
+                let moved = store.retire_key(&path, &public, now)?;
+                if let Some(ppk) = ppk.filter(|_| moved.is_some()) {
+                    store.retire_ppk(&ppk, &public, now)?;
                 }
                 Ok::<_, crate::keys::StoreError>(moved)
             })

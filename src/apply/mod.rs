@@ -31,7 +31,7 @@ pub(crate) use report::{Outcome, Problem, Report, Status};
 pub(crate) use run::{Settings, Stop};
 
 use create::{create, import};
-use delete::{delete, record_retired};
+use delete::delete;
 use files::{after_delete, finish_mode, move_aside_for_replace, undo_moves, write_ppk};
 use run::{Failure, finished, settled, skipped};
 use tags::apply_tags;
@@ -273,7 +273,6 @@ async fn step<C: Cloud>(
         }
         KeyPairOp::WritePpk => write_ppk(store, action, progress).await,
         KeyPairOp::Delete { file } => {
-            record_retired(store, file, settings).await?;
             delete(cloud, action, settings, progress).await?;
             after_delete(store, file, all_done, settings.now, progress).await
         }

@@ -183,11 +183,33 @@ pub(super) async fn file_work<T: Send + 'static>(
         .map_err(|e| failed(format!("the file work stopped: {e}")))
 }
 
-/// Record that a new key's private key is saved: durable before success is reported.
+/// Record that labctl made the key `public` and wrote it to `path` (the project's keys):
+/// durable before success is reported. Only a key labctl made is ever retired or removed.
+pub(super) fn journal_made(
+    settings: &Settings,
+    public: &crate::keys::PublicKey,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let Some(journal) = &settings.journal else {
+        return Ok(());
+    };
+    let path = std::path::absolute(path)?;
+    journal.record(
+        Event::Made,
+        &settings.apply_id,
+        &crate::journal::made_name(&public.sha256_fingerprint(), &path),
+    )
+}
+
+/// Record that a key EC2 created is saved (made, then saved): durable before success is
+/// reported.
 pub(super) fn journal_saved(
     settings: &Settings,
     name: &crate::desired::KeyName,
+    public: &crate::keys::PublicKey,
+    path: &std::path::Path,
 ) -> std::io::Result<()> {
+    journal_made(settings, public, path)?;
     match &settings.journal {
         Some(journal) => journal.record(Event::Saved, &settings.apply_id, name.as_str()),
         None => Ok(()),

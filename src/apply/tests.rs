@@ -58,9 +58,15 @@ fn settings(unsaved: &[(&str, &str)]) -> Settings {
 
 /// Observe, plan and apply once; the outcomes in plan order.
 async fn run(cloud: &Arc<MemoryCloud>, d: &Desired, settings: Settings) -> Vec<Outcome> {
-    let observed = observe(cloud, d, KeyStore, &std::collections::BTreeSet::new())
-        .await
-        .unwrap();
+    let observed = observe(
+        cloud,
+        d,
+        KeyStore,
+        &std::collections::BTreeSet::new(),
+        &std::collections::BTreeMap::new(),
+    )
+    .await
+    .unwrap();
     let options = Options {
         unsaved: settings.unsaved.clone(),
         ..Options::default()
@@ -190,9 +196,15 @@ async fn a_lost_create_answer_is_cleaned_up_when_it_can_be_and_left_to_the_journ
         "CreateKeyPair",
         Fault::LoseAnswer(CloudErrorKind::Throttled),
     );
-    let observed = observe(&cloud, &d, KeyStore, &std::collections::BTreeSet::new())
-        .await
-        .unwrap();
+    let observed = observe(
+        &cloud,
+        &d,
+        KeyStore,
+        &std::collections::BTreeSet::new(),
+        &std::collections::BTreeMap::new(),
+    )
+    .await
+    .unwrap();
     let p = plan(&d, &observed, &Options::default());
     for _ in 0..10 {
         cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::Other));
@@ -225,9 +237,15 @@ async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let d = desired(dir.path(), &["us-east-1"]);
     let cloud = Arc::new(MemoryCloud::default());
-    let observed = observe(&cloud, &d, KeyStore, &std::collections::BTreeSet::new())
-        .await
-        .unwrap();
+    let observed = observe(
+        &cloud,
+        &d,
+        KeyStore,
+        &std::collections::BTreeSet::new(),
+        &std::collections::BTreeMap::new(),
+    )
+    .await
+    .unwrap();
     let p = plan(&d, &observed, &Options::default());
     cloud.fault(
         "CreateKeyPair",
@@ -264,9 +282,15 @@ async fn a_late_create_of_an_unsaved_key_is_replaced_but_no_other() {
         ("00other", true, Status::Conflict),
     ] {
         let cloud = Arc::new(MemoryCloud::default());
-        let observed = observe(&cloud, &d, KeyStore, &std::collections::BTreeSet::new())
-            .await
-            .unwrap();
+        let observed = observe(
+            &cloud,
+            &d,
+            KeyStore,
+            &std::collections::BTreeSet::new(),
+            &std::collections::BTreeMap::new(),
+        )
+        .await
+        .unwrap();
         let p = plan(&d, &observed, &Options::default());
         // An earlier run's request lands after this run looked.
         cloud.put("us-east-1", late(tag));

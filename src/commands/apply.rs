@@ -28,6 +28,7 @@ pub(super) fn change_options(
         replace: replace_targets(desired, &changes.replace)?,
         unsaved: run.unsaved.clone(),
         retired: run.retired.clone(),
+        made: run.made.clone(),
     })
 }
 

@@ -38,6 +38,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                 purge_local: args.purge_local,
                 keep_local: args.keep_local,
                 retired: run.retired.clone(),
+                made: run.made.clone(),
                 ..Options::default()
             };
             let mut plan = plan::plan_destroy(&desired, &observed, &options);
@@ -51,7 +52,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                     );
                 }
                 tokio::time::sleep(LISTING_LAG).await;
-                let again = observe(cloud, &desired, KeyStore, &run.deleted)
+                let again = observe(cloud, &desired, KeyStore, &run.deleted, &run.made)
                     .await
                     .map_err(Error::Observe)?;
                 plan = plan::plan_destroy(&desired, &again, &options);

@@ -247,6 +247,10 @@ pub(super) struct Run {
     pub(super) unsaved: std::collections::BTreeSet<(String, String)>,
     /// Fingerprints of keys destroy or prune retired (from the journal).
     pub(super) retired: std::collections::BTreeSet<String>,
+    /// The keys labctl made for this project and the files it wrote them to (the journal's
+    /// `made`).
+    pub(super) made:
+        std::collections::BTreeMap<String, std::collections::BTreeSet<std::path::PathBuf>>,
     /// The journal, held with the lock by commands that change things.
     pub(super) journal: Option<Arc<crate::journal::Journal>>,
     /// Ids of key pairs labctl deleted (EC2's listing may still show them).
@@ -292,18 +296,22 @@ pub(super) fn session<T>(
     let project = desired.project.clone();
     claim_key_folders(&folders, &project, false)?;
     let mut lock = match lock_for {
-        Some(command) => {
-            let lock = lock::acquire(&args.manifest, command)?;
-            claim_key_folders(&folders, &project, true)?;
-            clean_temporary(&desired);
-            Some(lock)
-        }
+        Some(command) => Some(lock::acquire(&args.manifest, &project, command)?),
         None => None,
     };
     let journal_state = match &lock {
         Some(lock) => lock.journal.state.clone(),
-        None => lock::journal_state(&args.manifest)?,
+        None => lock::journal_state(&args.manifest, &project)?,
     };
+    if lock.is_some() {
+        claim_key_folders(
+            &folders_with_keys(&folders, &journal_state.made),
+            &project,
+            true,
+        )?;
+        clean_temporary(&desired);
+    }
+    let made = journal_state.made;
     let unsaved = journal_state.unsaved;
     let deleted: std::collections::BTreeSet<String> = journal_state.deleted.into_iter().collect();
     let retired: std::collections::BTreeSet<String> = journal_state.retired.into_iter().collect();
@@ -329,7 +337,7 @@ pub(super) fn session<T>(
         let observed = tokio::select! {
             observed = tokio::time::timeout_at(
                 deadline.into(),
-                observe(&cloud, &desired, KeyStore, &deleted),
+                observe(&cloud, &desired, KeyStore, &deleted, &made),
             ) => observed
                 .map_err(|_| Error::Timeout(args.timeout))?
                 .map_err(Error::Observe)?,
@@ -341,6 +349,7 @@ pub(super) fn session<T>(
             apply_id,
             unsaved,
             retired,
+            made,
             journal,
             deleted,
             warnings,
@@ -349,11 +358,33 @@ pub(super) fn session<T>(
         work(&cloud, desired, observed, run).await
     });
     if let Some(lock) = lock.as_mut() {
-        // Folders this run created hold its keys now.
-        let _ = claim_key_folders(&folders, &project, true);
+        // Folders this run wrote keys to are the project's now.
+        let made = lock::journal_state(&args.manifest, &project)
+            .map(|state| state.made)
+            .unwrap_or_default();
+        let _ = claim_key_folders(&folders_with_keys(&folders, &made), &project, true);
         lock.finish();
     }
     result
+}
+
+/// The key folders that hold a file labctl wrote a key to: only those are claimed for the
+/// project (a folder it merely reads a key from, such as `~/.ssh` with the user's own key,
+/// stays everyone's).
+fn folders_with_keys(
+    folders: &[std::path::PathBuf],
+    made: &std::collections::BTreeMap<String, std::collections::BTreeSet<std::path::PathBuf>>,
+) -> Vec<std::path::PathBuf> {
+    let written: std::collections::BTreeSet<std::path::PathBuf> = made
+        .values()
+        .flatten()
+        .map(|file| crate::keys::path_identity(&crate::keys::parent_of(file)))
+        .collect();
+    folders
+        .iter()
+        .filter(|dir| written.contains(&crate::keys::path_identity(dir)))
+        .cloned()
+        .collect()
 }
 
 /// Whether another project holds one of the folders `dirs`
@@ -380,9 +411,15 @@ fn settle_saved(
     let Some(journal) = journal else {
         return Ok(unsaved);
     };
-    for (id, name) in crate::plan::saved_after_all(desired, observed, &unsaved) {
+    for (id, name, path, public) in crate::plan::saved_after_all(desired, observed, &unsaved) {
+        // labctl made it: recorded as made (its file is the project's), then saved.
         journal
-            .record(crate::journal::Event::Saved, &id, &name)
+            .record(
+                crate::journal::Event::Made,
+                &id,
+                &crate::journal::made_name(&public.sha256_fingerprint(), &path),
+            )
+            .and_then(|()| journal.record(crate::journal::Event::Saved, &id, &name))
             .map_err(Error::Journal)?;
         unsaved.remove(&(id, name));
     }

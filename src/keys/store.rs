@@ -320,13 +320,74 @@ impl KeyStore {
         expected: &PublicKey,
         read: fn(&Secret) -> Result<PublicKey, String>,
     ) -> Result<bool, StoreError> {
+        let removed = Self::if_holds(path, expected, read, |folder, name| {
+            folder.remove(name).map(|()| PathBuf::new())
+        })?;
+        Ok(removed.is_some())
+    }
+
+    /// Retire a key file (move it aside to `<file>.retired-<now>`), only when it still holds
+    /// `expected`: a file that holds another key by now (swapped since the plan was made) is
+    /// left where it is. Returns where it went.
+    ///
+    /// # Errors
+    /// Why it could not be moved.
+    pub fn retire_key(
+        self,
+        path: &Path,
+        expected: &PublicKey,
+        now: u64,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        Self::retire_as(path, expected, now, public_key_of_private)
+    }
+
+    /// [`retire_key`](Self::retire_key) for a PuTTY key file.
+    ///
+    /// # Errors
+    /// Why it could not be moved.
+    pub fn retire_ppk(
+        self,
+        path: &Path,
+        expected: &PublicKey,
+        now: u64,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        Self::retire_as(path, expected, now, |secret| {
+            super::public_key_of_ppk(secret.expose()).ok_or_else(String::new)
+        })
+    }
+
+    fn retire_as(
+        path: &Path,
+        expected: &PublicKey,
+        now: u64,
+        read: fn(&Secret) -> Result<PublicKey, String>,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let dir = parent_of(path);
+        let aside = Self::if_holds(path, expected, read, |folder, name| {
+            folder
+                .move_aside(name, &format!(".retired-{now}"))
+                .map(Option::unwrap_or_default)
+        })?;
+        Ok(aside
+            .filter(|a| !a.as_os_str().is_empty())
+            .map(|a| dir.join(a)))
+    }
+
+    /// Act on the file at `path` through its folder, only when it holds `expected` (read
+    /// through the same folder handle): `None` when it is absent or holds anything else.
+    fn if_holds<T>(
+        path: &Path,
+        expected: &PublicKey,
+        read: fn(&Secret) -> Result<PublicKey, String>,
+        act: impl FnOnce(&KeyFolder, &std::ffi::OsStr) -> io::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
         let (dir, name) = split_file(path).ok_or_else(|| not_a_file_path(path))?;
         let folder = match KeyFolder::open(&dir) {
-            Err(FolderError::Missing) => return Ok(false),
+            Err(FolderError::Missing) => return Ok(None),
             other => other.map_err(|e| folder_err(path, e))?,
         };
         let holds = match folder.read(&name, MAX_KEY_FILE) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(io_err(path)(err)),
             Ok((_, bytes)) => bytes
                 .and_then(secret_of)
@@ -334,10 +395,9 @@ impl KeyStore {
                 .is_some_and(|public| &public == expected),
         };
         if !holds {
-            return Ok(false);
+            return Ok(None);
         }
-        folder.remove(&name).map_err(io_err(path))?;
-        Ok(true)
+        act(&folder, &name).map(Some).map_err(io_err(path))
     }
 
     /// Remove labctl's own temporary files left in `dir` by a run that was killed, except

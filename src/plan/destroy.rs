@@ -1,13 +1,15 @@
 //! `destroy`: delete what the manifest owns, and decide what becomes of each key file.
 
+use super::custody::{Custody, FileOf};
 use super::recovery::retired_key_file;
 use super::{
-    Action, AfterDelete, Desired, FileState, KeyPairOp, KeyPairSpec, Observed, Options, Owner,
-    Plan, action, ours, ownership, plan_orphans,
+    Action, AfterDelete, Desired, KeyPairOp, KeyPairSpec, Observed, Options, Owner, Plan,
+    PublicKey, action, ours, ownership, plan_orphans, record_retires,
 };
 
 /// Compute the plan for `destroy`: delete every key pair this manifest owns in its regions.
 pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Options) -> Plan {
+    let custody = Custody::for_destroy(desired, observed, options);
     let mut actions = Vec::new();
     for (entry, spec) in desired.keypairs.iter().enumerate() {
         for region in &spec.regions {
@@ -33,54 +35,51 @@ pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Opt
             actions.push(action(Some(entry), spec, region, remote, op, reason));
         }
         let first = actions.len() - spec.regions.len();
-        after_last_delete(spec, observed, options, &mut actions[first..]);
-        retire_left_behind(spec, observed, options, &mut actions[first..]);
+        after_last_delete(entry, spec, observed, &custody, &mut actions[first..]);
+        retire_left_behind(
+            entry,
+            spec,
+            observed,
+            options,
+            &custody,
+            &mut actions[first..],
+        );
     }
     let all = Options {
         prune: true,
         ..options.clone()
     };
-    plan_orphans(desired, observed, &all, &mut actions);
+    plan_orphans(desired, observed, &all, &custody, &mut actions);
+    record_retires(&custody, &mut actions);
     Plan {
         project: desired.project.clone(),
         actions,
     }
 }
 
-/// `destroy`: the key file goes with the last deletion of its key pair, once, and only when
-/// no key pair that uses it stays behind (one this manifest does not own): retired by default,
-/// removed with `--purge-local`, kept with `--keep-local`.
+/// `destroy`: the key file goes with the last deletion of its key pair, once, as
+/// [`Custody::file_fate`] decides: retired by default, removed with `--purge-local`, kept
+/// with `--keep-local`, and kept whatever was asked while anything that stays uses it or
+/// when labctl did not make its key.
 fn after_last_delete(
+    entry: usize,
     spec: &KeyPairSpec,
     observed: &Observed,
-    options: &Options,
+    custody: &Custody,
     entry_actions: &mut [Action],
 ) {
-    let (Some(path), Some(FileState::Key { public, .. })) = (
-        spec.output.as_ref(),
-        spec.output.as_ref().and_then(|p| observed.local.get(p)),
-    ) else {
+    let Some(path) = spec.output.as_ref() else {
         return;
     };
-    // Key pairs of this entry that exist and are not deleted: they still use the file.
-    let staying: Vec<String> = entry_actions
-        .iter()
-        .filter(|Action::KeyPair(a)| {
-            a.op == KeyPairOp::Noop && observed.has(&a.region, spec.name.as_str())
-        })
-        .map(|Action::KeyPair(a)| a.region.to_string())
-        .collect();
-    // A purge removes the file only when it holds the key of every key pair deleted: a file
-    // holding another key is someone's only copy of that key.
-    let holds_deleted_key = entry_actions
+    let leaving_keys: Vec<Option<&PublicKey>> = entry_actions
         .iter()
         .filter(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Delete { .. }))
-        .all(|Action::KeyPair(a)| {
+        .map(|Action::KeyPair(a)| {
             observed
                 .pair(&a.region, &spec.name)
                 .and_then(|remote| remote.public_key.as_ref())
-                == Some(public)
-        });
+        })
+        .collect();
     let Some(Action::KeyPair(last)) = entry_actions
         .iter_mut()
         .rev()
@@ -88,36 +87,12 @@ fn after_last_delete(
     else {
         return;
     };
-    let (file, note) = if !staying.is_empty() {
-        (
-            AfterDelete::Keep,
-            format!(
-                "; {} stays: the key pair in {} still uses it",
-                spec.output_display,
-                staying.join(", ")
-            ),
-        )
-    } else if options.purge_local && holds_deleted_key {
-        (
-            AfterDelete::Purge(path.clone(), public.clone()),
-            format!(" and remove {}", spec.output_display),
-        )
-    } else if options.purge_local {
-        (
-            AfterDelete::Retire(path.clone()),
-            format!(
-                " and retire {} (moved aside, not removed: it holds another key than the key pair)",
-                spec.output_display
-            ),
-        )
-    } else if options.keep_local {
-        (AfterDelete::Keep, String::new())
-    } else {
-        (
-            AfterDelete::Retire(path.clone()),
-            format!(" and retire {} (moved aside)", spec.output_display),
-        )
-    };
+    let (file, note) = custody.file_fate(
+        path,
+        &spec.output_display,
+        &leaving_keys,
+        FileOf::Entry(entry),
+    );
     last.op = KeyPairOp::Delete { file };
     last.reason.push_str(&note);
 }
@@ -126,9 +101,11 @@ fn after_last_delete(
 /// or prune retired (that delete's answer was lost, or the run was killed before the file
 /// went): the file is retired now (removed with `--purge-local`), without an API call.
 fn retire_left_behind(
+    entry: usize,
     spec: &KeyPairSpec,
     observed: &Observed,
     options: &Options,
+    custody: &Custody,
     entry_actions: &mut [Action],
 ) {
     let gone = spec
@@ -138,16 +115,22 @@ fn retire_left_behind(
     let Some((path, public)) = retired_key_file(spec, observed, options) else {
         return;
     };
-    let Some(Action::KeyPair(last)) = entry_actions.last_mut() else {
-        return;
-    };
-    if !gone || options.keep_local {
+    if !gone {
         return;
     }
-    let (file, what) = if options.purge_local {
-        (AfterDelete::Purge(path.clone(), public.clone()), "remove")
-    } else {
-        (AfterDelete::Retire(path.clone()), "retire")
+    let (file, _) = custody.file_fate(
+        path,
+        &spec.output_display,
+        &[Some(public)],
+        FileOf::Entry(entry),
+    );
+    let what = match &file {
+        AfterDelete::Keep => return,
+        AfterDelete::Purge(..) => "remove",
+        AfterDelete::Retire(..) => "retire",
+    };
+    let Some(Action::KeyPair(last)) = entry_actions.last_mut() else {
+        return;
     };
     last.op = KeyPairOp::RetireFile {
         file: Box::new(file),
@@ -192,17 +175,51 @@ mod tests {
         };
         let both = [("us-east-1", ours.clone()), ("eu-west-1", ours.clone())];
         let delete = |file| KeyPairOp::Delete { file };
+        let a = key("ed25519-a.pub");
+        // labctl made the key the file holds (the project's record says so).
+        let made = Options {
+            made: [(a.sha256_fingerprint(), std::collections::BTreeSet::new())].into(),
+            ..Options::default()
+        };
         // By default the file is retired with the last deletion.
         assert_eq!(
-            fates(&both, &Options::default()),
+            fates(&both, &made),
             [
                 delete(AfterDelete::Keep),
-                delete(AfterDelete::Retire(path.clone()))
+                delete(AfterDelete::Retire(path.clone(), a.clone()))
+            ]
+        );
+        // A key labctl did not make (the user's own key, imported from their file) stays
+        // where it is, whatever is asked.
+        let purge_any = Options {
+            purge_local: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            fates(&both, &purge_any),
+            [delete(AfterDelete::Keep), delete(AfterDelete::Keep)]
+        );
+        assert_eq!(
+            fates(&both, &Options::default()),
+            [delete(AfterDelete::Keep), delete(AfterDelete::Keep)]
+        );
+        // A key pair labctl created (its apply id) proves the key is labctl's.
+        let created = remote_named(
+            "lab-key",
+            Some(a.clone()),
+            "ed25519",
+            &[(PROJECT_TAG, "lab"), (APPLY_TAG, "00aa")],
+        );
+        assert_eq!(
+            fates(&[("us-east-1", created)], &purge_any),
+            [
+                delete(AfterDelete::Purge(path.clone(), a.clone())),
+                KeyPairOp::Noop
             ]
         );
         let purge = Options {
             purge_local: true,
-            ..Options::default()
+            ..made.clone()
         };
         assert_eq!(
             fates(&both, &purge),
@@ -213,7 +230,7 @@ mod tests {
         );
         let keep = Options {
             keep_local: true,
-            ..Options::default()
+            ..made.clone()
         };
         assert_eq!(
             fates(&both, &keep),
@@ -233,13 +250,16 @@ mod tests {
             fates(&mismatched, &purge),
             [
                 delete(AfterDelete::Keep),
-                delete(AfterDelete::Retire(path.clone()))
+                delete(AfterDelete::Retire(path.clone(), a.clone()))
             ]
         );
         let unknown = remote(None, "ed25519");
         assert_eq!(
             fates(&[("us-east-1", unknown)], &purge),
-            [delete(AfterDelete::Retire(path.clone())), KeyPairOp::Noop]
+            [
+                delete(AfterDelete::Retire(path.clone(), a.clone())),
+                KeyPairOp::Noop
+            ]
         );
     }
 
@@ -270,7 +290,7 @@ mod tests {
             [
                 KeyPairOp::Noop,
                 KeyPairOp::RetireFile {
-                    file: Box::new(AfterDelete::Retire(path.clone()))
+                    file: Box::new(AfterDelete::Retire(path.clone(), key("ed25519-a.pub")))
                 }
             ]
         );

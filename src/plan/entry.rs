@@ -160,35 +160,28 @@ fn conflict(c: Conflict, reason: String) -> Planned {
 fn local_key<'a>(
     spec: &'a KeyPairSpec,
     file: &'a FileState,
-) -> Result<Option<&'a PublicKey>, Planned> {
+) -> Result<Option<&'a PublicKey>, (Conflict, String)> {
     let output = &spec.output_display;
     match (&spec.source, file) {
         (KeySource::PublicKey(given), _) => Ok(Some(given)),
-        (_, FileState::Symlink) => Err(conflict(
-            Conflict::Symlink,
-            format!("{output} is a symbolic link"),
-        )),
-        (_, FileState::NotAFile) => Err(conflict(
+        (_, FileState::Symlink) => Err((Conflict::Symlink, format!("{output} is a symbolic link"))),
+        (_, FileState::NotAFile) => Err((
             Conflict::Unreadable,
             format!("{output} is not a regular file"),
         )),
-        (_, FileState::Unsafe { reason }) => {
-            Err(conflict(Conflict::Unsafe, format!("{output}: {reason}")))
-        }
-        (_, FileState::Unreadable { reason }) => Err(conflict(
+        (_, FileState::Unsafe { reason }) => Err((Conflict::Unsafe, format!("{output}: {reason}"))),
+        (_, FileState::Unreadable { reason }) => Err((
             Conflict::Unreadable,
             format!("{output} is not a usable private key: {reason}"),
         )),
-        (_, FileState::Key { public, .. }) if public.key_type() != spec.key_type.as_str() => {
-            Err(conflict(
-                Conflict::KeyType,
-                format!(
-                    "{output} holds a key of type {}, the manifest asks for {}",
-                    public.key_type(),
-                    spec.key_type
-                ),
-            ))
-        }
+        (_, FileState::Key { public, .. }) if public.key_type() != spec.key_type.as_str() => Err((
+            Conflict::KeyType,
+            format!(
+                "{output} holds a key of type {}, the manifest asks for {}",
+                public.key_type(),
+                spec.key_type
+            ),
+        )),
         (_, FileState::Key { public, .. }) => Ok(Some(public)),
         (_, FileState::Absent) => Ok(None),
     }
@@ -219,7 +212,7 @@ fn region_op(
 ) -> Planned {
     let local = match local_key(spec, file) {
         Ok(local) => local,
-        Err(planned) => return planned,
+        Err((c, reason)) => return conflict(c, reason),
     };
     if let Some(planned) = remote_type_conflict(spec, remote) {
         return planned;

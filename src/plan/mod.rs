@@ -21,6 +21,7 @@ use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
 use crate::ownership::{self, Owner};
 
+mod custody;
 mod destroy;
 mod entry;
 #[cfg(test)]
@@ -56,6 +57,10 @@ pub(crate) struct Options {
     /// SHA-256 fingerprints of keys destroy or prune retired (the journal's `retired`): a
     /// key file still holding one is retired by `destroy` and never imported by `apply`.
     pub retired: BTreeSet<String>,
+    /// SHA-256 fingerprints of the keys labctl made for this project (the journal's `made`),
+    /// each with the files it wrote them to: only such a key's file is ever retired or
+    /// removed, and a pruned key pair's file is found there whatever its entry said.
+    pub made: BTreeMap<String, BTreeSet<PathBuf>>,
 }
 
 /// The whole plan.
@@ -93,6 +98,9 @@ pub(crate) struct KeyPairAction {
     pub ppk: Option<PathBuf>,
     /// After the op succeeds, write the PuTTY key from the existing key file.
     pub write_ppk: bool,
+    /// SHA-256 fingerprints the journal records as retired before this action deletes its
+    /// key pair (decided by `custody`): they are never handed out again.
+    pub retires: Vec<String>,
     /// For people.
     pub reason: String,
 }
@@ -242,8 +250,9 @@ pub(crate) enum KeyPairOp {
 pub(crate) enum AfterDelete {
     /// The file stays (another key pair still uses it, or the user asked to keep it).
     Keep,
-    /// Moved aside to `<file>.retired-<time>`: the next `apply` makes a new key.
-    Retire(PathBuf),
+    /// Moved aside to `<file>.retired-<time>`, only while it still holds this key: the next
+    /// `apply` makes a new key.
+    Retire(PathBuf, PublicKey),
     /// Removed (`--purge-local`), only while it still holds this key.
     Purge(PathBuf, PublicKey),
 }
@@ -368,6 +377,15 @@ impl Plan {
     }
 }
 
+/// Every action that deletes a key pair records first which keys leave with it.
+fn record_retires(custody: &custody::Custody, actions: &mut [Action]) {
+    for action in actions.iter_mut() {
+        let retires = custody.retires(action);
+        let Action::KeyPair(a) = action;
+        a.retires = retires;
+    }
+}
+
 /// Whether this manifest owns a remote key pair (see [`ownership`]).
 fn ours(desired: &Desired, remote: &RemoteKeyPair) -> bool {
     ownership::is_ours(&remote.tags, &desired.project)
@@ -394,7 +412,9 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
             plan_entry(entry, desired, spec, observed, &mut actions);
         }
     }
-    plan_orphans(desired, observed, options, &mut actions);
+    let custody = custody::Custody::for_prune(desired, observed, options);
+    plan_orphans(desired, observed, options, &custody, &mut actions);
+    record_retires(&custody, &mut actions);
     Plan {
         project: desired.project.clone(),
         actions,
@@ -421,6 +441,7 @@ fn action(
         fix_mode: false,
         ppk: spec.ppk.clone(),
         write_ppk: false,
+        retires: Vec::new(),
         reason,
     })
 }

@@ -1,8 +1,9 @@
 //! Key pairs the manifest owns but no longer lists: shown, or deleted with `--prune`.
 
+use super::custody::{Custody, FileOf};
 use super::{
-    Action, AfterDelete, BTreeSet, Desired, FileState, KeyName, KeyPairAction, KeyPairOp, Observed,
-    Options, Region, TagSet, ours,
+    Action, AfterDelete, BTreeSet, Desired, KeyName, KeyPairAction, KeyPairOp, Observed, Options,
+    Region, TagSet, ours,
 };
 
 /// Key pairs owned by this manifest, in its regions, that it no longer lists.
@@ -10,6 +11,7 @@ pub(super) fn plan_orphans(
     desired: &Desired,
     observed: &Observed,
     options: &Options,
+    custody: &Custody,
     actions: &mut Vec<Action>,
 ) {
     let wanted: BTreeSet<(&Region, &str)> = desired
@@ -25,42 +27,35 @@ pub(super) fn plan_orphans(
             let Ok(key_name) = KeyName::parse(name) else {
                 continue;
             };
-            // The file goes with the last region's deletion of that name, only when it holds
-            // this very key and no entry of the manifest uses that file (by identity, not
-            // path text): retired (moved aside, so a seat added back gets a new key), or
-            // removed with `--purge-local`.
-            let candidate = desired.orphan_file(name);
-            let used_by_entry = candidate.as_ref().is_some_and(|c| {
-                desired
-                    .keypairs
-                    .iter()
-                    .filter_map(|k| k.output.as_ref())
-                    .any(|output| observed.same_file(output, c))
-            });
-            let holds_key = !used_by_entry
-                && matches!(
-                    (candidate.as_ref().and_then(|c| observed.local.get(c)), &remote.public_key),
-                    (Some(FileState::Key { public, .. }), Some(remote_public)) if public == remote_public
-                );
+            // The file goes with the last region's deletion of that name: the file at the
+            // default place, or where the journal says labctl wrote this key (an entry with
+            // its own `output`), the first that custody lets go. Retired (moved aside, so a
+            // seat added back gets a new key), or removed with `--purge-local`.
             let last_region =
                 observed.remote.keys().rev().find(|r| observed.has(r, name)) == Some(region);
-            // `holds_key` implies a candidate file: it was found holding this key.
-            let held = candidate.clone().filter(|_| holds_key);
-            let file = match (&remote.public_key, &held) {
-                (Some(public), Some(path)) if options.purge_local && last_region => {
-                    AfterDelete::Purge(path.clone(), public.clone())
-                }
-                (Some(_), Some(path)) if !options.keep_local && last_region => {
-                    AfterDelete::Retire(path.clone())
-                }
-                _ => AfterDelete::Keep,
+            let (file, also) = if options.prune && last_region {
+                custody
+                    .files_of(desired.orphan_file(name), remote.public_key.as_ref())
+                    .into_iter()
+                    .map(|path| {
+                        let shown = path.display().to_string();
+                        custody.file_fate(
+                            &path,
+                            &shown,
+                            &[remote.public_key.as_ref()],
+                            FileOf::Orphan,
+                        )
+                    })
+                    .find(|(file, _)| *file != AfterDelete::Keep)
+                    .unwrap_or((AfterDelete::Keep, String::new()))
+            } else {
+                (AfterDelete::Keep, String::new())
+            };
+            let held = match &file {
+                AfterDelete::Retire(path, _) | AfterDelete::Purge(path, _) => Some(path.clone()),
+                AfterDelete::Keep => None,
             };
             let reason = if options.prune {
-                let also = match &file {
-                    AfterDelete::Purge(p, _) => format!(" and remove {}", p.display()),
-                    AfterDelete::Retire(p) => format!(" and retire {} (moved aside)", p.display()),
-                    AfterDelete::Keep => String::new(),
-                };
                 format!("no longer in the manifest; delete it{also}")
             } else {
                 "no longer in the manifest; `apply --prune` deletes it".to_owned()
@@ -84,6 +79,7 @@ pub(super) fn plan_orphans(
                 fix_mode: false,
                 ppk: None,
                 write_ppk: false,
+                retires: Vec::new(),
                 reason,
             }));
         }
@@ -186,7 +182,7 @@ mod tests {
             "old",
             Some(key("ed25519-b.pub")),
             "ed25519",
-            &[(PROJECT_TAG, "lab")],
+            &[(PROJECT_TAG, "lab"), (APPLY_TAG, "00aa")],
         );
         let mut o = observed(&d, &[("us-east-1", old)], FileState::Absent);
         let old_file = d.orphan_dir.join("old.pem");
@@ -199,7 +195,7 @@ mod tests {
         let delete = |file| KeyPairOp::Delete { file };
         assert_eq!(
             ops_with(&d, &o, &prune)[1],
-            delete(AfterDelete::Retire(old_file.clone()))
+            delete(AfterDelete::Retire(old_file.clone(), key("ed25519-b.pub")))
         );
         let purge = Options {
             purge_local: true,

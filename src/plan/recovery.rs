@@ -37,17 +37,19 @@ pub(super) fn lost_to_interrupted_run(
 /// the entry's key file is in place and holds the key of a key pair tagged with that apply
 /// id. A kill between "file linked into place" and "journal says saved" leaves such a
 /// record; left alone, a later apply (the file moved away by then) would replace a live key
-/// pair as "never saved". The caller records them `saved`.
+/// pair as "never saved". The caller records them `made` and `saved`: `(apply id, name, the
+/// file, its key)`.
 pub(crate) fn saved_after_all(
     desired: &Desired,
     observed: &Observed,
     unsaved: &std::collections::BTreeSet<(String, String)>,
-) -> Vec<(String, String)> {
+) -> Vec<(String, String, std::path::PathBuf, crate::keys::PublicKey)> {
     let mut found = Vec::new();
     for spec in &desired.keypairs {
-        let Some(FileState::Key { public, .. }) =
-            spec.output.as_ref().and_then(|p| observed.local.get(p))
-        else {
+        let (Some(path), Some(FileState::Key { public, .. })) = (
+            spec.output.as_ref(),
+            spec.output.as_ref().and_then(|p| observed.local.get(p)),
+        ) else {
             continue;
         };
         for (id, name) in unsaved.iter().filter(|(_, n)| n == spec.name.as_str()) {
@@ -60,7 +62,7 @@ pub(crate) fn saved_after_all(
                         && r.public_key.as_ref() == Some(public)
                 });
             if holds {
-                found.push((id.clone(), name.clone()));
+                found.push((id.clone(), name.clone(), path.clone(), public.clone()));
             }
         }
     }

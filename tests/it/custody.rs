@@ -866,8 +866,9 @@ fn destroy_purge_never_removes_a_file_that_holds_another_key() {
     let run = test.cloud(&["destroy", "--yes", "--purge-local", "--json"]);
     run.assert_code(0);
     assert!(server().key_pair("us-east-1", &name).is_none());
-    // Never removed: moved aside like any retired file, with the key it held.
-    assert_eq!(retired_keys(&test, &name), [other_key]);
+    // Never removed, and not moved either: labctl did not make the key it holds.
+    assert_eq!(public_key_of(&file), other_key);
+    assert!(retired_keys(&test, &name).is_empty());
 }
 
 // 14. A lost delete answer still retires: the key follows the key pair, not the answer.
@@ -1655,5 +1656,206 @@ fn a_repository_git_refuses_is_never_taken_as_clean() {
             .unwrap()
             .contains("git cannot read the repository"),
         "{json:#}"
+    );
+}
+
+// 15. Only a key labctl made is labctl's to move or remove, and what it made or retired is
+// the project's, whatever its manifest file is called.
+
+fn fixture_key(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A user's own key named as `output` (as `~/.ssh/id_ed25519` would be): imported, and left
+/// exactly where it is by `destroy` and `destroy --purge-local`; its folder is not claimed.
+#[test]
+fn a_users_own_key_named_as_output_is_never_moved_removed_or_claimed() {
+    let test = Test::new();
+    let project = unique("ownkey");
+    let name = format!("{project}-k");
+    let mine = test.path("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = mine.join("id_ed25519");
+    std::fs::write(&file, fixture_key("ed25519-a.pem")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = public_key_of(&file);
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {name}\n    output: mine/id_ed25519\n"
+        ),
+    );
+    for destroy in [
+        &["destroy", "--yes"][..],
+        &["destroy", "--yes", "--purge-local"],
+    ] {
+        test.cloud(&["apply"]).assert_code(0);
+        let imported = server().key_pair("us-east-1", &name).unwrap();
+        assert_eq!(strip_comment(&imported.public_key), key);
+        let run = test.cloud(destroy);
+        run.assert_code(0);
+        assert!(server().key_pair("us-east-1", &name).is_none());
+        assert!(
+            file.exists(),
+            "{destroy:?} moved the user's own key: {}",
+            run.stderr
+        );
+        assert_eq!(public_key_of(&file), key);
+        assert_eq!(files_in(&mine), ["id_ed25519"], "{destroy:?}");
+    }
+    // And the next apply imports it again: it was never retired.
+    test.cloud(&["apply"]).assert_code(0);
+    let imported = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(strip_comment(&imported.public_key), key);
+    assert_eq!(files_in(&mine), ["id_ed25519"]);
+}
+
+/// Renaming the manifest keeps what the project retired: a retired key put back is never
+/// imported again.
+#[test]
+fn retired_keys_stay_retired_when_the_manifest_file_is_renamed() {
+    let test = Test::new();
+    let project = unique("renamed");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path(&format!("keys/{name}.pem"));
+    let departed = public_key_of(&file);
+    let copy = std::fs::read(&file).unwrap();
+    test.cloud(&["destroy", "--yes"]).assert_code(0);
+    assert!(!file.exists());
+    std::fs::rename(test.path("labctl.yaml"), test.path("workshop.yaml")).unwrap();
+    // Someone puts last cohort's key back (a backup, a copy on a USB stick).
+    std::fs::write(&file, &copy).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let plan = test
+        .cloud(&["plan", "-f", "workshop.yaml", "--json"])
+        .json();
+    assert_eq!(plan["actions"][0]["action"], "replace", "{plan:#}");
+    test.cloud(&["apply", "-f", "workshop.yaml"]).assert_code(0);
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    assert_ne!(strip_comment(&remote.public_key), departed);
+    assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+}
+
+/// A pruned entry that had its own `output` (not `keys/<name>.pem`): its file is found where
+/// labctl wrote the key, retired, and the entry added back gets a new key.
+#[test]
+fn a_pruned_entry_with_its_own_output_is_retired_and_comes_back_with_a_new_key() {
+    let test = Test::new();
+    let project = unique("ownout");
+    let (a, b) = (format!("{project}-a"), format!("{project}-b"));
+    let manifest = |with_b: bool| {
+        let mut text = format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {a}\n"
+        );
+        if with_b {
+            text.push_str(&format!("  - name: {b}\n    output: seats/b/key.pem\n"));
+        }
+        text
+    };
+    test.write("labctl.yaml", &manifest(true));
+    test.cloud(&["apply"]).assert_code(0);
+    let file = test.path("seats/b/key.pem");
+    let departed = public_key_of(&file);
+    test.write("labctl.yaml", &manifest(false));
+    let plan = test.cloud(&["plan", "--prune"]);
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.contains(&b) && l.contains("retire") && l.contains("seats/b/key.pem")),
+        "{}",
+        plan.stdout
+    );
+    test.cloud(&["apply", "--prune", "--yes"]).assert_code(0);
+    assert!(server().key_pair("us-east-1", &b).is_none());
+    assert!(
+        !file.exists(),
+        "the pruned entry's key stayed live under its name"
+    );
+    let aside: Vec<String> = files_in(&test.path("seats/b"))
+        .into_iter()
+        .filter(|n| n.starts_with("key.pem.retired-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        public_key_of(&test.path(&format!("seats/b/{}", aside[0]))),
+        departed
+    );
+    // Someone puts it back, and the entry comes back: a new key all the same.
+    std::fs::copy(test.path(&format!("seats/b/{}", aside[0])), &file).unwrap();
+    test.write("labctl.yaml", &manifest(true));
+    test.cloud(&["apply"]).assert_code(0);
+    let remote = server().key_pair("us-east-1", &b).unwrap();
+    assert_ne!(strip_comment(&remote.public_key), departed);
+    assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+}
+
+/// A journal that cannot record `saved` (here: the file-size limit reached exactly after the
+/// `create` line, so the next line fails with EFBIG): apply says so and fails, the key file
+/// stays, and the next run records it saved and never replaces the key pair.
+#[test]
+fn a_journal_that_cannot_record_saved_fails_the_run_and_the_next_run_keeps_the_key() {
+    const LIMIT: usize = 8192;
+    let test = Test::new();
+    let project = unique("nosaved");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    // The state folder as labctl makes it, then a journal that the create line fills exactly
+    // to the limit (lines labctl does not know are skipped when it is read).
+    test.cloud(&["plan"]).assert_code(0);
+    test.run(&["validate"]).assert_code(0);
+    let apply_id_len = 16;
+    let create_line = format!("create\t{}\t{name}\n", "0".repeat(apply_id_len));
+    let pad = LIMIT - create_line.len();
+    let mut padding = String::new();
+    while padding.len() + 100 < pad {
+        padding.push_str(&format!("{}\n", "#".repeat(99)));
+    }
+    padding.push_str(&"#".repeat(pad - padding.len() - 1));
+    padding.push('\n');
+    assert_eq!(padding.len() + create_line.len(), LIMIT);
+    std::fs::create_dir_all(test.path(".labctl")).unwrap();
+    test.write(".labctl/labctl.yaml.journal", &padding);
+    let endpoint = server().endpoint();
+    let limit = format!("--fsize={LIMIT}");
+    let script = "trap '' XFSZ; exec \"$@\"";
+    let run = Test::run_command(test.command_under(
+        &["sh", "-c", script, "sh", "prlimit", &limit],
+        &["apply", "--endpoint-url", &endpoint],
+    ));
+    assert!(
+        run.code == 1
+            && run
+                .stdout
+                .contains("journal could not record it (File too large"),
+        "{run:?}"
+    );
+    let file = test.path(&format!("keys/{name}.pem"));
+    let remote = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o400
+    );
+    // The next run records it saved and changes nothing.
+    let again = test.cloud(&["apply", "--json"]);
+    again.assert_code(0);
+    assert_eq!(mutating_calls(&again.json()), 0, "{}", again.stdout);
+    let after = server().key_pair("us-east-1", &name).unwrap();
+    assert_eq!(after.public_key, remote.public_key);
+    assert_eq!(after.tags, remote.tags);
+    // Even once the file is moved away, the key pair is never replaced as "never saved".
+    std::fs::rename(&file, test.path("elsewhere.pem")).unwrap();
+    let plan = test.cloud(&["plan", "--json"]).json();
+    assert_eq!(
+        plan["actions"][0]["conflict"], "missing-private-key",
+        "{plan:#}"
     );
 }

@@ -304,7 +304,20 @@ impl Test {
 
     /// A command for labctl in this folder with a clean, loopback-only AWS environment.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(labctl_bin());
+        self.command_under(&[], args)
+    }
+
+    /// [`command`](Self::command), with labctl started by `wrapper` (a program and its
+    /// arguments, labctl's path and arguments after them).
+    pub(crate) fn command_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(labctl_bin());
+                cmd
+            }
+            None => Command::new(labctl_bin()),
+        };
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_clear()

@@ -1,0 +1,300 @@
+//! Custody: the one rule for what becomes of a key, and of the file that holds it, when key
+//! pairs leave (destroy, prune, replace). Every such decision is made here, from facts, never
+//! from path text or names:
+//!
+//! - the file's identity (device + inode of the opened file: [`Observed::same_file`]) and the
+//!   key it holds;
+//! - the keys of the key pairs being deleted;
+//! - every key pair that stays (listed, and not deleted by this plan) and every entry that
+//!   stays, with the files they use;
+//! - the project's record of the keys labctl made (the journal's `made`, and `retired`), or a
+//!   key pair labctl created that holds the key (`labctl:apply-id`, which only
+//!   `CreateKeyPair` by labctl carries).
+//!
+//! A file is retired (moved aside) or removed (`--purge-local`) only when labctl made the key
+//! it holds for this project, no staying entry uses that very file, and no staying key pair
+//! holds its key; removed only when it holds the key of every key pair deleted. A key is
+//! recorded retired, before its key pair is deleted, only when labctl made it and nothing that
+//! stays uses it: a key the user brought (an `output` that already held a key) stays theirs,
+//! and a renamed entry that keeps the old file keeps its key. The executor checks again, at
+//! the moment it moves or removes a file, that the file still holds the key decided on.
+
+use super::{
+    APPLY_TAG, Action, AfterDelete, BTreeSet, Desired, FileState, KeyPairOp, Observed, Options,
+    PathBuf, PublicKey, Region, ours,
+};
+use crate::cloud::RemoteKeyPair;
+
+/// Whose file a decision is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FileOf {
+    /// The `output` of this manifest entry (destroy): retired even when it holds another key
+    /// than the key pair (that key is the project's too, and must not be handed out again).
+    Entry(usize),
+    /// A file found for a key pair the manifest no longer lists (at the default place, or
+    /// where the journal says labctl wrote its key): it goes only when it holds that very
+    /// key, and never while any entry uses that file (the entry's own actions decide).
+    Orphan,
+}
+
+/// What leaves with a plan, and what stays.
+pub(super) struct Custody<'a> {
+    desired: &'a Desired,
+    observed: &'a Observed,
+    options: &'a Options,
+    /// Every key pair this plan deletes: `(region, name)`.
+    deleting: BTreeSet<(Region, String)>,
+    /// Entries whose key pairs all leave (destroy); every other entry stays and keeps its
+    /// file.
+    leaving: BTreeSet<usize>,
+}
+
+impl<'a> Custody<'a> {
+    /// For `plan` (with `--prune`): the orphans deleted leave; every entry stays.
+    pub(super) fn for_prune(
+        desired: &'a Desired,
+        observed: &'a Observed,
+        options: &'a Options,
+    ) -> Self {
+        let listed: BTreeSet<(&Region, &str)> = desired
+            .keypairs
+            .iter()
+            .flat_map(|k| k.regions.iter().map(move |r| (r, k.name.as_str())))
+            .collect();
+        let deleting = if options.prune {
+            owned_pairs(desired, observed)
+                .filter(|(r, n)| !listed.contains(&(r, n.as_str())))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        Custody {
+            desired,
+            observed,
+            options,
+            deleting,
+            leaving: BTreeSet::new(),
+        }
+    }
+
+    /// For `destroy`: every key pair the manifest owns leaves; an entry leaves when none of
+    /// its key pairs stays (one it does not own stays, and keeps the file).
+    pub(super) fn for_destroy(
+        desired: &'a Desired,
+        observed: &'a Observed,
+        options: &'a Options,
+    ) -> Self {
+        let deleting: BTreeSet<(Region, String)> = owned_pairs(desired, observed).collect();
+        let leaving = desired
+            .keypairs
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| {
+                k.regions.iter().all(|r| {
+                    !observed.has(r, k.name.as_str())
+                        || deleting.contains(&(r.clone(), k.name.to_string()))
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        Custody {
+            desired,
+            observed,
+            options,
+            deleting,
+            leaving,
+        }
+    }
+
+    /// Whether labctl made this key for this project: the project's record says so (made or
+    /// retired), or a key pair of this manifest that labctl created holds it.
+    fn made_by_labctl(&self, public: &PublicKey) -> bool {
+        let fingerprint = public.sha256_fingerprint();
+        self.options.made.contains_key(&fingerprint)
+            || self.options.retired.contains(&fingerprint)
+            || self
+                .observed
+                .remote
+                .values()
+                .flat_map(|p| p.values())
+                .any(|r| {
+                    ours(self.desired, r)
+                        && r.tags.contains_key(APPLY_TAG)
+                        && r.public_key.as_ref() == Some(public)
+                })
+    }
+
+    /// What that stays uses the file `path` (by identity), said for people; `None` when
+    /// nothing does.
+    fn file_used_by(&self, path: &std::path::Path, of: FileOf) -> Option<String> {
+        self.desired
+            .keypairs
+            .iter()
+            .enumerate()
+            .filter(|(i, k)| {
+                let stays = match of {
+                    FileOf::Orphan => true,
+                    FileOf::Entry(_) => !self.leaving.contains(i),
+                };
+                stays
+                    && k.output
+                        .as_ref()
+                        .is_some_and(|o| self.observed.same_file(o, path))
+            })
+            .map(|(_, k)| {
+                let regions: Vec<String> = k
+                    .regions
+                    .iter()
+                    .filter(|r| {
+                        self.observed.has(r, k.name.as_str())
+                            && !self.deleting.contains(&((*r).clone(), k.name.to_string()))
+                    })
+                    .map(ToString::to_string)
+                    .collect();
+                if regions.is_empty() {
+                    format!("`{}` in the manifest uses it", k.name)
+                } else {
+                    format!("the key pair in {} still uses it", regions.join(", "))
+                }
+            })
+            .next()
+    }
+
+    /// Whether something that stays uses the key `public`: a listed key pair this plan does
+    /// not delete, or the file of an entry that stays.
+    fn key_stays(&self, public: &PublicKey) -> bool {
+        let pair_stays = self.observed.remote.iter().any(|(region, pairs)| {
+            pairs.values().any(|r| {
+                r.public_key.as_ref() == Some(public)
+                    && !self.deleting.contains(&(region.clone(), r.name.clone()))
+            })
+        });
+        pair_stays
+            || self
+                .desired
+                .keypairs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.leaving.contains(i))
+                .filter_map(|(_, k)| k.output.as_ref())
+                .any(|o| matches!(self.observed.local.get(o), Some(FileState::Key { public: p, .. }) if p == public))
+    }
+
+    /// What becomes of the file `path` once the key pairs holding `leaving_keys` are
+    /// deleted, and the words the plan adds for people (empty when nothing is said).
+    pub(super) fn file_fate(
+        &self,
+        path: &std::path::Path,
+        shown: &str,
+        leaving_keys: &[Option<&PublicKey>],
+        of: FileOf,
+    ) -> (AfterDelete, String) {
+        let keep = |note: String| (AfterDelete::Keep, note);
+        let Some(FileState::Key { public, .. }) = self.observed.local.get(path) else {
+            return keep(String::new());
+        };
+        if let Some(user) = self.file_used_by(path, of) {
+            return keep(match of {
+                FileOf::Entry(_) => format!("; {shown} stays: {user}"),
+                FileOf::Orphan => String::new(),
+            });
+        }
+        let holds = !leaving_keys.is_empty() && leaving_keys.iter().all(|k| *k == Some(public));
+        if of == FileOf::Orphan && !holds {
+            return keep(String::new());
+        }
+        if !self.made_by_labctl(public) {
+            return keep(format!(
+                "; {shown} stays: labctl did not make the key it holds (a key you brought stays yours)"
+            ));
+        }
+        if self.key_stays(public) {
+            return keep(format!(
+                "; {shown} stays: a key pair or entry that stays uses its key"
+            ));
+        }
+        if self.options.keep_local {
+            keep(String::new())
+        } else if self.options.purge_local && holds {
+            (
+                AfterDelete::Purge(path.to_owned(), public.clone()),
+                format!(" and remove {shown}"),
+            )
+        } else if self.options.purge_local {
+            (
+                AfterDelete::Retire(path.to_owned(), public.clone()),
+                format!(
+                    " and retire {shown} (moved aside, not removed: it holds another key than the key pair)"
+                ),
+            )
+        } else {
+            (
+                AfterDelete::Retire(path.to_owned(), public.clone()),
+                format!(" and retire {shown} (moved aside)"),
+            )
+        }
+    }
+
+    /// The keys to record retired before this action deletes its key pair: the key pair's own
+    /// (when labctl made it and nothing that stays uses it) and the key of any file the
+    /// action retires or removes.
+    pub(super) fn retires(&self, action: &Action) -> Vec<String> {
+        let Action::KeyPair(a) = action;
+        let deletes = matches!(
+            a.op,
+            KeyPairOp::Delete { .. } | KeyPairOp::Replace { exists: true, .. }
+        );
+        let mut keys = Vec::new();
+        // `destroy --keep-local` keeps the keys for later: they come back with the next apply.
+        if deletes
+            && !self.options.keep_local
+            && let Some(public) = self
+                .observed
+                .pair(&a.region, &a.name)
+                .and_then(|r: &RemoteKeyPair| r.public_key.as_ref())
+            && self.made_by_labctl(public)
+            && !self.key_stays(public)
+        {
+            keys.push(public.sha256_fingerprint());
+        }
+        if let KeyPairOp::Delete {
+            file: AfterDelete::Retire(_, public) | AfterDelete::Purge(_, public),
+        } = &a.op
+        {
+            keys.push(public.sha256_fingerprint());
+        }
+        keys.dedup();
+        keys
+    }
+
+    /// Files where labctl wrote the key `public` (the journal's `made`), besides `default`.
+    pub(super) fn files_of(
+        &self,
+        default: Option<PathBuf>,
+        public: Option<&PublicKey>,
+    ) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = default.into_iter().collect();
+        if let Some(made) = public.and_then(|p| self.options.made.get(&p.sha256_fingerprint())) {
+            files.extend(
+                made.iter()
+                    .filter(|p| !files.contains(p))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        files
+    }
+}
+
+/// Every key pair this manifest owns in its regions: `(region, name)`.
+fn owned_pairs<'a>(
+    desired: &'a Desired,
+    observed: &'a Observed,
+) -> impl Iterator<Item = (Region, String)> + 'a {
+    observed.remote.iter().flat_map(move |(region, pairs)| {
+        pairs
+            .values()
+            .filter(|r| ours(desired, r))
+            .map(move |r| (region.clone(), r.name.clone()))
+    })
+}
