@@ -5,21 +5,23 @@
 //! destroy through wire faults (errors, resets after EC2 acted, cut and empty answers,
 //! duplicated requests) with or without EC2's listing lag; and what people do to key files
 //! (move one away, copy one over another seat's, delete one, `git add -f` one, a line added to
-//! the journal). The invariants:
+//! the journal, their own key put where a seat's file goes). The invariants:
 //!
 //! - (a) no private key whose key pair exists is lost: an owner-only file somewhere in the
 //!   workshop holds it, the user deleted it, or the journal records its create as never saved
 //!   (the next apply's recovery path);
 //! - (b) a key retired by destroy or prune never becomes the key of a key pair made later;
 //! - (c) a key file git would take (unignored or tracked) is warned about by `plan`;
-//! - (d) files labctl did not make (notes, another key, files the user moved away) are never
-//!   changed, moved or removed;
+//! - (d) files labctl did not make (notes, another key, the user's own key at a seat, files the
+//!   user moved away) are never changed, moved or removed;
 //! - (e) no key material on stdout or stderr, whatever the step.
 //!
 //! `soak::bounded` runs in the normal suite: a fixed seed, then one drawn at random and
 //! printed. `soak::long` (ignored) is the long run: `LABCTL_SOAK_STEPS` steps from
-//! `LABCTL_SOAK_SEED` (default: random), as `docs/reliability.md` reports. A failure names
-//! the seed and the steps taken, so the run can be replayed.
+//! `LABCTL_SOAK_SEED` (default: random), as `docs/reliability.md` reports. Steps are data: a
+//! failure is shrunk (chunks of steps removed while the same invariant still breaks, in fresh
+//! workshops) and reported as the smallest sequence found, to paste into `replay` as a
+//! regression test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -53,8 +55,8 @@ impl Rng {
         self.next() % n.max(1)
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.below(items.len() as u64)).unwrap()]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[usize::try_from(self.below(items.len() as u64)).unwrap()]
     }
 
     fn chance(&mut self, percent: u64) -> bool {
@@ -382,15 +384,17 @@ impl World {
         }
     }
 
-    /// An existing seat file, at random.
-    fn some_seat_file(&self, rng: &mut Rng) -> Option<(u32, PathBuf)> {
+    /// An existing seat file, the `pick`-th of them (modulo their number).
+    fn seat_file(&self, pick: u64) -> Option<(u32, PathBuf)> {
         let seats: Vec<(u32, PathBuf)> = (1..=6)
             .map(|i| (i, self.test.path(&format!("keys/{}.pem", self.seat(i)))))
             .filter(|(_, p)| p.exists())
             .collect();
-        (!seats.is_empty()).then(|| rng.pick(&seats).clone())
+        let len = seats.len() as u64;
+        (len > 0).then(|| seats[usize::try_from(pick % len).unwrap()].clone())
     }
 
+    /// The user moves a file away (labctl must leave it where they put it).
     fn move_away(&mut self, path: &Path) {
         self.moved += 1;
         let to = self.test.path(&format!(
@@ -399,57 +403,56 @@ impl World {
             self.moved
         ));
         std::fs::rename(path, &to).unwrap();
+        self.foreign.remove(path);
         let bytes = std::fs::read(&to).unwrap();
         self.foreign.insert(to, bytes);
     }
 
-    fn step(&mut self, rng: &mut Rng) {
-        let roll = rng.below(100);
-        match roll {
-            0..=19 => {
-                self.steps.push("apply".into());
+    fn run(&mut self, step: &Step) {
+        self.steps.push(format!("{step:?}"));
+        match step {
+            Step::Apply => {
                 self.labctl(&["apply", "--yes"], None);
             }
-            20..=31 => {
-                self.count = u32::try_from(1 + rng.below(5)).unwrap();
-                let purge = rng.chance(30);
-                self.steps.push(format!(
-                    "count {} and apply --prune{}",
-                    self.count,
-                    if purge { " --purge-local" } else { "" }
-                ));
+            Step::Resize { count, purge } => {
+                self.count = *count;
                 self.write_manifest();
                 let mut args = vec!["apply", "--prune", "--yes"];
-                if purge {
+                if *purge {
                     args.push("--purge-local");
                 }
                 self.labctl(&args, None);
             }
-            32..=37 => {
-                let seat = self.seat(u32::try_from(1 + rng.below(u64::from(self.count))).unwrap());
-                self.steps.push(format!("apply --replace {seat}"));
+            Step::Replace { seat } => {
+                let seat = self.seat(*seat);
+                // The user asks for it: a key of their own at that seat is theirs to give up.
+                let file = self.test.path(&format!("keys/{seat}.pem"));
+                self.foreign.remove(&file);
                 self.labctl(&["apply", "--replace", &seat, "--yes"], None);
             }
-            38..=44 => {
-                let mode = *rng.pick(&["", "--purge-local", "--keep-local"]);
-                self.steps.push(format!("destroy {mode}"));
+            Step::Destroy { mode } => {
                 let mut args = vec!["destroy", "--yes"];
                 if !mode.is_empty() {
                     args.push(mode);
                 }
                 self.labctl(&args, None);
             }
-            45..=52 => self.killed(rng),
-            53..=69 => self.faulty(rng),
-            70..=75 => {
-                if let Some((seat, path)) = self.some_seat_file(rng) {
-                    self.steps.push(format!("move seat {seat}'s key file away"));
+            Step::Killed { after_ms } => self.killed(*after_ms),
+            Step::Faulty {
+                command,
+                action,
+                fault,
+                count,
+                attempts,
+                lag,
+            } => self.faulty(command, action, fault, *count, *attempts, *lag),
+            Step::MoveAway { pick } => {
+                if let Some((_, path)) = self.seat_file(*pick) {
                     self.move_away(&path);
                 }
             }
-            76..=79 => {
-                if let Some((seat, path)) = self.some_seat_file(rng) {
-                    self.steps.push(format!("delete seat {seat}'s key file"));
+            Step::Delete { pick } => {
+                if let Some((_, path)) = self.seat_file(*pick) {
                     if let Some(key) = std::fs::read_to_string(&path)
                         .ok()
                         .and_then(|t| public_key_of_text(&t))
@@ -457,57 +460,63 @@ impl World {
                         self.user_lost.insert(key);
                     }
                     std::fs::remove_file(&path).unwrap();
+                    self.foreign.remove(&path);
                 }
             }
-            80..=84 => {
+            Step::CopyOver { from, to } => {
                 if let (Some((from, source)), Some((to, target))) =
-                    (self.some_seat_file(rng), self.some_seat_file(rng))
+                    (self.seat_file(*from), self.seat_file(*to))
                     && from != to
                 {
-                    self.steps
-                        .push(format!("copy seat {from}'s key file over seat {to}'s"));
                     self.move_away(&target);
                     std::fs::copy(&source, &target).unwrap();
                     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o400))
                         .unwrap();
+                    // A copy of the user's own key is theirs too.
+                    if let Some(bytes) = self.foreign.get(&source).cloned() {
+                        self.foreign.insert(target, bytes);
+                    }
                 }
             }
-            85..=89 => {
-                let files: Vec<String> = std::fs::read_dir(self.test.path("keys"))
+            Step::GitAdd { pick } => {
+                let mut files: Vec<String> = std::fs::read_dir(self.test.path("keys"))
                     .unwrap()
                     .filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .filter(|n| n.contains(".pem") && n != "foreign.pem")
                     .collect();
+                files.sort();
                 if !files.is_empty() {
-                    let file = rng.pick(&files).clone();
-                    self.steps.push(format!("git add -f keys/{file}"));
+                    let file = &files[usize::try_from(*pick % files.len() as u64).unwrap()];
                     self.test.git(&["add", "-f", &format!("keys/{file}")]);
                 }
             }
-            90..=93 => {
-                let seat = self.seat(u32::try_from(1 + rng.below(6)).unwrap());
-                let id = format!("{:016x}", rng.next());
-                self.steps
-                    .push(format!("journal gets `create {id} {seat}`"));
+            Step::JournalCreate { seat, id } => {
+                let seat = self.seat(*seat);
                 let path = self.test.path(".labctl/labctl.yaml.journal");
                 if path.exists() {
                     let mut text = std::fs::read_to_string(&path).unwrap();
-                    text.push_str(&format!("create\t{id}\t{seat}\n"));
+                    text.push_str(&format!("create\t{id:016x}\t{seat}\n"));
                     std::fs::write(&path, text).unwrap();
                 }
             }
-            _ => {
-                self.steps.push("plan".into());
+            Step::BringOwnKey { seat } => {
+                // The user's own key at a seat with no file: labctl imports it, and never
+                // moves, retires or removes it (invariant d).
+                let path = self.test.path(&format!("keys/{}.pem", self.seat(*seat)));
+                if !path.exists() {
+                    let key = fixture("ed25519-a.pem");
+                    self.put_foreign(&path, key.as_bytes(), 0o400);
+                }
+            }
+            Step::Plan => {
                 self.labctl(&["plan"], None);
             }
         }
     }
 
-    /// An apply killed (SIGKILL) at a random moment while requests are slowed.
-    fn killed(&mut self, rng: &mut Rng) {
-        let after = 100 + rng.below(1500);
-        self.steps.push(format!("apply killed after {after} ms"));
+    /// An apply killed (SIGKILL) `after_ms` after it started, while requests are slowed.
+    fn killed(&mut self, after_ms: u64) {
         let proxy = Proxy::start(&["--delay-ms", "150"]);
         let endpoint = proxy.endpoint();
         let mut cmd = self
@@ -515,7 +524,7 @@ impl World {
             .command(&["apply", "--yes", "-q", "--endpoint-url", &endpoint]);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(after));
+        std::thread::sleep(Duration::from_millis(after_ms));
         let _ = child.kill();
         let output = child.wait_with_output().unwrap();
         self.no_key_material(&Run {
@@ -525,35 +534,16 @@ impl World {
         });
     }
 
-    /// An apply or destroy through random wire faults, sometimes with EC2's listing lag.
-    fn faulty(&mut self, rng: &mut Rng) {
-        let action = *rng.pick(&[
-            "CreateKeyPair",
-            "CreateKeyPair",
-            "ImportKeyPair",
-            "DeleteKeyPair",
-            "DescribeKeyPairs",
-            "CreateTags",
-        ]);
-        let fault = *rng.pick(&[
-            "http500",
-            "http503",
-            "stall",
-            "cutkey",
-            "unframed",
-            "empty",
-            "duplicate",
-            "garble",
-            "refuse",
-        ]);
-        let count = 1 + rng.below(3);
-        let attempts = (1 + rng.below(3)).to_string();
-        let lag = rng.chance(30);
-        let command = if rng.chance(75) { "apply" } else { "destroy" };
-        self.steps.push(format!(
-            "{command} through {fault} on {action} x{count}, --max-attempts {attempts}{}",
-            if lag { ", listing lag 1.5 s" } else { "" }
-        ));
+    /// An apply or destroy through wire faults, sometimes with EC2's listing lag.
+    fn faulty(
+        &mut self,
+        command: &str,
+        action: &str,
+        fault: &str,
+        count: u64,
+        attempts: u64,
+        lag: bool,
+    ) {
         let rules =
             json!([{"action": action, "fault": fault, "count": count, "ms": 0}]).to_string();
         let mut proxy_args = vec!["--faults", rules.as_str()];
@@ -561,6 +551,7 @@ impl World {
             proxy_args.extend(["--eventual", "1500"]);
         }
         let proxy = Proxy::start(&proxy_args);
+        let attempts = attempts.to_string();
         self.labctl(
             &[command, "--yes", "--max-attempts", &attempts],
             Some(&proxy),
@@ -568,23 +559,236 @@ impl World {
     }
 }
 
-fn soak(seed: u64, steps: usize) {
-    let started = Instant::now();
+/// One step of a workshop's life. Steps are data, so that a failing sequence can be replayed
+/// and shrunk; what a step acts on that depends on the moment (which seat files exist) is
+/// resolved when it runs (`pick` modulo what is there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Apply,
+    /// Set `count` and `apply --prune` (with `--purge-local`).
+    Resize {
+        count: u32,
+        purge: bool,
+    },
+    /// `apply --replace` a seat.
+    Replace {
+        seat: u32,
+    },
+    /// `destroy`, `destroy --purge-local` or `destroy --keep-local`.
+    Destroy {
+        mode: &'static str,
+    },
+    /// An apply killed with SIGKILL after this long.
+    Killed {
+        after_ms: u64,
+    },
+    /// An apply or destroy through wire faults.
+    Faulty {
+        command: &'static str,
+        action: &'static str,
+        fault: &'static str,
+        count: u64,
+        attempts: u64,
+        lag: bool,
+    },
+    /// The user moves a seat's key file away.
+    MoveAway {
+        pick: u64,
+    },
+    /// The user deletes a seat's key file.
+    Delete {
+        pick: u64,
+    },
+    /// The user copies one seat's key file over another's.
+    CopyOver {
+        from: u64,
+        to: u64,
+    },
+    /// `git add -f` a file in the key folder.
+    GitAdd {
+        pick: u64,
+    },
+    /// A `create` line for a seat appended to the journal.
+    JournalCreate {
+        seat: u32,
+        id: u64,
+    },
+    /// The user puts their own key where a seat's file would be.
+    BringOwnKey {
+        seat: u32,
+    },
+    Plan,
+}
+
+/// `steps` random steps from `seed`.
+fn draw(seed: u64, steps: usize) -> Vec<Step> {
     let mut rng = Rng::new(seed);
-    let mut world = World::new(seed);
+    let mut count: u32 = 3;
+    let mut out = Vec::with_capacity(steps);
     for _ in 0..steps {
-        world.step(&mut rng);
+        let seat = |rng: &mut Rng, of: u32| u32::try_from(1 + rng.below(u64::from(of))).unwrap();
+        let step = match rng.below(100) {
+            0..=19 => Step::Apply,
+            20..=31 => {
+                count = u32::try_from(1 + rng.below(5)).unwrap();
+                Step::Resize {
+                    count,
+                    purge: rng.chance(30),
+                }
+            }
+            32..=37 => Step::Replace {
+                seat: seat(&mut rng, count),
+            },
+            38..=44 => Step::Destroy {
+                mode: rng.pick(&["", "--purge-local", "--keep-local"]),
+            },
+            45..=52 => Step::Killed {
+                after_ms: 100 + rng.below(1500),
+            },
+            53..=67 => Step::Faulty {
+                action: rng.pick(&[
+                    "CreateKeyPair",
+                    "CreateKeyPair",
+                    "ImportKeyPair",
+                    "DeleteKeyPair",
+                    "DescribeKeyPairs",
+                    "CreateTags",
+                ]),
+                fault: rng.pick(&[
+                    "http500",
+                    "http503",
+                    "stall",
+                    "cutkey",
+                    "unframed",
+                    "empty",
+                    "duplicate",
+                    "garble",
+                    "refuse",
+                ]),
+                count: 1 + rng.below(3),
+                attempts: 1 + rng.below(3),
+                lag: rng.chance(30),
+                command: if rng.chance(75) { "apply" } else { "destroy" },
+            },
+            68..=73 => Step::MoveAway { pick: rng.next() },
+            74..=77 => Step::Delete { pick: rng.next() },
+            78..=81 => Step::CopyOver {
+                from: rng.next(),
+                to: rng.next(),
+            },
+            82..=86 => Step::GitAdd { pick: rng.next() },
+            87..=90 => Step::JournalCreate {
+                seat: seat(&mut rng, 6),
+                id: rng.next(),
+            },
+            91..=94 => Step::BringOwnKey {
+                seat: seat(&mut rng, 6),
+            },
+            _ => Step::Plan,
+        };
+        out.push(step);
+    }
+    out
+}
+
+/// Run `steps` in a new workshop, the invariants checked after each, then a run without
+/// faults that converges. A broken invariant panics, naming the seed and the steps.
+/// `done` counts the steps that kept every invariant.
+fn play(seed: u64, steps: &[Step], done: &std::sync::atomic::AtomicUsize) {
+    let started = Instant::now();
+    let mut world = World::new(seed);
+    for step in steps {
+        world.run(step);
         world.check();
+        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     // At the end, a run without faults converges and keeps every invariant.
     world.steps.push("apply (converge)".into());
     world.labctl(&["apply", "--yes"], None);
     world.check();
     eprintln!(
-        "soak: seed {seed}, {steps} steps in {:.1} s, {} key pairs at the end",
+        "soak: seed {seed}, {} steps in {:.1} s, {} key pairs at the end",
+        steps.len(),
         started.elapsed().as_secs_f64(),
         world.remote().len()
     );
+}
+
+/// The invariant a panic message names (`(a)` … `(e)`), or the message's first line.
+fn failure_kind(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    match text.get(..3) {
+        Some(kind) if kind.starts_with('(') && kind.ends_with(')') => kind.to_owned(),
+        _ => text.lines().next().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Shrink a failing sequence: remove chunks of steps, halving the chunk size down to one
+/// step, keeping every removal after which `fails` still fails the same way; at most
+/// `budget` tries. Returns the smallest sequence found.
+fn shrink<T: Clone>(
+    mut steps: Vec<T>,
+    mut budget: usize,
+    fails: &mut dyn FnMut(&[T]) -> bool,
+) -> Vec<T> {
+    let mut chunk = steps.len().div_ceil(2).max(1);
+    loop {
+        let mut start = 0;
+        while start < steps.len() && budget > 0 {
+            let end = (start + chunk).min(steps.len());
+            let mut fewer = steps[..start].to_vec();
+            fewer.extend_from_slice(&steps[end..]);
+            budget -= 1;
+            if fails(&fewer) {
+                steps = fewer;
+            } else {
+                start = end;
+            }
+        }
+        if chunk == 1 || budget == 0 {
+            return steps;
+        }
+        chunk = chunk.div_ceil(2);
+    }
+}
+
+/// How long a failure is shrunk, at most.
+const SHRINK_FOR: Duration = Duration::from_mins(5);
+
+/// Soak `steps` steps from `seed`. On a failure, shrink the sequence (the steps up to the
+/// failure, then fewer, each in a fresh workshop with the seed's region layout) and fail with
+/// the smallest one that breaks the same invariant, ready to paste into a regression test
+/// (`replay`).
+fn soak(seed: u64, steps: usize) {
+    let mut sequence = draw(seed, steps);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let first = std::panic::catch_unwind(|| play(seed, &sequence, &done));
+    let Err(payload) = first else { return };
+    let kind = failure_kind(&*payload);
+    sequence.truncate(done.into_inner() + 1);
+    let deadline = Instant::now() + SHRINK_FOR;
+    let mut fails = |steps: &[Step]| {
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        Instant::now() < deadline
+            && std::panic::catch_unwind(|| play(seed, steps, &done))
+                .is_err_and(|p| failure_kind(&*p) == kind)
+    };
+    let shrunk = shrink(sequence, 200, &mut fails);
+    panic!(
+        "soak: seed {seed} broke {kind}; shrunk to {} steps (replay them with soak::replay({seed}, &[...])):\n{shrunk:#?}",
+        shrunk.len()
+    );
+}
+
+/// Replay a shrunk sequence as a regression test: `seed` only picks the regions (odd: one,
+/// even: two).
+#[allow(dead_code)]
+fn replay(seed: u64, steps: &[Step]) {
+    play(seed, steps, &std::sync::atomic::AtomicUsize::new(0));
 }
 
 fn random_seed() -> u64 {
@@ -616,4 +820,23 @@ fn long() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(random_seed);
     soak(seed, steps);
+}
+
+/// The shrinker keeps what a failure needs and drops the rest.
+#[test]
+fn shrinking_keeps_only_the_steps_a_failure_needs() {
+    let steps: Vec<u32> = (0..40).collect();
+    let mut tries = 0;
+    let mut fails = |s: &[u32]| {
+        tries += 1;
+        s.contains(&7)
+            && s.contains(&31)
+            && s.iter().position(|&x| x == 7) < s.iter().position(|&x| x == 31)
+    };
+    assert_eq!(shrink(steps, 200, &mut fails), [7, 31]);
+    assert!(tries <= 200);
+    // A budget spent early returns a smaller failing sequence, never a passing one.
+    let mut fails = |s: &[u32]| s.contains(&3);
+    let partial = shrink((0..40).collect(), 3, &mut fails);
+    assert!(partial.contains(&3) && partial.len() < 40, "{partial:?}");
 }
