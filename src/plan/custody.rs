@@ -50,30 +50,41 @@ pub(super) struct Custody<'a> {
 }
 
 impl<'a> Custody<'a> {
-    /// For `plan` (with `--prune`): the orphans deleted leave; every entry stays.
-    pub(super) fn for_prune(
+    /// For `plan`: the orphans `--prune` deletes leave, and so do the key pairs and the file
+    /// of an entry being replaced (`actions`: the entries' actions); every other entry stays.
+    pub(super) fn for_apply(
         desired: &'a Desired,
         observed: &'a Observed,
         options: &'a Options,
+        actions: &[Action],
     ) -> Self {
         let listed: BTreeSet<(&Region, &str)> = desired
             .keypairs
             .iter()
             .flat_map(|k| k.regions.iter().map(move |r| (r, k.name.as_str())))
             .collect();
-        let deleting = if options.prune {
+        let mut deleting: BTreeSet<(Region, String)> = if options.prune {
             owned_pairs(desired, observed)
                 .filter(|(r, n)| !listed.contains(&(r, n.as_str())))
                 .collect()
         } else {
             BTreeSet::new()
         };
+        let mut leaving = BTreeSet::new();
+        for Action::KeyPair(a) in actions {
+            if let KeyPairOp::Replace { exists, .. } = a.op {
+                leaving.extend(a.entry);
+                if exists {
+                    deleting.insert((a.region.clone(), a.name.to_string()));
+                }
+            }
+        }
         Custody {
             desired,
             observed,
             options,
             deleting,
-            leaving: BTreeSet::new(),
+            leaving,
         }
     }
 
@@ -297,4 +308,99 @@ fn owned_pairs<'a>(
             .filter(|r| ours(desired, r))
             .map(move |r| (region.clone(), r.name.clone()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Which keys leave with a delete, and which files are found for a pruned key pair.
+
+    use std::path::PathBuf;
+
+    use crate::desired::*;
+    use crate::plan::fixtures::*;
+    use crate::plan::*;
+
+    fn retires(p: &Plan) -> Vec<(String, Vec<String>)> {
+        p.actions
+            .iter()
+            .map(|Action::KeyPair(a)| (a.name.to_string(), a.retires.clone()))
+            .collect()
+    }
+
+    /// `--replace` retires the key it replaces when labctl made it (in every region at once),
+    /// never a key the user brought.
+    #[test]
+    fn replace_retires_the_key_it_replaces_only_when_labctl_made_it() {
+        let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
+        let a = key("ed25519-a.pub");
+        let both = [
+            ("us-east-1", remote(Some(a.clone()), "ed25519")),
+            ("eu-west-1", remote(Some(a.clone()), "ed25519")),
+        ];
+        let o = observed(&d, &both, file("ed25519-a.pub", 0o400));
+        let made = Options {
+            replace: [0].into(),
+            made: [(a.sha256_fingerprint(), std::collections::BTreeSet::new())].into(),
+            ..Options::default()
+        };
+        let fp = a.sha256_fingerprint();
+        assert_eq!(
+            retires(&plan(&d, &o, &made)),
+            [
+                ("lab-key".to_owned(), vec![fp.clone()]),
+                ("lab-key".to_owned(), vec![fp.clone()])
+            ]
+        );
+        let brought = Options {
+            replace: [0].into(),
+            ..Options::default()
+        };
+        assert!(
+            retires(&plan(&d, &o, &brought))
+                .iter()
+                .all(|(_, r)| r.is_empty())
+        );
+    }
+
+    /// A pruned key pair whose entry had its own `output`: its file is found where labctl
+    /// wrote the key, and retired with it; a key an entry still holds is never retired.
+    #[test]
+    fn a_pruned_key_pairs_file_is_found_where_labctl_wrote_its_key() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let b = key("ed25519-b.pub");
+        let old = remote_named("old", Some(b.clone()), "ed25519", &[(PROJECT_TAG, "lab")]);
+        let mut o = observed(&d, &[("us-east-1", old)], FileState::Absent);
+        let custom = PathBuf::from("/w/seats/old/key.pem");
+        o.local.insert(custom.clone(), file("ed25519-b.pub", 0o400));
+        let options = Options {
+            prune: true,
+            made: [(b.sha256_fingerprint(), [custom.clone()].into())].into(),
+            ..Options::default()
+        };
+        let p = plan(&d, &o, &options);
+        let Action::KeyPair(pruned) = &p.actions[1];
+        assert_eq!(
+            pruned.op,
+            KeyPairOp::Delete {
+                file: AfterDelete::Retire(custom.clone(), b.clone())
+            }
+        );
+        assert_eq!(pruned.retires, [b.sha256_fingerprint()]);
+        // The entry now holds that key in its own file (renamed, kept the key): nothing is
+        // retired, and the file it uses stays.
+        let mut o2 = o.clone();
+        o2.local.insert(
+            d.keypairs[0].output.clone().unwrap(),
+            file("ed25519-b.pub", 0o400),
+        );
+        let p = plan(&d, &o2, &options);
+        let Action::KeyPair(pruned) = &p.actions[1];
+        assert!(pruned.retires.is_empty(), "{pruned:?}");
+        assert_eq!(
+            pruned.op,
+            KeyPairOp::Delete {
+                file: AfterDelete::Keep
+            }
+        );
+    }
 }

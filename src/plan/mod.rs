@@ -412,7 +412,7 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
             plan_entry(entry, desired, spec, observed, &mut actions);
         }
     }
-    let custody = custody::Custody::for_prune(desired, observed, options);
+    let custody = custody::Custody::for_apply(desired, observed, options, &actions);
     plan_orphans(desired, observed, options, &custody, &mut actions);
     record_retires(&custody, &mut actions);
     Plan {

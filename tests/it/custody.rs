@@ -1157,10 +1157,28 @@ fn a_failed_replace_leaves_every_file_where_it_was() {
         run.stdout,
         run.stderr
     );
-    // The rerun converges on the key the file holds.
-    test.cloud(&["apply"]).assert_code(0);
+    // The old key pair was deleted and its key retired: the rerun finishes the replacement
+    // (a new key; the old file moved aside, never lost) rather than bringing the old key back.
+    let rerun = test.cloud(&["apply", "--json"]);
+    rerun.assert_code(0);
+    assert_eq!(
+        rerun.json()["actions"][0]["action"],
+        "replace",
+        "{}",
+        rerun.stdout
+    );
     let remote = server().key_pair("us-east-1", &name).unwrap();
-    assert_eq!(strip_comment(&remote.public_key), key);
+    assert_ne!(strip_comment(&remote.public_key), key);
+    assert_eq!(public_key_of(&file), strip_comment(&remote.public_key));
+    let aside: Vec<String> = files_in(&test.path("keys"))
+        .into_iter()
+        .filter(|n| n.contains(".replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        public_key_of(&test.path(&format!("keys/{}", aside[0]))),
+        key
+    );
 }
 
 #[test]
