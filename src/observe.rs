@@ -143,7 +143,87 @@ pub(crate) async fn observe<C: Cloud>(
         .map(|p| (p, Format::Pem))
         .collect();
     local.extend(inspect_all(store, orphans).await);
-    Ok(Observed { remote, local })
+    let mut observed = Observed { remote, local };
+    catch_up_with_recent_keys(cloud, desired, made, deleted, &mut observed).await;
+    Ok(observed)
+}
+
+/// Key pairs of keys labctl made moments ago that EC2 does not list yet: `DescribeKeyPairs`
+/// lags behind a create or import (a re-apply right after an apply would plan an import for
+/// each of them, and send it). A key file whose key the journal records as made, created less
+/// than [`LISTING_LAG`](crate::cloud::LISTING_LAG) ago, and whose key pair is missing in one of
+/// its regions, is looked for again: that region's listing is read again (backing off 0.25,
+/// 0.5, 1, 2 s) until it shows them or the window from the file's creation has passed. A
+/// region that cannot be read again keeps what it showed.
+async fn catch_up_with_recent_keys<C: Cloud>(
+    cloud: &Arc<C>,
+    desired: &Desired,
+    made: &BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
+    deleted: &std::collections::BTreeSet<String>,
+    observed: &mut Observed,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let now = std::time::SystemTime::now();
+    let mut until = None;
+    let mut waiting: BTreeMap<Region, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for spec in &desired.keypairs {
+        let Some(path) = spec.output.as_ref() else {
+            continue;
+        };
+        let Some(FileState::Key { public, .. }) = observed.local.get(path) else {
+            continue;
+        };
+        if !made.contains_key(&public.sha256_fingerprint()) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        let created = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(meta.ctime()).unwrap_or(0));
+        let Some(left) = (created + crate::cloud::LISTING_LAG)
+            .duration_since(now)
+            .ok()
+            .filter(|d| !d.is_zero())
+        else {
+            continue;
+        };
+        for region in &spec.regions {
+            if !observed.has(region, spec.name.as_str()) {
+                waiting
+                    .entry(region.clone())
+                    .or_default()
+                    .insert(spec.name.to_string());
+                until = until.max(Some(left));
+            }
+        }
+    }
+    let Some(left) = until else { return };
+    tracing::debug!(
+        ?waiting,
+        "key pairs labctl made moments ago are not listed yet; looking again"
+    );
+    let until = tokio::time::Instant::now() + left;
+    let mut pause = std::time::Duration::from_millis(250);
+    while !waiting.is_empty() && tokio::time::Instant::now() < until {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+        for (region, names) in &mut waiting {
+            let Ok(pairs) = cloud.describe_key_pairs(region).await else {
+                continue;
+            };
+            let listed = observed.remote.entry(region.clone()).or_default();
+            for pair in pairs {
+                if names.remove(&pair.name)
+                    && pair.id.as_ref().is_none_or(|id| !deleted.contains(id))
+                {
+                    listed.insert(pair.name.clone(), pair);
+                }
+            }
+        }
+        waiting.retain(|_, names| !names.is_empty());
+    }
 }
 
 /// Look at key files on the blocking pool (file reads must not stall the runtime's workers).
