@@ -386,3 +386,128 @@ mod tests {
         assert!(super::parse_endpoint("http://").is_err());
     }
 }
+
+/// Let a command's flags come before the command too (`labctl --json plan`, `labctl -q
+/// apply`), as people type them: flags given before the command name that are not the
+/// top-level ones (`-C`, `-f`, `--color`, `--help`, `--version`) are moved right after it,
+/// with their values. Which flags take a value is read from the definitions above, so a value
+/// that looks like a command name (`--profile plan`) is never taken for one. Anything clap
+/// would refuse is left for clap to refuse.
+pub(crate) fn hoist_command_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let top_level = |name: &str| {
+        cli.get_arguments().any(|a| {
+            a.get_long().is_some_and(|l| name == format!("--{l}"))
+                || a.get_short().is_some_and(|s| name == format!("-{s}"))
+        }) || matches!(name, "-h" | "--help" | "-V" | "--version")
+    };
+    // Every flag of every command, and whether it takes a value.
+    let mut takes_value = std::collections::BTreeMap::new();
+    for arg in cli
+        .get_arguments()
+        .chain(cli.get_subcommands().flat_map(clap::Command::get_arguments))
+    {
+        let value = arg.get_action().takes_values();
+        if let Some(long) = arg.get_long() {
+            takes_value.insert(format!("--{long}"), value);
+        }
+        if let Some(short) = arg.get_short() {
+            takes_value.insert(format!("-{short}"), value);
+        }
+    }
+    let mut kept = Vec::new();
+    let mut moved = Vec::new();
+    let mut rest = args.into_iter();
+    kept.extend(rest.next());
+    while let Some(arg) = rest.next() {
+        let Some(text) = arg.to_str().map(ToOwned::to_owned) else {
+            kept.push(arg);
+            break;
+        };
+        if text == "--" || !text.starts_with('-') || text == "-" {
+            // The command (or something clap will judge): what was moved goes after it.
+            kept.push(arg);
+            kept.append(&mut moved);
+            kept.extend(rest);
+            return kept;
+        }
+        let name = text.split_once('=').map_or(text.as_str(), |(n, _)| n);
+        let value = !text.contains('=') && takes_value.get(name).copied().unwrap_or(false);
+        let into = if top_level(name) {
+            &mut kept
+        } else {
+            &mut moved
+        };
+        into.push(arg);
+        if value && let Some(v) = rest.next() {
+            into.push(v);
+        }
+    }
+    // No command: leave everything as it was given.
+    kept.append(&mut moved);
+    kept
+}
+
+#[cfg(test)]
+mod hoist_tests {
+    use super::hoist_command_flags;
+
+    fn hoist(args: &[&str]) -> Vec<String> {
+        hoist_command_flags(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn flags_before_the_command_move_after_it_with_their_values() {
+        assert_eq!(
+            hoist(&["labctl", "--json", "plan"]),
+            ["labctl", "plan", "--json"]
+        );
+        assert_eq!(
+            hoist(&[
+                "labctl",
+                "-q",
+                "--profile",
+                "plan",
+                "-C",
+                "w",
+                "apply",
+                "--yes"
+            ]),
+            [
+                "labctl",
+                "-C",
+                "w",
+                "apply",
+                "-q",
+                "--profile",
+                "plan",
+                "--yes"
+            ]
+        );
+        assert_eq!(
+            hoist(&[
+                "labctl",
+                "--color=never",
+                "--endpoint-url=http://x",
+                "destroy"
+            ]),
+            [
+                "labctl",
+                "--color=never",
+                "destroy",
+                "--endpoint-url=http://x"
+            ]
+        );
+        // Nothing to move, or no command: unchanged.
+        assert_eq!(
+            hoist(&["labctl", "plan", "--json"]),
+            ["labctl", "plan", "--json"]
+        );
+        assert_eq!(hoist(&["labctl", "--json"]), ["labctl", "--json"]);
+        assert_eq!(hoist(&["labctl", "--help"]), ["labctl", "--help"]);
+    }
+}

@@ -36,7 +36,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let args = crate::cli::hoist_command_flags(args.into_iter().map(Into::into).collect());
     // Before parsing: a usage error under --json is a JSON document too.
     let wants_json = args
         .iter()

@@ -857,3 +857,32 @@ fn a_large_apply_reports_successes_as_counts_and_problems_in_full() {
         25
     );
 }
+
+/// Flags before the command work as after it (`labctl --json plan`, `labctl -q apply`), as
+/// people type them; a value that looks like a command stays a value.
+#[test]
+fn flags_before_the_command_work_as_after_it() {
+    let test = Test::new();
+    let project = crate::support::unique("flagsfirst");
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-k\n"
+        ),
+    );
+    let plan = test.cloud(&["--json", "plan"]);
+    plan.assert_code(0);
+    assert_eq!(plan.json()["summary"]["create"], 1, "{}", plan.stdout);
+    let apply = test.cloud(&["-q", "--max-attempts", "2", "apply", "--yes"]);
+    apply.assert_code(0);
+    assert!(apply.stderr.is_empty(), "{}", apply.stderr);
+    assert!(test.path(&format!("keys/{project}-k.pem")).exists());
+    // A flag the command does not have is still refused, as usage.
+    let wrong = test.run(&["--yes", "validate"]);
+    wrong.assert_code(1);
+    assert!(
+        wrong.stderr.contains("unexpected argument '--yes'"),
+        "{}",
+        wrong.stderr
+    );
+}
