@@ -89,9 +89,10 @@ pub(crate) struct InitArgs {
     /// The project name (default: the folder's name)
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
-    /// The region of the key pairs
-    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
-    pub region: String,
+    /// The region of the key pairs (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, the AWS
+    /// profile's region, else us-east-1)
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -72,6 +72,55 @@ fn project_from(dir: &Path) -> String {
     }
 }
 
+/// The region of the starter manifest, and where it came from: `--region`, else the
+/// environment (`AWS_REGION`, `AWS_DEFAULT_REGION`), else the AWS profile's `region` in the
+/// config file (`AWS_PROFILE`, else `default`), else us-east-1.
+fn starting_region(given: Option<&str>) -> (String, String) {
+    if let Some(region) = given {
+        return (region.to_owned(), "--region".to_owned());
+    }
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(region) = std::env::var(var).ok().filter(|r| !r.trim().is_empty()) {
+            return (region.trim().to_owned(), var.to_owned());
+        }
+    }
+    let config = std::env::var_os("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/config")));
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
+    if let Some(region) = config
+        .and_then(|c| std::fs::File::open(c).ok())
+        .and_then(|f| {
+            crate::keys::folder::read_bounded(f, 256 * 1024)
+                .ok()
+                .flatten()
+        })
+        .and_then(|bytes| profile_region(&String::from_utf8_lossy(&bytes), &profile))
+    {
+        return (region, format!("the AWS profile `{profile}`"));
+    }
+    ("us-east-1".to_owned(), "the default".to_owned())
+}
+
+/// The `region` of `profile` in an AWS config file's text.
+fn profile_region(text: &str, profile: &str) -> Option<String> {
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let section = section.trim();
+            let name = section.strip_prefix("profile").map_or(section, str::trim);
+            inside = name == profile;
+        } else if inside
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "region"
+            && !value.trim().is_empty()
+        {
+            return Some(value.trim().to_owned());
+        }
+    }
+    None
+}
+
 pub(super) fn init_command(
     args: &InitArgs,
     file: Option<&Path>,
@@ -84,7 +133,18 @@ pub(super) fn init_command(
         Some(project) => project.clone(),
         None => project_from(&std::path::absolute(dir.join(".")).map_err(Error::Output)?),
     };
-    let text = starter(&project, &args.region);
+    let (region, from) = starting_region(args.region.as_deref());
+    let known = crate::desired::Region::parse(&region).is_ok_and(|r| r.is_known());
+    if !known {
+        let hint =
+            crate::diagnostic::suggest(&region.to_ascii_lowercase(), crate::desired::KNOWN_REGIONS)
+                .map_or_else(String::new, |r| format!(" (did you mean `{r}`?)"));
+        return Err(Error::Usage(format!(
+            "`{}` ({from}) is not an AWS region labctl knows{hint}; nothing was written",
+            crate::render::printable(&region)
+        )));
+    }
+    let text = starter(&project, &region);
 
     // The starter must validate with these values; say why not before writing anything.
     let source = Source::from_text(&path, &text);
@@ -116,9 +176,8 @@ pub(super) fn init_command(
     }
     write_new(&path, &text)?;
     eprintln!(
-        "Wrote {} (project {project}, region {})",
+        "Wrote {} (project {project}, region {region} from {from})",
         path.display(),
-        args.region
     );
 
     let schema = dir.join(SCHEMA_FILE);

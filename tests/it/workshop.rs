@@ -59,6 +59,38 @@ fn init_writes_a_starter_that_validates_and_never_overwrites() {
     bad.assert_code(1);
     assert!(bad.stderr.contains("did you mean `us-east-1`?"), "{bad:?}");
     assert_eq!(std::fs::read_dir(other.dir.path()).unwrap().count(), 0);
+    // A well-formed region AWS does not have: refused too, nothing written.
+    let typo = Test::new();
+    let bad = typo.run(&["init", "--region", "eu-wst-1"]);
+    bad.assert_code(1);
+    assert!(bad.stderr.contains("did you mean `eu-west-1`?"), "{bad:?}");
+    assert_eq!(std::fs::read_dir(typo.dir.path()).unwrap().count(), 0);
+    // Without --region: AWS_REGION, else the AWS profile's region, else us-east-1.
+    let env = Test::new();
+    let mut cmd = env.command(&["init"]);
+    cmd.env("AWS_REGION", "eu-central-1");
+    let run = Test::run_command(cmd);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("region eu-central-1 from AWS_REGION"),
+        "{run:?}"
+    );
+    let text = std::fs::read_to_string(env.path("labctl.yaml")).unwrap();
+    assert!(text.contains("region: eu-central-1"), "{text}");
+    let profile = Test::new();
+    let config = profile.path("aws-config");
+    std::fs::write(
+        &config,
+        "[default]\nregion = us-east-2\n[profile lab]\nregion=ap-south-1\n",
+    )
+    .unwrap();
+    let mut cmd = profile.command(&["init"]);
+    cmd.env("AWS_CONFIG_FILE", &config)
+        .env("AWS_PROFILE", "lab");
+    let run = Test::run_command(cmd);
+    run.assert_code(0);
+    let text = std::fs::read_to_string(profile.path("labctl.yaml")).unwrap();
+    assert!(text.contains("region: ap-south-1"), "{text}");
     // Without --project, the folder's name.
     let named = Test::new();
     std::fs::create_dir(named.path("Cloud Camp")).unwrap();
