@@ -62,6 +62,38 @@ pub enum LockError {
     Foreign { path: PathBuf, origin: String },
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The lock record's `since unix time N` for people: `since 14:03 UTC, 2 minutes ago`.
+fn readable_since(record: &str, now: u64) -> String {
+    let Some((before, after)) = record.split_once("since unix time ") else {
+        return record.to_owned();
+    };
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(since) = digits.parse::<u64>() else {
+        return record.to_owned();
+    };
+    let age = now.saturating_sub(since);
+    let ago = match age {
+        0..60 => format!("{age} s ago"),
+        60..120 => "1 minute ago".to_owned(),
+        120..7200 => format!("{} minutes ago", age / 60),
+        7200..172_800 => format!("{} hours ago", age / 3600),
+        _ => format!("{} days ago", age / 86_400),
+    };
+    let day = since % 86_400;
+    format!(
+        "{before}since {:02}:{:02} UTC, {ago}{}",
+        day / 3600,
+        day % 3600 / 60,
+        &after[digits.len()..]
+    )
+}
+
 /// The file in the state folder that names the machine that wrote it.
 const ORIGIN_FILE: &str = "origin";
 
@@ -219,7 +251,7 @@ pub(crate) fn acquire(manifest: &Path, project: &str, command: &str) -> Result<L
             let holder = if holder.is_empty() || holder.len() > 300 {
                 "holder unknown".to_owned()
             } else {
-                holder.to_owned()
+                readable_since(&crate::render::printable(holder), now_unix())
             };
             return Err(LockError::Held { holder, path });
         }
@@ -257,6 +289,16 @@ pub(crate) fn acquire(manifest: &Path, project: &str, command: &str) -> Result<L
 mod tests {
     use std::os::unix::fs::symlink;
 
+    #[test]
+    fn the_holders_time_reads_as_a_clock_time_and_an_age() {
+        let record = "pid 7 on lab, `labctl apply`, since unix time 1796513315";
+        assert_eq!(
+            super::readable_since(record, 1_796_513_315 + 150),
+            "pid 7 on lab, `labctl apply`, since 23:28 UTC, 2 minutes ago"
+        );
+        assert_eq!(super::readable_since("pid 7", 5), "pid 7");
+    }
+
     use super::{LockError, acquire, lock_path};
 
     #[test]
@@ -276,6 +318,10 @@ mod tests {
                     "{holder}"
                 );
                 assert!(holder.contains("`labctl apply`"), "{holder}");
+                assert!(
+                    holder.contains("UTC, 0 s ago") || holder.contains("UTC, 1 s ago"),
+                    "{holder}"
+                );
             }
             other => panic!("{other:?}"),
         }
