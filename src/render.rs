@@ -290,13 +290,7 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
             && !hinted.contains(&(a.entry, c))
         {
             hinted.push((a.entry, c));
-            let _ = writeln!(
-                out,
-                "hint: {} ({}): {}",
-                a.name,
-                c.as_str(),
-                c.hint_for(&a.name)
-            );
+            let _ = writeln!(out, "hint: {} ({}): {}", a.name, c.as_str(), c.hint_for(a));
         }
     }
     out
@@ -533,6 +527,7 @@ mod tests {
             ppk: None,
             write_ppk: false,
             retires: Vec::new(),
+            owned: true,
             reason: reason.to_owned(),
         })
     }

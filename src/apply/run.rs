@@ -127,7 +127,7 @@ pub(super) fn settled(action: KeyPairAction) -> Outcome {
     let (status, error) = match &action.op {
         KeyPairOp::Conflict(conflict) => (
             Status::Conflict,
-            Some(Problem::new(conflict.as_str()).hint(conflict.hint_for(&action.name))),
+            Some(Problem::new(conflict.as_str()).hint(conflict.hint_for(&action))),
         ),
         _ if action.is_change() => (Status::Skipped, None),
         _ => (Status::Unchanged, None),

@@ -101,6 +101,9 @@ pub(crate) struct KeyPairAction {
     /// SHA-256 fingerprints the journal records as retired before this action deletes its
     /// key pair (decided by `custody`): they are never handed out again.
     pub retires: Vec<String>,
+    /// Whether the key pair exists and this manifest owns it (its `labctl:project` tag): what
+    /// a conflict's hint may suggest (`--replace` only replaces owned key pairs).
+    pub owned: bool,
     /// For people.
     pub reason: String,
 }
@@ -163,9 +166,22 @@ impl Conflict {
         }
     }
 
-    /// How to get out of the conflict, with the key pair's own name in the command it gives.
-    pub(crate) fn hint_for(self, name: &KeyName) -> String {
-        self.hint().replace("NAME", name.as_str())
+    /// How to get out of the conflict for this action, with the key pair's own name in the
+    /// command it gives. A key pair this manifest does not own is never offered `--replace`
+    /// (which would refuse it).
+    pub(crate) fn hint_for(self, action: &KeyPairAction) -> String {
+        let name = action.name.as_str();
+        match self {
+            Conflict::MissingPrivateKey | Conflict::Mismatch | Conflict::KeyType
+                if !action.owned =>
+            {
+                format!(
+                    "the key pair `{name}` in {} is not tagged as this manifest's, so labctl will not replace it. Put its private key at the output path, or, if nobody needs it, delete it yourself (aws ec2 delete-key-pair --key-name {name} --region {}) and run apply again",
+                    action.region, action.region
+                )
+            }
+            _ => self.hint().replace("NAME", name),
+        }
     }
 
     /// How to get out of the conflict (`NAME` standing for the key pair's name).
@@ -442,6 +458,10 @@ fn action(
         ppk: spec.ppk.clone(),
         write_ppk: false,
         retires: Vec::new(),
+        owned: remote.is_some_and(|r| {
+            let owner = r.tags.get(crate::desired::PROJECT_TAG).map(String::as_str);
+            owner.is_some() && owner == spec.tags.get(crate::desired::PROJECT_TAG)
+        }),
         reason,
     })
 }

@@ -80,6 +80,7 @@ pub(super) fn plan_orphans(
                 ppk: None,
                 write_ppk: false,
                 retires: Vec::new(),
+                owned: true,
                 reason,
             }));
         }

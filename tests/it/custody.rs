@@ -1877,3 +1877,55 @@ fn a_journal_that_cannot_record_saved_fails_the_run_and_the_next_run_keeps_the_k
         "{plan:#}"
     );
 }
+
+/// A key pair this manifest does not own, whose private key is not here: the hint never
+/// offers `--replace` (which refuses key pairs it does not own); an owned one's does.
+#[test]
+fn a_missing_private_key_of_a_key_pair_not_owned_is_never_offered_replace() {
+    let test = Test::new();
+    let project = unique("notowned");
+    let name = format!("{project}-k");
+    test.write("labctl.yaml", &one_key(&project, &name, "us-east-1"));
+    // Made by hand (`aws ec2 create-key-pair`), no tags, its private key elsewhere.
+    server().ec2(&["create", "us-east-1", &name]);
+    let plan = test.cloud(&["plan"]);
+    assert!(
+        plan.stdout.contains("missing-private-key"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("--replace"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!(
+            "aws ec2 delete-key-pair --key-name {name} --region us-east-1"
+        )),
+        "{}",
+        plan.stdout
+    );
+    let apply = test.cloud(&["apply", "--json"]);
+    let json = apply.json();
+    let hint = json["actions"][0]["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json:#}"))
+        .to_owned();
+    assert!(
+        !hint.contains("--replace") && hint.contains("not tagged"),
+        "{hint}"
+    );
+    // Owned (labctl made it) and its file moved away: `--replace` is the way out.
+    let owned = format!("{project}-owned");
+    test.write("labctl.yaml", &one_key(&project, &owned, "us-east-1"));
+    test.cloud(&["apply"]).assert_code(0);
+    std::fs::rename(
+        test.path(&format!("keys/{owned}.pem")),
+        test.path("away.pem"),
+    )
+    .unwrap();
+    let plan = test.cloud(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains(&format!("labctl apply --replace {owned}")),
+        "{}",
+        plan.stdout
+    );
+}
