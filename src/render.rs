@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::apply::{Problem, Report, Status};
-use crate::plan::{Action, Change, KeyPairAction, KeyPairOp, Plan};
+use crate::plan::{Action, AfterDelete, Change, KeyPairAction, KeyPairOp, Plan};
 
 /// One pretty-printed JSON document with a final newline: the one place labctl turns data
 /// into JSON text. labctl's documents are plain data (string keys, no custom serializers), so
@@ -357,7 +357,12 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
         a
     }));
     if !tried.is_empty() || !list_done {
-        let _ = writeln!(out, "Applied:");
+        let heading = if noun == "Destroy" {
+            "Destroyed:"
+        } else {
+            "Applied:"
+        };
+        let _ = writeln!(out, "{heading}");
     }
     if !list_done {
         done_counts(&mut out, report, style);
@@ -384,6 +389,13 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
             (Status::Done, KeyPairOp::Replace { created_in, .. }) if *created_in == a.region => {
                 "replaced, new private key saved (0400)".to_owned()
             }
+            // Say what became of the file shown on the line, not only of the key pair.
+            (Status::Done, KeyPairOp::Delete { file }) => match file {
+                AfterDelete::Retire(..) => "deleted, key file retired (moved aside)".to_owned(),
+                AfterDelete::Purge(..) => "deleted, key file removed".to_owned(),
+                AfterDelete::Keep if a.output.is_some() => "deleted, key file kept".to_owned(),
+                AfterDelete::Keep => "deleted".to_owned(),
+            },
             (Status::Done, op) => {
                 let (_, done) = words_of(op.change());
                 if a.fix_mode {

@@ -75,11 +75,11 @@ impl Settings {
             )))
         } else if self.stop.requested() {
             Some(skipped(
-                "not started: interrupted (Ctrl-C); run apply again",
+                "not started: interrupted (Ctrl-C); run the same command again",
             ))
         } else if tokio::time::Instant::now() >= self.deadline {
             Some(skipped(
-                "not started: the --timeout was reached; run apply again",
+                "not started: the --timeout was reached; run the same command again",
             ))
         } else {
             None

@@ -551,7 +551,16 @@ fn destroy_then_apply_makes_new_keys_for_the_next_cohort() {
     test.cloud(&["apply"]).assert_code(0);
     let file = test.path(&format!("keys/{name}.pem"));
     let last_cohort = public_key_of(&file);
-    test.cloud(&["destroy", "--yes"]).assert_code(0);
+    let destroyed = test.cloud(&["destroy", "--yes"]);
+    destroyed.assert_code(0);
+    // destroy's own words, and what became of the file on the line.
+    assert!(
+        destroyed.stdout.contains("Destroyed:")
+            && !destroyed.stdout.contains("Applied:")
+            && destroyed.stdout.contains("deleted, key file retired"),
+        "{}",
+        destroyed.stdout
+    );
     let run = test.cloud(&["apply", "--json"]);
     run.assert_code(0);
     assert_eq!(
@@ -575,8 +584,13 @@ fn destroy_then_apply_makes_new_keys_for_the_next_cohort() {
     assert_eq!(test.mode(&format!("keys/{}", retired[0])), 0o400);
 
     // --keep-local keeps the files in place (the same keys come back).
-    test.cloud(&["destroy", "--yes", "--keep-local"])
-        .assert_code(0);
+    let kept_run = test.cloud(&["destroy", "--yes", "--keep-local"]);
+    kept_run.assert_code(0);
+    assert!(
+        kept_run.stdout.contains("deleted, key file kept"),
+        "{}",
+        kept_run.stdout
+    );
     let kept = public_key_of(&file);
     test.cloud(&["apply"]).assert_code(0);
     assert_eq!(
