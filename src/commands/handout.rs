@@ -759,7 +759,11 @@ fn readme(
         );
     }
     if encrypted {
-        text.push_str("\nssh, PuTTY and WinSCP ask for the passphrase when they use the key.\n");
+        text.push_str(
+            "\nssh, PuTTY and WinSCP ask for the passphrase when they use the key. Type it exactly\n\
+             as your instructor gives it, dashes included: six groups of four letters and digits,\n\
+             like abcd-2345-efgh-6789-jkmn-pqrs (no 0, 1, i, l or o in it).\n",
+        );
     }
     text.push_str("\nKeep the private key to yourself: never e-mail it on, never commit it.\n");
     text

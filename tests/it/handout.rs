@@ -309,6 +309,10 @@ fn handout_zips_with_passphrases_open_with_the_attendees_tools() {
         expected
     );
     assert!(encrypted_pem_public_key(&pem, "not-the-passphrase").is_err());
+    // The dashes are part of it, and the README says so.
+    assert!(encrypted_pem_public_key(&pem, &passphrase.replace('-', "")).is_err());
+    let readme = std::fs::read_to_string(inside.join("README.txt")).unwrap();
+    assert!(readme.contains("dashes included"), "{readme}");
     assert_eq!(ppk_public_key(&ppk, Some(passphrase)).unwrap(), expected);
     assert!(ppk_public_key(&ppk, Some("not-the-passphrase")).is_err());
     let readme = std::fs::read_to_string(inside.join("README.txt")).unwrap();
