@@ -334,15 +334,37 @@ pub(super) fn session<T>(
             args,
             &format!("Reading key pairs in {} region(s)", regions.len()),
         );
+        // A slow endpoint is said to be slow: every 5 s without an answer, a line on stderr.
+        let waiting = (!args.quiet && !args.json).then(|| {
+            tokio::spawn(async {
+                let started = tokio::time::Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    eprintln!(
+                        "Still waiting for EC2's answer ({} s)…",
+                        started.elapsed().as_secs()
+                    );
+                }
+            })
+        });
         let observed = tokio::select! {
             observed = tokio::time::timeout_at(
                 deadline.into(),
                 observe(&cloud, &desired, KeyStore, &deleted, &made),
-            ) => observed
-                .map_err(|_| Error::Timeout(args.timeout))?
-                .map_err(Error::Observe)?,
-            () = stop.wait() => return Err(Error::Interrupted),
+            ) => observed,
+            () = stop.wait() => {
+                if let Some(waiting) = &waiting {
+                    waiting.abort();
+                }
+                return Err(Error::Interrupted);
+            }
         };
+        if let Some(waiting) = waiting {
+            waiting.abort();
+        }
+        let observed = observed
+            .map_err(|_| Error::Timeout(args.timeout))?
+            .map_err(Error::Observe)?;
         let unsaved = settle_saved(journal.as_deref(), &desired, &observed, unsaved)?;
         let run = Run {
             deadline,

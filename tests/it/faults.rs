@@ -336,3 +336,28 @@ fn lost_creates_are_found_again_through_the_listings_lag() {
     assert!(run.stdout.contains("deleted again"), "{}", run.stdout);
     converges(&test, &project, &["a", "b"]);
 }
+
+/// A plan against an endpoint that does not answer says it is still waiting, every 5 s,
+/// instead of standing silent until the timeout.
+#[test]
+fn a_slow_endpoint_is_said_to_be_slow() {
+    let test = Test::new();
+    let project = unique("slow");
+    test.write("labctl.yaml", &manifest(&project, &["a"]));
+    let proxy = Proxy::faults(
+        &json!([{"action": "DescribeKeyPairs", "fault": "hang", "ms": 20000, "count": 10}]),
+    );
+    let run = test.via(&proxy, &["plan", "--timeout", "7", "--max-attempts", "1"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("Still waiting for EC2's answer (5 s)"),
+        "{}",
+        run.stderr
+    );
+    // Not under --json or -q.
+    let quiet = test.via(
+        &proxy,
+        &["plan", "--timeout", "7", "--max-attempts", "1", "-q"],
+    );
+    assert!(!quiet.stderr.contains("Still waiting"), "{}", quiet.stderr);
+}
