@@ -62,13 +62,22 @@ OTHER_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILSsJOePlBjf01wlQcPaZbLAONhsdQ6D8y/AnJIiQnX5 other-machine"
 )
 
-args = argparse.ArgumentParser()
-args.add_argument("upstream")
-args.add_argument("--delay-ms", type=int, default=0)
-args.add_argument("--throttle", action="store_true")
-args.add_argument("--faults", default="[]")
-args.add_argument("--limits", default="{}")
-args.add_argument("--eventual", type=int, default=0)
+args = argparse.ArgumentParser(
+    description="A proxy in front of a local EC2 server: latency, EC2's throttling, faults.",
+    epilog="--faults JSON  a list" + __doc__.split("--faults JSON  a list", 1)[1],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)
+args.add_argument("upstream", help="the EC2 endpoint to forward to (http://127.0.0.1:PORT)")
+args.add_argument("--delay-ms", type=int, default=0, metavar="N",
+                  help="add N ms before each request is forwarded (a far region)")
+args.add_argument("--throttle", action="store_true",
+                  help="enforce EC2's token buckets per (region, action), answering RequestLimitExceeded")
+args.add_argument("--faults", default="[]", metavar="JSON",
+                  help="fault rules (see below)")
+args.add_argument("--limits", default="{}", metavar="JSON",
+                  help='with --throttle: other buckets, {"Action": [burst, refill per second]}')
+args.add_argument("--eventual", type=int, default=0, metavar="MS",
+                  help="for MS ms after a write, DescribeKeyPairs does not show it yet")
 opts = args.parse_args()
 LIMITS.update({k: tuple(v) for k, v in json.loads(opts.limits).items()})
 upstream = urllib.parse.urlparse(opts.upstream)

@@ -639,7 +639,7 @@ fn write_gitignore(dir: &OwnedFd) -> Result<(), FolderError> {
     ) {
         Ok(fd) => {
             let mut file = File::from(fd);
-            file.write_all(b"# Private keys written by labctl: never commit them.\n*\n")
+            file.write_all(b"# Written by labctl (private keys, or its lock and journal): never commit them.\n*\n")
                 .and_then(|()| file.sync_all())
                 .map_err(FolderError::Io)
         }
