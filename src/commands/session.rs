@@ -273,21 +273,7 @@ pub(super) fn session<T>(
 ) -> Result<T, Error> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
-    let (desired, mut warnings) = load(args, term)?;
-    if !args.quiet || args.json {
-        warnings.extend(report_git_exposure(
-            &git_exposure(&desired, false),
-            args.json,
-            term,
-        ));
-    }
-    if let Some(profile) = &args.profile
-        && !profile_defined(profile)
-    {
-        return Err(Error::Usage(format!(
-            "the AWS profile `{profile}` is not defined in ~/.aws/config or ~/.aws/credentials (or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)"
-        )));
-    }
+    let (desired, warnings) = prepare(args, term)?;
     let apply_id = format!(
         "{:016x}",
         rand_core::RngCore::next_u64(&mut rand_core::OsRng)
@@ -334,19 +320,7 @@ pub(super) fn session<T>(
             args,
             &format!("Reading key pairs in {} region(s)", regions.len()),
         );
-        // A slow endpoint is said to be slow: every 5 s without an answer, a line on stderr.
-        let waiting = (!args.quiet && !args.json).then(|| {
-            tokio::spawn(async {
-                let started = tokio::time::Instant::now();
-                loop {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    eprintln!(
-                        "Still waiting for EC2's answer ({} s)…",
-                        started.elapsed().as_secs()
-                    );
-                }
-            })
-        });
+        let waiting = (!args.quiet && !args.json).then(say_while_waiting);
         let observed = tokio::select! {
             observed = tokio::time::timeout_at(
                 deadline.into(),
@@ -407,6 +381,42 @@ fn folders_with_keys(
         .filter(|dir| written.contains(&crate::keys::path_identity(dir)))
         .cloned()
         .collect()
+}
+
+/// The manifest loaded and checked, with the warnings to report (key files git would take),
+/// and the AWS profile named known, before anything else.
+fn prepare(args: &CloudArgs, term: Terminal) -> Result<(Desired, Vec<serde_json::Value>), Error> {
+    let (desired, mut warnings) = load(args, term)?;
+    if !args.quiet || args.json {
+        warnings.extend(report_git_exposure(
+            &git_exposure(&desired, false),
+            args.json,
+            term,
+        ));
+    }
+    if let Some(profile) = &args.profile
+        && !profile_defined(profile)
+    {
+        return Err(Error::Usage(format!(
+            "the AWS profile `{profile}` is not defined in ~/.aws/config or ~/.aws/credentials (or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)"
+        )));
+    }
+    Ok((desired, warnings))
+}
+
+/// A slow endpoint is said to be slow: every 5 s without an answer, a line on stderr (until
+/// the task is aborted).
+fn say_while_waiting() -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            eprintln!(
+                "Still waiting for EC2's answer ({} s)…",
+                started.elapsed().as_secs()
+            );
+        }
+    })
 }
 
 /// Whether another project holds one of the folders `dirs`
