@@ -180,40 +180,123 @@ impl Summary {
     }
 }
 
+/// The widest line labctl's plans and reports print (names up to 40 characters included):
+/// what does not fit goes on the lines under it, indented.
+const WIDTH: usize = 100;
+
 struct Widths {
     name: usize,
     region: usize,
+    /// 0: the file column is left out (every file is `<folder>/<name>.pem` of one folder,
+    /// said once in the heading).
     file: usize,
 }
 
-fn widths<'a>(actions: impl Iterator<Item = &'a KeyPairAction>) -> Widths {
+/// The one key folder every shown action keeps its file in as `<name>.pem`, when there is
+/// one: then the heading says `key files: <folder>/<name>.pem` and the lines leave it out.
+fn common_folder<'a>(actions: impl Iterator<Item = &'a KeyPairAction>) -> Option<String> {
+    let mut folder: Option<String> = None;
+    for a in actions {
+        if a.output_display.is_empty() {
+            continue;
+        }
+        let here = a
+            .output_display
+            .strip_suffix(&format!("/{}.pem", a.name))?
+            .to_owned();
+        match &folder {
+            Some(f) if *f != here => return None,
+            Some(_) => {}
+            None => folder = Some(here),
+        }
+    }
+    folder
+}
+
+fn widths<'a>(actions: impl Iterator<Item = &'a KeyPairAction>, with_file: bool) -> Widths {
     let mut w = Widths {
         name: 4,
         region: 6,
-        file: 4,
+        file: if with_file { 4 } else { 0 },
     };
     for a in actions {
         w.name = w.name.max(a.name.as_str().len());
         w.region = w.region.max(a.region.as_str().len());
-        w.file = w.file.max(a.output_display.len());
+        if with_file {
+            w.file = w.file.max(a.output_display.len());
+        }
     }
     w
 }
 
 fn line(out: &mut String, style: Style, a: &KeyPairAction, w: &Widths, tail: &str) {
     let (sym, color) = symbol(&a.op);
-    let _ = writeln!(
-        out,
-        "  {} {:<nw$}  {:<rw$}  {:<fw$}  {}",
+    let mut head = format!(
+        "  {} {:<nw$}  {:<rw$}",
         style.paint(color, sym),
         a.name.as_str(),
         a.region.as_str(),
-        printable(&a.output_display),
-        printable(tail),
         nw = w.name,
         rw = w.region,
-        fw = w.file,
     );
+    let mut plain = 2 + sym.len() + 1 + w.name + 2 + w.region;
+    if w.file > 0 {
+        let _ = write!(head, "  {:<fw$}", printable(&a.output_display), fw = w.file);
+        plain += 2 + w.file;
+    }
+    let tail = printable(tail);
+    if plain + 2 + tail.chars().count() <= WIDTH {
+        let _ = writeln!(out, "{head}  {tail}");
+    } else {
+        // What does not fit goes under the line, wrapped.
+        let _ = writeln!(out, "{}", head.trim_end());
+        out.push_str(&wrap(&tail, 6, 6));
+    }
+}
+
+/// The words of `text` for wrapping: split on spaces, except inside backticks (a command to
+/// copy stays on one line).
+fn words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    for word in text.split(' ') {
+        match out.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => out.push(word.to_owned()),
+        }
+        if word.matches('`').count() % 2 == 1 {
+            open = !open;
+        }
+    }
+    out
+}
+
+/// `text` wrapped at [`WIDTH`] columns on spaces (never inside backticks): the first line indented by `first`, the
+/// others by `rest`; a word longer than a line stays whole on its own line.
+fn wrap(text: &str, first: usize, rest: usize) -> String {
+    let mut out = String::new();
+    let mut current = " ".repeat(first);
+    let mut empty = true;
+    for word in words(text) {
+        let fits = current.chars().count() + usize::from(!empty) + word.chars().count() <= WIDTH;
+        if !empty && !fits {
+            out.push_str(current.trim_end());
+            out.push('\n');
+            current = " ".repeat(rest);
+            empty = true;
+        }
+        if !empty {
+            current.push(' ');
+        }
+        current.push_str(&word);
+        empty = false;
+    }
+    out.push_str(current.trim_end());
+    out.push('\n');
+    out
 }
 
 /// Text from the manifest or from EC2 (tag values, paths) as one safe line on a terminal or in
@@ -258,8 +341,21 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
         .map(|Action::KeyPair(a)| a)
         .filter(|a| verbose || a.is_change() || a.op != KeyPairOp::Noop || a.reason != "in sync")
         .collect();
-    let w = widths(shown.iter().copied());
-    let _ = writeln!(out, "Plan for project {}:", plan.project);
+    let folder = common_folder(shown.iter().copied());
+    let w = widths(shown.iter().copied(), folder.is_none());
+    match &folder {
+        Some(folder) => {
+            let _ = writeln!(
+                out,
+                "Plan for project {} (key files: {}/<name>.pem):",
+                plan.project,
+                printable(folder)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "Plan for project {}:", plan.project);
+        }
+    }
     for a in &shown {
         line(
             &mut out,
@@ -290,7 +386,11 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
             && !hinted.contains(&(a.entry, c))
         {
             hinted.push((a.entry, c));
-            let _ = writeln!(out, "hint: {} ({}): {}", a.name, c.as_str(), c.hint_for(a));
+            out.push_str(&wrap(
+                &format!("hint: {} ({}): {}", a.name, c.as_str(), c.hint_for(a)),
+                0,
+                6,
+            ));
         }
     }
     out
@@ -352,10 +452,14 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
         let _ = writeln!(out, "No changes. {}.", s.words(true));
         return out;
     }
-    let w = widths(tried.iter().map(|o| {
-        let Action::KeyPair(a) = &o.action;
-        a
-    }));
+    let actions = || {
+        tried.iter().map(|o| {
+            let Action::KeyPair(a) = &o.action;
+            a
+        })
+    };
+    // The plan's heading said where the key files are when they all follow one folder.
+    let w = widths(actions(), common_folder(actions()).is_none());
     if !tried.is_empty() || !list_done {
         let heading = if noun == "Destroy" {
             "Destroyed:"

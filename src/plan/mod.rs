@@ -176,7 +176,7 @@ impl Conflict {
                 if !action.owned =>
             {
                 format!(
-                    "the key pair `{name}` in {} is not tagged as this manifest's, so labctl will not replace it. Put its private key at the output path, or, if nobody needs it, delete it yourself (aws ec2 delete-key-pair --key-name {name} --region {}) and run apply again",
+                    "the key pair `{name}` in {} is not tagged as this manifest's, so labctl will not replace it. Put its private key at the output path, or, if nobody needs it, delete it yourself (`aws ec2 delete-key-pair --key-name {name} --region {}`) and run apply again",
                     action.region, action.region
                 )
             }

@@ -263,7 +263,8 @@ fn conflicts_are_reported_and_nothing_is_touched() {
     );
     assert!(
         human
-            .stdout
+            .logical_lines()
+            .join("\n")
             .contains("EC2 returned the private key only when the key pair was created"),
         "{}",
         human.stdout

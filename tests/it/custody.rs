@@ -805,8 +805,8 @@ fn a_pruned_seat_added_back_gets_a_new_key_not_the_departed_attendees() {
     test.write("labctl.yaml", &seats(2));
     let plan = test.cloud(&["plan", "--prune"]);
     assert!(
-        plan.stdout
-            .lines()
+        plan.logical_lines()
+            .iter()
             .any(|l| l.contains(&seat3) && l.contains("delete") && l.contains("retire")),
         "{}",
         plan.stdout
@@ -1799,8 +1799,8 @@ fn a_pruned_entry_with_its_own_output_is_retired_and_comes_back_with_a_new_key()
     test.write("labctl.yaml", &manifest(false));
     let plan = test.cloud(&["plan", "--prune"]);
     assert!(
-        plan.stdout
-            .lines()
+        plan.logical_lines()
+            .iter()
             .any(|l| l.contains(&b) && l.contains("retire") && l.contains("seats/b/key.pem")),
         "{}",
         plan.stdout

@@ -275,6 +275,22 @@ impl Run {
     }
 
     #[track_caller]
+    /// stdout's lines with the lines wrapped under them (indented six spaces, as plans and
+    /// reports put what does not fit) joined back on: one line per key pair or hint.
+    pub(crate) fn logical_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in self.stdout.lines() {
+            match out.last_mut() {
+                Some(last) if line.starts_with("      ") => {
+                    last.push(' ');
+                    last.push_str(line.trim_start());
+                }
+                _ => out.push(line.to_owned()),
+            }
+        }
+        out
+    }
+
     pub(crate) fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "unexpected exit code\n{self:#?}");
         self

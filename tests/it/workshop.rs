@@ -397,9 +397,14 @@ fn a_plan_groups_key_pairs_in_sync_and_v_lists_them() {
         "{}",
         plan.stdout
     );
-    // The key file is named once per line.
+    // The key files' folder is said once, in the heading, not on every line.
+    assert!(
+        plan.stdout.contains("(key files: keys/<name>.pem)"),
+        "{}",
+        plan.stdout
+    );
     let create = plan.stdout.lines().find(|l| l.contains("create")).unwrap();
-    assert_eq!(create.matches(".pem").count(), 1, "{create}");
+    assert_eq!(create.matches(".pem").count(), 0, "{create}");
     // Name, region and file columns, then a short reason: 100 columns for names of 20.
     let reason = create.rsplit("  ").next().unwrap();
     assert!(reason.len() <= 48, "{create}");
@@ -916,5 +921,74 @@ fn flags_before_the_command_work_as_after_it() {
         wrong.stderr.contains("unexpected argument '--yes'"),
         "{}",
         wrong.stderr
+    );
+}
+
+/// Plans and reports fit 100 columns for names up to 40 characters: the key files' folder is
+/// said once in the heading, and what does not fit goes under the line.
+#[test]
+fn plans_and_reports_fit_a_hundred_columns() {
+    let test = Test::new();
+    let project = unique("wide");
+    let prefix = format!("{project}-{}", "s".repeat(37 - project.len()));
+    assert_eq!(format!("{prefix}-1").len(), 40);
+    test.write(
+        "labctl.yaml",
+        &format!(
+            "version: 1\nproject: {project}\ndefaults: {{ regions: [us-east-1, ap-southeast-2], key_type: ed25519 }}\nkeypairs:\n  - name: {prefix}-${{index}}\n    count: 3\n"
+        ),
+    );
+    let long_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.chars().count() > 100)
+            .map(ToOwned::to_owned)
+            .collect()
+    };
+    let plan = test.cloud(&["plan"]);
+    plan.assert_code(0);
+    assert!(
+        plan.stdout.contains("(key files: keys/<name>.pem)"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(
+        long_lines(&plan.stdout),
+        Vec::<String>::new(),
+        "{}",
+        plan.stdout
+    );
+    let apply = test.cloud(&["apply", "--yes"]);
+    apply.assert_code(0);
+    assert_eq!(
+        long_lines(&apply.stdout),
+        Vec::<String>::new(),
+        "{}",
+        apply.stdout
+    );
+    // A conflict and its hint too.
+    std::fs::rename(
+        test.path(&format!("keys/{prefix}-2.pem")),
+        test.path("away.pem"),
+    )
+    .unwrap();
+    let conflict = test.cloud(&["plan"]);
+    assert!(
+        conflict.stdout.contains("missing-private-key"),
+        "{}",
+        conflict.stdout
+    );
+    assert_eq!(
+        long_lines(&conflict.stdout),
+        Vec::<String>::new(),
+        "{}",
+        conflict.stdout
+    );
+    let destroy = test.cloud(&["destroy", "--yes"]);
+    destroy.assert_code(0);
+    assert_eq!(
+        long_lines(&destroy.stdout),
+        Vec::<String>::new(),
+        "{}",
+        destroy.stdout
     );
 }
