@@ -19,6 +19,10 @@ pub const PROJECT_TAG: &str = "labctl:project";
 /// `CreateKeyPair` is lost, labctl recognises (and deletes) only a key pair of its own apply.
 pub const APPLY_TAG: &str = "labctl:apply-id";
 
+/// The state folder beside a manifest (its lock, journal and the project's keys): no manifest
+/// may put a key file in it.
+pub const STATE_DIR: &str = ".labctl";
+
 /// How many of a key pair's tags labctl uses itself.
 pub const OWN_TAGS: usize = 2;
 

@@ -23,6 +23,7 @@ pub(crate) mod output;
 pub(crate) mod ownership;
 pub(crate) mod plan;
 pub(crate) mod render;
+pub(crate) mod report;
 pub(crate) mod schema;
 pub(crate) mod stop;
 pub(crate) mod template;

@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::journal::{Journal, State};
 use crate::keys::folder::{FolderError, KeyFolder, read_bounded};
 
-/// The state folder's name, beside the manifest.
-pub(crate) const STATE_DIR: &str = ".labctl";
+use crate::desired::STATE_DIR;
 
 /// The most of a lock file labctl reads.
 const MAX_RECORD: usize = 4096;

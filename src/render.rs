@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::apply::{Problem, Report, Status};
 use crate::plan::{Action, AfterDelete, Change, KeyPairAction, KeyPairOp, Plan};
+use crate::report::{Problem, Report, Status};
 
 /// One pretty-printed JSON document with a final newline: the one place labctl turns data
 /// into JSON text. labctl's documents are plain data (string keys, no custom serializers), so
@@ -623,11 +623,11 @@ mod tests {
     use std::path::PathBuf;
 
     use super::{Style, plan_human, plan_json, report_human};
-    use crate::apply::{Outcome, Problem, Report, Status};
     use crate::desired::{KeyName, KeyType, Region, TagSet};
     use crate::plan::{
         Action, AfterDelete, Conflict, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan,
     };
+    use crate::report::{Outcome, Problem, Report, Status};
 
     fn action(name: &str, region: &str, op: KeyPairOp, reason: &str) -> Action {
         Action::KeyPair(KeyPairAction {

@@ -11,7 +11,6 @@
 mod create;
 mod delete;
 mod files;
-mod report;
 mod run;
 mod tags;
 #[cfg(test)]
@@ -27,7 +26,7 @@ use crate::cloud::Cloud;
 use crate::keys::{KeyStore, PublicKey};
 use crate::plan::{Action, ImportSource, KeyPairAction, KeyPairOp, Plan};
 
-pub(crate) use report::{Outcome, Problem, Report, Status};
+pub(crate) use crate::report::{Outcome, Problem, Report, Status};
 pub(crate) use run::{Settings, Stop};
 
 use create::{create, import};

@@ -8,7 +8,7 @@ use crate::cloud::{CloudError, CloudErrorKind};
 use crate::journal::{Event, Journal};
 use crate::plan::{Action, KeyPairAction, KeyPairOp};
 
-use super::report::{Outcome, Problem, Status};
+use crate::report::{Outcome, Problem, Status};
 
 /// Settings for one apply.
 #[derive(Clone, Debug)]

@@ -6,9 +6,9 @@ use crate::cloud::Cloud;
 use crate::keys::KeyStore;
 use crate::plan::{Action, KeyPairAction, KeyPairOp, Plan};
 
-use super::report::{Outcome, Problem, Status};
 use super::run::{cloud_failure, finished, outcome};
 use super::{Progress, finish_mode, write_ppk};
+use crate::report::{Outcome, Problem, Status};
 
 /// Tag changes (`update-tags`, `adopt`), one request per region and identical change.
 pub(super) async fn apply_tags<C: Cloud>(

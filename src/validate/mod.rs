@@ -13,7 +13,6 @@ use crate::desired::{
 };
 use crate::diagnostic::{self, Diagnostic};
 use crate::keys::{self, PublicKey};
-use crate::lock;
 use crate::manifest::{Entry, Located, Manifest, Pos, RegionList};
 use crate::template::{self, TemplateError};
 

@@ -1,8 +1,6 @@
 //! Paths: `~/` and the manifest's folder, and what a key file's path may be.
 
-use super::{
-    Component, Diagnostic, MAX_FILE_NAME, MAX_PATH, Path, PathBuf, Pos, Validator, keys, lock,
-};
+use super::{Component, Diagnostic, MAX_FILE_NAME, MAX_PATH, Path, PathBuf, Pos, Validator, keys};
 
 impl Validator<'_> {
     /// Resolve a path from the manifest: `~/` against home, relative against the manifest's folder.
@@ -67,7 +65,7 @@ fn path_problem(field: &str, pos: Pos, resolved: &Path, display: &str) -> Option
     if let Some(reserved) = resolved
         .components()
         .map(Component::as_os_str)
-        .find(|c| *c == lock::STATE_DIR || keys::is_reserved_name(c))
+        .find(|c| *c == crate::desired::STATE_DIR || keys::is_reserved_name(c))
     {
         return Some(
             Diagnostic::error(
@@ -82,7 +80,7 @@ fn path_problem(field: &str, pos: Pos, resolved: &Path, display: &str) -> Option
             .with_help(format!(
                 "names starting with `{}` and the folder `{}` hold labctl's temporary and state files; pick another name",
                 keys::RESERVED_PREFIX,
-                lock::STATE_DIR
+                crate::desired::STATE_DIR
             )),
         );
     }

@@ -169,3 +169,29 @@ fn the_install_script_installs_a_release_archive_and_refuses_a_corrupted_one() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot download"));
 }
+
+/// Layers import one way: what formats output (render, output, schema) does not import the
+/// executor, and validation does not import the lock.
+#[test]
+fn layers_import_one_way() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut check = |file: std::path::PathBuf, forbidden: &[&str]| {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for f in forbidden {
+            if text.contains(f) {
+                offenders.push(format!("{} uses {f}", file.display()));
+            }
+        }
+    };
+    for file in ["render.rs", "output.rs", "schema.rs", "report.rs"] {
+        check(src.join(file), &["crate::apply", "super::apply"]);
+    }
+    for entry in std::fs::read_dir(src.join("validate")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            check(path, &["crate::lock", "lock::"]);
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

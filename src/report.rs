@@ -1,5 +1,6 @@
-//! What apply did: a status and, when something went wrong, the problem, per action. Kept
-//! apart from the executor so that `render` formats reports without importing it.
+//! What apply did: a status and, when something went wrong, the problem, per action. Its own
+//! module, beside the executor (`apply`), so that `render` formats reports without importing
+//! the executor.
 
 use crate::plan::Action;
 
