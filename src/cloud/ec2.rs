@@ -269,7 +269,10 @@ const MAX_THROTTLED_WITHOUT_DEADLINE: u32 = 1000;
 fn transient<E>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+        // Every failure to get the request to EC2 and its answer back that is not the request's
+        // own fault (refused, reset, a pooled connection the other end closed: hyper's "client
+        // error") is the network's: retried, as `convert` calls it `Unreachable`. One rule.
+        SdkError::DispatchFailure(failure) => !failure.is_user(),
         SdkError::ServiceError(service) => service.raw().status().as_u16() >= 500,
         _ => false,
     }
@@ -662,5 +665,36 @@ impl Cloud for Ec2 {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use aws_sdk_ec2::error::SdkError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    fn dispatch(failure: ConnectorError) -> SdkError<std::io::Error, HttpResponse> {
+        SdkError::dispatch_failure(failure)
+    }
+
+    /// A connection the other end closed ("client error", neither io nor timeout) is retried
+    /// like a reset; a request labctl built wrong is not.
+    #[test]
+    fn network_failures_are_retried_and_the_requests_own_are_not() {
+        let cause = || {
+            Box::new(std::io::Error::other(
+                "connection closed before message completed",
+            ))
+        };
+        assert!(super::transient(&dispatch(ConnectorError::other(
+            cause(),
+            None
+        ))));
+        assert!(super::transient(&dispatch(ConnectorError::io(cause()))));
+        assert!(super::transient(&dispatch(
+            ConnectorError::timeout(cause())
+        )));
+        assert!(!super::transient(&dispatch(ConnectorError::user(cause()))));
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::{
-    Proxy, Run, Test, mutating_calls, public_key_of, server, strip_comment, unique,
+    Proxy, Run, Test, fixture_key, mutating_calls, public_key_of, server, strip_comment, unique,
 };
 
 fn one_key(project: &str, name: &str, regions: &str) -> String {
@@ -868,10 +868,7 @@ fn destroy_purge_never_removes_a_file_that_holds_another_key() {
     // Someone put another key at the key pair's file: plan calls it a mismatch.
     let file = test.path(&format!("keys/{name}.pem"));
     std::fs::remove_file(&file).unwrap();
-    let other = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ed25519-b.pem"),
-    )
-    .unwrap();
+    let other = fixture_key("ed25519-b.pem");
     std::fs::write(&file, &other).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
     let other_key = public_key_of(&file);
@@ -1693,15 +1690,6 @@ fn a_repository_git_refuses_is_never_taken_as_clean() {
 
 // 15. Only a key labctl made is labctl's to move or remove, and what it made or retired is
 // the project's, whatever its manifest file is called.
-
-fn fixture_key(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/keys")
-            .join(name),
-    )
-    .unwrap()
-}
 
 /// A user's own key named as `output` (as `~/.ssh/id_ed25519` would be): imported, and left
 /// exactly where it is by `destroy` and `destroy --purge-local`; its folder is not claimed.

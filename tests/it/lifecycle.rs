@@ -1,15 +1,9 @@
 //! The whole life of a workshop's key pairs: key sources, per-attendee keys, tag drift,
 //! adoption, prune, replace, destroy and output — against the local EC2 server.
 
-use crate::support::{Proxy, Test, mutating_calls, public_key_of, server, strip_comment, unique};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/keys/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+use crate::support::{
+    Proxy, Test, fixture_key, mutating_calls, public_key_of, server, strip_comment, unique,
+};
 
 fn calls(json: &serde_json::Value, op: &str) -> u64 {
     json["api_calls"][op].as_u64().unwrap_or(0)
@@ -98,8 +92,8 @@ fn a_local_key_is_saved_before_its_import_and_survives_a_failed_one() {
 fn an_existing_public_key_is_imported_and_compared() {
     let test = Test::new();
     let project = unique("pubkey");
-    std::fs::write(test.path("mine.pub"), fixture("rsa-pkcs1.pub")).unwrap();
-    let inline = strip_comment(&fixture("ed25519-a.pub"));
+    std::fs::write(test.path("mine.pub"), fixture_key("rsa-pkcs1.pub")).unwrap();
+    let inline = strip_comment(&fixture_key("ed25519-a.pub"));
     test.write(
         "labctl.yaml",
         &format!(
@@ -118,13 +112,13 @@ fn an_existing_public_key_is_imported_and_compared() {
         .unwrap();
     assert_eq!(
         strip_comment(&remote.public_key),
-        strip_comment(&fixture("rsa-pkcs1.pub"))
+        strip_comment(&fixture_key("rsa-pkcs1.pub"))
     );
     assert_eq!(remote.key_type.as_deref(), Some("rsa"));
     assert_eq!(mutating_calls(&test.cloud(&["apply", "--json"]).json()), 0);
 
     // The manifest now names another key: drift, judged by public key, is a conflict.
-    std::fs::write(test.path("mine.pub"), fixture("rsa-openssh.pub")).unwrap();
+    std::fs::write(test.path("mine.pub"), fixture_key("rsa-openssh.pub")).unwrap();
     let run = test.cloud(&["plan", "--json"]);
     run.assert_code(1);
     assert_eq!(
@@ -284,14 +278,14 @@ fn a_matching_key_pair_made_by_hand_is_adopted() {
     let project = unique("adopt");
     let name = format!("{project}-k");
     // Made earlier by hand, as a workshop guide does: no ownership tag.
-    std::fs::write(test.path("k.pub"), fixture("ed25519-b.pub")).unwrap();
+    std::fs::write(test.path("k.pub"), fixture_key("ed25519-b.pub")).unwrap();
     server().ec2(&[
         "import",
         "us-east-1",
         &name,
         test.path("k.pub").to_str().unwrap(),
     ]);
-    test.write("keys/k.pem", &fixture("ed25519-b.pem"));
+    test.write("keys/k.pem", &fixture_key("ed25519-b.pem"));
     test.write(
         "labctl.yaml",
         &format!("version: 1\nproject: {project}\nkeypairs:\n  - name: {name}\n    region: us-east-1\n    key_type: ed25519\n    output: keys/k.pem\n    tags: {{ Team: blue }}\n"),
@@ -419,7 +413,7 @@ fn replace_recreates_an_owned_key_pair_and_keeps_the_old_file() {
     let file = test.path(&format!("keys/{name}.pem"));
     // The file now holds some other key: a mismatch that only --replace resolves.
     std::fs::remove_file(&file).unwrap();
-    std::fs::write(&file, fixture("ed25519-a.pem")).unwrap();
+    std::fs::write(&file, fixture_key("ed25519-a.pem")).unwrap();
     test.cloud(&["apply"]).assert_code(1);
 
     // Refused with the reason, and nothing that changes anything is sent (the proxy counts).
@@ -455,10 +449,10 @@ fn replace_recreates_an_owned_key_pair_and_keeps_the_old_file() {
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(
         std::fs::read_to_string(test.path(&format!("keys/{}", aside[0]))).unwrap(),
-        fixture("ed25519-a.pem")
+        fixture_key("ed25519-a.pem")
     );
     let new_key = public_key_of(&file);
-    assert_ne!(new_key, strip_comment(&fixture("ed25519-a.pub")));
+    assert_ne!(new_key, strip_comment(&fixture_key("ed25519-a.pub")));
     assert_eq!(test.mode(&format!("keys/{name}.pem")), 0o400);
     for region in ["us-east-1", "eu-west-1"] {
         assert_eq!(
@@ -549,7 +543,7 @@ fn destroy_with_purge_local_removes_the_key_files() {
 fn output_shows_ids_fingerprints_and_shell_variables() {
     let test = Test::new();
     let project = unique("output");
-    std::fs::write(test.path("rsa.pub"), fixture("rsa-pkcs1.pub")).unwrap();
+    std::fs::write(test.path("rsa.pub"), fixture_key("rsa-pkcs1.pub")).unwrap();
     test.write(
         "labctl.yaml",
         &format!("version: 1\nproject: {project}\nkeypairs:\n  - name: {project}-imported\n    region: us-east-1\n    public_key: rsa.pub\n"),
@@ -561,7 +555,7 @@ fn output_shows_ids_fingerprints_and_shell_variables() {
     let row = &json["keypairs"][0];
     assert!(row["id"].as_str().unwrap().starts_with("key-"), "{json:#}");
     // Imported RSA: MD5 of the public key's SubjectPublicKeyInfo, as AWS documents.
-    let expected = fixture("rsa-pkcs1.md5");
+    let expected = fixture_key("rsa-pkcs1.md5");
     assert_eq!(row["fingerprint"], expected.trim(), "{json:#}");
     assert_eq!(row["local_fingerprint"], expected.trim(), "{json:#}");
 

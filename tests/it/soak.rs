@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Proxy, Run, Test, server, strip_comment, unique};
+use crate::support::{Proxy, Run, Test, fixture_key, server, strip_comment, unique};
 
 /// xorshift64*: small, seedable, good enough to pick steps.
 struct Rng(u64);
@@ -89,15 +89,6 @@ struct World {
     steps: Vec<String>,
 }
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/keys")
-            .join(name),
-    )
-    .unwrap()
-}
-
 /// No permission bit for group or others (the low six bits, `0o077`, are clear).
 fn owner_only(mode: u32) -> bool {
     mode.trailing_zeros() >= 6
@@ -137,7 +128,7 @@ impl World {
         world.put_foreign(&keys.join("NOTES.txt"), b"seat list for the room\n", 0o600);
         world.put_foreign(
             &keys.join("foreign.pem"),
-            fixture("ed25519-b.pem").as_bytes(),
+            fixture_key("ed25519-b.pem").as_bytes(),
             0o400,
         );
         std::fs::create_dir(world.test.path("moved")).unwrap();
@@ -505,7 +496,7 @@ impl World {
                 // moves, retires or removes it (invariant d).
                 let path = self.test.path(&format!("keys/{}.pem", self.seat(*seat)));
                 if !path.exists() {
-                    let key = fixture("ed25519-a.pem");
+                    let key = fixture_key("ed25519-a.pem");
                     self.put_foreign(&path, key.as_bytes(), 0o400);
                 }
             }

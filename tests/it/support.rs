@@ -402,6 +402,16 @@ impl Test {
 }
 
 /// The OpenSSH public key (algorithm and base64, no comment) of a private key file.
+/// A key file of `tests/fixtures/keys` (its text).
+pub(crate) fn fixture_key(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name),
+    )
+    .unwrap()
+}
+
 pub(crate) fn public_key_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
     let secret = labctl::keys::Secret::new(text);
