@@ -56,9 +56,9 @@ fn settings(unsaved: &[(&str, &str)]) -> Settings {
     }
 }
 
-/// Observe, plan and apply once; the outcomes in plan order.
-async fn run(cloud: &Arc<MemoryCloud>, d: &Desired, settings: Settings) -> Vec<Outcome> {
-    let observed = observe(
+/// What the cloud and the files hold now (nothing deleted or made before, by the journal).
+async fn observe_now(cloud: &Arc<MemoryCloud>, d: &Desired) -> crate::observe::Observed {
+    observe(
         cloud,
         d,
         KeyStore,
@@ -66,7 +66,12 @@ async fn run(cloud: &Arc<MemoryCloud>, d: &Desired, settings: Settings) -> Vec<O
         &std::collections::BTreeMap::new(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Observe, plan and apply once; the outcomes in plan order.
+async fn run(cloud: &Arc<MemoryCloud>, d: &Desired, settings: Settings) -> Vec<Outcome> {
+    let observed = observe_now(cloud, d).await;
     let options = Options {
         unsaved: settings.unsaved.clone(),
         ..Options::default()
@@ -196,15 +201,7 @@ async fn a_lost_create_answer_is_cleaned_up_when_it_can_be_and_left_to_the_journ
         "CreateKeyPair",
         Fault::LoseAnswer(CloudErrorKind::Throttled),
     );
-    let observed = observe(
-        &cloud,
-        &d,
-        KeyStore,
-        &std::collections::BTreeSet::new(),
-        &std::collections::BTreeMap::new(),
-    )
-    .await
-    .unwrap();
+    let observed = observe_now(&cloud, &d).await;
     let p = plan(&d, &observed, &Options::default());
     for _ in 0..10 {
         cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::Other));
@@ -237,15 +234,7 @@ async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let d = desired(dir.path(), &["us-east-1"]);
     let cloud = Arc::new(MemoryCloud::default());
-    let observed = observe(
-        &cloud,
-        &d,
-        KeyStore,
-        &std::collections::BTreeSet::new(),
-        &std::collections::BTreeMap::new(),
-    )
-    .await
-    .unwrap();
+    let observed = observe_now(&cloud, &d).await;
     let p = plan(&d, &observed, &Options::default());
     cloud.fault(
         "CreateKeyPair",
@@ -282,15 +271,7 @@ async fn a_late_create_of_an_unsaved_key_is_replaced_but_no_other() {
         ("00other", true, Status::Conflict),
     ] {
         let cloud = Arc::new(MemoryCloud::default());
-        let observed = observe(
-            &cloud,
-            &d,
-            KeyStore,
-            &std::collections::BTreeSet::new(),
-            &std::collections::BTreeMap::new(),
-        )
-        .await
-        .unwrap();
+        let observed = observe_now(&cloud, &d).await;
         let p = plan(&d, &observed, &Options::default());
         // An earlier run's request lands after this run looked.
         cloud.put("us-east-1", late(tag));
