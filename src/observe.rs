@@ -203,12 +203,9 @@ async fn catch_up_with_recent_keys<C: Cloud>(
         ?waiting,
         "key pairs labctl made moments ago are not listed yet; looking again"
     );
-    let until = tokio::time::Instant::now() + left;
-    let mut pause = std::time::Duration::from_millis(250);
-    while !waiting.is_empty() && tokio::time::Instant::now() < until {
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
-        tokio::time::sleep(pause.min(left)).await;
-        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+    let mut looks = crate::cloud::LagLooks::for_window(left);
+    while !waiting.is_empty() && !looks.over() {
+        looks.pause().await;
         for (region, names) in &mut waiting {
             let Ok(pairs) = cloud.describe_key_pairs(region).await else {
                 continue;

@@ -124,18 +124,12 @@ pub(super) async fn look_until_listed<C: Cloud>(
     name: &crate::desired::KeyName,
     lag: std::time::Duration,
 ) -> Option<crate::cloud::RemoteKeyPair> {
-    let until = tokio::time::Instant::now() + lag;
-    // Looks back off (0.25 s, 0.5 s, 1 s, then every 2 s): a few requests per window.
-    let mut pause = std::time::Duration::from_millis(250);
+    let mut looks = crate::cloud::LagLooks::for_window(lag);
     loop {
         match cloud.find_key_pair(region, name).await {
             Ok(Some(found)) => return Some(found),
-            Ok(None) | Err(_) if tokio::time::Instant::now() >= until => return None,
-            Ok(None) | Err(_) => {
-                let left = until.saturating_duration_since(tokio::time::Instant::now());
-                tokio::time::sleep(pause.min(left)).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(2));
-            }
+            Ok(None) | Err(_) if looks.over() => return None,
+            Ok(None) | Err(_) => looks.pause().await,
         }
     }
 }

@@ -36,6 +36,37 @@ pub(crate) struct RemoteKeyPair {
 /// consistency): every look for what a write did waits at most this long. The one window.
 pub(crate) const LISTING_LAG: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The pauses between looks while EC2's listing catches up with a write: 0.25 s, 0.5 s, 1 s,
+/// then every 2 s (a few requests per [`LISTING_LAG`] window), never past `until`.
+pub(crate) struct LagLooks {
+    pause: std::time::Duration,
+    until: tokio::time::Instant,
+}
+
+impl LagLooks {
+    /// Looks for `window` from now.
+    pub(crate) fn for_window(window: std::time::Duration) -> Self {
+        LagLooks {
+            pause: std::time::Duration::from_millis(250),
+            until: tokio::time::Instant::now() + window,
+        }
+    }
+
+    /// Whether the window has passed.
+    pub(crate) fn over(&self) -> bool {
+        tokio::time::Instant::now() >= self.until
+    }
+
+    /// Wait before the next look.
+    pub(crate) async fn pause(&mut self) {
+        let left = self
+            .until
+            .saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(self.pause.min(left)).await;
+        self.pause = (self.pause * 2).min(std::time::Duration::from_secs(2));
+    }
+}
+
 /// What `CreateKeyPair` returns: the only moment EC2 hands out the private key.
 #[derive(Debug)]
 pub(crate) struct CreatedKeyPair {
