@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::keys::PublicKey;
+use crate::resource::Scope;
 
 /// The tag key labctl puts on every key pair it creates or imports.
 pub const PROJECT_TAG: &str = "labctl:project";
@@ -250,8 +251,10 @@ pub enum KeySource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyPairSpec {
     pub name: KeyName,
-    /// In the order written; the first is where EC2 generates the key.
-    pub regions: Vec<Region>,
+    /// Where it is placed (each region of the caller's account today), in the order written;
+    /// the first is where the key is made (EC2's `CreateKeyPair` or labctl's own), the others
+    /// import it.
+    pub scopes: Vec<Scope>,
     pub key_type: KeyType,
     pub source: KeySource,
     pub tags: TagSet,
@@ -319,16 +322,16 @@ impl Desired {
         key_file_name(name).map(|file| self.orphan_dir.join(file))
     }
 
-    /// Every region the manifest mentions, sorted.
-    pub fn regions(&self) -> Vec<Region> {
-        let mut regions: Vec<Region> = self
+    /// Every scope the manifest places a key pair in, sorted.
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = self
             .keypairs
             .iter()
-            .flat_map(|k| k.regions.iter().cloned())
+            .flat_map(|k| k.scopes.iter().cloned())
             .collect();
-        regions.sort();
-        regions.dedup();
-        regions
+        scopes.sort();
+        scopes.dedup();
+        scopes
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) mod ownership;
 pub(crate) mod plan;
 pub(crate) mod render;
 pub(crate) mod report;
+pub mod resource;
 pub(crate) mod schema;
 pub(crate) mod stop;
 pub(crate) mod template;

@@ -10,24 +10,25 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::cloud::{Cloud, CloudError, CloudErrorKind, RemoteKeyPair};
-use crate::desired::{Desired, KeyName, Region};
+use crate::cloud::{Cloud, CloudError, CloudErrorKind};
+use crate::desired::{Desired, KeyName};
 use crate::keys::{FileState, KeyStore};
+use crate::resource::{RemoteKeyPair, Scope};
 
 /// What exists now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Observed {
-    /// Key pairs per region, by name.
-    pub remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>>,
+    /// Key pairs per scope, by name.
+    pub remote: BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
     /// What is at each key file path looked at.
     pub local: BTreeMap<PathBuf, FileState>,
 }
 
 impl Observed {
-    /// The key pair `name` in `region`, if EC2 has it.
-    pub(crate) fn pair(&self, region: &Region, name: &KeyName) -> Option<&RemoteKeyPair> {
+    /// The key pair `name` in `scope`, if EC2 has it.
+    pub(crate) fn pair(&self, scope: &Scope, name: &KeyName) -> Option<&RemoteKeyPair> {
         self.remote
-            .get(region)
+            .get(scope)
             .and_then(|pairs| pairs.get(name.as_str()))
     }
 
@@ -43,10 +44,10 @@ impl Observed {
         )
     }
 
-    /// Whether a key pair of this name exists in `region`.
-    pub(crate) fn has(&self, region: &Region, name: &str) -> bool {
+    /// Whether a key pair of this name exists in `scope`.
+    pub(crate) fn has(&self, scope: &Scope, name: &str) -> bool {
         self.remote
-            .get(region)
+            .get(scope)
             .is_some_and(|pairs| pairs.contains_key(name))
     }
 }
@@ -66,11 +67,11 @@ pub(crate) async fn observe<C: Cloud>(
     let mut tasks = JoinSet::new();
     // One request per region; the number of regions in a manifest is small and bounded by
     // the regions AWS has, so each gets its own task.
-    for region in desired.regions() {
+    for scope in desired.scopes() {
         let cloud = Arc::clone(cloud);
         tasks.spawn(async move {
-            let result = cloud.describe_key_pairs(&region).await;
-            (region, result)
+            let result = cloud.describe_key_pairs(&scope).await;
+            (scope, result)
         });
     }
     // The files are looked at on the blocking pool while the regions answer.
@@ -92,27 +93,27 @@ pub(crate) async fn observe<C: Cloud>(
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((region, Ok(pairs))) => {
-                tracing::debug!(region = %region, key_pairs = pairs.len(), "observed");
+            Ok((scope, Ok(pairs))) => {
+                tracing::debug!(scope = %scope, key_pairs = pairs.len(), "observed");
                 let by_name = pairs
                     .into_iter()
                     .filter(|k| k.id.as_ref().is_none_or(|id| !deleted.contains(id)))
                     .map(|k| (k.name.clone(), k))
                     .collect();
-                remote.insert(region, by_name);
+                remote.insert(scope, by_name);
             }
             Ok((_, Err(err))) => errors.push(err),
             Err(join_error) => errors.push(CloudError {
                 kind: CloudErrorKind::Other,
                 operation: "DescribeKeyPairs",
-                region: String::new(),
+                scope: String::new(),
                 message: format!("the request task failed: {join_error}"),
             }),
         }
     }
     let mut local = files.await;
     if !errors.is_empty() {
-        errors.sort_by(|a, b| a.region.cmp(&b.region));
+        errors.sort_by(|a, b| a.scope.cmp(&b.scope));
         return Err(errors);
     }
     // Files of key pairs this manifest owns but no longer lists: at their default place, and
@@ -165,7 +166,7 @@ async fn catch_up_with_recent_keys<C: Cloud>(
     use std::os::unix::fs::MetadataExt;
     let now = std::time::SystemTime::now();
     let mut until = None;
-    let mut waiting: BTreeMap<Region, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut waiting: BTreeMap<Scope, std::collections::BTreeSet<String>> = BTreeMap::new();
     for spec in &desired.keypairs {
         let Some(path) = spec.output.as_ref() else {
             continue;
@@ -188,10 +189,10 @@ async fn catch_up_with_recent_keys<C: Cloud>(
         else {
             continue;
         };
-        for region in &spec.regions {
-            if !observed.has(region, spec.name.as_str()) {
+        for scope in &spec.scopes {
+            if !observed.has(scope, spec.name.as_str()) {
                 waiting
-                    .entry(region.clone())
+                    .entry(scope.clone())
                     .or_default()
                     .insert(spec.name.to_string());
                 until = until.max(Some(left));
@@ -206,11 +207,11 @@ async fn catch_up_with_recent_keys<C: Cloud>(
     let mut looks = crate::cloud::LagLooks::for_window(left);
     while !waiting.is_empty() && !looks.over() {
         looks.pause().await;
-        for (region, names) in &mut waiting {
-            let Ok(pairs) = cloud.describe_key_pairs(region).await else {
+        for (scope, names) in &mut waiting {
+            let Ok(pairs) = cloud.describe_key_pairs(scope).await else {
                 continue;
             };
-            let listed = observed.remote.entry(region.clone()).or_default();
+            let listed = observed.remote.entry(scope.clone()).or_default();
             for pair in pairs {
                 if names.remove(&pair.name)
                     && pair.id.as_ref().is_none_or(|id| !deleted.contains(id))

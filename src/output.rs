@@ -51,7 +51,7 @@ pub(crate) fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> V
             (Some(secret), Some(public)) => fingerprint::created(secret, public),
             _ => None,
         };
-        for (i, region) in spec.regions.iter().enumerate() {
+        for (i, region) in spec.scopes.iter().enumerate() {
             let remote = observed.pair(region, &spec.name);
             let remote_fingerprint = remote.and_then(|r| r.fingerprint.clone());
             // The one that matches EC2's, else the one AWS's rules predict for this region.

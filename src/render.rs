@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::plan::{Action, AfterDelete, Change, KeyPairAction, KeyPairOp, Plan};
+use crate::plan::{Action, AfterDelete, Change, Conflict, KeyPairAction, KeyPairOp, Plan};
 use crate::report::{Problem, Report, Status};
 
 /// One pretty-printed JSON document with a final newline: the one place labctl turns data
@@ -41,26 +41,24 @@ impl Style {
     }
 }
 
-fn symbol(op: &KeyPairOp) -> (&'static str, &'static str) {
-    match op {
-        KeyPairOp::Create { .. } => ("+", "32"),
-        KeyPairOp::Import { .. } => (">", "36"),
-        KeyPairOp::Replace { .. } => ("±", "35"),
-        KeyPairOp::UpdateTags { .. } | KeyPairOp::FixMode { .. } | KeyPairOp::WritePpk => {
-            ("~", "33")
-        }
-        KeyPairOp::Adopt { .. } => ("*", "36"),
-        KeyPairOp::Noop => ("=", "2"),
-        KeyPairOp::Conflict(_) => ("!", "31"),
-        KeyPairOp::Orphan => ("?", "33"),
-        KeyPairOp::Delete { .. } | KeyPairOp::RetireFile { .. } => ("-", "31"),
+fn symbol(change: Change) -> (&'static str, &'static str) {
+    match change {
+        Change::Create => ("+", "32"),
+        Change::Import => (">", "36"),
+        Change::Replace => ("±", "35"),
+        Change::UpdateTags | Change::FixMode | Change::Write => ("~", "33"),
+        Change::Adopt => ("*", "36"),
+        Change::NoOp => ("=", "2"),
+        Change::Conflict => ("!", "31"),
+        Change::Orphan => ("?", "33"),
+        Change::Delete | Change::Retire => ("-", "31"),
     }
 }
 
-fn op_label(op: &KeyPairOp) -> String {
-    match op {
-        KeyPairOp::Conflict(c) => format!("conflict: {}", c.as_str()),
-        other => other.name().to_owned(),
+fn op_label(action: &Action) -> String {
+    match action.conflict() {
+        Some(c) => format!("conflict: {}", c.as_str()),
+        None => action.change().as_str().to_owned(),
     }
 }
 
@@ -124,8 +122,8 @@ impl Summary {
 
     pub(crate) fn of_plan(plan: &Plan) -> Self {
         let mut s = Summary::empty(None);
-        for Action::KeyPair(a) in &plan.actions {
-            s.add(a.op.change());
+        for a in &plan.actions {
+            s.add(a.change());
         }
         s
     }
@@ -134,10 +132,10 @@ impl Summary {
     pub(crate) fn of_report(report: &Report) -> Self {
         let mut s = Summary::empty(Some(0));
         for o in &report.outcomes {
-            let Action::KeyPair(a) = &o.action;
+            let a = &o.action;
             match o.status {
-                Status::Done => s.add(a.op.change()),
-                Status::Unchanged => s.add(if matches!(a.op, KeyPairOp::Orphan) {
+                Status::Done => s.add(a.change()),
+                Status::Unchanged => s.add(if a.change() == Change::Orphan {
                     Change::Orphan
                 } else {
                     Change::NoOp
@@ -194,15 +192,15 @@ struct Widths {
 
 /// The one key folder every shown action keeps its file in as `<name>.pem`, when there is
 /// one: then the heading says `key files: <folder>/<name>.pem` and the lines leave it out.
-fn common_folder<'a>(actions: impl Iterator<Item = &'a KeyPairAction>) -> Option<String> {
+fn common_folder<'a>(actions: impl Iterator<Item = &'a Action>) -> Option<String> {
     let mut folder: Option<String> = None;
     for a in actions {
-        if a.output_display.is_empty() {
+        if a.file_display().is_empty() {
             continue;
         }
         let here = a
-            .output_display
-            .strip_suffix(&format!("/{}.pem", a.name))?
+            .file_display()
+            .strip_suffix(&format!("/{}.pem", a.name()))?
             .to_owned();
         match &folder {
             Some(f) if *f != here => return None,
@@ -213,35 +211,35 @@ fn common_folder<'a>(actions: impl Iterator<Item = &'a KeyPairAction>) -> Option
     folder
 }
 
-fn widths<'a>(actions: impl Iterator<Item = &'a KeyPairAction>, with_file: bool) -> Widths {
+fn widths<'a>(actions: impl Iterator<Item = &'a Action>, with_file: bool) -> Widths {
     let mut w = Widths {
         name: 4,
         region: 6,
         file: if with_file { 4 } else { 0 },
     };
     for a in actions {
-        w.name = w.name.max(a.name.as_str().len());
-        w.region = w.region.max(a.region.as_str().len());
+        w.name = w.name.max(a.name().as_str().len());
+        w.region = w.region.max(a.scope().to_string().len());
         if with_file {
-            w.file = w.file.max(a.output_display.len());
+            w.file = w.file.max(a.file_display().len());
         }
     }
     w
 }
 
-fn line(out: &mut String, style: Style, a: &KeyPairAction, w: &Widths, tail: &str) {
-    let (sym, color) = symbol(&a.op);
+fn line(out: &mut String, style: Style, a: &Action, w: &Widths, tail: &str) {
+    let (sym, color) = symbol(a.change());
     let mut head = format!(
         "  {} {:<nw$}  {:<rw$}",
         style.paint(color, sym),
-        a.name.as_str(),
-        a.region.as_str(),
+        a.name().as_str(),
+        a.scope().to_string(),
         nw = w.name,
         rw = w.region,
     );
     let mut plain = 2 + sym.len() + 1 + w.name + 2 + w.region;
     if w.file > 0 {
-        let _ = write!(head, "  {:<fw$}", printable(&a.output_display), fw = w.file);
+        let _ = write!(head, "  {:<fw$}", printable(a.file_display()), fw = w.file);
         plain += 2 + w.file;
     }
     let tail = printable(tail);
@@ -335,11 +333,10 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
     let mut out = String::new();
     // Changes, conflicts and anything with a note in full; key pairs in sync as one count
     // (listed with -v): 200 unchanged seats are one line, not 200.
-    let shown: Vec<&KeyPairAction> = plan
+    let shown: Vec<&Action> = plan
         .actions
         .iter()
-        .map(|Action::KeyPair(a)| a)
-        .filter(|a| verbose || a.is_change() || a.op != KeyPairOp::Noop || a.reason != "in sync")
+        .filter(|a| verbose || a.is_change() || a.change() != Change::NoOp || a.reason != "in sync")
         .collect();
     let folder = common_folder(shown.iter().copied());
     let w = widths(shown.iter().copied(), folder.is_none());
@@ -362,7 +359,7 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
             style,
             a,
             &w,
-            &format!("{}: {}", op_label(&a.op), short_reason(a)),
+            &format!("{}: {}", op_label(a), short_reason(a)),
         );
     }
     let hidden = plan.actions.len() - shown.len();
@@ -381,13 +378,19 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
         let _ = writeln!(out, "No changes. {}.", s.words(false));
     }
     let mut hinted = Vec::new();
-    for Action::KeyPair(a) in &plan.actions {
-        if let KeyPairOp::Conflict(c) = a.op
+    for action in &plan.actions {
+        if let Some(a) = action.key_pair()
+            && let KeyPairOp::Conflict(c) = a.op
             && !hinted.contains(&(a.entry, c))
         {
             hinted.push((a.entry, c));
             out.push_str(&wrap(
-                &format!("hint: {} ({}): {}", a.name, c.as_str(), c.hint_for(a)),
+                &format!(
+                    "hint: {} ({}): {}",
+                    action.name(),
+                    c.as_str(),
+                    c.hint_for(&action.address, a)
+                ),
                 0,
                 6,
             ));
@@ -398,16 +401,15 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
 
 /// The successes of a report as one line per kind of change: `+ 200 key pairs created`.
 fn done_counts(out: &mut String, report: &Report, style: Style) {
-    let mut counts: Vec<(&KeyPairOp, Change, usize)> = Vec::new();
+    let mut counts: Vec<(Change, usize)> = Vec::new();
     for o in report.outcomes.iter().filter(|o| o.status == Status::Done) {
-        let Action::KeyPair(a) = &o.action;
-        match counts.iter_mut().find(|(_, c, _)| *c == a.op.change()) {
-            Some(entry) => entry.2 += 1,
-            None => counts.push((&a.op, a.op.change(), 1)),
+        match counts.iter_mut().find(|(c, _)| *c == o.action.change()) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((o.action.change(), 1)),
         }
     }
-    for (op, change, n) in counts {
-        let (sym, color) = symbol(op);
+    for (change, n) in counts {
+        let (sym, color) = symbol(change);
         let (_, past) = words_of(change);
         let _ = writeln!(
             out,
@@ -422,11 +424,11 @@ fn done_counts(out: &mut String, report: &Report, style: Style) {
 const LIST_DONE: usize = 20;
 
 /// The reason without the key file's path: the line shows it in its own column already.
-fn short_reason(a: &KeyPairAction) -> String {
-    if a.output_display.is_empty() {
+fn short_reason(a: &Action) -> String {
+    if a.file_display().is_empty() {
         a.reason.clone()
     } else {
-        a.reason.replace(&a.output_display, "the key file")
+        a.reason.replace(a.file_display(), "the key file")
     }
 }
 
@@ -452,12 +454,7 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
         let _ = writeln!(out, "No changes. {}.", s.words(true));
         return out;
     }
-    let actions = || {
-        tried.iter().map(|o| {
-            let Action::KeyPair(a) = &o.action;
-            a
-        })
-    };
+    let actions = || tried.iter().map(|o| &o.action);
     // The plan's heading said where the key files are when they all follow one folder.
     let w = widths(actions(), common_folder(actions()).is_none());
     if !tried.is_empty() || !list_done {
@@ -475,40 +472,21 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
     // is shown once, with a count, not once per key pair.
     let mut seen: Vec<(String, String, usize)> = Vec::new();
     for o in &tried {
-        let Action::KeyPair(a) = &o.action;
+        let a = &o.action;
         if o.status != Status::Done
             && let Some(problem) = &o.error
         {
-            let key = (a.region.to_string(), problem_text(problem));
+            let key = (a.scope().to_string(), problem_text(problem));
             if let Some(entry) = seen.iter_mut().find(|(r, t, _)| (r, t) == (&key.0, &key.1)) {
                 entry.2 += 1;
                 continue;
             }
             seen.push((key.0, key.1, 0));
         }
-        let what = match (o.status, &a.op) {
-            (Status::Done, KeyPairOp::Create { .. }) => {
-                "created, private key saved (0400)".to_owned()
-            }
-            (Status::Done, KeyPairOp::Replace { created_in, .. }) if *created_in == a.region => {
-                "replaced, new private key saved (0400)".to_owned()
-            }
-            // Say what became of the file shown on the line, not only of the key pair.
-            (Status::Done, KeyPairOp::Delete { file }) => match file {
-                AfterDelete::Retire(..) => "deleted, key file retired (moved aside)".to_owned(),
-                AfterDelete::Purge(..) => "deleted, key file removed".to_owned(),
-                AfterDelete::Keep if a.output.is_some() => "deleted, key file kept".to_owned(),
-                AfterDelete::Keep => "deleted".to_owned(),
-            },
-            (Status::Done, op) => {
-                let (_, done) = words_of(op.change());
-                if a.fix_mode {
-                    format!("{done}, file set to 0400")
-                } else {
-                    done.to_owned()
-                }
-            }
-            (status, op) => format!("{} ({})", status.as_str(), op_label(op)),
+        let what = match (o.status, a.key_pair()) {
+            (Status::Done, Some(pair)) => key_pair_done(a, pair),
+            (Status::Done, None) => words_of(a.change()).1.to_owned(),
+            (status, _) => format!("{} ({})", status.as_str(), op_label(a)),
         };
         line(&mut out, style, a, &w, &what);
         if let Some(problem) = &o.error {
@@ -539,11 +517,36 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
     out
 }
 
+/// What a report line says of a key pair action that was done.
+fn key_pair_done(action: &Action, a: &KeyPairAction) -> String {
+    match &a.op {
+        KeyPairOp::Create { .. } => "created, private key saved (0400)".to_owned(),
+        KeyPairOp::Replace { created_in, .. } if created_in == action.scope() => {
+            "replaced, new private key saved (0400)".to_owned()
+        }
+        // Say what became of the file shown on the line, not only of the key pair.
+        KeyPairOp::Delete { file } => match file {
+            AfterDelete::Retire(..) => "deleted, key file retired (moved aside)".to_owned(),
+            AfterDelete::Purge(..) => "deleted, key file removed".to_owned(),
+            AfterDelete::Keep if a.output.is_some() => "deleted, key file kept".to_owned(),
+            AfterDelete::Keep => "deleted".to_owned(),
+        },
+        op => {
+            let (_, done) = words_of(op.change());
+            if a.fix_mode {
+                format!("{done}, file set to 0400")
+            } else {
+                done.to_owned()
+            }
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct JsonAction<'a> {
     action: &'static str,
     name: &'a str,
-    region: &'a str,
+    region: String,
     output: Option<&'a str>,
     reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -562,17 +565,14 @@ struct JsonDoc<'a> {
     api_calls: &'a BTreeMap<String, u64>,
 }
 
-fn json_action(a: &KeyPairAction, status: Option<Status>, error: Option<String>) -> JsonAction<'_> {
+fn json_action(a: &Action, status: Option<Status>, error: Option<String>) -> JsonAction<'_> {
     JsonAction {
-        action: a.op.name(),
-        name: a.name.as_str(),
-        region: a.region.as_str(),
-        output: (!a.output_display.is_empty()).then_some(a.output_display.as_str()),
+        action: a.change().as_str(),
+        name: a.name().as_str(),
+        region: a.scope().region.to_string(),
+        output: (!a.file_display().is_empty()).then_some(a.file_display()),
         reason: a.reason.clone(),
-        conflict: match a.op {
-            KeyPairOp::Conflict(c) => Some(c.as_str()),
-            _ => None,
-        },
+        conflict: a.conflict().map(Conflict::as_str),
         status: status.map(Status::as_str),
         error,
     }
@@ -585,7 +585,7 @@ pub(crate) fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> Strin
         actions: plan
             .actions
             .iter()
-            .map(|Action::KeyPair(a)| json_action(a, None, None))
+            .map(|a| json_action(a, None, None))
             .collect(),
         summary: Summary::of_plan(plan),
         api_calls,
@@ -605,8 +605,11 @@ pub(crate) fn report_json(
             .outcomes
             .iter()
             .map(|o| {
-                let Action::KeyPair(a) = &o.action;
-                json_action(a, Some(o.status), o.error.as_ref().map(problem_text))
+                json_action(
+                    &o.action,
+                    Some(o.status),
+                    o.error.as_ref().map(problem_text),
+                )
             })
             .collect(),
         summary: Summary::of_report(report),
@@ -623,17 +626,17 @@ mod tests {
     use std::path::PathBuf;
 
     use super::{Style, plan_human, plan_json, report_human};
-    use crate::desired::{KeyName, KeyType, Region, TagSet};
+    use crate::desired::{KeyName, KeyType, TagSet};
+    use crate::plan::fixtures::scope;
     use crate::plan::{
-        Action, AfterDelete, Conflict, Generator, ImportSource, KeyPairAction, KeyPairOp, Plan,
+        Action, AfterDelete, Conflict, Generator, ImportSource, KeyPairAction, KeyPairOp, Op, Plan,
     };
     use crate::report::{Outcome, Problem, Report, Status};
+    use crate::resource::Address;
 
     fn action(name: &str, region: &str, op: KeyPairOp, reason: &str) -> Action {
-        Action::KeyPair(KeyPairAction {
+        let op = Op::KeyPair(KeyPairAction {
             entry: Some(0),
-            name: KeyName::parse(name).unwrap(),
-            region: Region::parse(region).unwrap(),
             output: Some(PathBuf::from(format!("keys/{name}.pem"))),
             output_display: format!("keys/{name}.pem"),
             tags: TagSet::default(),
@@ -644,8 +647,12 @@ mod tests {
             write_ppk: false,
             retires: Vec::new(),
             owned: true,
+        });
+        Action {
+            address: Address::key_pair(KeyName::parse(name).unwrap(), scope(region)),
             reason: reason.to_owned(),
-        })
+            op,
+        }
     }
 
     fn sample() -> Plan {
@@ -665,7 +672,7 @@ mod tests {
                     "ecs-workshop-seat-1",
                     "eu-west-1",
                     KeyPairOp::Import {
-                        source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+                        source: ImportSource::CreatedIn(scope("us-east-1")),
                     },
                     "the key created in us-east-1",
                 ),

@@ -7,34 +7,33 @@ use crate::desired::APPLY_TAG;
 use crate::journal::Event;
 use crate::keys::{KeyStore, PublicKey, generate, public_key_of_private};
 use crate::ownership;
-use crate::plan::{Generator, KeyPairAction, KeyPairOp};
+use crate::plan::{Generator, KeyPairOp};
 
 use super::run::{
     Failure, Settings, cloud_failure, failed, file_work, journal_made, journal_saved, record,
 };
-use super::{Progress, delete, move_aside_for_replace, undo_moves};
+use super::{Pair, Progress, delete, move_aside_for_replace, undo_moves};
 
 pub(super) async fn import<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     public: &PublicKey,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     progress.step(&format!(
         "Importing key pair `{}` into {}",
-        action.name, action.region
+        action.name, action.scope
     ));
     match cloud
-        .import_key_pair(&action.region, &action.name, public, &action.tags)
+        .import_key_pair(action.scope, action.name, public, &action.tags)
         .await
     {
         Ok(_) => Ok(()),
         // The key pair is there already: a retry after a lost answer found its own import, or
         // EC2's listing had not caught up with an earlier write. Fine if it holds this key.
         Err(err) if err.kind == CloudErrorKind::Duplicate => {
-            match look_until_listed(cloud, &action.region, &action.name, settings.listing_lag).await
-            {
+            match look_until_listed(cloud, action.scope, action.name, settings.listing_lag).await {
                 Some(found) if found.public_key.as_ref() == Some(public) => Ok(()),
                 _ => Err(cloud_failure(&err)),
             }
@@ -50,7 +49,7 @@ pub(super) async fn import<C: Cloud>(
 /// the journal still says the key was never saved, and the next run replaces it.
 pub(super) async fn recover_create<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     settings: &Settings,
     err: &CloudError,
 ) -> Failure {
@@ -76,7 +75,7 @@ pub(super) async fn recover_create<C: Cloud>(
     } else {
         settings.listing_lag
     };
-    let found = look_until_listed(cloud, &action.region, &action.name, lag).await;
+    let found = look_until_listed(cloud, action.scope, action.name, lag).await;
     if found
         .as_ref()
         .is_some_and(|pair| !ownership::made_by_this_apply(&pair.tags, &settings.apply_id))
@@ -97,11 +96,11 @@ pub(super) async fn recover_create<C: Cloud>(
         ));
     };
     match cloud
-        .delete_key_pair(&action.region, &action.name, pair.id.as_deref())
+        .delete_key_pair(action.scope, action.name, pair.id.as_deref())
         .await
     {
         Ok(()) => {
-            record(settings, Event::Resolved, &action.name);
+            record(settings, Event::Resolved, action.name);
             failed(format!(
                 "{}\nEC2 created the key pair but its answer, with the private key, was lost; the key pair was deleted again, so nothing is lost",
                 failure.problem.message
@@ -120,13 +119,13 @@ pub(super) async fn recover_create<C: Cloud>(
 /// that EC2 answered with `InvalidKeyPair.Duplicate` proves it exists).
 pub(super) async fn look_until_listed<C: Cloud>(
     cloud: &C,
-    region: &crate::desired::Region,
+    scope: &crate::resource::Scope,
     name: &crate::desired::KeyName,
     lag: std::time::Duration,
-) -> Option<crate::cloud::RemoteKeyPair> {
+) -> Option<crate::resource::RemoteKeyPair> {
     let mut looks = crate::cloud::LagLooks::for_window(lag);
     loop {
-        match cloud.find_key_pair(region, name).await {
+        match cloud.find_key_pair(scope, name).await {
             Ok(Some(found)) => return Some(found),
             Ok(None) | Err(_) if looks.over() => return None,
             Ok(None) | Err(_) => looks.pause().await,
@@ -137,7 +136,7 @@ pub(super) async fn look_until_listed<C: Cloud>(
 /// Create the entry's key and save its private key; returns the public key.
 pub(super) async fn create<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     store: KeyStore,
     settings: &Settings,
     progress: &dyn Progress,
@@ -182,7 +181,7 @@ pub(super) async fn create<C: Cloud>(
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn make_key<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     generator: Generator,
     replace_existing: bool,
     path: &std::path::Path,
@@ -229,7 +228,7 @@ pub(super) async fn make_key<C: Cloud>(
 
 pub(super) async fn create_by_ec2<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     key_type: crate::desired::KeyType,
     path: &std::path::Path,
     store: KeyStore,
@@ -247,26 +246,26 @@ pub(super) async fn create_by_ec2<C: Cloud>(
     }
     progress.step(&format!(
         "Creating key pair `{}` in {}",
-        action.name, action.region
+        action.name, action.scope
     ));
     let tags = action.tags.with(APPLY_TAG, &settings.apply_id);
     let mut created = cloud
-        .create_key_pair(&action.region, &action.name, key_type, &tags)
+        .create_key_pair(action.scope, action.name, key_type, &tags)
         .await;
     // An earlier run's request may land after this run looked: its key pair, whose private
     // key the journal proves was never saved, takes the name. Delete it and try again.
     if let Err(err) = &created
         && err.kind == CloudErrorKind::Duplicate
         && let Some(found) =
-            look_until_listed(cloud, &action.region, &action.name, settings.listing_lag).await
+            look_until_listed(cloud, action.scope, action.name, settings.listing_lag).await
         && ownership::made_by_unsaved_create(&found.tags, action.name.as_str(), &settings.unsaved)
         && cloud
-            .delete_key_pair(&action.region, &action.name, found.id.as_deref())
+            .delete_key_pair(action.scope, action.name, found.id.as_deref())
             .await
             .is_ok()
     {
         created = cloud
-            .create_key_pair(&action.region, &action.name, key_type, &tags)
+            .create_key_pair(action.scope, action.name, key_type, &tags)
             .await;
     }
     let created = match created {
@@ -274,7 +273,7 @@ pub(super) async fn create_by_ec2<C: Cloud>(
         Err(err) => return Err(recover_create(cloud, action, settings, &err).await),
     };
     match save_created(cloud, action, path, store, created, settings).await {
-        Ok(public) => match journal_saved(settings, &action.name, &public, path) {
+        Ok(public) => match journal_saved(settings, action.name, &public, path) {
             Ok(()) => Ok(public),
             Err(err) => Err(failed(format!(
                 "the private key was saved to {}, but labctl's journal could not record it ({err})",
@@ -284,7 +283,7 @@ pub(super) async fn create_by_ec2<C: Cloud>(
         },
         Err((failure, undone)) => {
             if undone {
-                record(settings, Event::Resolved, &action.name);
+                record(settings, Event::Resolved, action.name);
             }
             Err(failure)
         }
@@ -295,7 +294,7 @@ pub(super) async fn create_by_ec2<C: Cloud>(
 /// comes with `true`).
 pub(super) async fn save_created<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     path: &std::path::Path,
     store: KeyStore,
     created: crate::cloud::CreatedKeyPair,
@@ -342,7 +341,7 @@ pub(super) async fn save_created<C: Cloud>(
 /// form, or none) the public key EC2 lists for that key pair is the same.
 pub(super) async fn prove_created<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     id: Option<&str>,
     material: &crate::keys::Secret,
     fingerprint: Option<String>,
@@ -356,7 +355,7 @@ pub(super) async fn prove_created<C: Cloud>(
     if proven {
         return Ok(public);
     }
-    match look_until_listed(cloud, &action.region, &action.name, settings.listing_lag).await {
+    match look_until_listed(cloud, action.scope, action.name, settings.listing_lag).await {
         Some(found) if id.is_some() && found.id.as_deref() != id => {
             Err("EC2 lists another key pair under that name".to_owned())
         }
@@ -372,13 +371,11 @@ pub(super) async fn prove_created<C: Cloud>(
 /// failure to report, and whether the key pair is gone (the journal then marks it resolved).
 pub(super) async fn undo_create<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     id: Option<&str>,
     why: String,
 ) -> (Failure, bool) {
-    let undo = cloud
-        .delete_key_pair(&action.region, &action.name, id)
-        .await;
+    let undo = cloud.delete_key_pair(action.scope, action.name, id).await;
     let (undone, message) = match undo {
         Ok(()) => (
             true,

@@ -3,24 +3,23 @@
 
 use crate::cloud::{Cloud, CloudErrorKind};
 use crate::journal::Event;
-use crate::plan::KeyPairAction;
 
-use super::Progress;
 use super::run::{Failure, Settings, cloud_failure, failed, record_id};
+use super::{Pair, Progress};
 
 pub(super) async fn delete<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     record_retired(action, settings)?;
     progress.step(&format!(
         "Deleting key pair `{}` from {}",
-        action.name, action.region
+        action.name, action.scope
     ));
     let deleted = cloud
-        .delete_key_pair(&action.region, &action.name, action.remote_id.as_deref())
+        .delete_key_pair(action.scope, action.name, action.remote_id.as_deref())
         .await;
     if let Err(err) = deleted {
         // The answer may be lost after EC2 acted (a reset, an empty answer): what counts is
@@ -33,7 +32,7 @@ pub(super) async fn delete<C: Cloud>(
         if !maybe_acted || !gone_after_all(cloud, action).await {
             return Err(failure);
         }
-        tracing::debug!(key = %action.name, region = %action.region, "the delete's answer was lost, but the key pair is gone");
+        tracing::debug!(key = %action.name, region = %action.scope, "the delete's answer was lost, but the key pair is gone");
     }
     // EC2 may list it for a while yet; the journal says it is gone.
     if let Some(id) = &action.remote_id {
@@ -44,8 +43,8 @@ pub(super) async fn delete<C: Cloud>(
 
 /// After a delete that failed: whether EC2 no longer has the key pair the action meant (none
 /// of that name, or one with another id, made since).
-pub(super) async fn gone_after_all<C: Cloud>(cloud: &C, action: &KeyPairAction) -> bool {
-    match cloud.find_key_pair(&action.region, &action.name).await {
+pub(super) async fn gone_after_all<C: Cloud>(cloud: &C, action: &Pair<'_>) -> bool {
+    match cloud.find_key_pair(action.scope, action.name).await {
         Ok(None) => true,
         Ok(Some(found)) => {
             action.remote_id.is_some() && found.id.is_some() && found.id != action.remote_id
@@ -57,7 +56,7 @@ pub(super) async fn gone_after_all<C: Cloud>(cloud: &C, action: &KeyPairAction) 
 /// Before a delete: record in the journal the keys that leave with it (custody decided which:
 /// `KeyPairAction::retires`), so that they stay retired whatever becomes of the delete's
 /// answer (the next `destroy` retires a file left behind; `apply` never imports it again).
-fn record_retired(action: &KeyPairAction, settings: &Settings) -> Result<(), Failure> {
+fn record_retired(action: &Pair<'_>, settings: &Settings) -> Result<(), Failure> {
     let Some(journal) = &settings.journal else {
         return Ok(());
     };

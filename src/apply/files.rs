@@ -2,16 +2,16 @@
 //! key pair is deleted, and `--replace`'s moves aside (undone when the new key is not made).
 
 use crate::keys::KeyStore;
-use crate::plan::{AfterDelete, KeyPairAction};
+use crate::plan::AfterDelete;
 
-use super::Progress;
 use super::run::{Failure, failed, file_work};
+use super::{Pair, Progress};
 
 /// Write the PuTTY key of the entry's key file beside it (derived from the file as it is
 /// now, so the two always hold one key): owner-only, atomic, never over another file.
 pub(super) async fn write_ppk(
     store: KeyStore,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
     let (Some(pem), Some(ppk)) = (action.output.clone(), action.ppk.clone()) else {
@@ -32,7 +32,7 @@ pub(super) async fn write_ppk(
     .map_err(|e| failed(format!("the PuTTY key {shown} was not written: {e}")))
 }
 
-pub(super) async fn finish_mode(store: KeyStore, action: &KeyPairAction) -> Result<(), Failure> {
+pub(super) async fn finish_mode(store: KeyStore, action: &Pair<'_>) -> Result<(), Failure> {
     let Some(path) = action.output.clone() else {
         return Ok(());
     };
@@ -113,7 +113,7 @@ pub(super) async fn after_delete(
 /// form). Returns what was moved, `(original, aside)`, so that a failure can undo it.
 pub(super) async fn move_aside_for_replace(
     store: KeyStore,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     path: &std::path::Path,
     now: u64,
     progress: &dyn Progress,

@@ -23,8 +23,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cloud::Cloud;
+use crate::desired::KeyName;
 use crate::keys::{KeyStore, PublicKey};
 use crate::plan::{Action, ImportSource, KeyPairAction, KeyPairOp, Plan};
+use crate::resource::{Kind, Scope};
 
 pub(crate) use crate::report::{Outcome, Problem, Report, Status};
 pub(crate) use run::{Settings, Stop};
@@ -43,12 +45,42 @@ pub(crate) trait Progress: Send + Sync + 'static {
     fn note(&self, message: &str) {
         self.step(message);
     }
-    /// One change is finished (whatever its outcome), in this region.
-    fn finished(&self, _region: &str) {}
+    /// One change is finished (whatever its outcome), in this scope.
+    fn finished(&self, _scope: &Scope) {}
 }
 
 /// One manifest entry's actions, each with its place in the plan.
-type Group = Vec<(usize, KeyPairAction)>;
+type Group = Vec<(usize, Action)>;
+
+/// A key pair action as apply's key pair steps take it: the action (for its outcome), its
+/// address's name and scope, and its key pair operation's fields (through `Deref`).
+#[derive(Clone, Copy)]
+pub(super) struct Pair<'a> {
+    pub action: &'a Action,
+    pub name: &'a KeyName,
+    pub scope: &'a Scope,
+    operation: &'a KeyPairAction,
+}
+
+impl<'a> Pair<'a> {
+    /// The key pair steps' view of `action`, when it is on a key pair.
+    pub(super) fn of(action: &'a Action) -> Option<Self> {
+        Some(Pair {
+            operation: action.key_pair()?,
+            action,
+            name: &action.address.name,
+            scope: &action.address.scope,
+        })
+    }
+}
+
+impl std::ops::Deref for Pair<'_> {
+    type Target = KeyPairAction;
+
+    fn deref(&self) -> &KeyPairAction {
+        self.operation
+    }
+}
 
 /// Carry out `plan`.
 pub(crate) async fn apply<C: Cloud>(
@@ -63,24 +95,25 @@ pub(crate) async fn apply<C: Cloud>(
     // Tags first, batched per (region, change).
     let tag_changes = apply_tags(&**cloud, plan, store, &*progress).await;
     for (index, outcome) in tag_changes {
-        let Action::KeyPair(action) = &outcome.action;
-        progress.finished(action.region.as_str());
+        progress.finished(outcome.action.scope());
         results[index] = Some(outcome);
     }
 
     // Then the rest, grouped per entry (orphans per name, so that a file goes only after
-    // every region's key pair of that name), keeping each action's place.
-    let mut groups: BTreeMap<(usize, usize), Vec<(usize, KeyPairAction)>> = BTreeMap::new();
-    let mut orphan_groups: BTreeMap<&str, usize> = BTreeMap::new();
-    for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
+    // every scope's key pair of that name), keeping each action's place.
+    let mut groups: BTreeMap<(usize, usize), Group> = BTreeMap::new();
+    let mut orphan_groups: BTreeMap<(Kind, &KeyName), usize> = BTreeMap::new();
+    for (index, action) in plan.actions.iter().enumerate() {
         if results[index].is_some() {
             continue;
         }
-        let key = match action.entry {
+        let key = match action.key_pair().and_then(|a| a.entry) {
             Some(e) => (0, e),
             None => (
                 1,
-                *orphan_groups.entry(action.name.as_str()).or_insert(index),
+                *orphan_groups
+                    .entry((action.address.kind, action.name()))
+                    .or_insert(index),
             ),
         };
         groups.entry(key).or_default().push((index, action.clone()));
@@ -90,7 +123,7 @@ pub(crate) async fn apply<C: Cloud>(
     for group in interleave_regions(groups.into_values().collect()) {
         if !group.iter().any(|(_, a)| a.is_change()) {
             for (index, action) in group {
-                results[index] = Some(settled(action));
+                results[index] = Some(settled(&action));
             }
             continue;
         }
@@ -104,9 +137,8 @@ pub(crate) async fn apply<C: Cloud>(
             let outcomes = apply_entry(&*cloud, group, store, &settings, &*progress).await;
             drop(permit);
             for (_, outcome) in &outcomes {
-                let Action::KeyPair(action) = &outcome.action;
-                if action.is_change() {
-                    progress.finished(action.region.as_str());
+                if outcome.action.is_change() {
+                    progress.finished(outcome.action.scope());
                 }
             }
             outcomes
@@ -140,12 +172,12 @@ pub(crate) async fn apply<C: Cloud>(
 /// place in the pool; in manifest order, one region's waiting workers would fill the pool and
 /// the regions would run one after another instead of side by side.
 fn interleave_regions(groups: Vec<Group>) -> Vec<Group> {
-    let mut seen: BTreeMap<crate::desired::Region, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<Scope, usize> = BTreeMap::new();
     let mut keyed: Vec<(usize, usize, Group)> = groups
         .into_iter()
         .enumerate()
         .map(|(position, group)| {
-            let region = group.first().map(|(_, a)| a.region.clone());
+            let region = group.first().map(|(_, a)| a.scope().clone());
             let rank = region.map_or(0, |r| {
                 let n = seen.entry(r).or_default();
                 *n += 1;
@@ -161,7 +193,7 @@ fn interleave_regions(groups: Vec<Group>) -> Vec<Group> {
 /// One entry: the key's creation (or replacement) first, then imports, deletions, mode fixes.
 async fn apply_entry<C: Cloud>(
     cloud: &C,
-    group: Vec<(usize, KeyPairAction)>,
+    group: Group,
     store: KeyStore,
     settings: &Settings,
     progress: &dyn Progress,
@@ -169,9 +201,14 @@ async fn apply_entry<C: Cloud>(
     let mut out = Vec::with_capacity(group.len());
     // The public key created in this apply, or why there is none.
     let mut created: Option<Result<PublicKey, String>> = None;
-    let (first, others): (Vec<_>, Vec<_>) = group.into_iter().partition(|(_, a)| creates_key(a));
-    for (index, action) in first {
-        let result = if let Some(why) = settings.stopped(&action.region) {
+    let (first, others): (Vec<_>, Vec<_>) = group
+        .into_iter()
+        .partition(|(_, a)| Pair::of(a).is_some_and(|a| creates_key(&a)));
+    for (index, action) in &first {
+        let Some(action) = Pair::of(action) else {
+            continue;
+        };
+        let result = if let Some(why) = settings.stopped(action.scope) {
             Err(why)
         } else {
             create(cloud, &action, store, settings, progress).await
@@ -180,25 +217,26 @@ async fn apply_entry<C: Cloud>(
         created = Some(
             result
                 .clone()
-                .map_err(|_| format!("the key was not created in {}", action.region)),
+                .map_err(|_| format!("the key was not created in {}", action.scope)),
         );
         // The PuTTY key of the new key (the other regions import the key either way).
         let result = match result {
             Ok(_) if action.ppk.is_some() => write_ppk(store, &action, progress).await,
             other => other.map(|_| ()),
         };
-        out.push((index, finished(action, result)));
+        out.push((*index, finished(action.action, result)));
     }
-    for (index, action) in others {
-        if !action.is_change() {
+    for (index, action) in &others {
+        let index = *index;
+        let Some(action) = Pair::of(action).filter(|_| action.is_change()) else {
             out.push((index, settled(action)));
             continue;
-        }
+        };
         // A file goes only when every key pair before it in this entry is gone.
         let all_done = out
             .iter()
             .all(|(_, o): &(usize, Outcome)| matches!(o.status, Status::Done | Status::Unchanged));
-        let result = if let Some(why) = settings.stopped(&action.region) {
+        let result = if let Some(why) = settings.stopped(action.scope) {
             Err(why)
         } else {
             step(
@@ -221,16 +259,16 @@ async fn apply_entry<C: Cloud>(
             Ok(()) if action.write_ppk => write_ppk(store, &action, progress).await,
             other => other,
         };
-        out.push((index, finished(action, result)));
+        out.push((index, finished(action.action, result)));
     }
     out
 }
 
 /// Whether this action makes the entry's new key (which the others then import).
-fn creates_key(action: &KeyPairAction) -> bool {
+fn creates_key(action: &Pair<'_>) -> bool {
     match &action.op {
         KeyPairOp::Create { .. } => true,
-        KeyPairOp::Replace { created_in, .. } => *created_in == action.region,
+        KeyPairOp::Replace { created_in, .. } => created_in == action.scope,
         _ => false,
     }
 }
@@ -239,7 +277,7 @@ fn creates_key(action: &KeyPairAction) -> bool {
 /// the entry succeeded (a key file goes only then).
 async fn step<C: Cloud>(
     cloud: &C,
-    action: &KeyPairAction,
+    action: &Pair<'_>,
     store: KeyStore,
     created: Option<&Result<PublicKey, String>>,
     all_done: bool,

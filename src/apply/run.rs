@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::cloud::{CloudError, CloudErrorKind};
 use crate::journal::{Event, Journal};
-use crate::plan::{Action, KeyPairAction, KeyPairOp};
+use crate::plan::{Action, KeyPairOp};
+use crate::resource::Scope;
 
 use crate::report::{Outcome, Problem, Status};
 
@@ -28,19 +29,20 @@ pub(crate) struct Settings {
     pub deadline: tokio::time::Instant,
     /// Nothing new starts once this is requested (Ctrl-C, SIGTERM).
     pub stop: Stop,
-    /// Regions where a failure concerned the whole region, with its message: nothing more
-    /// starts there (a dead endpoint is reported once, not once per key pair).
-    pub broken: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+    /// Scopes where a failure concerned the whole scope (its region, its account's
+    /// credentials), with its message: nothing more starts there (a dead endpoint is reported
+    /// once, not once per key pair).
+    pub broken: Arc<std::sync::Mutex<BTreeMap<Scope, String>>>,
     /// How long EC2's listing may lag behind a write: how long a look for what a write did
     /// waits ([`crate::cloud::LISTING_LAG`]; shorter in tests).
     pub listing_lag: std::time::Duration,
 }
 
 impl Settings {
-    /// Remember a region-wide failure so nothing more starts in that region.
+    /// Remember a region-wide failure so nothing more starts in that scope.
     pub(super) fn note_region_failure<T>(
         &self,
-        action: &KeyPairAction,
+        action: &super::Pair<'_>,
         result: &Result<T, Failure>,
     ) {
         if let Err(failure) = result
@@ -49,7 +51,7 @@ impl Settings {
             self.broken
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(action.region.to_string())
+                .entry(action.scope.clone())
                 .or_insert_with(|| {
                     let message = &failure.problem.message;
                     message.lines().next().unwrap_or(message).to_owned()
@@ -61,17 +63,17 @@ impl Settings {
 pub(crate) use crate::stop::Stop;
 
 impl Settings {
-    /// Why the next action (in `region`) must not start, if it must not.
-    pub(super) fn stopped(&self, region: &crate::desired::Region) -> Option<Failure> {
+    /// Why the next action (in `scope`) must not start, if it must not.
+    pub(super) fn stopped(&self, scope: &Scope) -> Option<Failure> {
         let broken = self
             .broken
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(region.as_str())
+            .get(scope)
             .cloned();
         if let Some(message) = broken {
             Some(skipped(format!(
-                "not started: {region} failed for another key pair ({message})"
+                "not started: {scope} failed for another key pair ({message})"
             )))
         } else if self.stop.requested() {
             Some(skipped(
@@ -123,11 +125,11 @@ pub(super) fn skipped(message: impl Into<String>) -> Failure {
 
 /// The outcome of an action that is not carried out: a conflict, nothing to do, or (for a
 /// change) skipped.
-pub(super) fn settled(action: KeyPairAction) -> Outcome {
-    let (status, error) = match &action.op {
-        KeyPairOp::Conflict(conflict) => (
+pub(super) fn settled(action: &Action) -> Outcome {
+    let (status, error) = match action.key_pair().map(|a| (a, &a.op)) {
+        Some((a, KeyPairOp::Conflict(conflict))) => (
             Status::Conflict,
-            Some(Problem::new(conflict.as_str()).hint(conflict.hint_for(&action))),
+            Some(Problem::new(conflict.as_str()).hint(conflict.hint_for(&action.address, a))),
         ),
         _ if action.is_change() => (Status::Skipped, None),
         _ => (Status::Unchanged, None),
@@ -135,9 +137,9 @@ pub(super) fn settled(action: KeyPairAction) -> Outcome {
     outcome(action, status, error)
 }
 
-pub(super) fn outcome(action: KeyPairAction, status: Status, error: Option<Problem>) -> Outcome {
+pub(super) fn outcome(action: &Action, status: Status, error: Option<Problem>) -> Outcome {
     Outcome {
-        action: Action::KeyPair(action),
+        action: action.clone(),
         status,
         error,
     }
@@ -164,7 +166,7 @@ pub(super) fn cloud_failure(err: &CloudError) -> Failure {
     }
 }
 
-pub(super) fn finished(action: KeyPairAction, result: Result<(), Failure>) -> Outcome {
+pub(super) fn finished(action: &Action, result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => outcome(action, Status::Done, None),
         Err(Failure {

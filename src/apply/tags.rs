@@ -4,27 +4,27 @@ use std::collections::BTreeMap;
 
 use crate::cloud::Cloud;
 use crate::keys::KeyStore;
-use crate::plan::{Action, KeyPairAction, KeyPairOp, Plan};
+use crate::plan::{KeyPairOp, Plan};
+use crate::resource::Scope;
 
 use super::run::{cloud_failure, finished, outcome};
-use super::{Progress, finish_mode, write_ppk};
+use super::{Pair, Progress, finish_mode, write_ppk};
 use crate::report::{Outcome, Problem, Status};
 
-/// Tag changes (`update-tags`, `adopt`), one request per region and identical change.
+/// Tag changes (`update-tags`, `adopt`), one request per scope and identical change.
 pub(super) async fn apply_tags<C: Cloud>(
     cloud: &C,
     plan: &Plan,
     store: KeyStore,
     progress: &dyn Progress,
 ) -> Vec<(usize, Outcome)> {
-    type Change = (
-        crate::desired::Region,
-        BTreeMap<String, String>,
-        Vec<String>,
-    );
-    let mut batches: BTreeMap<Change, Vec<(usize, KeyPairAction, String)>> = BTreeMap::new();
+    type Change = (Scope, BTreeMap<String, String>, Vec<String>);
+    let mut batches: BTreeMap<Change, Vec<(usize, Pair<'_>, String)>> = BTreeMap::new();
     let mut out = Vec::new();
-    for (index, Action::KeyPair(action)) in plan.actions.iter().enumerate() {
+    for (index, action) in plan.actions.iter().enumerate() {
+        let Some(action) = Pair::of(action) else {
+            continue;
+        };
         let (set, remove) = match &action.op {
             KeyPairOp::UpdateTags { set, remove } => (set.clone(), remove.clone()),
             KeyPairOp::Adopt { set } => (set.clone(), Vec::new()),
@@ -32,31 +32,31 @@ pub(super) async fn apply_tags<C: Cloud>(
         };
         match action.remote_id.clone() {
             Some(id) => batches
-                .entry((action.region.clone(), set, remove))
+                .entry((action.scope.clone(), set, remove))
                 .or_default()
-                .push((index, action.clone(), id)),
+                .push((index, action, id)),
             None => out.push((
                 index,
                 outcome(
-                    action.clone(),
+                    action.action,
                     Status::Failed,
                     Some(Problem::new("EC2 gave no key pair id to tag")),
                 ),
             )),
         }
     }
-    for ((region, set, remove), members) in batches {
+    for ((scope, set, remove), members) in batches {
         let ids: Vec<String> = members.iter().map(|(_, _, id)| id.clone()).collect();
         progress.step(&format!(
-            "Updating tags of {} key pair(s) in {region}",
+            "Updating tags of {} key pair(s) in {scope}",
             ids.len()
         ));
         let mut result = Ok(());
         if !set.is_empty() {
-            result = cloud.create_tags(&region, &ids, &set).await;
+            result = cloud.create_tags(&scope, &ids, &set).await;
         }
         if result.is_ok() && !remove.is_empty() {
-            result = cloud.delete_tags(&region, &ids, &remove).await;
+            result = cloud.delete_tags(&scope, &ids, &remove).await;
         }
         for (index, action, _) in members {
             let done = match &result {
@@ -68,7 +68,7 @@ pub(super) async fn apply_tags<C: Cloud>(
                 Ok(()) if action.write_ppk => write_ppk(store, &action, progress).await,
                 other => other,
             };
-            out.push((index, finished(action, done)));
+            out.push((index, finished(action.action, done)));
         }
     }
     out

@@ -6,14 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Outcome, Progress, Settings, Status, apply};
+use crate::cloud::CloudErrorKind;
 use crate::cloud::memory::{Fault, MemoryCloud};
-use crate::cloud::{CloudErrorKind, RemoteKeyPair};
 use crate::desired::{
-    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, Region, TagSet,
+    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, TagSet,
 };
 use crate::keys::{KeyStore, Secret, public_key_of_private};
 use crate::observe::observe;
-use crate::plan::{Action, Options, plan};
+use crate::plan::fixtures::scope;
+use crate::plan::{Options, plan};
+use crate::resource::RemoteKeyPair;
 
 struct Quiet;
 impl Progress for Quiet {
@@ -25,7 +27,7 @@ fn desired(dir: &Path, regions: &[&str]) -> Desired {
         project: "lab".into(),
         keypairs: vec![KeyPairSpec {
             name: KeyName::parse("lab").unwrap(),
-            regions: regions.iter().map(|r| Region::parse(r).unwrap()).collect(),
+            scopes: regions.iter().map(|r| scope(r)).collect(),
             key_type: KeyType::Ed25519,
             source: KeySource::Aws,
             tags: TagSet::from_checked([(PROJECT_TAG.to_owned(), "lab".to_owned())].into()),
@@ -223,8 +225,7 @@ async fn a_lost_create_answer_is_cleaned_up_when_it_can_be_and_left_to_the_journ
     // The next run knows from the journal that nobody saved it: replaced.
     let outcomes = run(&cloud, &d, settings(&[("00new", "lab")])).await;
     assert_eq!(statuses(&outcomes), [Status::Done]);
-    let Action::KeyPair(a) = &outcomes[0].action;
-    assert_eq!(a.op.name(), "replace");
+    assert_eq!(outcomes[0].action.change().as_str(), "replace");
 }
 
 /// A create whose answer was lost while the listing lags: the look waits the lag out,

@@ -27,9 +27,10 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, Pacer, RemoteKeyPair};
-use crate::desired::{KeyName, KeyType, Region, TagSet};
+use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, Pacer};
+use crate::desired::{KeyName, KeyType, TagSet};
 use crate::keys::{PublicKey, Secret};
+use crate::resource::{RemoteKeyPair, Scope};
 
 /// How to reach EC2.
 #[derive(Clone, Debug, Default)]
@@ -73,11 +74,11 @@ impl Intercept for CallCounter {
     }
 }
 
-/// EC2 through `aws-sdk-ec2`, one client per region.
+/// EC2 through `aws-sdk-ec2`, one client per scope.
 #[derive(Debug)]
 pub(crate) struct Ec2 {
-    /// Each region's client and the host it talks to (named in errors).
-    clients: HashMap<Region, (Client, String)>,
+    /// Each scope's client and the host it talks to (named in errors).
+    clients: HashMap<Scope, (Client, String)>,
     counter: CallCounter,
     pacer: Pacer,
     max_attempts: u32,
@@ -93,7 +94,7 @@ pub(crate) struct Ec2 {
 }
 
 /// The host a region's requests go to: the endpoint's, or EC2's regional one.
-fn host_of(endpoint_url: Option<&str>, region: &Region) -> String {
+fn host_of(endpoint_url: Option<&str>, region: &crate::desired::Region) -> String {
     match endpoint_url {
         Some(url) => {
             let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -104,8 +105,9 @@ fn host_of(endpoint_url: Option<&str>, region: &Region) -> String {
 }
 
 impl Ec2 {
-    /// Load the AWS configuration and make a client for each region.
-    pub(crate) async fn new(options: &Ec2Options, regions: &[Region]) -> Self {
+    /// Load the AWS configuration and make a client for each scope (today: each region of the
+    /// caller's account).
+    pub(crate) async fn new(options: &Ec2Options, scopes: &[Scope]) -> Self {
         // Regions come from the manifest, one client each: a placeholder region keeps
         // aws-config from probing the environment (or the instance metadata service) for one.
         let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
@@ -128,15 +130,17 @@ impl Ec2 {
         }
         let shared = loader.load().await;
         let counter = CallCounter::default();
-        let clients = regions
+        let clients = scopes
             .iter()
-            .map(|region| {
+            .map(|scope| {
                 let config = aws_sdk_ec2::config::Builder::from(&shared)
-                    .region(aws_sdk_ec2::config::Region::new(region.as_str().to_owned()))
+                    .region(aws_sdk_ec2::config::Region::new(
+                        scope.region.as_str().to_owned(),
+                    ))
                     .interceptor(counter.clone())
                     .build();
-                let host = host_of(options.endpoint_url.as_deref(), region);
-                (region.clone(), (Client::from_conf(config), host))
+                let host = host_of(options.endpoint_url.as_deref(), &scope.region);
+                (scope.clone(), (Client::from_conf(config), host))
             })
             .collect();
         let pacer = match options.pace {
@@ -157,10 +161,10 @@ impl Ec2 {
     }
 
     /// Send one request with labctl's retry policy (see the module's documentation). `call`
-    /// builds and sends the request on the region's client; it may be called again.
+    /// builds and sends the request on the scope's client; it may be called again.
     async fn send<T, E, F, Fut>(
         &self,
-        region: &Region,
+        scope: &Scope,
         operation: &'static str,
         call: F,
     ) -> Result<T, CloudError>
@@ -169,12 +173,12 @@ impl Ec2 {
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let Some((client, host)) = self.clients.get(region) else {
+        let Some((client, host)) = self.clients.get(scope) else {
             return Err(CloudError {
                 kind: CloudErrorKind::Other,
                 operation,
-                region: region.to_string(),
-                message: "no client for this region".to_owned(),
+                scope: scope.to_string(),
+                message: "no client for this scope".to_owned(),
             });
         };
         let mut attempts = 0;
@@ -184,14 +188,14 @@ impl Ec2 {
             // Waiting for its turn (the pace, a backoff) ends when the run is stopped or out of
             // time: a request that changes something is then not sent at all.
             tokio::select! {
-                () = self.pacer.wait(region.as_str(), operation) => {}
+                () = self.pacer.wait(scope, operation) => {}
                 () = self.halted(operation) => {}
             }
             if self.is_halted(operation) {
                 return Err(last.unwrap_or_else(|| CloudError {
                     kind: CloudErrorKind::NotSent,
                     operation,
-                    region: region.to_string(),
+                    scope: scope.to_string(),
                     message:
                         "not sent: the run was stopped (Ctrl-C, SIGTERM) or its --timeout passed"
                             .to_owned(),
@@ -199,20 +203,20 @@ impl Ec2 {
             }
             let err = match call(client.clone()).await {
                 Ok(output) => {
-                    self.pacer.succeeded(region.as_str(), operation);
+                    self.pacer.succeeded(scope, operation);
                     return Ok(output);
                 }
                 Err(err) => err,
             };
-            let error = convert(operation, region, host, self.profile.as_deref(), &err);
+            let error = convert(operation, scope, host, self.profile.as_deref(), &err);
             let wait = if error.kind == CloudErrorKind::Throttled {
                 // Throttling is EC2 asking for a slower pace, not a failure: slow down and
                 // try again, for as long as the run may take.
-                self.pacer.throttled(region.as_str(), operation);
+                self.pacer.throttled(scope, operation);
                 self.throttled
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 throttled += 1;
-                tracing::debug!(operation, region = %region, throttled, "throttled; retrying");
+                tracing::debug!(operation, scope = %scope, throttled, "throttled; retrying");
                 if self.deadline.is_none() && throttled > MAX_THROTTLED_WITHOUT_DEADLINE {
                     return Err(error);
                 }
@@ -225,7 +229,7 @@ impl Ec2 {
                 let wait = backoff(attempts);
                 self.retried
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(operation, region = %region, attempts, error = %error, "retrying");
+                tracing::debug!(operation, scope = %scope, attempts, error = %error, "retrying");
                 wait
             };
             if self
@@ -310,7 +314,7 @@ fn sdk_key_type(key_type: KeyType) -> aws_sdk_ec2::types::KeyType {
 /// Turn an SDK error into a [`CloudError`], classifying it for the hint.
 fn convert<E>(
     operation: &'static str,
-    region: &Region,
+    scope: &Scope,
     host: &str,
     profile: Option<&str>,
     err: &SdkError<E, HttpResponse>,
@@ -416,11 +420,11 @@ where
             }
         }
     };
-    tracing::debug!(operation, region = %region, ?kind, %message, "request failed");
+    tracing::debug!(operation, scope = %scope, ?kind, %message, "request failed");
     CloudError {
         kind,
         operation,
-        region: region.to_string(),
+        scope: scope.to_string(),
         message,
     }
 }
@@ -472,13 +476,13 @@ fn remote_of(k: &aws_sdk_ec2::types::KeyPairInfo) -> Option<RemoteKeyPair> {
 impl Cloud for Ec2 {
     async fn find_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
     ) -> Result<Option<RemoteKeyPair>, CloudError> {
         const OP: &str = "DescribeKeyPairs";
         // A filter, not KeyNames: a missing name is an empty answer, not an error.
         let output = self
-            .send(region, OP, |client| {
+            .send(scope, OP, |client| {
                 client
                     .describe_key_pairs()
                     .include_public_key(true)
@@ -498,10 +502,10 @@ impl Cloud for Ec2 {
             .find(|k| k.name == name.as_str()))
     }
 
-    async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
+    async fn describe_key_pairs(&self, scope: &Scope) -> Result<Vec<RemoteKeyPair>, CloudError> {
         const OP: &str = "DescribeKeyPairs";
         let output = self
-            .send(region, OP, |client| {
+            .send(scope, OP, |client| {
                 client.describe_key_pairs().include_public_key(true).send()
             })
             .await?;
@@ -510,14 +514,14 @@ impl Cloud for Ec2 {
 
     async fn create_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         key_type: KeyType,
         tags: &TagSet,
     ) -> Result<CreatedKeyPair, CloudError> {
         const OP: &str = "CreateKeyPair";
         let output = self
-            .send(region, OP, |client| {
+            .send(scope, OP, |client| {
                 client
                     .create_key_pair()
                     .key_name(name.as_str())
@@ -535,7 +539,7 @@ impl Cloud for Ec2 {
             .ok_or_else(|| CloudError {
                 kind: CloudErrorKind::Other,
                 operation: OP,
-                region: region.to_string(),
+                scope: scope.to_string(),
                 message: "EC2 returned no private key".to_owned(),
             })?;
         Ok(CreatedKeyPair {
@@ -547,14 +551,14 @@ impl Cloud for Ec2 {
 
     async fn import_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         public_key: &PublicKey,
         tags: &TagSet,
     ) -> Result<RemoteKeyPair, CloudError> {
         const OP: &str = "ImportKeyPair";
         let output = self
-            .send(region, OP, |client| {
+            .send(scope, OP, |client| {
                 client
                     .import_key_pair()
                     .key_name(name.as_str())
@@ -577,7 +581,7 @@ impl Cloud for Ec2 {
 
     async fn delete_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         expected_id: Option<&str>,
     ) -> Result<(), CloudError> {
@@ -585,7 +589,7 @@ impl Cloud for Ec2 {
         // Delete by name (the local EC2 server ignores `KeyPairId` on delete), after making
         // sure the name still stands for the key pair labctl saw.
         if let Some(expected) = expected_id {
-            match self.find_key_pair(region, name).await? {
+            match self.find_key_pair(scope, name).await? {
                 // Gone, or not listed yet (EC2's listing lags behind a create): deleting by
                 // name is right either way.
                 None => {}
@@ -594,7 +598,7 @@ impl Cloud for Ec2 {
                     return Err(CloudError {
                         kind: CloudErrorKind::Changed,
                         operation: OP,
-                        region: region.to_string(),
+                        scope: scope.to_string(),
                         message: format!(
                             "key pair `{name}` is now {}, not {expected} as labctl saw it; nothing was deleted",
                             found.id.as_deref().unwrap_or("without an id")
@@ -603,7 +607,7 @@ impl Cloud for Ec2 {
                 }
             }
         }
-        self.send(region, OP, |client| {
+        self.send(scope, OP, |client| {
             client.delete_key_pair().key_name(name.as_str()).send()
         })
         .await?;
@@ -612,7 +616,7 @@ impl Cloud for Ec2 {
 
     async fn create_tags(
         &self,
-        region: &Region,
+        scope: &Scope,
         ids: &[String],
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
@@ -621,7 +625,7 @@ impl Cloud for Ec2 {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        self.send(region, OP, |client| {
+        self.send(scope, OP, |client| {
             client
                 .create_tags()
                 .set_resources(Some(ids.to_vec()))
@@ -634,13 +638,13 @@ impl Cloud for Ec2 {
 
     async fn delete_tags(
         &self,
-        region: &Region,
+        scope: &Scope,
         ids: &[String],
         keys: &[String],
     ) -> Result<(), CloudError> {
         const OP: &str = "DeleteTags";
         let tags: Vec<Tag> = keys.iter().map(|k| Tag::builder().key(k).build()).collect();
-        self.send(region, OP, |client| {
+        self.send(scope, OP, |client| {
             client
                 .delete_tags()
                 .set_resources(Some(ids.to_vec()))

@@ -1,13 +1,14 @@
-//! An in-memory [`Cloud`] for table tests of apply: key pairs per region, a log of every
+//! An in-memory [`Cloud`] for table tests of apply: key pairs per scope, a log of every
 //! call, and scripted faults. It generates real ed25519 keys, so what apply saves can be read
 //! back; the CLI's behaviour is tested against the local EC2 server, not this.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, RemoteKeyPair};
-use crate::desired::{KeyName, KeyType, Region, TagSet};
+use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair};
+use crate::desired::{KeyName, KeyType, TagSet};
 use crate::keys::{PublicKey, generate};
+use crate::resource::{RemoteKeyPair, Scope};
 
 /// What a scripted fault does to the next call of its operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +58,7 @@ impl MemoryCloud {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(hook));
     }
 
-    /// Every call so far, as `Operation region name`.
+    /// Every call so far, as `Operation scope name`.
     pub(crate) fn log(&self) -> Vec<String> {
         self.lock().log.clone()
     }
@@ -83,25 +84,25 @@ impl MemoryCloud {
     }
 
     /// Log the call; the scripted fault for it, if one is next in line for this operation.
-    fn call(&self, operation: &'static str, region: &Region, name: &str) -> Option<Fault> {
+    fn call(&self, operation: &'static str, scope: &Scope, name: &str) -> Option<Fault> {
         let mut state = self.lock();
-        state.log.push(format!("{operation} {region} {name}"));
+        state.log.push(format!("{operation} {scope} {name}"));
         let at = state.faults.iter().position(|(op, _)| *op == operation)?;
         state.faults.remove(at).map(|(_, fault)| fault)
     }
 
-    fn error(operation: &'static str, region: &Region, kind: CloudErrorKind) -> CloudError {
+    fn error(operation: &'static str, scope: &Scope, kind: CloudErrorKind) -> CloudError {
         CloudError {
             kind,
             operation,
-            region: region.to_string(),
+            scope: scope.to_string(),
             message: format!("scripted {kind:?}"),
         }
     }
 
     fn store(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         public: &PublicKey,
         tags: &TagSet,
@@ -121,48 +122,48 @@ impl MemoryCloud {
         };
         state
             .pairs
-            .insert((region.to_string(), name.to_string()), pair.clone());
+            .insert((scope.to_string(), name.to_string()), pair.clone());
         pair
     }
 }
 
 impl Cloud for MemoryCloud {
-    async fn describe_key_pairs(&self, region: &Region) -> Result<Vec<RemoteKeyPair>, CloudError> {
+    async fn describe_key_pairs(&self, scope: &Scope) -> Result<Vec<RemoteKeyPair>, CloudError> {
         const OP: &str = "DescribeKeyPairs";
-        if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) = self.call(OP, region, "") {
-            return Err(Self::error(OP, region, kind));
+        if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) = self.call(OP, scope, "") {
+            return Err(Self::error(OP, scope, kind));
         }
         Ok(self
             .lock()
             .pairs
             .iter()
-            .filter(|((r, _), _)| r == region.as_str())
+            .filter(|((r, _), _)| *r == scope.to_string())
             .map(|(_, p)| p.clone())
             .collect())
     }
 
     async fn create_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         key_type: KeyType,
         tags: &TagSet,
     ) -> Result<CreatedKeyPair, CloudError> {
         const OP: &str = "CreateKeyPair";
-        let fault = self.call(OP, region, name.as_str());
+        let fault = self.call(OP, scope, name.as_str());
         if let Some(Fault::Fail(kind)) = fault {
-            return Err(Self::error(OP, region, kind));
+            return Err(Self::error(OP, scope, kind));
         }
-        if self.get(region.as_str(), name.as_str()).is_some() {
-            return Err(Self::error(OP, region, CloudErrorKind::Duplicate));
+        if self.get(&scope.to_string(), name.as_str()).is_some() {
+            return Err(Self::error(OP, scope, CloudErrorKind::Duplicate));
         }
         let (material, public) = generate(key_type, 2048).map_err(|message| CloudError {
             kind: CloudErrorKind::Other,
             operation: OP,
-            region: region.to_string(),
+            scope: scope.to_string(),
             message,
         })?;
-        let pair = self.store(region, name, &public, tags);
+        let pair = self.store(scope, name, &public, tags);
         if let Some(hook) = self
             .after_create
             .lock()
@@ -172,7 +173,7 @@ impl Cloud for MemoryCloud {
             hook();
         }
         if let Some(Fault::LoseAnswer(kind)) = fault {
-            return Err(Self::error(OP, region, kind));
+            return Err(Self::error(OP, scope, kind));
         }
         let fingerprint = crate::keys::fingerprint::created(&material, &public);
         let material = if fault == Some(Fault::CutMaterial) {
@@ -190,54 +191,54 @@ impl Cloud for MemoryCloud {
 
     async fn import_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         public_key: &PublicKey,
         tags: &TagSet,
     ) -> Result<RemoteKeyPair, CloudError> {
         const OP: &str = "ImportKeyPair";
-        let fault = self.call(OP, region, name.as_str());
+        let fault = self.call(OP, scope, name.as_str());
         if let Some(Fault::Fail(kind)) = fault {
-            return Err(Self::error(OP, region, kind));
+            return Err(Self::error(OP, scope, kind));
         }
-        if self.get(region.as_str(), name.as_str()).is_some() {
-            return Err(Self::error(OP, region, CloudErrorKind::Duplicate));
+        if self.get(&scope.to_string(), name.as_str()).is_some() {
+            return Err(Self::error(OP, scope, CloudErrorKind::Duplicate));
         }
-        let pair = self.store(region, name, public_key, tags);
+        let pair = self.store(scope, name, public_key, tags);
         match fault {
-            Some(Fault::LoseAnswer(kind)) => Err(Self::error(OP, region, kind)),
+            Some(Fault::LoseAnswer(kind)) => Err(Self::error(OP, scope, kind)),
             _ => Ok(pair),
         }
     }
 
     async fn find_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
     ) -> Result<Option<RemoteKeyPair>, CloudError> {
         const OP: &str = "DescribeKeyPairs";
-        match self.call(OP, region, name.as_str()) {
-            Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) => Err(Self::error(OP, region, kind)),
+        match self.call(OP, scope, name.as_str()) {
+            Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) => Err(Self::error(OP, scope, kind)),
             Some(Fault::Hide) => Ok(None),
-            Some(Fault::CutMaterial) | None => Ok(self.get(region.as_str(), name.as_str())),
+            Some(Fault::CutMaterial) | None => Ok(self.get(&scope.to_string(), name.as_str())),
         }
     }
 
     async fn delete_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         expected_id: Option<&str>,
     ) -> Result<(), CloudError> {
         const OP: &str = "DeleteKeyPair";
-        if let Some(Fault::Fail(kind)) = self.call(OP, region, name.as_str()) {
-            return Err(Self::error(OP, region, kind));
+        if let Some(Fault::Fail(kind)) = self.call(OP, scope, name.as_str()) {
+            return Err(Self::error(OP, scope, kind));
         }
         let mut state = self.lock();
-        let key = (region.to_string(), name.to_string());
+        let key = (scope.to_string(), name.to_string());
         match (state.pairs.get(&key), expected_id) {
             (Some(found), Some(expected)) if found.id.as_deref() != Some(expected) => {
-                Err(Self::error(OP, region, CloudErrorKind::Changed))
+                Err(Self::error(OP, scope, CloudErrorKind::Changed))
             }
             _ => {
                 state.pairs.remove(&key);
@@ -248,15 +249,15 @@ impl Cloud for MemoryCloud {
 
     async fn create_tags(
         &self,
-        region: &Region,
+        scope: &Scope,
         ids: &[String],
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         const OP: &str = "CreateTags";
         if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) =
-            self.call(OP, region, &ids.join(","))
+            self.call(OP, scope, &ids.join(","))
         {
-            return Err(Self::error(OP, region, kind));
+            return Err(Self::error(OP, scope, kind));
         }
         for pair in self.lock().pairs.values_mut() {
             if pair.id.as_ref().is_some_and(|id| ids.contains(id)) {
@@ -268,15 +269,15 @@ impl Cloud for MemoryCloud {
 
     async fn delete_tags(
         &self,
-        region: &Region,
+        scope: &Scope,
         ids: &[String],
         keys: &[String],
     ) -> Result<(), CloudError> {
         const OP: &str = "DeleteTags";
         if let Some(Fault::Fail(kind) | Fault::LoseAnswer(kind)) =
-            self.call(OP, region, &ids.join(","))
+            self.call(OP, scope, &ids.join(","))
         {
-            return Err(Self::error(OP, region, kind));
+            return Err(Self::error(OP, scope, kind));
         }
         for pair in self.lock().pairs.values_mut() {
             if pair.id.as_ref().is_some_and(|id| ids.contains(id)) {

@@ -1,7 +1,7 @@
-//! The cloud behind one small trait: read a region's key pairs, create, import, delete.
+//! The cloud behind one small trait: read a scope's key pairs, create, import, delete.
 //!
 //! The trait speaks labctl's domain types. SDK types and errors stop at this border (only
-//! `ec2.rs` imports `aws-sdk-ec2`), converted into [`CloudError`]s that say which region and
+//! `ec2.rs` imports `aws-sdk-ec2`), converted into [`CloudError`]s that say which scope and
 //! key pair failed and what to do about it.
 
 mod ec2;
@@ -16,21 +16,9 @@ use std::future::Future;
 pub(crate) use ec2::{Ec2, Ec2Options};
 pub(crate) use pacer::Pacer;
 
-use crate::desired::{KeyName, KeyType, Region, TagSet};
+use crate::desired::{KeyName, KeyType, TagSet};
 use crate::keys::{PublicKey, Secret};
-
-/// A key pair as EC2 describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RemoteKeyPair {
-    pub name: String,
-    pub id: Option<String>,
-    pub fingerprint: Option<String>,
-    /// The key type, when EC2 says (and it is one labctl knows).
-    pub key_type: Option<KeyType>,
-    /// The OpenSSH public key, when EC2 returned one that parses.
-    pub public_key: Option<PublicKey>,
-    pub tags: BTreeMap<String, String>,
-}
+use crate::resource::{RemoteKeyPair, Scope};
 
 /// How long EC2's `DescribeKeyPairs` may lag behind a create, import or delete (eventual
 /// consistency): every look for what a write did waits at most this long. The one window.
@@ -98,12 +86,13 @@ pub enum CloudErrorKind {
     Other,
 }
 
-/// A failed call to the cloud, naming the operation and region.
+/// A failed call to the cloud, naming the operation and the scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloudError {
     pub kind: CloudErrorKind,
     pub operation: &'static str,
-    pub region: String,
+    /// The scope it concerned, as people read it (its region, in the caller's account).
+    pub scope: String,
     /// The service's own words (never key material: requests and responses are not quoted).
     pub message: String,
 }
@@ -148,7 +137,7 @@ impl fmt::Display for CloudError {
         write!(
             f,
             "{} in {} failed: {}",
-            self.operation, self.region, self.message
+            self.operation, self.scope, self.message
         )
     }
 }
@@ -157,16 +146,16 @@ impl std::error::Error for CloudError {}
 
 /// The cloud labctl manages key pairs in.
 pub(crate) trait Cloud: Send + Sync + 'static {
-    /// Every key pair of a region, with public keys: one request.
+    /// Every key pair of a scope (an account's region), with public keys: one request.
     fn describe_key_pairs(
         &self,
-        region: &Region,
+        scope: &Scope,
     ) -> impl Future<Output = Result<Vec<RemoteKeyPair>, CloudError>> + Send;
 
     /// Have EC2 generate a key pair; the private key is in the answer.
     fn create_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         key_type: KeyType,
         tags: &TagSet,
@@ -175,7 +164,7 @@ pub(crate) trait Cloud: Send + Sync + 'static {
     /// Import a public key as a key pair.
     fn import_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         public_key: &PublicKey,
         tags: &TagSet,
@@ -184,7 +173,7 @@ pub(crate) trait Cloud: Send + Sync + 'static {
     /// One key pair by name, or `None` (used to learn what a request whose answer was lost did).
     fn find_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
     ) -> impl Future<Output = Result<Option<RemoteKeyPair>, CloudError>> + Send;
 
@@ -194,7 +183,7 @@ pub(crate) trait Cloud: Send + Sync + 'static {
     /// pair already gone is not an error.
     fn delete_key_pair(
         &self,
-        region: &Region,
+        scope: &Scope,
         name: &KeyName,
         expected_id: Option<&str>,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
@@ -202,7 +191,7 @@ pub(crate) trait Cloud: Send + Sync + 'static {
     /// Set tags on key pairs (by id): one request for many key pairs.
     fn create_tags(
         &self,
-        region: &Region,
+        scope: &Scope,
         ids: &[String],
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
@@ -210,7 +199,7 @@ pub(crate) trait Cloud: Send + Sync + 'static {
     /// Remove tags (by key) from key pairs (by id): one request for many key pairs.
     fn delete_tags(
         &self,
-        region: &Region,
+        scope: &Scope,
         ids: &[String],
         keys: &[String],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;

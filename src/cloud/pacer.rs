@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::resource::Scope;
+
 /// How much of EC2's published bucket labctl uses: sending at exactly the refill rate leaves
 /// no room for network jitter. A small margin keeps throttling rare; when it happens anyway,
 /// the pacer slows down (see above) and the request is retried.
@@ -52,10 +54,11 @@ struct Bucket {
     decreased: Option<Instant>,
 }
 
-/// Token buckets per (region, action); `None` paces nothing.
+/// Token buckets per (scope, action): EC2 meters each account and region apart. `None`
+/// paces nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
-    buckets: Option<Mutex<HashMap<(String, &'static str), Bucket>>>,
+    buckets: Option<Mutex<HashMap<(Scope, &'static str), Bucket>>>,
     /// The account's limits as a multiple of EC2's published ones.
     scale: f64,
 }
@@ -77,10 +80,10 @@ impl Pacer {
         }
     }
 
-    /// Run `f` on the bucket of (region, action), made on first use.
+    /// Run `f` on the bucket of (scope, action), made on first use.
     fn with_bucket<T>(
         &self,
-        region: &str,
+        scope: &Scope,
         action: &'static str,
         now: Instant,
         f: impl FnOnce(&mut Bucket) -> T,
@@ -90,32 +93,30 @@ impl Pacer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let scale = self.scale;
-        let bucket = buckets
-            .entry((region.to_owned(), action))
-            .or_insert_with(|| {
-                let (capacity, rate) = ec2_limits(action);
-                let capacity = (capacity * scale * BURST_SHARE).floor().max(1.0);
-                let rate = rate * scale * RATE_SHARE;
-                Bucket {
-                    capacity,
-                    rate,
-                    ceiling: rate,
-                    tokens: capacity,
-                    updated: now,
-                    decreased: None,
-                }
-            });
+        let bucket = buckets.entry((scope.clone(), action)).or_insert_with(|| {
+            let (capacity, rate) = ec2_limits(action);
+            let capacity = (capacity * scale * BURST_SHARE).floor().max(1.0);
+            let rate = rate * scale * RATE_SHARE;
+            Bucket {
+                capacity,
+                rate,
+                ceiling: rate,
+                tokens: capacity,
+                updated: now,
+                decreased: None,
+            }
+        });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * bucket.rate).min(bucket.capacity);
         bucket.updated = now;
         Some(f(bucket))
     }
 
-    /// EC2 throttled a request of `action` in `region`: halve that bucket's rate (once a
+    /// EC2 throttled a request of `action` in `scope`: halve that bucket's rate (once a
     /// second at most) and give up its burst.
-    pub(crate) fn throttled(&self, region: &str, action: &'static str) {
+    pub(crate) fn throttled(&self, scope: &Scope, action: &'static str) {
         let now = Instant::now();
-        self.with_bucket(region, action, now, |bucket| {
+        self.with_bucket(scope, action, now, |bucket| {
             let recent = bucket
                 .decreased
                 .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
@@ -123,7 +124,7 @@ impl Pacer {
                 bucket.rate = (bucket.rate / 2.0).max(FLOOR_RATE.min(bucket.ceiling));
                 bucket.decreased = Some(now);
                 tracing::debug!(
-                    region,
+                    scope = %scope,
                     action,
                     rate = bucket.rate,
                     "throttled: slowing down"
@@ -133,16 +134,16 @@ impl Pacer {
         });
     }
 
-    /// A request of `action` in `region` succeeded: recover a little of the rate.
-    pub(crate) fn succeeded(&self, region: &str, action: &'static str) {
-        self.with_bucket(region, action, Instant::now(), |bucket| {
+    /// A request of `action` in `scope` succeeded: recover a little of the rate.
+    pub(crate) fn succeeded(&self, scope: &Scope, action: &'static str) {
+        self.with_bucket(scope, action, Instant::now(), |bucket| {
             bucket.rate = (bucket.rate + bucket.ceiling * RECOVERY_SHARE).min(bucket.ceiling);
         });
     }
 
-    /// How long the next request of `action` in `region` must wait; reserves its token.
-    fn reserve(&self, region: &str, action: &'static str, now: Instant) -> Duration {
-        self.with_bucket(region, action, now, |bucket| {
+    /// How long the next request of `action` in `scope` must wait; reserves its token.
+    fn reserve(&self, scope: &Scope, action: &'static str, now: Instant) -> Duration {
+        self.with_bucket(scope, action, now, |bucket| {
             bucket.tokens -= 1.0;
             if bucket.tokens >= 0.0 {
                 Duration::ZERO
@@ -154,10 +155,10 @@ impl Pacer {
     }
 
     /// Wait for a token for one request.
-    pub(crate) async fn wait(&self, region: &str, action: &'static str) {
-        let delay = self.reserve(region, action, Instant::now());
+    pub(crate) async fn wait(&self, scope: &Scope, action: &'static str) {
+        let delay = self.reserve(scope, action, Instant::now());
         if !delay.is_zero() {
-            tracing::debug!(region, action, delay_ms = delay.as_millis(), "pacing");
+            tracing::debug!(scope = %scope, action, delay_ms = delay.as_millis(), "pacing");
             tokio::time::sleep(delay).await;
         }
     }
@@ -169,6 +170,10 @@ mod tests {
 
     use tokio::time::Instant;
 
+    fn scope(region: &str) -> crate::resource::Scope {
+        crate::resource::Scope::caller(crate::desired::Region::parse(region).unwrap())
+    }
+
     use super::{BURST_SHARE, Pacer, RATE_SHARE};
 
     #[test]
@@ -179,7 +184,7 @@ mod tests {
         let burst: usize = 49;
         assert!((50.0 * BURST_SHARE - 49.0).abs() < 1.0 && 50.0 * BURST_SHARE >= 49.0);
         let delays: Vec<Duration> = (0..burst + 3)
-            .map(|_| pacer.reserve("us-east-1", "CreateKeyPair", start))
+            .map(|_| pacer.reserve(&scope("us-east-1"), "CreateKeyPair", start))
             .collect();
         assert!(delays[..burst].iter().all(Duration::is_zero));
         let step = 1.0 / (5.0 * RATE_SHARE);
@@ -194,43 +199,53 @@ mod tests {
             delays[burst + 2]
         );
         // Buckets are per region and per action.
-        assert!(pacer.reserve("eu-west-1", "CreateKeyPair", start).is_zero());
         assert!(
             pacer
-                .reserve("us-east-1", "DescribeKeyPairs", start)
+                .reserve(&scope("eu-west-1"), "CreateKeyPair", start)
+                .is_zero()
+        );
+        assert!(
+            pacer
+                .reserve(&scope("us-east-1"), "DescribeKeyPairs", start)
                 .is_zero()
         );
         // Time refills the bucket.
         let later = start + Duration::from_mins(1);
-        assert!(pacer.reserve("us-east-1", "CreateKeyPair", later).is_zero());
+        assert!(
+            pacer
+                .reserve(&scope("us-east-1"), "CreateKeyPair", later)
+                .is_zero()
+        );
     }
 
     #[test]
     fn throttling_halves_the_rate_once_a_second_and_successes_bring_it_back() {
         let pacer = Pacer::scaled(1.0);
         let rate = |p: &Pacer| {
-            p.with_bucket("us-east-1", "CreateKeyPair", Instant::now(), |b| b.rate)
-                .unwrap()
+            p.with_bucket(&scope("us-east-1"), "CreateKeyPair", Instant::now(), |b| {
+                b.rate
+            })
+            .unwrap()
         };
         let ceiling = 5.0 * RATE_SHARE;
         assert!((rate(&pacer) - ceiling).abs() < 1e-9);
         // A burst of throttling answers (requests that were in flight together): one halving.
         for _ in 0..16 {
-            pacer.throttled("us-east-1", "CreateKeyPair");
+            pacer.throttled(&scope("us-east-1"), "CreateKeyPair");
         }
         assert!((rate(&pacer) - ceiling / 2.0).abs() < 1e-9);
         // The burst is gone: the next request waits for a token at the lowered rate.
-        let wait = pacer.reserve("us-east-1", "CreateKeyPair", Instant::now());
+        let wait = pacer.reserve(&scope("us-east-1"), "CreateKeyPair", Instant::now());
         assert!(wait > Duration::from_millis(300), "{wait:?}");
         // Successes recover the rate, never past the ceiling.
         for _ in 0..200 {
-            pacer.succeeded("us-east-1", "CreateKeyPair");
+            pacer.succeeded(&scope("us-east-1"), "CreateKeyPair");
         }
         assert!((rate(&pacer) - ceiling).abs() < 1e-9);
         // Another region's bucket never slowed down.
         assert!(
             pacer
-                .reserve("eu-west-1", "CreateKeyPair", Instant::now())
+                .reserve(&scope("eu-west-1"), "CreateKeyPair", Instant::now())
                 .is_zero()
         );
     }
@@ -240,7 +255,7 @@ mod tests {
         let pacer = Pacer::scaled(2.0);
         let start = Instant::now();
         let delays: Vec<Duration> = (0..99)
-            .map(|_| pacer.reserve("us-east-1", "CreateKeyPair", start))
+            .map(|_| pacer.reserve(&scope("us-east-1"), "CreateKeyPair", start))
             .collect();
         assert!(delays[..98].iter().all(Duration::is_zero));
         assert!((delays[98].as_secs_f64() - 1.0 / (10.0 * RATE_SHARE)).abs() < 1e-6);
@@ -250,6 +265,10 @@ mod tests {
     fn none_never_waits() {
         let pacer = Pacer::none();
         let start = Instant::now();
-        assert!((0..1000).all(|_| pacer.reserve("us-east-1", "CreateKeyPair", start).is_zero()));
+        assert!((0..1000).all(|_| {
+            pacer
+                .reserve(&scope("us-east-1"), "CreateKeyPair", start)
+                .is_zero()
+        }));
     }
 }

@@ -8,8 +8,9 @@ use crate::cloud::Cloud;
 use crate::desired::Desired;
 use crate::error::{Error, Exit};
 use crate::keys::KeyStore;
-use crate::plan::{self, Action, KeyPairOp, Options, Plan};
+use crate::plan::{self, Change, KeyPairOp, Options, Plan};
 use crate::render::{self, Style};
+use crate::resource::Scope;
 
 use super::session::{Display, Run, session};
 use super::{Terminal, confirm, now, write_json, write_stdout};
@@ -59,7 +60,7 @@ pub(super) fn replace_targets(
             }
             let regions: Vec<String> = named
                 .iter()
-                .flat_map(|(_, k)| k.regions.iter().map(ToString::to_string))
+                .flat_map(|(_, k)| k.scopes.iter().map(ToString::to_string))
                 .collect();
             return Err(Error::Usage(format!(
                 "--replace {}: {} entries have that name (in {}); say which with --replace {}@REGION",
@@ -71,19 +72,19 @@ pub(super) fn replace_targets(
         };
         let Some((entry, spec)) = named
             .iter()
-            .find(|(_, k)| k.regions.iter().any(|r| r.as_str() == region))
+            .find(|(_, k)| k.scopes.iter().any(|r| r.to_string() == *region))
         else {
             return Err(Error::Usage(format!(
                 "--replace {}@{region}: that key pair is not in {region}",
                 target.name
             )));
         };
-        if spec.regions.len() > 1 {
+        if spec.scopes.len() > 1 {
             return Err(Error::Usage(format!(
                 "--replace {}@{region}: the key of `{}` is shared by {} regions; replacing it in one would break the others. Use --replace {}",
                 target.name,
                 target.name,
-                spec.regions.len(),
+                spec.scopes.len(),
                 target.name
             )));
         }
@@ -119,14 +120,14 @@ pub(super) async fn carry_out<C: Cloud>(
     if show_plan && !args.json && (plan.has_changes() || plan.has_conflicts()) {
         write_stdout(&render::plan_human(plan, style, args.verbose > 0))?;
     }
-    let mut totals: Vec<(String, usize)> = Vec::new();
-    for Action::KeyPair(a) in &plan.actions {
+    let mut totals: Vec<(Scope, usize)> = Vec::new();
+    for a in &plan.actions {
         if !a.is_change() {
             continue;
         }
-        match totals.iter_mut().find(|(r, _)| r == a.region.as_str()) {
+        match totals.iter_mut().find(|(r, _)| r == a.scope()) {
             Some(entry) => entry.1 += 1,
-            None => totals.push((a.region.to_string(), 1)),
+            None => totals.push((a.scope().clone(), 1)),
         }
     }
     let display = Arc::new(Display::new(args, term, totals));
@@ -173,8 +174,7 @@ pub(super) async fn carry_out<C: Cloud>(
         ))?;
     }
     let created_somewhere = report.outcomes.iter().any(|o| {
-        let Action::KeyPair(a) = &o.action;
-        matches!(a.op, KeyPairOp::Create { .. } | KeyPairOp::Replace { .. })
+        matches!(o.action.change(), Change::Create | Change::Replace)
             && o.status == apply::Status::Done
     });
     if created_somewhere && !args.quiet && !args.json {
@@ -263,19 +263,20 @@ fn style(term: Terminal) -> Style {
 fn deletions(plan: &Plan, asked: &std::collections::BTreeSet<usize>) -> Vec<String> {
     plan.actions
         .iter()
-        .filter_map(|Action::KeyPair(a)| match &a.op {
-            KeyPairOp::Delete { .. } => {
-                Some(format!("  {} in {} (no longer listed)", a.name, a.region))
+        .filter_map(|action| {
+            let (name, scope) = (action.name(), action.scope());
+            match &action.key_pair()?.op {
+                KeyPairOp::Delete { .. } => Some(format!("  {name} in {scope} (no longer listed)")),
+                KeyPairOp::Replace { exists: true, .. }
+                    if action
+                        .key_pair()
+                        .and_then(|a| a.entry)
+                        .is_some_and(|e| asked.contains(&e)) =>
+                {
+                    Some(format!("  {name} in {scope} (to be replaced by a new key)"))
+                }
+                _ => None,
             }
-            KeyPairOp::Replace { exists: true, .. }
-                if a.entry.is_some_and(|e| asked.contains(&e)) =>
-            {
-                Some(format!(
-                    "  {} in {} (to be replaced by a new key)",
-                    a.name, a.region
-                ))
-            }
-            _ => None,
         })
         .collect()
 }

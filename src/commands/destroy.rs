@@ -6,7 +6,7 @@ use crate::cloud::Cloud;
 use crate::error::{Error, Exit};
 use crate::keys::{FileState, KeyStore};
 use crate::observe::{Observed, observe};
-use crate::plan::{self, Action, Options};
+use crate::plan::{self, Options};
 use crate::render::{self, Style};
 
 use super::apply::{Carry, carry_out};
@@ -16,10 +16,13 @@ const LISTING_LAG: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether some entry's key file exists while EC2 lists no key pair for it in a region.
 fn unlisted_with_key_file(plan: &plan::Plan, observed: &Observed) -> bool {
-    plan.actions.iter().any(|Action::KeyPair(a)| {
+    plan.actions.iter().any(|action| {
+        let Some(a) = action.key_pair() else {
+            return false;
+        };
         a.entry.is_some()
             && a.op == plan::KeyPairOp::Noop
-            && !observed.has(&a.region, a.name.as_str())
+            && !observed.has(action.scope(), action.name().as_str())
             && a.output
                 .as_ref()
                 .is_some_and(|p| matches!(observed.local.get(p), Some(FileState::Key { .. })))
@@ -57,11 +60,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                     .map_err(Error::Observe)?;
                 plan = plan::plan_destroy(&desired, &again, &options);
             }
-            let deletions = plan
-                .actions
-                .iter()
-                .filter(|Action::KeyPair(a)| a.op.is_change())
-                .count();
+            let deletions = plan.actions.iter().filter(|a| a.is_change()).count();
             if deletions == 0 {
                 if args.cloud.json {
                     let report = apply::Report {

@@ -20,7 +20,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::cli::HandoutArgs;
-use crate::desired::{KeyPairSpec, KeySource, Region};
+use crate::desired::{KeyPairSpec, KeySource};
 use crate::error::{Error, Exit};
 use crate::keys::folder::{Entry, FolderError, KeyFolder};
 use crate::keys::{self, KeyStore, PublicKey, Secret, fingerprint};
@@ -707,7 +707,7 @@ fn readme(
     if let Some(seat) = &spec.seat {
         let _ = writeln!(text, "Seat:        {seat}");
     }
-    let regions: Vec<&str> = spec.regions.iter().map(Region::as_str).collect();
+    let regions: Vec<String> = spec.scopes.iter().map(ToString::to_string).collect();
     let _ = writeln!(text, "Regions:     {}", regions.join(", "));
     let _ = writeln!(text, "Public key:  {}", public.to_openssh());
     let mut files = vec![format!("{name}.pem (OpenSSH, for ssh)")];
@@ -723,7 +723,7 @@ fn readme(
     text.push_str(
         "\nFingerprint, as the EC2 console shows it (EC2 > Key pairs); check that it matches:\n",
     );
-    for (i, region) in spec.regions.iter().enumerate() {
+    for (i, region) in spec.scopes.iter().enumerate() {
         let made_here = i == 0 && matches!(spec.source, KeySource::Aws);
         let shown = if made_here {
             fingerprint::created(secret, public)
@@ -733,7 +733,7 @@ fn readme(
         let _ = writeln!(
             text,
             "  {:<16} {}",
-            region.as_str(),
+            region.to_string(),
             shown.unwrap_or_else(|| "(not computed)".to_owned())
         );
     }

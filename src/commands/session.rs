@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::keys::KeyStore;
 use crate::lock;
 use crate::observe::{Observed, observe};
+use crate::resource::Scope;
 
 use super::{Terminal, git_exposure, load, report_git_exposure};
 
@@ -46,15 +47,15 @@ pub(super) struct Display {
     /// Step lines too (-v).
     verbose: bool,
     quiet: bool,
-    /// (region, done, total)
-    regions: std::sync::Mutex<Vec<(String, usize, usize)>>,
+    /// (scope, done, total)
+    regions: std::sync::Mutex<Vec<(Scope, usize, usize)>>,
     throttled: std::sync::atomic::AtomicU64,
     retried: std::sync::atomic::AtomicU64,
 }
 
 impl Display {
-    /// `totals`: the number of changes per region.
-    pub(super) fn new(args: &CloudArgs, term: Terminal, totals: Vec<(String, usize)>) -> Self {
+    /// `totals`: the number of changes per scope.
+    pub(super) fn new(args: &CloudArgs, term: Terminal, totals: Vec<(Scope, usize)>) -> Self {
         let quiet = args.quiet || args.json;
         let total: usize = totals.iter().map(|(_, n)| n).sum();
         let bar = (term.stderr_tty && !quiet && total > 0).then(|| {
@@ -157,7 +158,7 @@ impl Progress for Display {
         }
     }
 
-    fn finished(&self, region: &str) {
+    fn finished(&self, scope: &Scope) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
@@ -165,7 +166,7 @@ impl Progress for Display {
             .regions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entry) = regions.iter_mut().find(|(r, _, _)| r == region) {
+        if let Some(entry) = regions.iter_mut().find(|(r, _, _)| r == scope) {
             entry.1 += 1;
         }
         drop(regions);
@@ -228,7 +229,7 @@ pub(super) async fn connect(
         deadline: Some(deadline.into()),
         stop: stop.clone(),
     };
-    Arc::new(Ec2::new(&options, &desired.regions()).await)
+    Arc::new(Ec2::new(&options, &desired.scopes()).await)
 }
 
 pub(super) fn status(args: &CloudArgs, message: &str) {
@@ -315,10 +316,10 @@ pub(super) fn session<T>(
         let stop = crate::apply::Stop::default();
         watch_signals(stop.clone(), args.quiet, args.json);
         let cloud = connect(args, &desired, deadline, &stop).await;
-        let regions = desired.regions();
+        let scopes = desired.scopes();
         status(
             args,
-            &format!("Reading key pairs in {} region(s)", regions.len()),
+            &format!("Reading key pairs in {} region(s)", scopes.len()),
         );
         let waiting = (!args.quiet && !args.json).then(say_while_waiting);
         let observed = tokio::select! {

@@ -61,7 +61,7 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
             print_diagnostics(&source, &diagnostics, term);
             if let Some(desired) = desired.as_ref().filter(|_| !strict_failed) {
                 let pairs = desired.keypairs.len();
-                let regions = desired.regions().len();
+                let regions = desired.scopes().len();
                 println!(
                     "{}: valid ({pairs} key pair{} in {regions} region{})",
                     source.name(),

@@ -21,9 +21,9 @@
 
 use super::{
     APPLY_TAG, Action, AfterDelete, BTreeSet, Desired, FileState, KeyPairOp, Observed, Options,
-    PathBuf, PublicKey, Region, ours,
+    PathBuf, PublicKey, Scope, ours,
 };
-use crate::cloud::RemoteKeyPair;
+use crate::resource::RemoteKeyPair;
 
 /// Whose file a decision is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub(super) struct Custody<'a> {
     observed: &'a Observed,
     options: &'a Options,
     /// Every key pair this plan deletes: `(region, name)`.
-    deleting: BTreeSet<(Region, String)>,
+    deleting: BTreeSet<(Scope, String)>,
     /// Entries whose key pairs all leave (destroy); every other entry stays and keeps its
     /// file.
     leaving: BTreeSet<usize>,
@@ -58,12 +58,12 @@ impl<'a> Custody<'a> {
         options: &'a Options,
         actions: &[Action],
     ) -> Self {
-        let listed: BTreeSet<(&Region, &str)> = desired
+        let listed: BTreeSet<(&Scope, &str)> = desired
             .keypairs
             .iter()
-            .flat_map(|k| k.regions.iter().map(move |r| (r, k.name.as_str())))
+            .flat_map(|k| k.scopes.iter().map(move |r| (r, k.name.as_str())))
             .collect();
-        let mut deleting: BTreeSet<(Region, String)> = if options.prune {
+        let mut deleting: BTreeSet<(Scope, String)> = if options.prune {
             owned_pairs(desired, observed)
                 .filter(|(r, n)| !listed.contains(&(r, n.as_str())))
                 .collect()
@@ -71,11 +71,13 @@ impl<'a> Custody<'a> {
             BTreeSet::new()
         };
         let mut leaving = BTreeSet::new();
-        for Action::KeyPair(a) in actions {
-            if let KeyPairOp::Replace { exists, .. } = a.op {
+        for action in actions {
+            if let Some(a) = action.key_pair()
+                && let KeyPairOp::Replace { exists, .. } = a.op
+            {
                 leaving.extend(a.entry);
                 if exists {
-                    deleting.insert((a.region.clone(), a.name.to_string()));
+                    deleting.insert((action.scope().clone(), action.name().to_string()));
                 }
             }
         }
@@ -95,13 +97,13 @@ impl<'a> Custody<'a> {
         observed: &'a Observed,
         options: &'a Options,
     ) -> Self {
-        let deleting: BTreeSet<(Region, String)> = owned_pairs(desired, observed).collect();
+        let deleting: BTreeSet<(Scope, String)> = owned_pairs(desired, observed).collect();
         let leaving = desired
             .keypairs
             .iter()
             .enumerate()
             .filter(|(_, k)| {
-                k.regions.iter().all(|r| {
+                k.scopes.iter().all(|r| {
                     !observed.has(r, k.name.as_str())
                         || deleting.contains(&(r.clone(), k.name.to_string()))
                 })
@@ -154,7 +156,7 @@ impl<'a> Custody<'a> {
             })
             .map(|(_, k)| {
                 let regions: Vec<String> = k
-                    .regions
+                    .scopes
                     .iter()
                     .filter(|r| {
                         self.observed.has(r, k.name.as_str())
@@ -250,7 +252,9 @@ impl<'a> Custody<'a> {
     /// (when labctl made it and nothing that stays uses it) and the key of any file the
     /// action retires or removes.
     pub(super) fn retires(&self, action: &Action) -> Vec<String> {
-        let Action::KeyPair(a) = action;
+        let Some(a) = action.key_pair() else {
+            return Vec::new();
+        };
         let deletes = matches!(
             a.op,
             KeyPairOp::Delete { .. } | KeyPairOp::Replace { exists: true, .. }
@@ -261,7 +265,7 @@ impl<'a> Custody<'a> {
             && !self.options.keep_local
             && let Some(public) = self
                 .observed
-                .pair(&a.region, &a.name)
+                .pair(action.scope(), action.name())
                 .and_then(|r: &RemoteKeyPair| r.public_key.as_ref())
             && self.made_by_labctl(public)
             && !self.key_stays(public)
@@ -297,11 +301,11 @@ impl<'a> Custody<'a> {
     }
 }
 
-/// Every key pair this manifest owns in its regions: `(region, name)`.
+/// Every key pair this manifest owns in its scopes: `(scope, name)`.
 fn owned_pairs<'a>(
     desired: &'a Desired,
     observed: &'a Observed,
-) -> impl Iterator<Item = (Region, String)> + 'a {
+) -> impl Iterator<Item = (Scope, String)> + 'a {
     observed.remote.iter().flat_map(move |(region, pairs)| {
         pairs
             .values()
@@ -323,7 +327,7 @@ mod tests {
     fn retires(p: &Plan) -> Vec<(String, Vec<String>)> {
         p.actions
             .iter()
-            .map(|Action::KeyPair(a)| (a.name.to_string(), a.retires.clone()))
+            .filter_map(|a| Some((a.name().to_string(), a.key_pair()?.retires.clone())))
             .collect()
     }
 
@@ -378,7 +382,7 @@ mod tests {
             ..Options::default()
         };
         let p = plan(&d, &o, &options);
-        let Action::KeyPair(pruned) = &p.actions[1];
+        let pruned = p.actions[1].key_pair().unwrap();
         assert_eq!(
             pruned.op,
             KeyPairOp::Delete {
@@ -394,7 +398,7 @@ mod tests {
             file("ed25519-b.pub", 0o400),
         );
         let p = plan(&d, &o2, &options);
-        let Action::KeyPair(pruned) = &p.actions[1];
+        let pruned = p.actions[1].key_pair().unwrap();
         assert!(pruned.retires.is_empty(), "{pruned:?}");
         assert_eq!(
             pruned.op,

@@ -3,7 +3,7 @@
 use super::custody::{Custody, FileOf};
 use super::recovery::retired_key_file;
 use super::{
-    Action, AfterDelete, Desired, KeyPairOp, KeyPairSpec, Observed, Options, Owner, Plan,
+    Action, AfterDelete, Change, Desired, KeyPairOp, KeyPairSpec, Observed, Options, Owner, Plan,
     PublicKey, action, ours, ownership, plan_orphans, record_retires,
 };
 
@@ -12,7 +12,7 @@ pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Opt
     let custody = Custody::for_destroy(desired, observed, options);
     let mut actions = Vec::new();
     for (entry, spec) in desired.keypairs.iter().enumerate() {
-        for region in &spec.regions {
+        for region in &spec.scopes {
             let remote = observed.pair(region, &spec.name);
             let (op, reason) = match remote {
                 None => (KeyPairOp::Noop, format!("absent in {region}")),
@@ -34,7 +34,7 @@ pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Opt
             };
             actions.push(action(Some(entry), spec, region, remote, op, reason));
         }
-        let first = actions.len() - spec.regions.len();
+        let first = actions.len() - spec.scopes.len();
         after_last_delete(entry, spec, observed, &custody, &mut actions[first..]);
         retire_left_behind(
             entry,
@@ -73,17 +73,17 @@ fn after_last_delete(
     };
     let leaving_keys: Vec<Option<&PublicKey>> = entry_actions
         .iter()
-        .filter(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Delete { .. }))
-        .map(|Action::KeyPair(a)| {
+        .filter(|a| a.change() == Change::Delete)
+        .map(|a| {
             observed
-                .pair(&a.region, &spec.name)
+                .pair(a.scope(), &spec.name)
                 .and_then(|remote| remote.public_key.as_ref())
         })
         .collect();
-    let Some(Action::KeyPair(last)) = entry_actions
+    let Some(last) = entry_actions
         .iter_mut()
         .rev()
-        .find(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Delete { .. }))
+        .find(|a| a.change() == Change::Delete)
     else {
         return;
     };
@@ -93,8 +93,10 @@ fn after_last_delete(
         &leaving_keys,
         FileOf::Entry(entry),
     );
-    last.op = KeyPairOp::Delete { file };
     last.reason.push_str(&note);
+    if let Some(last) = last.key_pair_mut() {
+        last.op = KeyPairOp::Delete { file };
+    }
 }
 
 /// Every key pair of the entry is gone, but its file still holds the key an earlier destroy
@@ -109,7 +111,7 @@ fn retire_left_behind(
     entry_actions: &mut [Action],
 ) {
     let gone = spec
-        .regions
+        .scopes
         .iter()
         .all(|r| observed.pair(r, &spec.name).is_none());
     let Some((path, public)) = retired_key_file(spec, observed, options) else {
@@ -129,16 +131,18 @@ fn retire_left_behind(
         AfterDelete::Purge(..) => "remove",
         AfterDelete::Retire(..) => "retire",
     };
-    let Some(Action::KeyPair(last)) = entry_actions.last_mut() else {
+    let Some(last) = entry_actions.last_mut() else {
         return;
-    };
-    last.op = KeyPairOp::RetireFile {
-        file: Box::new(file),
     };
     last.reason = format!(
         "its key pairs are gone, but {} still holds the key destroy or prune retired; {what} it",
         spec.output_display
     );
+    if let Some(last) = last.key_pair_mut() {
+        last.op = KeyPairOp::RetireFile {
+            file: Box::new(file),
+        };
+    }
 }
 
 #[cfg(test)]
@@ -148,8 +152,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::cloud::RemoteKeyPair;
     use crate::desired::*;
+    use crate::resource::RemoteKeyPair;
 
     use crate::plan::fixtures::*;
     use crate::plan::*;
@@ -169,8 +173,9 @@ mod tests {
             let o = observed(&d, present, file("ed25519-a.pub", 0o400));
             plan_destroy(&d, &o, options)
                 .actions
-                .into_iter()
-                .map(|Action::KeyPair(a)| a.op)
+                .iter()
+                .filter_map(Action::key_pair)
+                .map(|a| a.op.clone())
                 .collect()
         };
         let both = [("us-east-1", ours.clone()), ("eu-west-1", ours.clone())];
@@ -273,8 +278,9 @@ mod tests {
         let fates = |options: &Options| -> Vec<KeyPairOp> {
             plan_destroy(&d, &o, options)
                 .actions
-                .into_iter()
-                .map(|Action::KeyPair(a)| a.op)
+                .iter()
+                .filter_map(Action::key_pair)
+                .map(|a| a.op.clone())
                 .collect()
         };
         assert_eq!(
@@ -312,13 +318,10 @@ mod tests {
         // A key pair still exists: the ordinary delete decides, not this.
         let ours = remote(Some(key("ed25519-a.pub")), "ed25519");
         let o = observed(&d, &[("eu-west-1", ours)], file("ed25519-a.pub", 0o400));
-        assert!(matches!(
-            plan_destroy(&d, &o, &retired).actions[1],
-            Action::KeyPair(KeyPairAction {
-                op: KeyPairOp::Delete { .. },
-                ..
-            })
-        ));
+        assert_eq!(
+            plan_destroy(&d, &o, &retired).actions[1].change(),
+            Change::Delete
+        );
         // And apply never imports the retired key: it makes a new one.
         let o = observed(&d, &[], file("ed25519-a.pub", 0o400));
         let ops = ops_with(&d, &o, &retired);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{
     APPLY_TAG, Action, BTreeMap, Conflict, Desired, FileState, Generator, ImportSource, KEY_MODE,
-    KeyPairOp, KeyPairSpec, KeySource, Observed, Owner, PublicKey, Region, RemoteKeyPair, action,
+    KeyPairOp, KeyPairSpec, KeySource, Observed, Owner, PublicKey, RemoteKeyPair, Scope, action,
     generator, ownership,
 };
 
@@ -22,10 +22,10 @@ pub(super) fn plan_entry(
         .as_ref()
         .and_then(|path| observed.local.get(path))
         .unwrap_or(&FileState::Absent);
-    let remote = |region: &Region| observed.pair(region, &spec.name);
-    let present_in = spec.regions.iter().find(|r| remote(r).is_some());
+    let remote = |region: &Scope| observed.pair(region, &spec.name);
+    let present_in = spec.scopes.iter().find(|r| remote(r).is_some());
     let mut planned: Vec<(KeyPairOp, String)> = spec
-        .regions
+        .scopes
         .iter()
         .map(|region| {
             let (op, reason) = region_op(spec, file, remote(region), region, present_in);
@@ -48,7 +48,7 @@ pub(super) fn plan_entry(
     }
     if spec.ppk.is_some() {
         // A new key is saved with its PuTTY form.
-        for (region, (op, reason)) in spec.regions.iter().zip(&mut planned) {
+        for (region, (op, reason)) in spec.scopes.iter().zip(&mut planned) {
             let creates = match op {
                 KeyPairOp::Create { .. } => true,
                 KeyPairOp::Replace { created_in, .. } => created_in == region,
@@ -61,11 +61,12 @@ pub(super) fn plan_entry(
     }
     let fix_at = mode_fix(spec, file, &mut planned);
     let ppk_at = ppk.and_then(|state| ppk_write(spec, file, state, &mut planned));
-    for (i, (region, (op, reason))) in spec.regions.iter().zip(planned).enumerate() {
+    for (i, (region, (op, reason))) in spec.scopes.iter().zip(planned).enumerate() {
         let mut a = action(Some(entry), spec, region, remote(region), op, reason);
-        let Action::KeyPair(inner) = &mut a;
-        inner.fix_mode = fix_at == Some(i);
-        inner.write_ppk = ppk_at == Some(i);
+        if let Some(inner) = a.key_pair_mut() {
+            inner.fix_mode = fix_at == Some(i);
+            inner.write_ppk = ppk_at == Some(i);
+        }
         actions.push(a);
     }
 }
@@ -207,8 +208,8 @@ fn region_op(
     spec: &KeyPairSpec,
     file: &FileState,
     remote: Option<&RemoteKeyPair>,
-    region: &Region,
-    present_in: Option<&Region>,
+    region: &Scope,
+    present_in: Option<&Scope>,
 ) -> Planned {
     let local = match local_key(spec, file) {
         Ok(local) => local,
@@ -251,7 +252,7 @@ fn compare(spec: &KeyPairSpec, public: &PublicKey, remote: &RemoteKeyPair) -> Pl
 }
 
 /// The entry's key is known locally and the key pair is absent here: import it.
-fn import_here(spec: &KeyPairSpec, public: &PublicKey, region: &Region) -> Planned {
+fn import_here(spec: &KeyPairSpec, public: &PublicKey, region: &Scope) -> Planned {
     let (source, from) = match &spec.source {
         KeySource::PublicKey(_) => (
             ImportSource::Given(public.clone()),
@@ -270,9 +271,9 @@ fn import_here(spec: &KeyPairSpec, public: &PublicKey, region: &Region) -> Plann
 
 /// No local key and no key pair here: create the key in the entry's first region and import
 /// it into the others; never a second key when the key pair exists in another region.
-fn new_key_here(spec: &KeyPairSpec, region: &Region, present_in: Option<&Region>) -> Planned {
+fn new_key_here(spec: &KeyPairSpec, region: &Scope, present_in: Option<&Scope>) -> Planned {
     let output = &spec.output_display;
-    let primary = &spec.regions[0];
+    let primary = &spec.scopes[0];
     match (present_in, generator(spec)) {
         (Some(other), _) => conflict(
             Conflict::MissingPrivateKey,
@@ -545,7 +546,7 @@ mod tests {
         );
         let a = || Some(key("ed25519-a.pub"));
         let created_in = || KeyPairOp::Import {
-            source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+            source: ImportSource::CreatedIn(scope("us-east-1")),
         };
         assert_eq!(
             ops(&d, &observed(&d, &[], FileState::Absent)),
@@ -602,7 +603,8 @@ mod tests {
         let fixes: Vec<bool> = p
             .actions
             .iter()
-            .map(|Action::KeyPair(a)| a.fix_mode)
+            .filter_map(Action::key_pair)
+            .map(|a| a.fix_mode)
             .collect();
         assert_eq!(fixes, [true, false, false]);
     }
@@ -618,7 +620,7 @@ mod tests {
             },
         };
         let created_in = KeyPairOp::Import {
-            source: ImportSource::CreatedIn(Region::parse("us-east-1").unwrap()),
+            source: ImportSource::CreatedIn(scope("us-east-1")),
         };
         assert_eq!(
             ops(&d, &observed(&d, &[], FileState::Absent)),
@@ -655,7 +657,7 @@ mod tests {
         let regions: Vec<String> = first
             .actions
             .iter()
-            .map(|Action::KeyPair(a)| a.region.to_string())
+            .map(|a| a.scope().to_string())
             .collect();
         assert_eq!(regions, ["us-west-2", "eu-west-1"]);
         assert!(first.has_changes());

@@ -4,16 +4,21 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
-use crate::cloud::RemoteKeyPair;
 use crate::desired::*;
 use crate::keys::{FileState, PublicKey};
 use crate::observe::Observed;
+use crate::resource::{RemoteKeyPair, Scope};
 
 pub(super) const EC2: KeyPairOp = KeyPairOp::Create {
     generator: Generator::Ec2 {
         key_type: KeyType::Ed25519,
     },
 };
+
+/// A region of the caller's account.
+pub(crate) fn scope(region: &str) -> Scope {
+    Scope::caller(Region::parse(region).unwrap())
+}
 
 pub(super) fn key(name: &str) -> PublicKey {
     PublicKey::from_openssh(&crate::keys::fixture(name)).unwrap()
@@ -33,7 +38,7 @@ pub(super) fn desired(regions: &[&str], key_type: KeyType) -> Desired {
         project: "lab".into(),
         keypairs: vec![KeyPairSpec {
             name: KeyName::parse("lab-key").unwrap(),
-            regions: regions.iter().map(|r| Region::parse(r).unwrap()).collect(),
+            scopes: regions.iter().map(|r| scope(r)).collect(),
             key_type,
             source: KeySource::Aws,
             tags: tags(&[("Team", "blue")]),
@@ -81,14 +86,14 @@ pub(super) fn observed(
     present: &[(&str, RemoteKeyPair)],
     file: FileState,
 ) -> Observed {
-    let mut remote: BTreeMap<Region, BTreeMap<String, RemoteKeyPair>> = desired
-        .regions()
+    let mut remote: BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>> = desired
+        .scopes()
         .into_iter()
         .map(|r| (r, BTreeMap::new()))
         .collect();
     for (region, pair) in present {
         remote
-            .get_mut(&Region::parse(region).unwrap())
+            .get_mut(&scope(region))
             .unwrap()
             .insert(pair.name.clone(), pair.clone());
     }
@@ -110,8 +115,9 @@ pub(super) fn ops_with(
 ) -> Vec<KeyPairOp> {
     plan(desired, observed, options)
         .actions
-        .into_iter()
-        .map(|Action::KeyPair(a)| a.op)
+        .iter()
+        .filter_map(Action::key_pair)
+        .map(|a| a.op.clone())
         .collect()
 }
 

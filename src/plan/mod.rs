@@ -13,19 +13,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::cloud::RemoteKeyPair;
-use crate::desired::{
-    APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, Region, TagSet,
-};
+use crate::desired::{APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, TagSet};
 use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
 use crate::ownership::{self, Owner};
+use crate::resource::{Address, RemoteKeyPair, Scope};
 
 mod custody;
 mod destroy;
 mod entry;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod orphans;
 mod recovery;
 mod replace;
@@ -70,19 +68,96 @@ pub(crate) struct Plan {
     pub actions: Vec<Action>,
 }
 
-/// One action on one resource. Each resource kind labctl manages is one variant.
+/// One action on one resource, the same shell for every kind: which resource (its address:
+/// kind, name, scope), why (for people), and what to do in the kind's own terms. Code that
+/// handles every kind (the scheduler, summaries, progress) reads the address and
+/// [`Action::change`]; code of one kind takes its operation with [`Action::key_pair`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
+pub(crate) struct Action {
+    pub address: Address,
+    /// For people.
+    pub reason: String,
+    pub op: Op,
+}
+
+/// An action's operation. Each resource kind labctl manages is one variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
     KeyPair(KeyPairAction),
 }
 
-/// What to do about one key pair in one region.
+impl Action {
+    /// The key pair operation, when this action is on a key pair.
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "key pairs are the one kind today; another kind's action answers None"
+    )]
+    pub(crate) fn key_pair(&self) -> Option<&KeyPairAction> {
+        match &self.op {
+            Op::KeyPair(a) => Some(a),
+        }
+    }
+
+    /// The key pair operation, when this action is on a key pair.
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "key pairs are the one kind today; another kind's action answers None"
+    )]
+    pub(crate) fn key_pair_mut(&mut self) -> Option<&mut KeyPairAction> {
+        match &mut self.op {
+            Op::KeyPair(a) => Some(a),
+        }
+    }
+
+    /// The kind of change, whatever the resource.
+    pub(crate) fn change(&self) -> Change {
+        match &self.op {
+            Op::KeyPair(a) => a.op.change(),
+        }
+    }
+
+    /// Whether apply changes anything for this action.
+    pub(crate) fn is_change(&self) -> bool {
+        match &self.op {
+            Op::KeyPair(a) => a.is_change(),
+        }
+    }
+
+    /// The resource's name.
+    pub(crate) fn name(&self) -> &KeyName {
+        &self.address.name
+    }
+
+    /// Where the resource lives.
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.address.scope
+    }
+
+    /// Why nothing can be done, when that is the action.
+    pub(crate) fn conflict(&self) -> Option<Conflict> {
+        match &self.op {
+            Op::KeyPair(KeyPairAction {
+                op: KeyPairOp::Conflict(c),
+                ..
+            }) => Some(*c),
+            Op::KeyPair(_) => None,
+        }
+    }
+
+    /// The local file the resource keeps (a key pair's private key), as people see it; empty
+    /// when there is none.
+    pub(crate) fn file_display(&self) -> &str {
+        match &self.op {
+            Op::KeyPair(a) => &a.output_display,
+        }
+    }
+}
+
+/// What to do about one key pair in one scope (the action's address names which).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyPairAction {
     /// Index of the key pair in the desired state; `None` for key pairs not in the manifest.
     pub entry: Option<usize>,
-    pub name: KeyName,
-    pub region: Region,
     /// The private key file, when there is one.
     pub output: Option<PathBuf>,
     pub output_display: String,
@@ -104,8 +179,6 @@ pub(crate) struct KeyPairAction {
     /// Whether the key pair exists and this manifest owns it (its `labctl:project` tag): what
     /// a conflict's hint may suggest (`--replace` only replaces owned key pairs).
     pub owned: bool,
-    /// For people.
-    pub reason: String,
 }
 
 /// Who generates a new key, and of which type.
@@ -124,8 +197,8 @@ pub(crate) enum ImportSource {
     File(PublicKey),
     /// The manifest's `public_key`.
     Given(PublicKey),
-    /// The key this apply creates in another region first.
-    CreatedIn(Region),
+    /// The key this apply creates in another scope first.
+    CreatedIn(Scope),
 }
 
 /// Why nothing can be done for a key pair.
@@ -169,15 +242,15 @@ impl Conflict {
     /// How to get out of the conflict for this action, with the key pair's own name in the
     /// command it gives. A key pair this manifest does not own is never offered `--replace`
     /// (which would refuse it).
-    pub(crate) fn hint_for(self, action: &KeyPairAction) -> String {
-        let name = action.name.as_str();
+    pub(crate) fn hint_for(self, address: &Address, action: &KeyPairAction) -> String {
+        let name = address.name.as_str();
         match self {
             Conflict::MissingPrivateKey | Conflict::Mismatch | Conflict::KeyType
                 if !action.owned =>
             {
                 format!(
                     "the key pair `{name}` in {} is not tagged as this manifest's, so labctl will not replace it. Put its private key at the output path, or, if nobody needs it, delete it yourself (`aws ec2 delete-key-pair --key-name {name} --region {}`) and run apply again",
-                    action.region, action.region
+                    address.scope, address.scope.region
                 )
             }
             _ => self.hint().replace("NAME", name),
@@ -228,9 +301,9 @@ pub(crate) enum KeyPairOp {
     /// Delete the key pair and create it anew (`--replace`): the old file is moved aside.
     Replace {
         generator: Generator,
-        /// The region whose key is created; the other regions import it.
-        created_in: Region,
-        /// Whether the key pair exists in this region (and is deleted first).
+        /// The scope whose key is created; the others import it.
+        created_in: Scope,
+        /// Whether the key pair exists in this scope (and is deleted first).
         exists: bool,
     },
     /// Set and remove tags on a key pair this manifest owns.
@@ -363,11 +436,6 @@ impl KeyPairOp {
         }
     }
 
-    /// The action's name in output and JSON.
-    pub(crate) fn name(&self) -> &'static str {
-        self.change().as_str()
-    }
-
     /// Whether apply changes anything for this action.
     pub(crate) fn is_change(&self) -> bool {
         self.change().is_change()
@@ -383,13 +451,11 @@ impl KeyPairAction {
 
 impl Plan {
     pub(crate) fn has_changes(&self) -> bool {
-        self.actions.iter().any(|Action::KeyPair(a)| a.is_change())
+        self.actions.iter().any(Action::is_change)
     }
 
     pub(crate) fn has_conflicts(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|Action::KeyPair(a)| matches!(a.op, KeyPairOp::Conflict(_)))
+        self.actions.iter().any(|a| a.change() == Change::Conflict)
     }
 }
 
@@ -397,8 +463,9 @@ impl Plan {
 fn record_retires(custody: &custody::Custody, actions: &mut [Action]) {
     for action in actions.iter_mut() {
         let retires = custody.retires(action);
-        let Action::KeyPair(a) = action;
-        a.retires = retires;
+        if let Some(a) = action.key_pair_mut() {
+            a.retires = retires;
+        }
     }
 }
 
@@ -440,15 +507,13 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
 fn action(
     entry: Option<usize>,
     spec: &KeyPairSpec,
-    region: &Region,
+    scope: &Scope,
     remote: Option<&RemoteKeyPair>,
     op: KeyPairOp,
     reason: String,
 ) -> Action {
-    Action::KeyPair(KeyPairAction {
+    let op = Op::KeyPair(KeyPairAction {
         entry,
-        name: spec.name.clone(),
-        region: region.clone(),
         output: spec.output.clone(),
         output_display: spec.output_display.clone(),
         tags: spec.tags.clone(),
@@ -462,8 +527,12 @@ fn action(
             let owner = r.tags.get(crate::desired::PROJECT_TAG).map(String::as_str);
             owner.is_some() && owner == spec.tags.get(crate::desired::PROJECT_TAG)
         }),
+    });
+    Action {
+        address: Address::key_pair(spec.name.clone(), scope.clone()),
         reason,
-    })
+        op,
+    }
 }
 
 fn generator(spec: &KeyPairSpec) -> Option<Generator> {

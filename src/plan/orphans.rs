@@ -2,11 +2,13 @@
 
 use super::custody::{Custody, FileOf};
 use super::{
-    Action, AfterDelete, BTreeSet, Desired, KeyName, KeyPairAction, KeyPairOp, Observed, Options,
-    Region, TagSet, ours,
+    Action, Address, AfterDelete, BTreeSet, Desired, KeyName, KeyPairAction, KeyPairOp, Observed,
+    Op, Options, Scope, TagSet, ours,
 };
 
-/// Key pairs owned by this manifest, in its regions, that it no longer lists.
+/// Key pairs owned by this manifest, in its scopes, that it no longer lists. An orphan is a
+/// (scope, name) the manifest does not place, the one definition (observe looks for the files
+/// of the names it no longer lists at all).
 pub(super) fn plan_orphans(
     desired: &Desired,
     observed: &Observed,
@@ -14,10 +16,10 @@ pub(super) fn plan_orphans(
     custody: &Custody,
     actions: &mut Vec<Action>,
 ) {
-    let wanted: BTreeSet<(&Region, &str)> = desired
+    let wanted: BTreeSet<(&Scope, &str)> = desired
         .keypairs
         .iter()
-        .flat_map(|k| k.regions.iter().map(move |r| (r, k.name.as_str())))
+        .flat_map(|k| k.scopes.iter().map(move |r| (r, k.name.as_str())))
         .collect();
     for (region, pairs) in &observed.remote {
         for (name, remote) in pairs {
@@ -60,10 +62,8 @@ pub(super) fn plan_orphans(
             } else {
                 "no longer in the manifest; `apply --prune` deletes it".to_owned()
             };
-            actions.push(Action::KeyPair(KeyPairAction {
+            let op = Op::KeyPair(KeyPairAction {
                 entry: None,
-                name: key_name,
-                region: region.clone(),
                 output_display: held
                     .as_ref()
                     .map(|p| p.display().to_string())
@@ -81,8 +81,12 @@ pub(super) fn plan_orphans(
                 write_ppk: false,
                 retires: Vec::new(),
                 owned: true,
+            });
+            actions.push(Action {
+                address: Address::key_pair(key_name, region.clone()),
                 reason,
-            }));
+                op,
+            });
         }
     }
 }
@@ -117,7 +121,7 @@ mod tests {
         let names = |p: &Plan| -> Vec<(String, &'static str)> {
             p.actions
                 .iter()
-                .map(|Action::KeyPair(a)| (a.name.to_string(), a.op.name()))
+                .map(|a| (a.name().to_string(), a.change().as_str()))
                 .collect()
         };
         let kept = plan(&d, &o, &Options::default());

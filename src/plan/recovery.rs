@@ -21,7 +21,7 @@ pub(super) fn lost_to_interrupted_run(
         .as_ref()
         .is_some_and(|p| matches!(observed.local.get(p), None | Some(FileState::Absent)));
     let present: Vec<&RemoteKeyPair> = spec
-        .regions
+        .scopes
         .iter()
         .filter_map(|r| observed.pair(r, &spec.name))
         .collect();
@@ -54,7 +54,7 @@ pub(crate) fn saved_after_all(
         };
         for (id, name) in unsaved.iter().filter(|(_, n)| n == spec.name.as_str()) {
             let holds = spec
-                .regions
+                .scopes
                 .iter()
                 .filter_map(|r| observed.pair(r, &spec.name))
                 .any(|r| {

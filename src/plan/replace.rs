@@ -1,7 +1,7 @@
 //! Replacing an entry's key: `--replace`, and recovery of a key that was never saved.
 
 use super::{
-    Action, Conflict, Desired, FileState, KeyPairOp, KeyPairSpec, Observed, Region, action,
+    Action, Conflict, Desired, FileState, KeyPairOp, KeyPairSpec, Observed, Scope, action,
     generator, ours,
 };
 
@@ -25,9 +25,9 @@ pub(super) fn plan_replace(
     why: Why,
     actions: &mut Vec<Action>,
 ) {
-    let remote = |region: &Region| observed.pair(region, &spec.name);
+    let remote = |region: &Scope| observed.pair(region, &spec.name);
     let unowned = spec
-        .regions
+        .scopes
         .iter()
         .filter_map(remote)
         .any(|r| !ours(desired, r));
@@ -35,8 +35,8 @@ pub(super) fn plan_replace(
         .output
         .as_ref()
         .is_some_and(|p| matches!(observed.local.get(p), Some(FileState::Symlink)));
-    let primary = &spec.regions[0];
-    for region in &spec.regions {
+    let primary = &spec.scopes[0];
+    for region in &spec.scopes {
         let (op, reason) = match generator(spec) {
             _ if unowned => (
                 KeyPairOp::Conflict(Conflict::NotOwned),
@@ -119,7 +119,7 @@ mod tests {
             FileState::Absent,
         );
         let p = plan(&d, &owned, &options);
-        let region = Region::parse("us-east-1").unwrap();
+        let region = scope("us-east-1");
         let expected = |exists| KeyPairOp::Replace {
             generator: Generator::Ec2 {
                 key_type: KeyType::Ed25519,
@@ -129,8 +129,9 @@ mod tests {
         };
         let got: Vec<KeyPairOp> = p
             .actions
-            .into_iter()
-            .map(|Action::KeyPair(a)| a.op)
+            .iter()
+            .filter_map(Action::key_pair)
+            .map(|a| a.op.clone())
             .collect();
         assert_eq!(got, [expected(true), expected(false)]);
 

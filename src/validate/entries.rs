@@ -124,7 +124,10 @@ impl Validator<'_> {
                 };
                 Some(KeyPairSpec {
                     name,
-                    regions,
+                    scopes: regions
+                        .into_iter()
+                        .map(crate::resource::Scope::caller)
+                        .collect(),
                     key_type,
                     source,
                     tags,

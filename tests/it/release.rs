@@ -171,7 +171,7 @@ fn the_install_script_installs_a_release_archive_and_refuses_a_corrupted_one() {
 }
 
 /// Layers import one way: what formats output (render, output, schema) does not import the
-/// executor, and validation does not import the lock.
+/// executor, validation does not import the lock, and the planner does not import the cloud.
 #[test]
 fn layers_import_one_way() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -193,5 +193,15 @@ fn layers_import_one_way() {
             check(path, &["crate::lock", "lock::"]);
         }
     }
+    // The planner is a pure function of what is wanted and what is there: it speaks
+    // `resource`'s types, never the cloud's client or its errors.
+    for entry in std::fs::read_dir(src.join("plan")).unwrap() {
+        let path = entry.unwrap().path();
+        check(path, &["crate::cloud", "cloud::"]);
+    }
+    check(
+        src.join("resource.rs"),
+        &["crate::cloud", "crate::plan", "crate::apply", "crate::observe"],
+    );
     assert!(offenders.is_empty(), "{offenders:#?}");
 }
