@@ -14,6 +14,7 @@ mod commands;
 pub mod desired;
 pub mod diagnostic;
 pub mod error;
+pub(crate) mod handout;
 pub(crate) mod journal;
 pub mod keys;
 pub(crate) mod lock;

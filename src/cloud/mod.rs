@@ -4,6 +4,7 @@
 //! `ec2.rs` imports `aws-sdk-ec2`), converted into [`CloudError`]s that say which scope and
 //! key pair failed and what to do about it.
 
+mod classify;
 mod ec2;
 #[cfg(test)]
 pub(crate) mod memory;

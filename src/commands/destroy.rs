@@ -9,7 +9,7 @@ use crate::observe::{Observed, observe};
 use crate::plan::{self, Options};
 use crate::render::{self, Style};
 
-use super::apply::{Carry, carry_out};
+use super::carry::{Carry, carry_out};
 
 /// How long to wait for EC2's listing to catch up before deciding a key pair is absent.
 const LISTING_LAG: std::time::Duration = std::time::Duration::from_secs(5);
@@ -30,6 +30,37 @@ fn unlisted_with_key_file(plan: &plan::Plan, observed: &Observed) -> bool {
 }
 use super::session::session;
 use super::{Terminal, confirm, write_json, write_stdout};
+
+/// Say there is nothing to destroy (as a report of unchanged actions with `--json`).
+fn nothing_to_destroy(
+    plan: &plan::Plan,
+    args: &DestroyArgs,
+    run: &super::session::Run,
+    api_calls: &std::collections::BTreeMap<String, u64>,
+) -> Result<(), Error> {
+    if args.cloud.json {
+        let report = apply::Report {
+            outcomes: plan
+                .actions
+                .iter()
+                .map(|a| apply::Outcome {
+                    action: a.clone(),
+                    status: apply::Status::Unchanged,
+                    error: None,
+                })
+                .collect(),
+        };
+        write_json(
+            &render::report_json(&plan.project, &report, api_calls),
+            &run.warnings,
+        )
+    } else {
+        write_stdout(&format!(
+            "Nothing to destroy: project {} owns no key pair in its regions.\n",
+            plan.project
+        ))
+    }
+}
 
 pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
     session(
@@ -62,28 +93,7 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
             }
             let deletions = plan.actions.iter().filter(|a| a.is_change()).count();
             if deletions == 0 {
-                if args.cloud.json {
-                    let report = apply::Report {
-                        outcomes: plan
-                            .actions
-                            .iter()
-                            .map(|a| apply::Outcome {
-                                action: a.clone(),
-                                status: apply::Status::Unchanged,
-                                error: None,
-                            })
-                            .collect(),
-                    };
-                    write_json(
-                        &render::report_json(&plan.project, &report, &cloud.api_calls()),
-                        &run.warnings,
-                    )?;
-                } else {
-                    write_stdout(&format!(
-                        "Nothing to destroy: project {} owns no key pair in its regions.\n",
-                        plan.project
-                    ))?;
-                }
+                nothing_to_destroy(&plan, args, &run, &cloud.api_calls())?;
                 return Ok(Exit::Success);
             }
             if !args.cloud.json {

@@ -7,6 +7,7 @@
 //! the few helpers the commands share.
 
 mod apply;
+mod carry;
 mod destroy;
 mod handout;
 mod init;

@@ -6,7 +6,7 @@ use crate::error::{Error, Exit};
 use crate::plan;
 use crate::render::{self, Style};
 
-use super::apply::change_options;
+use super::carry::change_options;
 use super::session::session;
 use super::{Terminal, write_json, write_stdout};
 

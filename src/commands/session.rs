@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::apply::Progress;
 use crate::cli::{CloudArgs, Pace};
-use crate::cloud::{Ec2, Ec2Options};
+use crate::cloud::{Cloud, Ec2, Ec2Options};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::keys::KeyStore;
@@ -275,40 +275,9 @@ pub(super) fn session<T>(
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
     let (desired, warnings) = prepare(args, term)?;
-    let apply_id = format!(
-        "{:016x}",
-        rand_core::RngCore::next_u64(&mut rand_core::OsRng)
-    );
     let folders = desired.key_folders();
     let project = desired.project.clone();
-    claim_key_folders(&folders, &project, false)?;
-    let mut lock = match lock_for {
-        Some(command) => Some(lock::acquire(&args.manifest, &project, command)?),
-        None => None,
-    };
-    let journal_state = match &lock {
-        Some(lock) => lock.journal.state.clone(),
-        None => lock::journal_state(&args.manifest, &project)?,
-    };
-    if lock.is_some() {
-        claim_key_folders(
-            &folders_with_keys(&folders, &journal_state.made),
-            &project,
-            true,
-        )?;
-        clean_temporary(&desired);
-    }
-    let made = journal_state.made;
-    let unsaved = journal_state.unsaved;
-    let deleted: std::collections::BTreeSet<String> = journal_state.deleted.into_iter().collect();
-    let retired: std::collections::BTreeSet<String> = journal_state.retired.into_iter().collect();
-    if !unsaved.is_empty() {
-        tracing::debug!(
-            ?unsaved,
-            "keys an earlier run asked EC2 for were never saved"
-        );
-    }
-    let journal = lock.as_ref().map(|l| Arc::clone(&l.journal));
+    let (mut lock, state) = open_state(args, &desired, lock_for)?;
     let rt = runtime()?;
     let result = rt.block_on(async {
         // Signals are watched before the first request: a Ctrl-C while the regions are read
@@ -316,42 +285,18 @@ pub(super) fn session<T>(
         let stop = crate::apply::Stop::default();
         watch_signals(stop.clone(), args.quiet, args.json);
         let cloud = connect(args, &desired, deadline, &stop).await;
-        let scopes = desired.scopes();
-        status(
+        let (observed, run) = look(
+            &cloud,
             args,
-            &format!("Reading key pairs in {} region(s)", scopes.len()),
-        );
-        let waiting = (!args.quiet && !args.json).then(say_while_waiting);
-        let observed = tokio::select! {
-            observed = tokio::time::timeout_at(
-                deadline.into(),
-                observe(&cloud, &desired, KeyStore, &deleted, &made),
-            ) => observed,
-            () = stop.wait() => {
-                if let Some(waiting) = &waiting {
-                    waiting.abort();
-                }
-                return Err(Error::Interrupted);
-            }
-        };
-        if let Some(waiting) = waiting {
-            waiting.abort();
-        }
-        let observed = observed
-            .map_err(|_| Error::Timeout(args.timeout))?
-            .map_err(Error::Observe)?;
-        let unsaved = settle_saved(journal.as_deref(), &desired, &observed, unsaved)?;
-        let run = Run {
-            deadline,
-            apply_id,
-            unsaved,
-            retired,
-            made,
-            journal,
-            deleted,
-            warnings,
-            stop,
-        };
+            &desired,
+            state,
+            Begun {
+                deadline,
+                warnings,
+                stop,
+            },
+        )
+        .await?;
         work(&cloud, desired, observed, run).await
     });
     if let Some(lock) = lock.as_mut() {
@@ -363,6 +308,110 @@ pub(super) fn session<T>(
         lock.finish();
     }
     result
+}
+
+/// What the journal says, and the journal itself when the run holds the lock.
+struct State {
+    journal: crate::journal::State,
+    held: Option<Arc<crate::journal::Journal>>,
+}
+
+/// Claim the key folders, take the lock (for commands that change things) and read the
+/// journal; a run that writes also cleans its temporary files.
+fn open_state(
+    args: &CloudArgs,
+    desired: &Desired,
+    lock_for: Option<&str>,
+) -> Result<(Option<lock::Lock>, State), Error> {
+    let folders = desired.key_folders();
+    let project = &desired.project;
+    claim_key_folders(&folders, project, false)?;
+    let lock = match lock_for {
+        Some(command) => Some(lock::acquire(&args.manifest, project, command)?),
+        None => None,
+    };
+    let journal = match &lock {
+        Some(lock) => lock.journal.state.clone(),
+        None => lock::journal_state(&args.manifest, project)?,
+    };
+    if lock.is_some() {
+        claim_key_folders(&folders_with_keys(&folders, &journal.made), project, true)?;
+        clean_temporary(desired);
+    }
+    if !journal.unsaved.is_empty() {
+        tracing::debug!(
+            unsaved = ?journal.unsaved,
+            "keys an earlier run asked EC2 for were never saved"
+        );
+    }
+    let held = lock.as_ref().map(|l| Arc::clone(&l.journal));
+    Ok((lock, State { journal, held }))
+}
+
+/// What a run started with: its deadline, the warnings so far, its stop request.
+struct Begun {
+    deadline: Instant,
+    warnings: Vec<serde_json::Value>,
+    stop: crate::apply::Stop,
+}
+
+/// Read every scope and key file (bounded by the deadline, ended by Ctrl-C), settle what the
+/// journal left open, and gather what the command's work needs. Any [`Cloud`]: EC2's
+/// client in a run, the in-memory cloud in tests.
+async fn look<C: Cloud>(
+    cloud: &Arc<C>,
+    args: &CloudArgs,
+    desired: &Desired,
+    state: State,
+    begun: Begun,
+) -> Result<(Observed, Run), Error> {
+    let Begun {
+        deadline,
+        warnings,
+        stop,
+    } = begun;
+    let deleted: std::collections::BTreeSet<String> = state.journal.deleted.into_iter().collect();
+    let made = state.journal.made;
+    status(
+        args,
+        &format!("Reading key pairs in {} region(s)", desired.scopes().len()),
+    );
+    let waiting = (!args.quiet && !args.json).then(say_while_waiting);
+    let observed = tokio::select! {
+        observed = tokio::time::timeout_at(
+            deadline.into(),
+            observe(cloud, desired, KeyStore, &deleted, &made),
+        ) => Some(observed),
+        () = stop.wait() => None,
+    };
+    if let Some(waiting) = waiting {
+        waiting.abort();
+    }
+    let observed = observed
+        .ok_or(Error::Interrupted)?
+        .map_err(|_| Error::Timeout(args.timeout))?
+        .map_err(Error::Observe)?;
+    let unsaved = settle_saved(
+        state.held.as_deref(),
+        desired,
+        &observed,
+        state.journal.unsaved,
+    )?;
+    let run = Run {
+        deadline,
+        apply_id: format!(
+            "{:016x}",
+            rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+        ),
+        unsaved,
+        retired: state.journal.retired.into_iter().collect(),
+        made,
+        journal: state.held,
+        deleted,
+        warnings,
+        stop,
+    };
+    Ok((observed, run))
 }
 
 /// The key folders that hold a file labctl wrote a key to: only those are claimed for the

@@ -8,6 +8,7 @@ pub mod claim;
 pub mod fingerprint;
 pub mod folder;
 mod generate;
+mod git;
 mod ppk;
 mod public;
 mod secret;
@@ -24,10 +25,11 @@ pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 pub use folder::{RESERVED_PREFIX, effective_uid, is_reserved_name, read_bounded};
+pub use git::{Exposure, git_exposure};
 pub use ppk::{public_key_of_ppk, to_ppk};
 pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
 pub use secret::Secret;
 pub use store::{
-    Exposure, FileState, KEY_MODE, KeyStore, StoreError, WriteOutcome, aside_names, git_exposure,
-    parent_of, path_identity,
+    FileState, KEY_MODE, KeyStore, Refusal, StoreError, WriteOutcome, aside_names, parent_of,
+    path_identity,
 };

@@ -52,21 +52,7 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
         .public_key()
         .to_bytes()
         .map_err(|_| "the public key could not be encoded".to_owned())?;
-    let mut private_blob = Zeroizing::new(Vec::new());
-    match key.key_data() {
-        KeypairData::Ed25519(pair) => put_string(&mut private_blob, pair.private.as_ref()),
-        KeypairData::Rsa(pair) => {
-            for part in [
-                &pair.private.d,
-                &pair.private.p,
-                &pair.private.q,
-                &pair.private.iqmp,
-            ] {
-                put_string(&mut private_blob, part.as_bytes());
-            }
-        }
-        _ => return Err("only RSA and ed25519 keys can be written for PuTTY".to_owned()),
-    }
+    let mut private_blob = private_blob_of(&key)?;
     let comment: String = comment
         .chars()
         .filter(|c| !matches!(c, '\r' | '\n'))
@@ -87,40 +73,12 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
         let _ = writeln!(text, "{line}");
     }
 
-    let mut mac_key = Zeroizing::new(Vec::new());
-    if let Some(passphrase) = passphrase {
-        let mut salt = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
-        let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, Some(80))
-            .map_err(|_| "bad Argon2 parameters".to_owned())?;
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let mut derived = Zeroizing::new([0u8; 80]);
-        argon
-            .hash_password_into(passphrase.as_bytes(), &salt, derived.as_mut())
-            .map_err(|_| "the passphrase could not be turned into a key".to_owned())?;
-        let _ = writeln!(text, "Key-Derivation: Argon2id");
-        let _ = writeln!(text, "Argon2-Memory: {ARGON2_MEMORY_KIB}");
-        let _ = writeln!(text, "Argon2-Passes: {ARGON2_PASSES}");
-        let _ = writeln!(text, "Argon2-Parallelism: {ARGON2_LANES}");
-        let hex = to_hex(&salt);
-        let _ = writeln!(text, "Argon2-Salt: {hex}");
-        // Pad to the cipher's block with random bytes (the MAC covers the padding).
-        let pad = (16 - private_blob.len() % 16) % 16;
-        let mut padding = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut padding);
-        private_blob.extend_from_slice(&padding[..pad]);
-        mac_key.extend_from_slice(&derived[48..80]);
-        // The MAC is over the plain private blob; encrypt a copy for the file.
-        let mut encrypted = Zeroizing::new(private_blob.to_vec());
-        let length = encrypted.len();
-        cbc::Encryptor::<aes::Aes256>::new(derived[..32].into(), derived[32..48].into())
-            .encrypt_padded_mut::<NoPadding>(&mut encrypted, length)
-            .map_err(|_| "the private key could not be encrypted".to_owned())?;
-        write_private(&mut text, &encrypted);
+    let mac_key = if let Some(passphrase) = passphrase {
+        write_encrypted(&mut text, &mut private_blob, passphrase)?
     } else {
         write_private(&mut text, &private_blob);
-    }
+        Zeroizing::new(Vec::new())
+    };
 
     let tag = private_mac(
         &mac_key,
@@ -135,6 +93,64 @@ pub fn to_ppk(private: &Secret, comment: &str, passphrase: Option<&str>) -> Resu
     .ok_or_else(|| "bad MAC key".to_owned())?;
     let _ = writeln!(text, "Private-MAC: {tag}");
     Ok(Secret::new(std::mem::take(&mut *text)))
+}
+
+/// The private part of a PPK: PuTTY's blob of the key's private numbers.
+fn private_blob_of(key: &ssh_key::PrivateKey) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut private_blob = Zeroizing::new(Vec::new());
+    match key.key_data() {
+        KeypairData::Ed25519(pair) => put_string(&mut private_blob, pair.private.as_ref()),
+        KeypairData::Rsa(pair) => {
+            for part in [
+                &pair.private.d,
+                &pair.private.p,
+                &pair.private.q,
+                &pair.private.iqmp,
+            ] {
+                put_string(&mut private_blob, part.as_bytes());
+            }
+        }
+        _ => return Err("only RSA and ed25519 keys can be written for PuTTY".to_owned()),
+    }
+    Ok(private_blob)
+}
+
+/// The key derivation lines and the private lines of an encrypted PPK (Argon2id, AES-256-CBC,
+/// padded with random bytes); returns the MAC key.
+fn write_encrypted(
+    text: &mut Zeroizing<String>,
+    private_blob: &mut Zeroizing<Vec<u8>>,
+    passphrase: &str,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut salt = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
+    let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, Some(80))
+        .map_err(|_| "bad Argon2 parameters".to_owned())?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut derived = Zeroizing::new([0u8; 80]);
+    argon
+        .hash_password_into(passphrase.as_bytes(), &salt, derived.as_mut())
+        .map_err(|_| "the passphrase could not be turned into a key".to_owned())?;
+    let _ = writeln!(text, "Key-Derivation: Argon2id");
+    let _ = writeln!(text, "Argon2-Memory: {ARGON2_MEMORY_KIB}");
+    let _ = writeln!(text, "Argon2-Passes: {ARGON2_PASSES}");
+    let _ = writeln!(text, "Argon2-Parallelism: {ARGON2_LANES}");
+    let hex = to_hex(&salt);
+    let _ = writeln!(text, "Argon2-Salt: {hex}");
+    // Pad to the cipher's block with random bytes (the MAC covers the padding).
+    let pad = (16 - private_blob.len() % 16) % 16;
+    let mut padding = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut padding);
+    private_blob.extend_from_slice(&padding[..pad]);
+    let mac_key = Zeroizing::new(derived[48..80].to_vec());
+    // The MAC is over the plain private blob; encrypt a copy for the file.
+    let mut encrypted = Zeroizing::new(private_blob.to_vec());
+    let length = encrypted.len();
+    cbc::Encryptor::<aes::Aes256>::new(derived[..32].into(), derived[32..48].into())
+        .encrypt_padded_mut::<NoPadding>(&mut encrypted, length)
+        .map_err(|_| "the private key could not be encrypted".to_owned())?;
+    write_private(text, &encrypted);
+    Ok(mac_key)
 }
 
 /// PPK v3's `Private-MAC`: HMAC-SHA-256 under `key` (empty for an unencrypted file) over the

@@ -190,6 +190,17 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
                 .nth(usize::try_from(l.line()).unwrap_or(1).saturating_sub(1))
         })
         .unwrap_or("");
+    let help = yaml_help(text, &lowered, line_text);
+    let diagnostic = yaml_diagnostic(text, err, &message);
+    match help {
+        Some(help) => diagnostic.with_help(help),
+        None => diagnostic,
+    }
+}
+
+/// What to do about a YAML error (`lowered`: its message in lower case; `line_text`: the line
+/// it points at), when labctl knows.
+fn yaml_help(text: &str, lowered: &str, line_text: &str) -> Option<String> {
     let help = if lowered.contains("more than one yaml document") {
         Some("a manifest is one YAML document: remove the `---` separator and what follows")
     } else if lowered.contains("budget")
@@ -213,7 +224,7 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
             l.starts_with([' ', '\t']) && l[..l.len() - l.trim_start().len()].contains('\t')
         })
         .map(|i| i + 1);
-    let help = help.map(str::to_owned).or_else(|| {
+    help.map(str::to_owned).or_else(|| {
         if let Some(line) = tab_line {
             Some(format!(
                 "YAML indents with spaces, never tabs: line {line} has a tab in its indentation"
@@ -229,8 +240,13 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
         } else {
             None
         }
-    });
-    let diagnostic = match err.location() {
+    })
+}
+
+/// The diagnostic of a YAML error, pointing at where YAML gave up (and at an unclosed `[`,
+/// `{` or quote that caused it).
+fn yaml_diagnostic(text: &str, err: &serde_saphyr::Error, message: &str) -> Diagnostic {
+    match err.location() {
         Some(location) if location.line() > 0 => {
             let line = usize::try_from(location.line()).unwrap_or(0);
             let column = usize::try_from(location.column()).unwrap_or(0);
@@ -263,10 +279,6 @@ fn yaml_error(text: &str, err: &serde_saphyr::Error) -> Diagnostic {
             }
         }
         _ => Diagnostic::file(format!("invalid YAML: {message}")),
-    };
-    match help {
-        Some(help) => diagnostic.with_help(help),
-        None => diagnostic,
     }
 }
 

@@ -159,6 +159,7 @@ mod tests {
     use crate::plan::*;
 
     #[test]
+    #[expect(clippy::too_many_lines, reason = "a table of cases")]
     fn destroy_retires_purges_or_keeps_the_file_only_when_no_key_pair_uses_it() {
         let d = desired(&["us-east-1", "eu-west-1"], KeyType::Ed25519);
         let ours = remote(Some(key("ed25519-a.pub")), "ed25519");

@@ -83,23 +83,10 @@ fn ppk_display(spec: &KeyPairSpec) -> String {
 /// another key than the key file (or there is no key file, and a new key would overwrite it).
 fn ppk_problem(spec: &KeyPairSpec, file: &FileState, ppk: &FileState) -> Option<Planned> {
     let shown = ppk_display(spec);
+    if let Some((refusal, why)) = ppk.refusal(&shown, "PuTTY key") {
+        return Some(conflict(Conflict::refusing(refusal), why));
+    }
     match ppk {
-        FileState::Absent => None,
-        FileState::Symlink => Some(conflict(
-            Conflict::Symlink,
-            format!("{shown} is a symbolic link"),
-        )),
-        FileState::NotAFile => Some(conflict(
-            Conflict::Unreadable,
-            format!("{shown} is not a regular file"),
-        )),
-        FileState::Unsafe { reason } => {
-            Some(conflict(Conflict::Unsafe, format!("{shown}: {reason}")))
-        }
-        FileState::Unreadable { reason } => Some(conflict(
-            Conflict::Unreadable,
-            format!("{shown} is not a usable PuTTY key: {reason}"),
-        )),
         FileState::Key { public, .. } => match file {
             FileState::Key { public: pem, .. } if pem == public => None,
             FileState::Key { .. } => Some(conflict(
@@ -114,6 +101,8 @@ fn ppk_problem(spec: &KeyPairSpec, file: &FileState, ppk: &FileState) -> Option<
                 ),
             )),
         },
+        // Absent, or refused above.
+        _ => None,
     }
 }
 
@@ -163,18 +152,13 @@ fn local_key<'a>(
     file: &'a FileState,
 ) -> Result<Option<&'a PublicKey>, (Conflict, String)> {
     let output = &spec.output_display;
+    if !matches!(spec.source, KeySource::PublicKey(_))
+        && let Some((refusal, why)) = file.refusal(output, "private key")
+    {
+        return Err((Conflict::refusing(refusal), why));
+    }
     match (&spec.source, file) {
         (KeySource::PublicKey(given), _) => Ok(Some(given)),
-        (_, FileState::Symlink) => Err((Conflict::Symlink, format!("{output} is a symbolic link"))),
-        (_, FileState::NotAFile) => Err((
-            Conflict::Unreadable,
-            format!("{output} is not a regular file"),
-        )),
-        (_, FileState::Unsafe { reason }) => Err((Conflict::Unsafe, format!("{output}: {reason}"))),
-        (_, FileState::Unreadable { reason }) => Err((
-            Conflict::Unreadable,
-            format!("{output} is not a usable private key: {reason}"),
-        )),
         (_, FileState::Key { public, .. }) if public.key_type() != spec.key_type.as_str() => Err((
             Conflict::KeyType,
             format!(
@@ -184,7 +168,8 @@ fn local_key<'a>(
             ),
         )),
         (_, FileState::Key { public, .. }) => Ok(Some(public)),
-        (_, FileState::Absent) => Ok(None),
+        // Absent, or refused above.
+        _ => Ok(None),
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::desired::{APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, TagSet};
-use crate::keys::{FileState, KEY_MODE, PublicKey};
+use crate::keys::{FileState, KEY_MODE, PublicKey, Refusal};
 use crate::observe::Observed;
 use crate::ownership::{self, Owner};
 use crate::resource::{Address, RemoteKeyPair, Scope};
@@ -225,6 +225,15 @@ pub(crate) enum Conflict {
 }
 
 impl Conflict {
+    /// The conflict of a key file the trust verdict refuses.
+    pub(crate) fn refusing(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Symlink => Conflict::Symlink,
+            Refusal::NotAFile | Refusal::Unreadable => Conflict::Unreadable,
+            Refusal::Unsafe => Conflict::Unsafe,
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Conflict::MissingPrivateKey => "missing-private-key",

@@ -284,6 +284,7 @@ impl World {
     }
 
     /// After every step: the invariants (a), (b), (d); (c) when git could take a key file.
+    #[expect(clippy::too_many_lines, reason = "the invariants, one after another")]
     fn check(&mut self) {
         let held: BTreeSet<String> = self
             .key_files()
@@ -399,6 +400,7 @@ impl World {
         self.foreign.insert(to, bytes);
     }
 
+    #[expect(clippy::too_many_lines, reason = "one arm per kind of step")]
     fn run(&mut self, step: &Step) {
         self.steps.push(format!("{step:?}"));
         match step {

@@ -8,8 +8,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::plan::{Action, AfterDelete, Change, Conflict, KeyPairAction, KeyPairOp, Plan};
+use crate::plan::{Action, AfterDelete, Change, KeyPairAction, KeyPairOp, Plan};
 use crate::report::{Problem, Report, Status};
+
+mod json;
+
+pub(crate) use json::{plan_json, report_json};
 
 /// One pretty-printed JSON document with a final newline: the one place labctl turns data
 /// into JSON text. labctl's documents are plain data (string keys, no custom serializers), so
@@ -540,82 +544,6 @@ fn key_pair_done(action: &Action, a: &KeyPairAction) -> String {
             }
         }
     }
-}
-
-#[derive(Serialize)]
-struct JsonAction<'a> {
-    action: &'static str,
-    name: &'a str,
-    region: String,
-    output: Option<&'a str>,
-    reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conflict: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct JsonDoc<'a> {
-    project: &'a str,
-    actions: Vec<JsonAction<'a>>,
-    summary: Summary,
-    api_calls: &'a BTreeMap<String, u64>,
-}
-
-fn json_action(a: &Action, status: Option<Status>, error: Option<String>) -> JsonAction<'_> {
-    JsonAction {
-        action: a.change().as_str(),
-        name: a.name().as_str(),
-        region: a.scope().region.to_string(),
-        output: (!a.file_display().is_empty()).then_some(a.file_display()),
-        reason: a.reason.clone(),
-        conflict: a.conflict().map(Conflict::as_str),
-        status: status.map(Status::as_str),
-        error,
-    }
-}
-
-/// The plan as one JSON document.
-pub(crate) fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> String {
-    let doc = JsonDoc {
-        project: &plan.project,
-        actions: plan
-            .actions
-            .iter()
-            .map(|a| json_action(a, None, None))
-            .collect(),
-        summary: Summary::of_plan(plan),
-        api_calls,
-    };
-    json_document(&doc)
-}
-
-/// The apply report as one JSON document.
-pub(crate) fn report_json(
-    project: &str,
-    report: &Report,
-    api_calls: &BTreeMap<String, u64>,
-) -> String {
-    let doc = JsonDoc {
-        project,
-        actions: report
-            .outcomes
-            .iter()
-            .map(|o| {
-                json_action(
-                    &o.action,
-                    Some(o.status),
-                    o.error.as_ref().map(problem_text),
-                )
-            })
-            .collect(),
-        summary: Summary::of_report(report),
-        api_calls,
-    };
-    json_document(&doc)
 }
 
 #[cfg(test)]

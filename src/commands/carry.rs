@@ -1,0 +1,229 @@
+//! What every command that changes things shares: the plan's options from the command line,
+//! and carrying a plan out with its progress display and report (`apply` and `destroy` both
+//! use it; command files do not import each other).
+
+use std::sync::Arc;
+
+use crate::apply::{self, Progress, Settings};
+use crate::cli::{ChangeArgs, CloudArgs, ReplaceTarget, WorkArgs};
+use crate::cloud::Cloud;
+use crate::desired::Desired;
+use crate::error::{Error, Exit};
+use crate::keys::KeyStore;
+use crate::plan::{Change, Options, Plan};
+use crate::render::{self, Style};
+use crate::resource::Scope;
+
+use super::session::{Display, Run};
+use super::{Terminal, now, write_json, write_stdout};
+
+/// The plan's options from `--prune`, `--purge-local` and `--replace`, the same for `plan`
+/// and `apply` (so that a plan previews exactly what apply would do).
+pub(super) fn change_options(
+    desired: &Desired,
+    changes: &ChangeArgs,
+    run: &Run,
+) -> Result<Options, Error> {
+    Ok(Options {
+        prune: changes.prune,
+        purge_local: changes.purge_local,
+        keep_local: false,
+        replace: replace_targets(desired, &changes.replace)?,
+        unsaved: run.unsaved.clone(),
+        retired: run.retired.clone(),
+        made: run.made.clone(),
+    })
+}
+
+/// Resolve `--replace` targets against the manifest: each names exactly one entry (the
+/// one of that name in that region; a name several entries share needs its region).
+pub(super) fn replace_targets(
+    desired: &Desired,
+    targets: &[ReplaceTarget],
+) -> Result<std::collections::BTreeSet<usize>, Error> {
+    let mut out = std::collections::BTreeSet::new();
+    for target in targets {
+        let named: Vec<(usize, &crate::desired::KeyPairSpec)> = desired
+            .keypairs
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.name.as_str() == target.name)
+            .collect();
+        if named.is_empty() {
+            return Err(Error::Usage(format!(
+                "--replace {}: the manifest has no key pair of that name",
+                target.name
+            )));
+        }
+        let Some(region) = &target.region else {
+            if let [(entry, _)] = named[..] {
+                out.insert(entry);
+                continue;
+            }
+            let regions: Vec<String> = named
+                .iter()
+                .flat_map(|(_, k)| k.scopes.iter().map(ToString::to_string))
+                .collect();
+            return Err(Error::Usage(format!(
+                "--replace {}: {} entries have that name (in {}); say which with --replace {}@REGION",
+                target.name,
+                named.len(),
+                regions.join(", "),
+                target.name
+            )));
+        };
+        let Some((entry, spec)) = named
+            .iter()
+            .find(|(_, k)| k.scopes.iter().any(|r| r.to_string() == *region))
+        else {
+            return Err(Error::Usage(format!(
+                "--replace {}@{region}: that key pair is not in {region}",
+                target.name
+            )));
+        };
+        if spec.scopes.len() > 1 {
+            return Err(Error::Usage(format!(
+                "--replace {}@{region}: the key of `{}` is shared by {} regions; replacing it in one would break the others. Use --replace {}",
+                target.name,
+                target.name,
+                spec.scopes.len(),
+                target.name
+            )));
+        }
+        out.insert(*entry);
+    }
+    Ok(out)
+}
+
+/// How `carry_out` presents and paces the work.
+pub(super) struct Carry<'a> {
+    /// Print the plan first (unless JSON).
+    pub(super) show_plan: bool,
+    /// "Apply" or "Destroy", for the summary line.
+    pub(super) noun: &'a str,
+    pub(super) work: &'a WorkArgs,
+}
+
+/// Print the plan (unless JSON), carry it out, print the report; exit 1 unless all went well.
+pub(super) async fn carry_out<C: Cloud>(
+    cloud: &Arc<C>,
+    plan: &Plan,
+    args: &CloudArgs,
+    term: Terminal,
+    run: &Run,
+    how: Carry<'_>,
+) -> Result<Exit, Error> {
+    let Carry {
+        show_plan,
+        noun,
+        work,
+    } = how;
+    let style = style(term);
+    if show_plan && !args.json && (plan.has_changes() || plan.has_conflicts()) {
+        write_stdout(&render::plan_human(plan, style, args.verbose > 0))?;
+    }
+    let (display, ticker) = live_display(cloud, plan, args, term);
+    let progress: Arc<dyn Progress> = Arc::clone(&display) as Arc<dyn Progress>;
+    let settings = Settings {
+        concurrency: usize::from(work.concurrency),
+        now: now(),
+        apply_id: run.apply_id.clone(),
+        unsaved: run.unsaved.clone(),
+        journal: run.journal.clone(),
+        deadline: run.deadline.into(),
+        stop: run.stop.clone(),
+        broken: Arc::default(),
+        listing_lag: crate::cloud::LISTING_LAG,
+    };
+    let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    display.finish();
+    let calls = cloud.api_calls();
+    tracing::debug!(api_calls = ?calls, "applied");
+    if args.json {
+        write_json(
+            &render::report_json(&plan.project, &report, &calls),
+            &run.warnings,
+        )?;
+    } else {
+        write_stdout(&render::report_human(
+            &report,
+            style,
+            noun,
+            args.verbose > 0,
+        ))?;
+    }
+    Ok(exit_of(&report, args, run))
+}
+
+/// The live display of a run's changes per scope, and the task that shows EC2's throttling
+/// and the retries on it while it is live.
+fn live_display<C: Cloud>(
+    cloud: &Arc<C>,
+    plan: &Plan,
+    args: &CloudArgs,
+    term: Terminal,
+) -> (Arc<Display>, Option<tokio::task::JoinHandle<()>>) {
+    let mut totals: Vec<(Scope, usize)> = Vec::new();
+    for a in &plan.actions {
+        if !a.is_change() {
+            continue;
+        }
+        match totals.iter_mut().find(|(r, _)| r == a.scope()) {
+            Some(entry) => entry.1 += 1,
+            None => totals.push((a.scope().clone(), 1)),
+        }
+    }
+    let display = Arc::new(Display::new(args, term, totals));
+    // Throttling and retries, shown while the display is live.
+    let ticker = display.is_live().then(|| {
+        let (display, cloud) = (Arc::clone(&display), Arc::clone(cloud));
+        tokio::spawn(async move {
+            loop {
+                display.set_waits(cloud.throttled(), cloud.retried());
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+    });
+    (display, ticker)
+}
+
+/// The words after the report (where new keys are, what an interrupted run left), and the
+/// exit code.
+fn exit_of(report: &apply::Report, args: &CloudArgs, run: &Run) -> Exit {
+    let created_somewhere = report.outcomes.iter().any(|o| {
+        matches!(o.action.change(), Change::Create | Change::Replace)
+            && o.status == apply::Status::Done
+    });
+    if created_somewhere && !args.quiet && !args.json {
+        eprintln!(
+            "Private keys are saved with mode 0400 and never printed; keep them out of version control."
+        );
+    }
+    if run.stop.requested() {
+        let not_started = report
+            .outcomes
+            .iter()
+            .filter(|o| o.status == apply::Status::Skipped)
+            .count();
+        if !args.json {
+            eprintln!(
+                "Interrupted: {not_started} change(s) not started; what was done is listed above. Run the command again to finish."
+            );
+        }
+        return Exit::Interrupted;
+    }
+    if report.succeeded() {
+        Exit::Success
+    } else {
+        Exit::Failure
+    }
+}
+
+pub(super) fn style(term: Terminal) -> Style {
+    Style {
+        color: term.stdout_color,
+    }
+}

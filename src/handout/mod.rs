@@ -1,0 +1,395 @@
+//! `labctl handout`: what an instructor hands each attendee, one bundle per key pair.
+//!
+//! A bundle is the private key in the formats the manifest asks for (`<name>.pem`, and
+//! `<name>.ppk` with `formats: [pem, ppk]`), an `ssh_config` snippet and a `README.txt` with
+//! the key pair's regions, the fingerprint EC2 shows in each, and how to connect from Linux,
+//! macOS and Windows. It lives in a folder `<out>/<name>/` (0700, files 0400) or, with `--zip`,
+//! in one owner-only `<out>/<name>.zip`. Everything is derived from the key files: no AWS
+//! call. With `--passphrase` each bundle's keys are encrypted with its own random passphrase
+//! (OpenSSH's own encryption for the `.pem`, PPK v3's for the `.ppk`), listed for the
+//! instructor in an owner-only CSV. Bundles are written like key files: owner-only from the
+//! first byte, atomically, never over another file; one whose key changed is replaced only
+//! with `--force`, and then the old one is moved aside.
+//!
+//! This module is the capability (`commands/handout.rs` only wires it to the command line):
+//! `select.rs` which key pairs, `readme.rs` the bundle's text files, `bundle.rs` its files on
+//! disk (folder or zip) and what is already there, `passphrase.rs` passphrases and their
+//! list, `text.rs` the result for people.
+
+mod bundle;
+mod passphrase;
+mod readme;
+mod select;
+mod text;
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::desired::{Desired, KeyPairSpec, KeySource};
+use crate::keys::folder::KeyFolder;
+use crate::keys::{self, KeyStore, Secret};
+
+use bundle::{Existing, bundle_files, existing, write_folder, zip_bundle};
+use passphrase::{new_passphrase, write_passphrases};
+use readme::{identity, readme};
+pub(crate) use select::select;
+pub(crate) use text::human;
+
+/// What happened to one key pair's bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Written,
+    Unchanged,
+    Replaced,
+    /// It exists and differs; not replaced without `--force`.
+    Refused,
+    /// No bundle can be made (no private key here).
+    Skipped,
+    Failed,
+}
+
+impl Status {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Written => "written",
+            Status::Unchanged => "unchanged",
+            Status::Replaced => "replaced",
+            Status::Refused => "refused",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What became of one key pair's bundle.
+#[derive(Clone)]
+pub(crate) struct Outcome {
+    pub name: String,
+    pub seat: String,
+    pub status: Status,
+    pub path: Option<PathBuf>,
+    pub reason: Option<String>,
+    /// A `public_key` entry: never a bundle, and not a problem.
+    pub expected_skip: bool,
+}
+
+impl Outcome {
+    /// Whether this bundle is a problem for the exit code (a `public_key` entry's skip is not).
+    pub(crate) fn is_problem(&self) -> bool {
+        matches!(self.status, Status::Refused | Status::Failed)
+            || (self.status == Status::Skipped && !self.expected_skip)
+    }
+}
+
+/// How bundles are made (the command line's choices).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Options {
+    /// One zip per key pair instead of a folder.
+    pub zip: bool,
+    /// Encrypt each bundle's keys with its own passphrase.
+    pub passphrase: bool,
+    /// Replace a bundle whose key, formats or passphrase setting changed.
+    pub force: bool,
+}
+
+/// What a handout did: each bundle's outcome, and the passphrase list it wrote.
+pub(crate) struct Handout {
+    pub outcomes: Vec<Outcome>,
+    pub passphrases: Option<PathBuf>,
+}
+
+/// Why bundles cannot go to `out`, if they cannot: never into a key folder (a bundle named
+/// like a key file would move a live key aside), never into a git work tree unignored (every
+/// bundle, its moved-aside copies and the passphrase list hold a secret; one folder labctl
+/// creates gets a `.gitignore` of `*` first).
+pub(crate) fn refuse_out(
+    desired: &Desired,
+    selected: &[&KeyPairSpec],
+    out: &Path,
+    zip: bool,
+) -> Option<String> {
+    if let Some(spec) = desired.keypairs.iter().find(|k| {
+        k.output
+            .iter()
+            .chain(k.ppk.iter())
+            .any(|file| keys::path_identity(&keys::parent_of(file)) == keys::path_identity(out))
+    }) {
+        return Some(format!(
+            "{} is a key folder (of `{}`); bundles go elsewhere: use another --out",
+            out.display(),
+            spec.name
+        ));
+    }
+    if !out.exists() {
+        return None;
+    }
+    let mut probes: Vec<PathBuf> = vec![out.join("passphrases-0.csv")];
+    for spec in selected {
+        let bundle = bundle_path(out, spec.name.as_str(), zip);
+        probes.extend(keys::aside_names(&bundle));
+        probes.push(bundle);
+    }
+    let refs: Vec<&Path> = probes.iter().map(PathBuf::as_path).collect();
+    let (_, root, why) = keys::git_exposure(&refs).into_iter().next()?;
+    let how = match why {
+        keys::Exposure::NotIgnored => "and not ignored",
+        keys::Exposure::Tracked => "and git tracks files in it",
+        keys::Exposure::Unchecked => "and git cannot say whether it would commit them",
+    };
+    Some(format!(
+        "{} is inside the git work tree {} {how}: bundles and passphrase lists hold secrets; add it to .gitignore (and `git rm --cached` what is tracked) or use --out elsewhere",
+        out.display(),
+        root.display()
+    ))
+}
+
+/// Make the bundles of `selected` in `out` (created 0700 when missing): first what each
+/// bundle needs, then the passphrase list (so no bundle is ever encrypted with a passphrase
+/// that was not saved), then the bundles.
+///
+/// # Errors
+/// `out` cannot be used as a folder for bundles.
+pub(crate) fn hand_out(
+    project: &str,
+    selected: &[&KeyPairSpec],
+    out: &Path,
+    options: Options,
+    now: u64,
+) -> Result<Handout, String> {
+    let folder = KeyFolder::create(out)
+        .map(|(folder, _)| folder)
+        .map_err(|err| format!("cannot use {} for bundles: {err}", out.display()))?;
+    let mut outcomes = Vec::new();
+    let mut work = Vec::new();
+    for spec in selected {
+        match decide(spec, project, &folder, out, options) {
+            Decision::Done(outcome) => outcomes.push(outcome),
+            Decision::Write(job) => {
+                outcomes.push(job.outcome.clone());
+                work.push((outcomes.len() - 1, job));
+            }
+        }
+    }
+    let mut passphrases = None;
+    if options.passphrase && !work.is_empty() {
+        for (_, job) in &mut work {
+            job.passphrase = Some(new_passphrase());
+        }
+        let rows: Vec<(&str, &str, &str)> = work
+            .iter()
+            .map(|(_, j)| {
+                (
+                    j.outcome.seat.as_str(),
+                    j.outcome.name.as_str(),
+                    j.passphrase.as_deref().map_or("", String::as_str),
+                )
+            })
+            .collect();
+        match write_passphrases(&folder, out, now, &rows) {
+            Ok(path) => passphrases = Some(path),
+            Err(err) => {
+                for (index, _) in work.drain(..) {
+                    outcomes[index].status = Status::Failed;
+                    outcomes[index].reason =
+                        Some(format!("the passphrase list could not be written: {err}"));
+                }
+            }
+        }
+    }
+    for (index, job) in work {
+        outcomes[index] = write_bundle(job, &folder, out, options.zip, now);
+    }
+    Ok(Handout {
+        outcomes,
+        passphrases,
+    })
+}
+
+fn bundle_path(out: &Path, name: &str, zip: bool) -> PathBuf {
+    if zip {
+        out.join(format!("{name}.zip"))
+    } else {
+        out.join(name)
+    }
+}
+
+/// What one key pair's bundle needs.
+enum Decision {
+    Done(Outcome),
+    Write(Box<Job>),
+}
+
+/// A bundle to write.
+struct Job {
+    outcome: Outcome,
+    spec: KeyPairSpec,
+    secret: Secret,
+    readme: String,
+    /// What is in the way: moved aside first, with this label.
+    aside: Option<&'static str>,
+    passphrase: Option<Zeroizing<String>>,
+}
+
+/// The key a bundle is made of: the key file as plan sees it (a file another user could have
+/// swapped, or a link, is handed to nobody), read once. Why not, when it cannot be used.
+fn usable_key(spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret), String> {
+    let shown = &spec.output_display;
+    let public = match KeyStore.inspect(pem) {
+        keys::FileState::Key { public, .. } => public,
+        keys::FileState::Absent => {
+            return Err(format!("{shown} is missing; run `labctl apply` first"));
+        }
+        refused => {
+            return Err(refused
+                .refusal(shown, "private key")
+                .map_or_else(|| format!("{shown} cannot be used"), |(_, why)| why));
+        }
+    };
+    match KeyStore.read_private(pem) {
+        Some(secret) => Ok((public, secret)),
+        None => Err(format!(
+            "{shown} is missing or unreadable; run `labctl apply` first"
+        )),
+    }
+}
+
+fn decide(
+    spec: &KeyPairSpec,
+    project: &str,
+    folder: &KeyFolder,
+    out: &Path,
+    options: Options,
+) -> Decision {
+    let name = spec.name.as_str().to_owned();
+    let seat = spec.seat.clone().unwrap_or_else(|| name.clone());
+    let path = bundle_path(out, &name, options.zip);
+    let mut outcome = Outcome {
+        name: name.clone(),
+        seat,
+        status: Status::Skipped,
+        path: None,
+        reason: None,
+        expected_skip: false,
+    };
+    let Some(pem) = spec
+        .output
+        .as_ref()
+        .filter(|_| !matches!(spec.source, KeySource::PublicKey(_)))
+    else {
+        outcome.reason =
+            Some("it imports a public key: there is no private key to hand out".to_owned());
+        outcome.expected_skip = true;
+        return Decision::Done(outcome);
+    };
+    let (public, secret) = match usable_key(spec, pem) {
+        Ok(key) => key,
+        Err(why) => {
+            outcome.reason = Some(why);
+            return Decision::Done(outcome);
+        }
+    };
+    let readme = readme(spec, project, &secret, &public, options.passphrase);
+    outcome.path = Some(path.clone());
+    outcome.status = Status::Written;
+    let file_name = path.file_name().unwrap_or_default().to_owned();
+    let aside = match existing(
+        folder,
+        &path,
+        &file_name,
+        &name,
+        options.zip,
+        &identity(&readme),
+    ) {
+        Existing::None => None,
+        Existing::Same => {
+            outcome.status = Status::Unchanged;
+            return Decision::Done(outcome);
+        }
+        Existing::Incomplete => Some("incomplete"),
+        Existing::Foreign => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(format!(
+                "{} holds files labctl does not write into a bundle; it is left alone (move it, or use another --out)",
+                path.display()
+            ));
+            return Decision::Done(outcome);
+        }
+        Existing::Different if options.force => {
+            outcome.status = Status::Replaced;
+            Some("replaced")
+        }
+        Existing::Different => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(
+                "its key, formats or passphrase setting changed since it was written; --force moves the old bundle aside and writes a new one".to_owned(),
+            );
+            return Decision::Done(outcome);
+        }
+    };
+    Decision::Write(Box::new(Job {
+        outcome,
+        spec: (*spec).clone(),
+        secret,
+        readme,
+        aside,
+        passphrase: None,
+    }))
+}
+
+fn write_bundle(job: Box<Job>, folder: &KeyFolder, out: &Path, zip: bool, now: u64) -> Outcome {
+    let Job {
+        mut outcome,
+        spec,
+        secret,
+        readme,
+        aside,
+        passphrase,
+    } = *job;
+    let name = spec.name.as_str();
+    let file_name = bundle_path(out, name, zip)
+        .file_name()
+        .unwrap_or_default()
+        .to_owned();
+    let fail = |outcome: &mut Outcome, reason: String| {
+        outcome.status = Status::Failed;
+        outcome.reason = Some(reason);
+    };
+    if let Some(label) = aside
+        && let Err(err) = folder.move_aside(&file_name, &format!(".{label}-{now}"))
+    {
+        fail(
+            &mut outcome,
+            format!("the old bundle could not be moved aside: {err}"),
+        );
+        return outcome;
+    }
+    let files = match bundle_files(
+        &spec,
+        &secret,
+        &readme,
+        passphrase.as_deref().map(String::as_str),
+    ) {
+        Ok(files) => files,
+        Err(reason) => {
+            fail(&mut outcome, reason);
+            return outcome;
+        }
+    };
+    let written = if zip {
+        zip_bundle(name, &files, now).and_then(|bytes| {
+            folder
+                .write_new(&file_name, &[&bytes])
+                .map_err(|e| e.to_string())
+        })
+    } else {
+        write_folder(folder, name, &files)
+    };
+    if let Err(err) = written {
+        fail(
+            &mut outcome,
+            format!("the bundle could not be written: {err}"),
+        );
+    }
+    outcome
+}
