@@ -280,6 +280,16 @@ pub struct Desired {
     pub orphan_dir: PathBuf,
 }
 
+/// The reserved prefix a tag key starts with, in any case, if it does: `aws:` is AWS's,
+/// `labctl:` labctl's own (its ownership tags). The one rule for both: validation refuses
+/// them in a manifest; the planner removes stale `labctl:` tags and leaves `aws:` ones alone.
+pub fn reserved_tag_prefix(key: &str) -> Option<&'static str> {
+    ["aws:", "labctl:"].into_iter().find(|prefix| {
+        key.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    })
+}
+
 /// Why a key pair name from the manifest cannot name the files made for it everywhere they go
 /// (its key file, the handout bundle, entries in a zip opened on Windows), if it cannot: `\`
 /// is a folder separator to Windows and zip tools (`..\x` would unpack outside its folder),
@@ -365,6 +375,17 @@ mod tests {
         }
         assert!(!Region::parse("xx-mars-1").unwrap().is_known());
         assert!(Region::parse("us-east-1").unwrap().is_known());
+    }
+
+    #[test]
+    fn reserved_tag_prefixes_in_any_case() {
+        use super::reserved_tag_prefix;
+        assert_eq!(reserved_tag_prefix("labctl:project"), Some("labctl:"));
+        assert_eq!(reserved_tag_prefix("LabCtl:team"), Some("labctl:"));
+        assert_eq!(reserved_tag_prefix("AWS:cloudformation"), Some("aws:"));
+        assert_eq!(reserved_tag_prefix("labctl"), None);
+        assert_eq!(reserved_tag_prefix("Team"), None);
+        assert_eq!(reserved_tag_prefix("é"), None);
     }
 
     #[test]

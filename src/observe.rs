@@ -118,16 +118,9 @@ pub(crate) async fn observe<C: Cloud>(
     }
     // Files of key pairs this manifest owns but no longer lists: at their default place, and
     // where the journal says labctl wrote their keys.
-    let listed: std::collections::BTreeSet<&str> =
-        desired.keypairs.iter().map(|k| k.name.as_str()).collect();
-    let orphans: Vec<PathBuf> = remote
-        .values()
-        .flat_map(BTreeMap::values)
-        .filter(|k: &&RemoteKeyPair| {
-            crate::ownership::is_ours(&k.tags, &desired.project)
-                && !listed.contains(k.name.as_str())
-        })
-        .flat_map(|k| {
+    let orphans: Vec<PathBuf> = crate::ownership::orphans(desired, &remote)
+        .into_iter()
+        .flat_map(|(_, k)| {
             let written = k
                 .public_key
                 .as_ref()

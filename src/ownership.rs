@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::desired::{APPLY_TAG, PROJECT_TAG};
+use crate::desired::{APPLY_TAG, Desired, PROJECT_TAG};
+use crate::resource::{RemoteKeyPair, Scope};
 
 /// Who owns a key pair, by its tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,27 @@ pub(crate) fn owner<'a>(tags: &'a BTreeMap<String, String>, project: &str) -> Ow
 /// Whether labctl may change, replace or delete a key pair with these tags.
 pub(crate) fn is_ours(tags: &BTreeMap<String, String>, project: &str) -> bool {
     owner(tags, project) == Owner::This
+}
+
+/// The key pairs this manifest owns in a scope where it no longer places them (by scope and
+/// name: `lab` listed only in us-east-1 is an orphan in eu-west-1): the one definition of an
+/// orphan, for `--prune`, `destroy`, and observe's look at their files.
+pub(crate) fn orphans<'a>(
+    desired: &Desired,
+    remote: &'a BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
+) -> Vec<(&'a Scope, &'a RemoteKeyPair)> {
+    let placed: BTreeSet<(&Scope, &str)> = desired
+        .keypairs
+        .iter()
+        .flat_map(|k| k.scopes.iter().map(move |s| (s, k.name.as_str())))
+        .collect();
+    remote
+        .iter()
+        .flat_map(|(scope, pairs)| pairs.values().map(move |pair| (scope, pair)))
+        .filter(|(scope, pair)| {
+            is_ours(&pair.tags, &desired.project) && !placed.contains(&(*scope, pair.name.as_str()))
+        })
+        .collect()
 }
 
 /// Whether a key pair named `name` with these tags was made by a create whose private key was

@@ -62,15 +62,7 @@ pub(super) async fn recover_create<C: Cloud>(
     // nothing of earlier attempts: look once for a key pair this apply made. Any other
     // failure may have come after EC2 acted (a retry's `Duplicate` among them), and its
     // listing may lag behind: look until it catches up.
-    let refused = matches!(
-        err.kind,
-        CloudErrorKind::NoCredentials
-            | CloudErrorKind::ExpiredCredentials
-            | CloudErrorKind::AccessDenied
-            | CloudErrorKind::RegionNotEnabled
-            | CloudErrorKind::InvalidKey
-    );
-    let lag = if refused {
+    let lag = if err.kind.is_refusal() {
         std::time::Duration::ZERO
     } else {
         settings.listing_lag
@@ -84,7 +76,7 @@ pub(super) async fn recover_create<C: Cloud>(
         return failure;
     }
     let Some(pair) = found else {
-        if refused {
+        if err.kind.is_refusal() {
             // EC2 said no: it made nothing (the failure's own hint says what to do).
             return failure;
         }

@@ -1,7 +1,7 @@
 //! Deleting a key pair: the journal's `retired` records first, the delete, and, when its answer
 //! is lost, whether the key pair is gone after all.
 
-use crate::cloud::{Cloud, CloudErrorKind};
+use crate::cloud::Cloud;
 use crate::journal::Event;
 
 use super::run::{Failure, Settings, cloud_failure, failed, record_id};
@@ -25,11 +25,7 @@ pub(super) async fn delete<C: Cloud>(
         // The answer may be lost after EC2 acted (a reset, an empty answer): what counts is
         // whether the key pair is gone.
         let failure = cloud_failure(&err);
-        let maybe_acted = matches!(
-            err.kind,
-            CloudErrorKind::Unreachable | CloudErrorKind::Throttled | CloudErrorKind::Other
-        );
-        if !maybe_acted || !gone_after_all(cloud, action).await {
+        if !err.kind.may_have_acted() || !gone_after_all(cloud, action).await {
             return Err(failure);
         }
         tracing::debug!(key = %action.name, region = %action.scope, "the delete's answer was lost, but the key pair is gone");

@@ -266,11 +266,7 @@ async fn apply_entry<C: Cloud>(
 
 /// Whether this action makes the entry's new key (which the others then import).
 fn creates_key(action: &Pair<'_>) -> bool {
-    match &action.op {
-        KeyPairOp::Create { .. } => true,
-        KeyPairOp::Replace { created_in, .. } => created_in == action.scope,
-        _ => false,
-    }
+    action.op.makes_key_in(action.scope)
 }
 
 /// An action that does not create the entry's key. `all_done`: every action before it in

@@ -156,13 +156,7 @@ pub(super) fn cloud_failure(err: &CloudError) -> Failure {
     Failure {
         status,
         problem: Problem::new(err.to_string()).hint(err.hint()),
-        region_wide: matches!(
-            err.kind,
-            CloudErrorKind::Unreachable
-                | CloudErrorKind::NoCredentials
-                | CloudErrorKind::ExpiredCredentials
-                | CloudErrorKind::RegionNotEnabled
-        ),
+        region_wide: err.kind.is_scope_wide(),
     }
 }
 

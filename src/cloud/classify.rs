@@ -131,9 +131,7 @@ where
     {
         (
             CloudErrorKind::NoCredentials,
-            format!(
-                "the AWS profile `{profile}` is not defined (in ~/.aws/config or ~/.aws/credentials)"
-            ),
+            super::profile::not_defined(profile),
         )
     } else if let Some(profile) = profile
         && lowered.contains("credential")
@@ -235,5 +233,37 @@ mod tests {
         ] {
             assert_eq!(kind_of_code(code), kind, "{code}");
         }
+    }
+
+    /// What each kind means for the executor: stop the scope, look again, or neither.
+    #[test]
+    fn kinds_say_what_the_executor_does_next() {
+        use crate::cloud::CloudErrorKind::*;
+        for kind in [
+            Unreachable,
+            NoCredentials,
+            ExpiredCredentials,
+            RegionNotEnabled,
+        ] {
+            assert!(kind.is_scope_wide(), "{kind:?}");
+        }
+        for kind in [
+            AccessDenied,
+            Throttled,
+            Duplicate,
+            InvalidKey,
+            Changed,
+            NotSent,
+            Other,
+        ] {
+            assert!(!kind.is_scope_wide(), "{kind:?}");
+        }
+        for kind in [Unreachable, Throttled, Other] {
+            assert!(kind.may_have_acted() && !kind.is_refusal(), "{kind:?}");
+        }
+        for kind in [NoCredentials, AccessDenied, InvalidKey] {
+            assert!(kind.is_refusal() && !kind.may_have_acted(), "{kind:?}");
+        }
+        assert!(!NotSent.may_have_acted());
     }
 }

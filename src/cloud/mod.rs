@@ -9,6 +9,7 @@ mod ec2;
 #[cfg(test)]
 pub(crate) mod memory;
 mod pacer;
+mod profile;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +17,7 @@ use std::future::Future;
 
 pub(crate) use ec2::{Ec2, Ec2Options};
 pub(crate) use pacer::Pacer;
+pub(crate) use profile::undefined_profile;
 
 use crate::desired::{KeyName, KeyType, TagSet};
 use crate::keys::{PublicKey, Secret};
@@ -85,6 +87,42 @@ pub enum CloudErrorKind {
     /// could be; EC2 never heard of it.
     NotSent,
     Other,
+}
+
+impl CloudErrorKind {
+    /// The failure concerns the whole scope (its endpoint, its credentials, its region):
+    /// nothing more is started there.
+    pub(crate) fn is_scope_wide(self) -> bool {
+        matches!(
+            self,
+            CloudErrorKind::Unreachable
+                | CloudErrorKind::NoCredentials
+                | CloudErrorKind::ExpiredCredentials
+                | CloudErrorKind::RegionNotEnabled
+        )
+    }
+
+    /// EC2 refused the request itself (who sent it, where, or what it carried): the last
+    /// answer says nothing of what an earlier attempt did.
+    pub(crate) fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            CloudErrorKind::NoCredentials
+                | CloudErrorKind::ExpiredCredentials
+                | CloudErrorKind::AccessDenied
+                | CloudErrorKind::RegionNotEnabled
+                | CloudErrorKind::InvalidKey
+        )
+    }
+
+    /// EC2 may have carried the request out though labctl never saw the answer (a cut
+    /// connection, a timeout, throttling or a server error after an earlier attempt).
+    pub(crate) fn may_have_acted(self) -> bool {
+        matches!(
+            self,
+            CloudErrorKind::Unreachable | CloudErrorKind::Throttled | CloudErrorKind::Other
+        )
+    }
 }
 
 /// A failed call to the cloud, naming the operation and the scope.

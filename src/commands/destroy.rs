@@ -4,30 +4,10 @@ use crate::apply;
 use crate::cli::DestroyArgs;
 use crate::cloud::Cloud;
 use crate::error::{Error, Exit};
-use crate::keys::{FileState, KeyStore};
-use crate::observe::{Observed, observe};
 use crate::plan::{self, Options};
 use crate::render::{self, Style};
 
 use super::carry::{Carry, carry_out};
-
-/// How long to wait for EC2's listing to catch up before deciding a key pair is absent.
-const LISTING_LAG: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Whether some entry's key file exists while EC2 lists no key pair for it in a region.
-fn unlisted_with_key_file(plan: &plan::Plan, observed: &Observed) -> bool {
-    plan.actions.iter().any(|action| {
-        let Some(a) = action.key_pair() else {
-            return false;
-        };
-        a.entry.is_some()
-            && a.op == plan::KeyPairOp::Noop
-            && !observed.has(action.scope(), action.name().as_str())
-            && a.output
-                .as_ref()
-                .is_some_and(|p| matches!(observed.local.get(p), Some(FileState::Key { .. })))
-    })
-}
 use super::session::session;
 use super::{Terminal, confirm, write_json, write_stdout};
 
@@ -75,22 +55,9 @@ pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit
                 made: run.made.clone(),
                 ..Options::default()
             };
-            let mut plan = plan::plan_destroy(&desired, &observed, &options);
-            // A key file whose key pair EC2 does not list: it may have been made seconds ago
-            // (EC2's listing lags behind). Look once more before leaving it behind.
-            if unlisted_with_key_file(&plan, &observed) {
-                if !args.cloud.quiet && !args.cloud.json {
-                    eprintln!(
-                        "Some key files have no key pair listed in EC2 yet; looking again in {} s (EC2's listing can lag behind a create)",
-                        LISTING_LAG.as_secs()
-                    );
-                }
-                tokio::time::sleep(LISTING_LAG).await;
-                let again = observe(cloud, &desired, KeyStore, &run.deleted, &run.made)
-                    .await
-                    .map_err(Error::Observe)?;
-                plan = plan::plan_destroy(&desired, &again, &options);
-            }
+            // A key pair labctl made moments ago that EC2 does not list yet was looked for
+            // again by `observe` (the one rule for EC2's listing lag).
+            let plan = plan::plan_destroy(&desired, &observed, &options);
             let deletions = plan.actions.iter().filter(|a| a.is_change()).count();
             if deletions == 0 {
                 nothing_to_destroy(&plan, args, &run, &cloud.api_calls())?;

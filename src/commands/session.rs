@@ -174,42 +174,6 @@ impl Progress for Display {
     }
 }
 
-/// Whether the AWS profile `name` is defined in the shared config or credentials file (the
-/// SDK would otherwise fall back to other credentials without a word).
-fn profile_defined(name: &str) -> bool {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let file = |var: &str, default: &str| {
-        std::env::var_os(var)
-            .map(std::path::PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
-    };
-    let headers = [
-        (file("AWS_CONFIG_FILE", "config"), true),
-        (file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), false),
-    ];
-    headers.iter().any(|(path, is_config)| {
-        let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) else {
-            return false;
-        };
-        text.lines().any(|line| {
-            let Some(inner) = line
-                .trim()
-                .strip_prefix('[')
-                .and_then(|l| l.strip_suffix(']'))
-            else {
-                return false;
-            };
-            let inner = inner.trim();
-            let section = if *is_config && inner != "default" {
-                inner.strip_prefix("profile").map(str::trim)
-            } else {
-                Some(inner)
-            };
-            section == Some(name)
-        })
-    })
-}
-
 pub(super) async fn connect(
     args: &CloudArgs,
     desired: &Desired,
@@ -254,8 +218,6 @@ pub(super) struct Run {
         std::collections::BTreeMap<String, std::collections::BTreeSet<std::path::PathBuf>>,
     /// The journal, held with the lock by commands that change things.
     pub(super) journal: Option<Arc<crate::journal::Journal>>,
-    /// Ids of key pairs labctl deleted (EC2's listing may still show them).
-    pub(super) deleted: std::collections::BTreeSet<String>,
     /// Warnings for the JSON document (`--json`; otherwise they went to stderr).
     pub(super) warnings: Vec<serde_json::Value>,
     /// Set by Ctrl-C or SIGTERM: start nothing new.
@@ -407,7 +369,6 @@ async fn look<C: Cloud>(
         retired: state.journal.retired.into_iter().collect(),
         made,
         journal: state.held,
-        deleted,
         warnings,
         stop,
     };
@@ -444,12 +405,12 @@ fn prepare(args: &CloudArgs, term: Terminal) -> Result<(Desired, Vec<serde_json:
             term,
         ));
     }
-    if let Some(profile) = &args.profile
-        && !profile_defined(profile)
+    if let Some(why) = args
+        .profile
+        .as_deref()
+        .and_then(crate::cloud::undefined_profile)
     {
-        return Err(Error::Usage(format!(
-            "the AWS profile `{profile}` is not defined in ~/.aws/config or ~/.aws/credentials (or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)"
-        )));
+        return Err(Error::Usage(why));
     }
     Ok((desired, warnings))
 }

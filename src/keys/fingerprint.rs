@@ -7,8 +7,7 @@
 
 use base64::Engine as _;
 use md5::Md5;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use ssh_key::public::KeyData;
@@ -45,12 +44,7 @@ pub fn imported(public: &PublicKey) -> Option<String> {
 pub fn created(private: &Secret, public: &PublicKey) -> Option<String> {
     match public.key_data() {
         KeyData::Rsa(_) => {
-            let text = private.expose();
-            let key = if text.contains("BEGIN RSA PRIVATE KEY") {
-                rsa::RsaPrivateKey::from_pkcs1_pem(text).ok()?
-            } else {
-                rsa::RsaPrivateKey::from_pkcs8_pem(text).ok()?
-            };
+            let key = super::public::rsa_private_key_of(private).ok()?;
             let der = key.to_pkcs8_der().ok()?;
             Some(colon_hex(&Sha1::digest(der.as_bytes())))
         }
@@ -123,6 +117,26 @@ mod tests {
         assert_eq!(
             imported(&ed).unwrap(),
             include_str!("../../tests/fixtures/keys/ed25519-a.sha256").trim()
+        );
+    }
+
+    /// Every key text labctl reads has its created fingerprint, read by the one lenient
+    /// parser: an RSA key in OpenSSH's form, and a PEM key with CRLF line endings and a blank
+    /// line (as the AWS CLI's text output leaves it).
+    #[test]
+    fn created_fingerprints_read_every_form_plan_accepts() {
+        let openssh = Secret::new(fixture("rsa-openssh.pem"));
+        let public = public_key_of_private(&openssh).unwrap();
+        assert_eq!(
+            created(&openssh, &public).as_deref(),
+            Some(include_str!("../../tests/fixtures/keys/rsa-openssh.sha1").trim())
+        );
+        let crlf = Secret::new(fixture("rsa-pkcs1.pem").replace('\n', "\r\n") + "\r\n");
+        let rsa = PublicKey::from_openssh(&fixture("rsa-pkcs1.pub")).unwrap();
+        assert_eq!(public_key_of_private(&crlf).unwrap(), rsa);
+        assert_eq!(
+            created(&crlf, &rsa).as_deref(),
+            Some(include_str!("../../tests/fixtures/keys/rsa-pkcs1.sha1").trim())
         );
     }
 

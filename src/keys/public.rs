@@ -121,6 +121,35 @@ pub(crate) fn private_key_of(text: &Secret) -> Result<ssh_key::PrivateKey, Strin
         .map_err(|_| "the RSA key could not be converted".to_owned())
 }
 
+/// An RSA private key from any form labctl reads (OpenSSH, PKCS#1, PKCS#8), read as leniently
+/// as every other reader of key text here: the one parser, so a key plan accepts always has
+/// the fingerprints a handout shows.
+///
+/// # Errors
+/// A short reason that never quotes the text.
+pub(crate) fn rsa_private_key_of(text: &Secret) -> Result<rsa::RsaPrivateKey, String> {
+    if text.expose().contains("BEGIN OPENSSH PRIVATE KEY") {
+        let key = private_key_of(text)?;
+        let pair = key
+            .key_data()
+            .rsa()
+            .ok_or_else(|| "the private key is not an RSA key".to_owned())?;
+        let number = |m: &ssh_key::Mpint| {
+            m.as_positive_bytes()
+                .map(rsa::BigUint::from_bytes_be)
+                .ok_or_else(|| "the RSA key could not be converted".to_owned())
+        };
+        return rsa::RsaPrivateKey::from_components(
+            number(&pair.public.n)?,
+            number(&pair.public.e)?,
+            number(&pair.private.d)?,
+            vec![number(&pair.private.p)?, number(&pair.private.q)?],
+        )
+        .map_err(|_| "the RSA key could not be converted".to_owned());
+    }
+    rsa_private_key(text.expose())
+}
+
 /// An RSA private key from PKCS#1 or PKCS#8 PEM text.
 fn rsa_private_key(text: &str) -> Result<rsa::RsaPrivateKey, String> {
     if text.contains("BEGIN RSA PRIVATE KEY") {

@@ -58,14 +58,10 @@ impl<'a> Custody<'a> {
         options: &'a Options,
         actions: &[Action],
     ) -> Self {
-        let listed: BTreeSet<(&Scope, &str)> = desired
-            .keypairs
-            .iter()
-            .flat_map(|k| k.scopes.iter().map(move |r| (r, k.name.as_str())))
-            .collect();
         let mut deleting: BTreeSet<(Scope, String)> = if options.prune {
-            owned_pairs(desired, observed)
-                .filter(|(r, n)| !listed.contains(&(r, n.as_str())))
+            crate::ownership::orphans(desired, &observed.remote)
+                .into_iter()
+                .map(|(scope, pair)| (scope.clone(), pair.name.clone()))
                 .collect()
         } else {
             BTreeSet::new()

@@ -49,12 +49,7 @@ pub(super) fn plan_entry(
     if spec.ppk.is_some() {
         // A new key is saved with its PuTTY form.
         for (region, (op, reason)) in spec.scopes.iter().zip(&mut planned) {
-            let creates = match op {
-                KeyPairOp::Create { .. } => true,
-                KeyPairOp::Replace { created_in, .. } => created_in == region,
-                _ => false,
-            };
-            if creates {
+            if op.makes_key_in(region) {
                 let _ = write!(reason, ", with {}", ppk_display(spec));
             }
         }
@@ -308,7 +303,11 @@ fn tag_op(desired: &Desired, spec: &KeyPairSpec, remote: &RemoteKeyPair) -> (Key
                 .keys()
                 .filter(|k| spec.tags.get(k).is_none())
                 .filter(|k| k.as_str() != APPLY_TAG)
-                .filter(|k| k.starts_with("labctl:") || (spec.purge_tags && !k.starts_with("aws:")))
+                .filter(|k| match crate::desired::reserved_tag_prefix(k) {
+                    Some("aws:") => false,
+                    Some(_) => true,
+                    None => spec.purge_tags,
+                })
                 .cloned()
                 .collect();
             if missing.is_empty() && stale.is_empty() {
@@ -511,6 +510,7 @@ mod tests {
                 ("Team", "blue"),
                 ("Cost", "1"),
                 ("aws:cloudformation:stack", "s"),
+                ("AWS:Other", "s"),
             ],
         );
         let o = observed(&d, &[("us-east-1", present)], file("ed25519-a.pub", 0o400));
@@ -519,6 +519,27 @@ mod tests {
             vec![KeyPairOp::UpdateTags {
                 set: BTreeMap::new(),
                 remove: vec!["Cost".into()]
+            }]
+        );
+    }
+
+    /// The reserved prefixes are one rule in any case (`desired::reserved_tag_prefix`): a
+    /// stale `LabCtl:` tag is labctl's to remove, as validation refuses it in a manifest.
+    #[test]
+    fn stale_labctl_tags_are_removed_in_any_case() {
+        let d = desired(&["us-east-1"], KeyType::Ed25519);
+        let present = remote_named(
+            "lab-key",
+            Some(key("ed25519-a.pub")),
+            "ed25519",
+            &[(PROJECT_TAG, "lab"), ("Team", "blue"), ("LabCtl:old", "x")],
+        );
+        let o = observed(&d, &[("us-east-1", present)], file("ed25519-a.pub", 0o400));
+        assert_eq!(
+            ops(&d, &o),
+            vec![KeyPairOp::UpdateTags {
+                set: BTreeMap::new(),
+                remove: vec!["LabCtl:old".into()]
             }]
         );
     }

@@ -427,6 +427,16 @@ impl Change {
 }
 
 impl KeyPairOp {
+    /// Whether this operation, in `scope`, makes the entry's new key (which its other scopes
+    /// then import): a create, or the replacement in the scope it names. The one rule.
+    pub(crate) fn makes_key_in(&self, scope: &Scope) -> bool {
+        match self {
+            KeyPairOp::Create { .. } => true,
+            KeyPairOp::Replace { created_in, .. } => created_in == scope,
+            _ => false,
+        }
+    }
+
     /// The kind of change this is.
     pub(crate) fn change(&self) -> Change {
         match self {
@@ -550,5 +560,30 @@ fn generator(spec: &KeyPairSpec) -> Option<Generator> {
         KeySource::Aws => Some(Generator::Ec2 { key_type }),
         KeySource::Local { bits } => Some(Generator::Local { key_type, bits }),
         KeySource::PublicKey(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{EC2, scope};
+    use super::{Generator, KeyPairOp};
+    use crate::desired::KeyType;
+
+    /// Which scope makes an entry's key: the one rule apply, the plan's `.ppk` note and the
+    /// report ask.
+    #[test]
+    fn a_create_makes_the_key_and_a_replacement_only_where_it_says() {
+        let (east, west) = (scope("us-east-1"), scope("eu-west-1"));
+        assert!(EC2.makes_key_in(&east));
+        let replace = KeyPairOp::Replace {
+            generator: Generator::Ec2 {
+                key_type: KeyType::Ed25519,
+            },
+            created_in: east.clone(),
+            exists: true,
+        };
+        assert!(replace.makes_key_in(&east));
+        assert!(!replace.makes_key_in(&west));
+        assert!(!KeyPairOp::Noop.makes_key_in(&east));
     }
 }

@@ -2,8 +2,8 @@
 
 use super::custody::{Custody, FileOf};
 use super::{
-    Action, Address, AfterDelete, BTreeSet, Desired, KeyName, KeyPairAction, KeyPairOp, Observed,
-    Op, Options, Scope, TagSet, ours,
+    Action, Address, AfterDelete, Desired, KeyName, KeyPairAction, KeyPairOp, Observed, Op,
+    Options, TagSet, ownership,
 };
 
 /// Key pairs owned by this manifest, in its scopes, that it no longer lists. An orphan is a
@@ -16,78 +16,64 @@ pub(super) fn plan_orphans(
     custody: &Custody,
     actions: &mut Vec<Action>,
 ) {
-    let wanted: BTreeSet<(&Scope, &str)> = desired
-        .keypairs
-        .iter()
-        .flat_map(|k| k.scopes.iter().map(move |r| (r, k.name.as_str())))
-        .collect();
-    for (region, pairs) in &observed.remote {
-        for (name, remote) in pairs {
-            if wanted.contains(&(region, name.as_str())) || !ours(desired, remote) {
-                continue;
-            }
-            let Ok(key_name) = KeyName::parse(name) else {
-                continue;
-            };
-            // The file goes with the last region's deletion of that name: the file at the
-            // default place, or where the journal says labctl wrote this key (an entry with
-            // its own `output`), the first that custody lets go. Retired (moved aside, so a
-            // seat added back gets a new key), or removed with `--purge-local`.
-            let last_region =
-                observed.remote.keys().rev().find(|r| observed.has(r, name)) == Some(region);
-            let (file, also) = if options.prune && last_region {
-                custody
-                    .files_of(desired.orphan_file(name), remote.public_key.as_ref())
-                    .into_iter()
-                    .map(|path| {
-                        let shown = path.display().to_string();
-                        custody.file_fate(
-                            &path,
-                            &shown,
-                            &[remote.public_key.as_ref()],
-                            FileOf::Orphan,
-                        )
-                    })
-                    .find(|(file, _)| *file != AfterDelete::Keep)
-                    .unwrap_or((AfterDelete::Keep, String::new()))
+    for (region, remote) in ownership::orphans(desired, &observed.remote) {
+        let name = &remote.name;
+        let Ok(key_name) = KeyName::parse(name) else {
+            continue;
+        };
+        // The file goes with the last region's deletion of that name: the file at the
+        // default place, or where the journal says labctl wrote this key (an entry with
+        // its own `output`), the first that custody lets go. Retired (moved aside, so a
+        // seat added back gets a new key), or removed with `--purge-local`.
+        let last_region =
+            observed.remote.keys().rev().find(|r| observed.has(r, name)) == Some(region);
+        let (file, also) = if options.prune && last_region {
+            custody
+                .files_of(desired.orphan_file(name), remote.public_key.as_ref())
+                .into_iter()
+                .map(|path| {
+                    let shown = path.display().to_string();
+                    custody.file_fate(&path, &shown, &[remote.public_key.as_ref()], FileOf::Orphan)
+                })
+                .find(|(file, _)| *file != AfterDelete::Keep)
+                .unwrap_or((AfterDelete::Keep, String::new()))
+        } else {
+            (AfterDelete::Keep, String::new())
+        };
+        let held = match &file {
+            AfterDelete::Retire(path, _) | AfterDelete::Purge(path, _) => Some(path.clone()),
+            AfterDelete::Keep => None,
+        };
+        let reason = if options.prune {
+            format!("no longer in the manifest; delete it{also}")
+        } else {
+            "no longer in the manifest; `apply --prune` deletes it".to_owned()
+        };
+        let op = Op::KeyPair(KeyPairAction {
+            entry: None,
+            output_display: held
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            output: held,
+            tags: TagSet::default(),
+            op: if options.prune {
+                KeyPairOp::Delete { file }
             } else {
-                (AfterDelete::Keep, String::new())
-            };
-            let held = match &file {
-                AfterDelete::Retire(path, _) | AfterDelete::Purge(path, _) => Some(path.clone()),
-                AfterDelete::Keep => None,
-            };
-            let reason = if options.prune {
-                format!("no longer in the manifest; delete it{also}")
-            } else {
-                "no longer in the manifest; `apply --prune` deletes it".to_owned()
-            };
-            let op = Op::KeyPair(KeyPairAction {
-                entry: None,
-                output_display: held
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                output: held,
-                tags: TagSet::default(),
-                op: if options.prune {
-                    KeyPairOp::Delete { file }
-                } else {
-                    KeyPairOp::Orphan
-                },
-                remote_id: remote.id.clone(),
-                fix_mode: false,
-                ppk: None,
-                write_ppk: false,
-                retires: Vec::new(),
-                owned: true,
-            });
-            actions.push(Action {
-                address: Address::key_pair(key_name, region.clone()),
-                reason,
-                op,
-            });
-        }
+                KeyPairOp::Orphan
+            },
+            remote_id: remote.id.clone(),
+            fix_mode: false,
+            ppk: None,
+            write_ppk: false,
+            retires: Vec::new(),
+            owned: true,
+        });
+        actions.push(Action {
+            address: Address::key_pair(key_name, region.clone()),
+            reason,
+            op,
+        });
     }
 }
 

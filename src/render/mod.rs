@@ -524,10 +524,10 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
 /// What a report line says of a key pair action that was done.
 fn key_pair_done(action: &Action, a: &KeyPairAction) -> String {
     match &a.op {
-        KeyPairOp::Create { .. } => "created, private key saved (0400)".to_owned(),
-        KeyPairOp::Replace { created_in, .. } if created_in == action.scope() => {
-            "replaced, new private key saved (0400)".to_owned()
-        }
+        op if op.makes_key_in(action.scope()) => match op {
+            KeyPairOp::Replace { .. } => "replaced, new private key saved (0400)".to_owned(),
+            _ => "created, private key saved (0400)".to_owned(),
+        },
         // Say what became of the file shown on the line, not only of the key pair.
         KeyPairOp::Delete { file } => match file {
             AfterDelete::Retire(..) => "deleted, key file retired (moved aside)".to_owned(),

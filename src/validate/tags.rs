@@ -90,8 +90,7 @@ impl Validator<'_> {
             );
             ok = false;
         }
-        let lower = k.to_ascii_lowercase();
-        if lower.starts_with("aws:") || lower.starts_with("labctl:") {
+        if crate::desired::reserved_tag_prefix(k).is_some() {
             self.push(
                 Diagnostic::error(field, key.pos, format!("tag key `{k}` uses a reserved prefix"))
                     .with_label("reserved")

@@ -2,20 +2,18 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Test, mutating_calls, public_key_of, server, strip_comment, unique};
+use crate::support::{
+    Manifest, Test, mutating_calls, public_key_of, server, strip_comment, unique,
+};
 
 /// A manifest with one key pair per (name, regions, key type).
 fn manifest(project: &str, entries: &[(&str, &[&str], &str)]) -> String {
-    let mut text = format!(
-        "version: 1\nproject: {project}\ndefaults:\n  tags:\n    Owner: tests\nkeypairs:\n"
-    );
+    let mut manifest = Manifest::new(project).defaults("\n  tags:\n    Owner: tests");
     for (name, regions, key_type) in entries {
-        text.push_str(&format!(
-            "  - name: {name}\n    regions: [{}]\n    key_type: {key_type}\n",
-            regions.join(", ")
-        ));
+        let regions = format!("[{}]", regions.join(", "));
+        manifest = manifest.key(name, &[("regions", &regions), ("key_type", key_type)]);
     }
-    text
+    manifest.text()
 }
 
 #[test]

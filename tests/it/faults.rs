@@ -4,16 +4,16 @@
 
 use serde_json::json;
 
-use crate::support::{Proxy, Test, mutating_calls, public_key_of, server, strip_comment, unique};
+use crate::support::{
+    Manifest, Proxy, Test, mutating_calls, public_key_of, server, strip_comment, unique,
+};
 
 fn manifest(project: &str, names: &[&str]) -> String {
-    let mut text = format!(
-        "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n"
-    );
+    let mut manifest = Manifest::new(project).defaults("{ region: us-east-1, key_type: ed25519 }");
     for name in names {
-        text.push_str(&format!("  - name: {project}-{name}\n"));
+        manifest = manifest.key(&format!("{project}-{name}"), &[]);
     }
-    text
+    manifest.text()
 }
 
 /// After a fault: every key pair of the project on the server has its private key on disk.

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 
-use crate::support::{Test, python_packages};
+use crate::support::{Manifest, Test, python_packages};
 
 /// How many manifests are generated (each is validated twice, and schema-checked).
 const CASES: usize = 240;
@@ -141,21 +141,17 @@ const PUBLIC_KEYS: [&str; 6] = [
 
 fn manifest(entries: &[Entry], defaults_region: bool) -> String {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
-    let mut text = String::from("version: 1\nproject: lab\n");
+    let mut manifest = Manifest::new("lab");
     if defaults_region {
-        text.push_str("defaults:\n  region: us-east-1\n");
+        manifest = manifest.defaults("\n  region: us-east-1");
     }
-    text.push_str("keypairs:\n");
     for (i, e) in entries.iter().enumerate() {
-        text.push_str(&format!("  - name: e{i}{}\n", e.suffix));
-        match &e.many {
-            Many::One => {}
-            Many::Count(n) => text.push_str(&format!("    count: {n}\n")),
-            Many::ForEach(items) => {
-                text.push_str(&format!("    for_each: [{}]\n", items.join(", ")));
-            }
-            Many::Both => text.push_str("    count: 2\n    for_each: [a, b]\n"),
-        }
+        let mut lines: Vec<(&str, String)> = match &e.many {
+            Many::One => vec![],
+            Many::Count(n) => vec![("count", (*n).to_owned())],
+            Many::ForEach(items) => vec![("for_each", format!("[{}]", items.join(", ")))],
+            Many::Both => vec![("count", "2".to_owned()), ("for_each", "[a, b]".to_owned())],
+        };
         let fields = [
             ("source", e.source.map(str::to_owned)),
             ("key_type", e.key_type.map(str::to_owned)),
@@ -169,16 +165,14 @@ fn manifest(entries: &[Entry], defaults_region: bool) -> String {
             ("tags", e.tags.map(str::to_owned)),
             ("formats", e.formats.map(str::to_owned)),
         ];
-        for (field, value) in fields {
-            if let Some(value) = value {
-                text.push_str(&format!("    {field}: {value}\n"));
-            }
+        lines.extend(fields.into_iter().filter_map(|(f, v)| Some((f, v?))));
+        if let Some((field, value)) = e.regions.and_then(|r| r.split_once(": ")) {
+            lines.push((field, value.to_owned()));
         }
-        if let Some(regions) = e.regions {
-            text.push_str(&format!("    {regions}\n"));
-        }
+        let lines: Vec<(&str, &str)> = lines.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        manifest = manifest.key(&format!("e{i}{}", e.suffix), &lines);
     }
-    text
+    manifest.text()
 }
 
 /// The key pairs and regions a valid manifest describes, by the manifest's own rules (not

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use crate::support::{Proxy, Test, cannot_run, server, ssh_public_key_of, strip_comment, unique};
+use crate::support::{
+    Manifest, Proxy, Test, cannot_run, server, ssh_public_key_of, strip_comment, unique,
+};
 
 const R1: &str = "us-east-1";
 const R2: &str = "eu-west-1";
@@ -41,16 +43,17 @@ struct Kill {
 const ENTRIES: [&str; 6] = ["aws-1", "aws-2", "aws-3", "aws-4", "local-1", "local-2"];
 
 fn kill_manifest(project: &str) -> String {
-    let mut text = format!(
-        "version: 1\nproject: {project}\ndefaults: {{ regions: [{R1}, {R2}], key_type: ed25519 }}\nkeypairs:\n"
-    );
+    let mut manifest =
+        Manifest::new(project).defaults(&format!("{{ regions: [{R1}, {R2}], key_type: ed25519 }}"));
     for entry in ENTRIES {
-        text.push_str(&format!("  - name: {project}-{entry}\n"));
-        if entry.starts_with("local") {
-            text.push_str("    source: local\n");
-        }
+        let fields: &[(&str, &str)] = if entry.starts_with("local") {
+            &[("source", "local")]
+        } else {
+            &[]
+        };
+        manifest = manifest.key(&format!("{project}-{entry}"), fields);
     }
-    text
+    manifest.text()
 }
 
 #[test]

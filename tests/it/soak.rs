@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Proxy, Run, Test, fixture_key, server, strip_comment, unique};
+use crate::support::{Manifest, Proxy, Run, Test, fixture_key, server, strip_comment, unique};
 
 /// xorshift64*: small, seedable, good enough to pick steps.
 struct Rng(u64);
@@ -149,10 +149,13 @@ impl World {
         };
         self.test.write(
             "labctl.yaml",
-            &format!(
-                "version: 1\nproject: {}\ndefaults: {{ regions: {regions}, key_type: ed25519 }}\nkeypairs:\n  - name: {}-seat-${{index}}\n    count: {}\n",
-                self.project, self.project, self.count
-            ),
+            &Manifest::new(&self.project)
+                .defaults(&format!("{{ regions: {regions}, key_type: ed25519 }}"))
+                .key(
+                    &format!("{}-seat-${{index}}", self.project),
+                    &[("count", &self.count.to_string())],
+                )
+                .text(),
         );
     }
 

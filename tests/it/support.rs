@@ -1,6 +1,7 @@
 //! The harness: a local EC2 server shared by the tests, and a builder that runs the real
 //! labctl binary in a temporary folder and checks what a user would see.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
@@ -466,5 +467,53 @@ pub(crate) fn cannot_run(why: &str) {
         eprintln!("skipped (LABCTL_TEST_ALLOW_SKIP=1): {why}");
     } else {
         panic!("{why}; set LABCTL_TEST_ALLOW_SKIP=1 to skip it on a machine that cannot run it");
+    }
+}
+
+/// The one builder of test manifests: `version: 1`, the project, optional `defaults` (as a
+/// YAML flow mapping or block lines), and key pair entries each given as its `name` and
+/// further `field: value` lines. Every test file builds its manifests with it.
+#[derive(Clone, Debug)]
+pub(crate) struct Manifest {
+    text: String,
+    entries: bool,
+}
+
+impl Manifest {
+    pub(crate) fn new(project: &str) -> Self {
+        Manifest {
+            text: format!("version: 1\nproject: {project}\n"),
+            entries: false,
+        }
+    }
+
+    /// `defaults:` as one flow mapping (`{ region: us-east-1, key_type: ed25519 }`) or, when
+    /// it starts with a newline, as indented block lines.
+    #[must_use]
+    pub(crate) fn defaults(mut self, yaml: &str) -> Self {
+        if yaml.starts_with('\n') {
+            let _ = writeln!(self.text, "defaults:{yaml}");
+        } else {
+            let _ = writeln!(self.text, "defaults: {yaml}");
+        }
+        self
+    }
+
+    /// One entry of `keypairs`: `name`, then each `(field, value)` on its own line.
+    #[must_use]
+    pub(crate) fn key(mut self, name: &str, fields: &[(&str, &str)]) -> Self {
+        if !self.entries {
+            self.text.push_str("keypairs:\n");
+            self.entries = true;
+        }
+        let _ = writeln!(self.text, "  - name: {name}");
+        for (field, value) in fields {
+            let _ = writeln!(self.text, "    {field}: {value}");
+        }
+        self
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.text.clone()
     }
 }

@@ -5,12 +5,18 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Proxy, Test, labctl_bin, mutating_calls, public_key_of, server, unique};
+use crate::support::{
+    Manifest, Proxy, Test, labctl_bin, mutating_calls, public_key_of, server, unique,
+};
 
 fn manifest(project: &str, seats: usize) -> String {
-    format!(
-        "version: 1\nproject: {project}\ndefaults: {{ region: us-east-1, key_type: ed25519 }}\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: {seats}\n"
-    )
+    Manifest::new(project)
+        .defaults("{ region: us-east-1, key_type: ed25519 }")
+        .key(
+            &format!("{project}-seat-${{index}}"),
+            &[("count", &seats.to_string())],
+        )
+        .text()
 }
 
 #[test]
