@@ -233,6 +233,14 @@ pub(crate) struct CloudArgs {
     pub verbose: u8,
 }
 
+impl CloudArgs {
+    /// Whether status lines (progress, notes, "still waiting") go to stderr: not with `-q`,
+    /// not with `--json`. The one place this is decided.
+    pub(crate) fn says_status(&self) -> bool {
+        !self.quiet && !self.json
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
     #[command(flatten)]

@@ -112,10 +112,9 @@ pub(crate) fn text(rows: &[Row]) -> String {
     out
 }
 
-/// One JSON document.
-pub(crate) fn json(project: &str, rows: &[Row]) -> String {
-    let doc = serde_json::json!({ "project": project, "keypairs": rows });
-    crate::render::json_document(&doc)
+/// One JSON document (as data: the writer adds the run's warnings and makes it text).
+pub(crate) fn json(project: &str, rows: &[Row]) -> serde_json::Value {
+    serde_json::json!({ "project": project, "keypairs": rows })
 }
 
 /// A shell variable name from a key pair or region name: upper case, `_` for the rest.

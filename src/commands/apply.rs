@@ -6,11 +6,21 @@ use crate::plan::{self, KeyPairOp, Plan};
 use crate::render;
 
 use super::carry::{Carry, carry_out, change_options, style};
-use super::session::session;
+use super::session::{Aws, Connect, session};
 use super::{Terminal, confirm, write_stdout};
 
 pub(super) fn apply_command(args: &ApplyArgs, term: Terminal) -> Result<Exit, Error> {
+    apply_in(&Aws, args, term)
+}
+
+/// `apply` through any cloud (EC2 in a run; the in-memory cloud in the commands' tests).
+pub(super) fn apply_in<K: Connect>(
+    connector: &K,
+    args: &ApplyArgs,
+    term: Terminal,
+) -> Result<Exit, Error> {
     session(
+        connector,
         &args.cloud,
         term,
         Some("apply"),

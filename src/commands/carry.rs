@@ -144,7 +144,7 @@ pub(super) async fn carry_out<C: Cloud>(
     tracing::debug!(api_calls = ?calls, "applied");
     if args.json {
         write_json(
-            &render::report_json(&plan.project, &report, &calls),
+            render::report_json(&plan.project, &report, &calls),
             &run.warnings,
         )?;
     } else {
@@ -197,7 +197,7 @@ fn exit_of(report: &apply::Report, args: &CloudArgs, run: &Run) -> Exit {
         matches!(o.action.change(), Change::Create | Change::Replace)
             && o.status == apply::Status::Done
     });
-    if created_somewhere && !args.quiet && !args.json {
+    if created_somewhere && args.says_status() {
         eprintln!(
             "Private keys are saved with mode 0400 and never printed; keep them out of version control."
         );

@@ -8,7 +8,7 @@ use crate::plan::{self, Options};
 use crate::render::{self, Style};
 
 use super::carry::{Carry, carry_out};
-use super::session::session;
+use super::session::{Aws, Connect, session};
 use super::{Terminal, confirm, write_json, write_stdout};
 
 /// Say there is nothing to destroy (as a report of unchanged actions with `--json`).
@@ -31,7 +31,7 @@ fn nothing_to_destroy(
                 .collect(),
         };
         write_json(
-            &render::report_json(&plan.project, &report, api_calls),
+            render::report_json(&plan.project, &report, api_calls),
             &run.warnings,
         )
     } else {
@@ -43,7 +43,17 @@ fn nothing_to_destroy(
 }
 
 pub(super) fn destroy_command(args: &DestroyArgs, term: Terminal) -> Result<Exit, Error> {
+    destroy_in(&Aws, args, term)
+}
+
+/// `destroy` through any cloud (EC2 in a run; the in-memory cloud in the commands' tests).
+pub(super) fn destroy_in<K: Connect>(
+    connector: &K,
+    args: &DestroyArgs,
+    term: Terminal,
+) -> Result<Exit, Error> {
     session(
+        connector,
         &args.cloud,
         term,
         Some("destroy"),

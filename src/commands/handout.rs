@@ -65,7 +65,7 @@ fn report(
             "bundles": bundles,
             "passphrases": csv.map(|p| p.display().to_string()),
         });
-        write_json(&crate::render::json_document(&doc), warnings)?;
+        write_json(doc, warnings)?;
     } else {
         write_stdout(&handout::human(
             project,

@@ -15,6 +15,8 @@ mod locate;
 mod output;
 mod plan;
 mod session;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::ffi::OsString;
@@ -95,11 +97,15 @@ fn first_line(text: &str) -> Option<&str> {
         .map(|l| l.strip_prefix("error: ").unwrap_or(l))
 }
 
-/// The one JSON shape of a failure: `{"error": {"kind", "message", "hint"}}` on stdout.
+/// The one JSON shape of a problem: `{"kind", "message", "hint"}` (a failure's `error`, and
+/// every warning).
+fn problem_json(kind: &str, message: &str, hint: Option<&str>) -> serde_json::Value {
+    serde_json::json!({ "kind": kind, "message": message, "hint": hint })
+}
+
+/// A failure as the one JSON document on stdout: `{"error": {"kind", "message", "hint"}}`.
 fn print_json_error(kind: &str, message: &str, hint: Option<&str>) {
-    let doc = serde_json::json!({
-        "error": { "kind": kind, "message": message, "hint": hint },
-    });
+    let doc = serde_json::json!({ "error": problem_json(kind, message, hint) });
     let _ = write_stdout(&crate::render::json_document(&doc));
 }
 
@@ -319,12 +325,16 @@ fn load_manifest(
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
+            let message = format!(
+                "{name} has {errors} error{}",
+                if errors == 1 { "" } else { "s" }
+            );
             let doc = serde_json::json!({
-                "error": {
-                    "kind": "invalid-manifest",
-                    "message": format!("{name} has {errors} error{}", if errors == 1 { "" } else { "s" }),
-                    "hint": "labctl validate explains each one",
-                },
+                "error": problem_json(
+                    "invalid-manifest",
+                    &message,
+                    Some("labctl validate explains each one"),
+                ),
                 "diagnostics": list,
             });
             write_stdout(&crate::render::json_document(&doc))?;
@@ -487,9 +497,9 @@ fn report_git_exposure(
             ),
         };
         if json {
-            warnings.push(serde_json::json!({
-                "kind": "key-file-in-git", "message": message, "hint": hint, "file": file,
-            }));
+            let mut warning = problem_json("key-file-in-git", &message, Some(&hint));
+            warning["file"] = serde_json::Value::from(file.as_str());
+            warnings.push(warning);
         } else {
             eprintln!("{} {message}", term.warning_prefix());
             eprintln!("hint: {hint}");
@@ -498,10 +508,9 @@ fn report_git_exposure(
     warnings
 }
 
-/// Write a JSON document with the run's warnings added (an array, empty when none).
-fn write_json(document: &str, warnings: &[serde_json::Value]) -> Result<(), Error> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(document).unwrap_or(serde_json::Value::Null);
+/// Write a JSON document with the run's warnings added (an array, empty when none): the
+/// document is data until here, and becomes text once.
+fn write_json(mut value: serde_json::Value, warnings: &[serde_json::Value]) -> Result<(), Error> {
     if let Some(map) = value.as_object_mut() {
         map.insert(
             "warnings".to_owned(),
@@ -534,9 +543,7 @@ fn quit_now(json: bool, message: &str, hint: &str) -> ! {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if json && !*written {
-        let doc = serde_json::json!({
-            "error": { "kind": "interrupted", "message": message, "hint": hint },
-        });
+        let doc = serde_json::json!({ "error": problem_json("interrupted", message, Some(hint)) });
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(crate::render::json_document(&doc).as_bytes());
         let _ = stdout.flush();

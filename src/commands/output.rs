@@ -4,7 +4,7 @@ use crate::cli::{OutputArgs, OutputFormat};
 use crate::error::{Error, Exit};
 use crate::keys::KeyStore;
 
-use super::session::session;
+use super::session::{Aws, session};
 use super::{Terminal, write_stdout};
 
 pub(super) fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, Error> {
@@ -14,23 +14,24 @@ pub(super) fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, 
         args.format
     };
     session(
+        &Aws,
         &args.cloud,
         term,
         None,
         async |_cloud, desired, observed, run| {
             let rows = crate::output::rows(&desired, &observed, KeyStore);
-            let text = match format {
-                OutputFormat::Text => crate::output::text(&rows),
-                OutputFormat::Json => crate::output::json(&desired.project, &rows),
-                OutputFormat::Env => crate::output::env(&desired, &rows).map_err(Error::Usage)?,
-            };
-            if format == OutputFormat::Json {
-                super::write_json(&text, &run.warnings)?;
-            } else {
-                write_stdout(&text)?;
+            match format {
+                OutputFormat::Text => write_stdout(&crate::output::text(&rows))?,
+                OutputFormat::Json => {
+                    let doc = crate::output::json(&desired.project, &rows);
+                    super::write_json(doc, &run.warnings)?;
+                }
+                OutputFormat::Env => {
+                    write_stdout(&crate::output::env(&desired, &rows).map_err(Error::Usage)?)?;
+                }
             }
             let missing = rows.iter().any(|r| r.id.is_none());
-            if missing && !args.cloud.quiet && !args.cloud.json {
+            if missing && args.cloud.says_status() {
                 eprintln!("Some key pairs do not exist yet; run `labctl apply`.");
             }
             Ok(Exit::Success)

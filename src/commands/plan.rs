@@ -7,12 +7,22 @@ use crate::plan;
 use crate::render::{self, Style};
 
 use super::carry::change_options;
-use super::session::session;
+use super::session::{Aws, Connect, session};
 use super::{Terminal, write_json, write_stdout};
 
 pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Error> {
+    plan_in(&Aws, args, term)
+}
+
+/// `plan` through any cloud (EC2 in a run; the in-memory cloud in the commands' tests).
+pub(super) fn plan_in<K: Connect>(
+    connector: &K,
+    args: &PlanArgs,
+    term: Terminal,
+) -> Result<Exit, Error> {
     let cloud_args = &args.cloud;
     session(
+        connector,
         cloud_args,
         term,
         None,
@@ -21,7 +31,7 @@ pub(super) fn plan_command(args: &PlanArgs, term: Terminal) -> Result<Exit, Erro
             let plan = plan::plan(&desired, &observed, &options);
             tracing::debug!(api_calls = ?cloud.api_calls(), "planned");
             if cloud_args.json {
-                write_json(&render::plan_json(&plan, &cloud.api_calls()), &run.warnings)?;
+                write_json(render::plan_json(&plan, &cloud.api_calls()), &run.warnings)?;
             } else {
                 write_stdout(&render::plan_human(
                     &plan,

@@ -56,7 +56,7 @@ pub(super) struct Display {
 impl Display {
     /// `totals`: the number of changes per scope.
     pub(super) fn new(args: &CloudArgs, term: Terminal, totals: Vec<(Scope, usize)>) -> Self {
-        let quiet = args.quiet || args.json;
+        let quiet = !args.says_status();
         let total: usize = totals.iter().map(|(_, n)| n).sum();
         let bar = (term.stderr_tty && !quiet && total > 0).then(|| {
             let bar = indicatif::ProgressBar::with_draw_target(
@@ -174,7 +174,39 @@ impl Progress for Display {
     }
 }
 
-pub(super) async fn connect(
+/// How a session reaches the cloud: EC2 through its SDK in a run ([`Aws`]), the in-memory
+/// cloud in the commands' own tests. Everything else a command does is the same for both.
+pub(super) trait Connect {
+    type Cloud: Cloud;
+
+    /// The cloud for the manifest's scopes, bounded by the run's deadline and stop.
+    async fn connect(
+        &self,
+        args: &CloudArgs,
+        desired: &Desired,
+        deadline: Instant,
+        stop: &crate::apply::Stop,
+    ) -> Arc<Self::Cloud>;
+}
+
+/// EC2 through `aws-sdk-ec2`, as `--profile`, `--endpoint-url` and the pacing flags say.
+pub(super) struct Aws;
+
+impl Connect for Aws {
+    type Cloud = Ec2;
+
+    async fn connect(
+        &self,
+        args: &CloudArgs,
+        desired: &Desired,
+        deadline: Instant,
+        stop: &crate::apply::Stop,
+    ) -> Arc<Ec2> {
+        connect(args, desired, deadline, stop).await
+    }
+}
+
+async fn connect(
     args: &CloudArgs,
     desired: &Desired,
     deadline: Instant,
@@ -197,7 +229,7 @@ pub(super) async fn connect(
 }
 
 pub(super) fn status(args: &CloudArgs, message: &str) {
-    if !args.quiet && !args.json {
+    if args.says_status() {
         eprintln!("{message}");
     }
 }
@@ -228,11 +260,12 @@ pub(super) struct Run {
 /// then read the cloud and the key files: the start of every command that talks to AWS.
 /// Nothing is sent and nothing written when the manifest has an error. A run that returns
 /// (even with an error) marks the lock's record finished; only a killed run leaves it running.
-pub(super) fn session<T>(
+pub(super) fn session<K: Connect, T>(
+    connector: &K,
     args: &CloudArgs,
     term: Terminal,
     lock_for: Option<&str>,
-    work: impl AsyncFnOnce(&Arc<Ec2>, Desired, Observed, Run) -> Result<T, Error>,
+    work: impl AsyncFnOnce(&Arc<K::Cloud>, Desired, Observed, Run) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
@@ -246,7 +279,7 @@ pub(super) fn session<T>(
         // ends the command with its report (one JSON document with --json), not by the signal.
         let stop = crate::apply::Stop::default();
         watch_signals(stop.clone(), args.quiet, args.json);
-        let cloud = connect(args, &desired, deadline, &stop).await;
+        let cloud = connector.connect(args, &desired, deadline, &stop).await;
         let (observed, run) = look(
             &cloud,
             args,
@@ -338,7 +371,7 @@ async fn look<C: Cloud>(
         args,
         &format!("Reading key pairs in {} region(s)", desired.scopes().len()),
     );
-    let waiting = (!args.quiet && !args.json).then(say_while_waiting);
+    let waiting = args.says_status().then(say_while_waiting);
     let observed = tokio::select! {
         observed = tokio::time::timeout_at(
             deadline.into(),

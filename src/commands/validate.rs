@@ -3,7 +3,6 @@
 use crate::cli::ValidateArgs;
 use crate::diagnostic::{self, JsonDiagnostic};
 use crate::error::{Error, Exit};
-use crate::render;
 
 use super::{Terminal, check, git_exposure, print_diagnostics, report_git_exposure, write_json};
 
@@ -28,9 +27,11 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
                 strict_failed = true;
                 let err = Error::Claimed(claimed);
                 if args.json {
-                    warnings.push(serde_json::json!({
-                        "kind": "key-folder", "message": err.to_string(), "hint": err.hint(),
-                    }));
+                    warnings.push(super::problem_json(
+                        "key-folder",
+                        &err.to_string(),
+                        err.hint().as_deref(),
+                    ));
                 } else {
                     eprintln!("{} {err}", term.error_prefix());
                     if let Some(hint) = err.hint() {
@@ -81,7 +82,7 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
             .map(|(file, d)| JsonDiagnostic::new(file, d))
             .collect();
         let doc = serde_json::json!({ "valid": all_valid, "diagnostics": list });
-        write_json(&render::json_document(&doc), &warnings)?;
+        write_json(doc, &warnings)?;
     }
     Ok(if all_valid {
         Exit::Success

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Summary, json_document, problem_text};
+use super::{Summary, problem_text};
 use crate::plan::{Action, Conflict, Plan};
 use crate::report::{Report, Status};
 
@@ -45,7 +45,7 @@ fn json_action(a: &Action, status: Option<Status>, error: Option<String>) -> Jso
 }
 
 /// The plan as one JSON document.
-pub(crate) fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> String {
+pub(crate) fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> serde_json::Value {
     let doc = JsonDoc {
         project: &plan.project,
         actions: plan
@@ -56,7 +56,7 @@ pub(crate) fn plan_json(plan: &Plan, api_calls: &BTreeMap<String, u64>) -> Strin
         summary: Summary::of_plan(plan),
         api_calls,
     };
-    json_document(&doc)
+    serde_json::to_value(&doc).unwrap_or_default()
 }
 
 /// The apply report as one JSON document.
@@ -64,7 +64,7 @@ pub(crate) fn report_json(
     project: &str,
     report: &Report,
     api_calls: &BTreeMap<String, u64>,
-) -> String {
+) -> serde_json::Value {
     let doc = JsonDoc {
         project,
         actions: report
@@ -81,5 +81,5 @@ pub(crate) fn report_json(
         summary: Summary::of_report(report),
         api_calls,
     };
-    json_document(&doc)
+    serde_json::to_value(&doc).unwrap_or_default()
 }

@@ -642,7 +642,7 @@ mod tests {
     #[test]
     fn the_plan_as_json() {
         let calls = BTreeMap::from([("DescribeKeyPairs".to_owned(), 2)]);
-        insta::assert_snapshot!(plan_json(&sample(), &calls));
+        insta::assert_snapshot!(super::json_document(&plan_json(&sample(), &calls)));
     }
 
     #[test]
