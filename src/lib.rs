@@ -4,7 +4,7 @@
 //! `validate` turns it into a fully resolved [`desired::Desired`] or every diagnostic,
 //! `observe` reads each region (one `DescribeKeyPairs` per region) and each key file,
 //! `plan` is a pure function of desired and observed, `apply` carries the plan out through
-//! the [`cloud::Cloud`] trait and the [`keys::KeyStore`], and `render` shows plans and reports
+//! the [`cloud::Cloud`] trait and the [`keys::FileCustody`], and `render` shows plans and reports
 //! to people or as JSON. `commands` wires the pipeline to the command line.
 
 pub(crate) mod apply;

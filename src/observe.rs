@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::cloud::{Cloud, CloudError, CloudErrorKind};
 use crate::desired::{Desired, KeyName};
-use crate::keys::{FileState, KeyStore};
+use crate::keys::{FileCustody, FileState, KeyCustody as _, KeyRef};
 use crate::resource::{RemoteKeyPair, Scope};
 
 /// What exists now.
@@ -60,7 +60,7 @@ impl Observed {
 pub(crate) async fn observe<C: Cloud>(
     cloud: &Arc<C>,
     desired: &Desired,
-    store: KeyStore,
+    store: FileCustody,
     deleted: &std::collections::BTreeSet<String>,
     made: &BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
 ) -> Result<Observed, Vec<CloudError>> {
@@ -229,7 +229,7 @@ enum Format {
 }
 
 fn inspect_all(
-    store: KeyStore,
+    store: FileCustody,
     paths: Vec<(PathBuf, Format)>,
 ) -> impl Future<Output = BTreeMap<PathBuf, FileState>> {
     let names: Vec<PathBuf> = paths.iter().map(|(p, _)| p.clone()).collect();
@@ -238,8 +238,8 @@ fn inspect_all(
             .into_iter()
             .map(|(path, format)| {
                 let state = match format {
-                    Format::Pem => store.inspect(&path),
-                    Format::Ppk => store.inspect_ppk(&path),
+                    Format::Pem => store.inspect(KeyRef::Pem(&path)),
+                    Format::Ppk => store.inspect(KeyRef::Ppk(&path)),
                 };
                 (path, state)
             })

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::desired::{Desired, KeySource};
-use crate::keys::{FileState, KeyStore, fingerprint};
+use crate::keys::{FileCustody, FileState, KeyCustody as _, KeyRef, fingerprint};
 use crate::observe::Observed;
 
 /// One key pair in one region.
@@ -27,7 +27,7 @@ pub(crate) struct Row {
 }
 
 /// The rows, in manifest order.
-pub(crate) fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> Vec<Row> {
+pub(crate) fn rows(desired: &Desired, observed: &Observed, store: FileCustody) -> Vec<Row> {
     let mut out = Vec::new();
     for spec in &desired.keypairs {
         let file_public = spec
@@ -44,7 +44,7 @@ pub(crate) fn rows(desired: &Desired, observed: &Observed, store: KeyStore) -> V
         let secret = spec
             .output
             .as_ref()
-            .and_then(|path| store.read_private(path));
+            .and_then(|path| store.read(KeyRef::Pem(path)));
         // One key, one pair of fingerprints, whatever the number of regions.
         let imported = public.as_ref().and_then(fingerprint::imported);
         let created = match (&secret, &public) {

@@ -5,7 +5,9 @@
 use crate::cloud::{Cloud, CloudError, CloudErrorKind};
 use crate::desired::APPLY_TAG;
 use crate::journal::Event;
-use crate::keys::{KeyStore, PublicKey, generate, public_key_of_private};
+use crate::keys::{
+    FileCustody, KeyCustody as _, KeyRef, PublicKey, generate, public_key_of_private,
+};
 use crate::ownership;
 use crate::plan::{Generator, KeyPairOp};
 
@@ -129,7 +131,7 @@ pub(super) async fn look_until_listed<C: Cloud>(
 pub(super) async fn create<C: Cloud>(
     cloud: &C,
     action: &Pair<'_>,
-    store: KeyStore,
+    store: FileCustody,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<PublicKey, Failure> {
@@ -177,7 +179,7 @@ pub(super) async fn make_key<C: Cloud>(
     generator: Generator,
     replace_existing: bool,
     path: &std::path::Path,
-    store: KeyStore,
+    store: FileCustody,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<PublicKey, Failure> {
@@ -202,7 +204,7 @@ pub(super) async fn make_key<C: Cloud>(
                 .map_err(|e| failed(format!("key generation stopped: {e}")))?
                 .map_err(failed)?;
             let owned = path.to_owned();
-            file_work(move || store.write_new(&owned, &secret))
+            file_work(move || store.save_new(KeyRef::Pem(&owned), &secret))
                 .await?
                 .map_err(|e| failed(e.to_string()))?;
             journal_made(settings, &public, path).map_err(|err| {
@@ -223,7 +225,7 @@ pub(super) async fn create_by_ec2<C: Cloud>(
     action: &Pair<'_>,
     key_type: crate::desired::KeyType,
     path: &std::path::Path,
-    store: KeyStore,
+    store: FileCustody,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<PublicKey, Failure> {
@@ -288,7 +290,7 @@ pub(super) async fn save_created<C: Cloud>(
     cloud: &C,
     action: &Pair<'_>,
     path: &std::path::Path,
-    store: KeyStore,
+    store: FileCustody,
     created: crate::cloud::CreatedKeyPair,
     settings: &Settings,
 ) -> Result<PublicKey, (Failure, bool)> {
@@ -319,7 +321,7 @@ pub(super) async fn save_created<C: Cloud>(
         }
     };
     let owned = path.to_owned();
-    let saved = file_work(move || store.write_new(&owned, &material))
+    let saved = file_work(move || store.save_new(KeyRef::Pem(&owned), &material))
         .await
         .map_err(|failure| (failure, false))?;
     match saved {

@@ -1,7 +1,7 @@
 //! File steps: a `.ppk` beside a key file, the file mode, what becomes of a key file after its
 //! key pair is deleted, and `--replace`'s moves aside (undone when the new key is not made).
 
-use crate::keys::KeyStore;
+use crate::keys::{FileCustody, KeyCustody as _, KeyRef};
 use crate::plan::AfterDelete;
 
 use super::run::{Failure, failed, file_work};
@@ -10,7 +10,7 @@ use super::{Pair, Progress};
 /// Write the PuTTY key of the entry's key file beside it (derived from the file as it is
 /// now, so the two always hold one key): owner-only, atomic, never over another file.
 pub(super) async fn write_ppk(
-    store: KeyStore,
+    store: FileCustody,
     action: &Pair<'_>,
     progress: &dyn Progress,
 ) -> Result<(), Failure> {
@@ -22,17 +22,19 @@ pub(super) async fn write_ppk(
     let shown = ppk.display().to_string();
     file_work(move || -> Result<(), String> {
         let secret = store
-            .read_private(&pem)
+            .read(KeyRef::Pem(&pem))
             .ok_or_else(|| "the key file could not be read".to_owned())?;
         let text = crate::keys::to_ppk(&secret, &name, None)?;
-        store.write_new(&ppk, &text).map_err(|e| e.to_string())?;
+        store
+            .save_new(KeyRef::Ppk(&ppk), &text)
+            .map_err(|e| e.to_string())?;
         Ok(())
     })
     .await?
     .map_err(|e| failed(format!("the PuTTY key {shown} was not written: {e}")))
 }
 
-pub(super) async fn finish_mode(store: KeyStore, action: &Pair<'_>) -> Result<(), Failure> {
+pub(super) async fn finish_mode(store: FileCustody, action: &Pair<'_>) -> Result<(), Failure> {
     let Some(path) = action.output.clone() else {
         return Ok(());
     };
@@ -44,7 +46,7 @@ pub(super) async fn finish_mode(store: KeyStore, action: &Pair<'_>) -> Result<()
 /// The key file of a deleted key pair: kept, retired or removed, and only when every key
 /// pair that used it is gone.
 pub(super) async fn after_delete(
-    store: KeyStore,
+    store: FileCustody,
     file: &AfterDelete,
     all_done: bool,
     now: u64,
@@ -68,9 +70,9 @@ pub(super) async fn after_delete(
             // its PuTTY form, when it holds the same key, goes with it.
             let moved = file_work(move || {
                 let ppk = store.ppk_beside(&path, &public);
-                let moved = store.retire_key(&path, &public, now)?;
+                let moved = store.retire(KeyRef::Pem(&path), &public, now)?;
                 if let Some(ppk) = ppk.filter(|_| moved.is_some()) {
-                    store.retire_ppk(&ppk, &public, now)?;
+                    store.retire(KeyRef::Ppk(&ppk), &public, now)?;
                 }
                 Ok::<_, crate::keys::StoreError>(moved)
             })
@@ -88,9 +90,9 @@ pub(super) async fn after_delete(
             let shown = path.display().to_string();
             let removed = file_work(move || {
                 let ppk = store.ppk_beside(&path, &public);
-                let removed = store.remove_key(&path, &public)?;
+                let removed = store.remove_if_holds(KeyRef::Pem(&path), &public)?;
                 if let Some(ppk) = ppk.filter(|_| removed) {
-                    store.remove_ppk(&ppk, &public)?;
+                    store.remove_if_holds(KeyRef::Ppk(&ppk), &public)?;
                 }
                 Ok::<_, crate::keys::StoreError>(removed)
             })
@@ -112,7 +114,7 @@ pub(super) async fn after_delete(
 /// `--replace`: move the key file aside (and its `.ppk`, only when it is that key's PuTTY
 /// form). Returns what was moved, `(original, aside)`, so that a failure can undo it.
 pub(super) async fn move_aside_for_replace(
-    store: KeyStore,
+    store: FileCustody,
     action: &Pair<'_>,
     path: &std::path::Path,
     now: u64,
@@ -121,7 +123,10 @@ pub(super) async fn move_aside_for_replace(
     let (pem, ppk) = (path.to_owned(), action.ppk.clone());
     let checked = file_work(move || {
         let Some(ppk) = ppk else { return Ok(None) };
-        match (store.inspect(&pem), store.inspect_ppk(&ppk)) {
+        match (
+            store.inspect(KeyRef::Pem(&pem)),
+            store.inspect(KeyRef::Ppk(&ppk)),
+        ) {
             (_, crate::keys::FileState::Absent) => Ok(None),
             (
                 crate::keys::FileState::Key { public: a, .. },
@@ -168,7 +173,7 @@ pub(super) async fn move_aside_for_replace(
 
 /// Give files moved aside their names back, newest first, saying where each one is.
 pub(super) async fn undo_moves(
-    store: KeyStore,
+    store: FileCustody,
     moved: &[(std::path::PathBuf, std::path::PathBuf)],
     progress: &dyn Progress,
 ) {

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::cloud::Cloud;
 use crate::desired::KeyName;
-use crate::keys::{KeyStore, PublicKey};
+use crate::keys::{FileCustody, PublicKey};
 use crate::plan::{Action, ImportSource, KeyPairAction, KeyPairOp, Plan};
 use crate::resource::{Kind, Scope};
 
@@ -86,7 +86,7 @@ impl std::ops::Deref for Pair<'_> {
 pub(crate) async fn apply<C: Cloud>(
     cloud: &Arc<C>,
     plan: &Plan,
-    store: KeyStore,
+    store: FileCustody,
     settings: Settings,
     progress: Arc<dyn Progress>,
 ) -> Report {
@@ -194,7 +194,7 @@ fn interleave_regions(groups: Vec<Group>) -> Vec<Group> {
 async fn apply_entry<C: Cloud>(
     cloud: &C,
     group: Group,
-    store: KeyStore,
+    store: FileCustody,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Vec<(usize, Outcome)> {
@@ -274,7 +274,7 @@ fn creates_key(action: &Pair<'_>) -> bool {
 async fn step<C: Cloud>(
     cloud: &C,
     action: &Pair<'_>,
-    store: KeyStore,
+    store: FileCustody,
     created: Option<&Result<PublicKey, String>>,
     all_done: bool,
     settings: &Settings,

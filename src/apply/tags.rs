@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::cloud::Cloud;
-use crate::keys::KeyStore;
+use crate::keys::FileCustody;
 use crate::plan::{KeyPairOp, Plan};
 use crate::resource::Scope;
 
@@ -15,7 +15,7 @@ use crate::report::{Outcome, Problem, Status};
 pub(super) async fn apply_tags<C: Cloud>(
     cloud: &C,
     plan: &Plan,
-    store: KeyStore,
+    store: FileCustody,
     progress: &dyn Progress,
 ) -> Vec<(usize, Outcome)> {
     type Change = (Scope, BTreeMap<String, String>, Vec<String>);

@@ -11,7 +11,7 @@ use crate::cloud::memory::{Fault, MemoryCloud};
 use crate::desired::{
     APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, PROJECT_TAG, TagSet,
 };
-use crate::keys::{KeyStore, Secret, public_key_of_private};
+use crate::keys::{FileCustody, Secret, public_key_of_private};
 use crate::observe::observe;
 use crate::plan::fixtures::scope;
 use crate::plan::{Options, plan};
@@ -63,7 +63,7 @@ async fn observe_now(cloud: &Arc<MemoryCloud>, d: &Desired) -> crate::observe::O
     observe(
         cloud,
         d,
-        KeyStore,
+        FileCustody,
         &std::collections::BTreeSet::new(),
         &std::collections::BTreeMap::new(),
     )
@@ -79,7 +79,7 @@ async fn run(cloud: &Arc<MemoryCloud>, d: &Desired, settings: Settings) -> Vec<O
         ..Options::default()
     };
     let p = plan(d, &observed, &options);
-    apply(cloud, &p, KeyStore, settings, Arc::new(Quiet))
+    apply(cloud, &p, FileCustody, settings, Arc::new(Quiet))
         .await
         .outcomes
 }
@@ -208,7 +208,7 @@ async fn a_lost_create_answer_is_cleaned_up_when_it_can_be_and_left_to_the_journ
     for _ in 0..10 {
         cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::Other));
     }
-    let report = apply(&cloud, &p, KeyStore, settings(&[]), Arc::new(Quiet)).await;
+    let report = apply(&cloud, &p, FileCustody, settings(&[]), Arc::new(Quiet)).await;
     assert_eq!(statuses(&report.outcomes), [Status::Failed]);
     assert!(
         cloud.get("us-east-1", "lab").is_some(),
@@ -243,7 +243,7 @@ async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
     );
     // The first look finds nothing listed yet (the lag), the next one finds it.
     cloud.fault("DescribeKeyPairs", Fault::Hide);
-    let report = apply(&cloud, &p, KeyStore, settings(&[]), Arc::new(Quiet)).await;
+    let report = apply(&cloud, &p, FileCustody, settings(&[]), Arc::new(Quiet)).await;
     assert_eq!(statuses(&report.outcomes), [Status::Failed]);
     let message = &report.outcomes[0].error.as_ref().unwrap().message;
     assert!(message.contains("nothing is lost"), "{message}");
@@ -277,7 +277,7 @@ async fn a_late_create_of_an_unsaved_key_is_replaced_but_no_other() {
         // An earlier run's request lands after this run looked.
         cloud.put("us-east-1", late(tag));
         let journal: &[(&str, &str)] = if unsaved { &[("00old", "lab")] } else { &[] };
-        let report = apply(&cloud, &p, KeyStore, settings(journal), Arc::new(Quiet)).await;
+        let report = apply(&cloud, &p, FileCustody, settings(journal), Arc::new(Quiet)).await;
         assert_eq!(statuses(&report.outcomes), [expected], "{tag} {unsaved}");
         let now = cloud.get("us-east-1", "lab").unwrap();
         assert_eq!(

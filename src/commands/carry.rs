@@ -9,7 +9,7 @@ use crate::cli::{ChangeArgs, CloudArgs, ReplaceTarget, WorkArgs};
 use crate::cloud::Cloud;
 use crate::desired::Desired;
 use crate::error::{Error, Exit};
-use crate::keys::KeyStore;
+use crate::keys::FileCustody;
 use crate::plan::{Change, Options, Plan};
 use crate::render::{self, Style};
 use crate::resource::Scope;
@@ -135,7 +135,7 @@ pub(super) async fn carry_out<C: Cloud>(
         broken: Arc::default(),
         listing_lag: crate::cloud::LISTING_LAG,
     };
-    let report = apply::apply(cloud, plan, KeyStore, settings, progress).await;
+    let report = apply::apply(cloud, plan, FileCustody, settings, progress).await;
     if let Some(ticker) = ticker {
         ticker.abort();
     }

@@ -457,9 +457,9 @@ fn is_ppk_name(name: &str) -> bool {
 fn holds_private_key(path: &Path) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let state = if is_ppk_name(&name) {
-        crate::keys::KeyStore.inspect_ppk(path)
+        crate::keys::KeyCustody::inspect(crate::keys::FileCustody, crate::keys::KeyRef::Ppk(path))
     } else {
-        crate::keys::KeyStore.inspect(path)
+        crate::keys::KeyCustody::inspect(crate::keys::FileCustody, crate::keys::KeyRef::Pem(path))
     };
     matches!(state, crate::keys::FileState::Key { .. })
 }

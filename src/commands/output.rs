@@ -2,7 +2,7 @@
 
 use crate::cli::{OutputArgs, OutputFormat};
 use crate::error::{Error, Exit};
-use crate::keys::KeyStore;
+use crate::keys::FileCustody;
 
 use super::session::{Aws, session};
 use super::{Terminal, write_stdout};
@@ -19,7 +19,7 @@ pub(super) fn output_command(args: &OutputArgs, term: Terminal) -> Result<Exit, 
         term,
         None,
         async |_cloud, desired, observed, run| {
-            let rows = crate::output::rows(&desired, &observed, KeyStore);
+            let rows = crate::output::rows(&desired, &observed, FileCustody);
             match format {
                 OutputFormat::Text => write_stdout(&crate::output::text(&rows))?,
                 OutputFormat::Json => {

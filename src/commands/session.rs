@@ -9,7 +9,7 @@ use crate::cli::{CloudArgs, Pace};
 use crate::cloud::{Cloud, Ec2, Ec2Options};
 use crate::desired::Desired;
 use crate::error::Error;
-use crate::keys::KeyStore;
+use crate::keys::FileCustody;
 use crate::lock;
 use crate::observe::{Observed, observe};
 use crate::resource::Scope;
@@ -375,7 +375,7 @@ async fn look<C: Cloud>(
     let observed = tokio::select! {
         observed = tokio::time::timeout_at(
             deadline.into(),
-            observe(cloud, desired, KeyStore, &deleted, &made),
+            observe(cloud, desired, FileCustody, &deleted, &made),
         ) => Some(observed),
         () = stop.wait() => None,
     };
@@ -548,7 +548,7 @@ pub(super) fn clean_temporary(desired: &Desired) {
     if !dirs.contains(&desired.orphan_dir) {
         dirs.push(desired.orphan_dir.clone());
     }
-    let removed: usize = dirs.iter().map(|d| KeyStore.clean_temporary(d)).sum();
+    let removed: usize = dirs.iter().map(|d| FileCustody.clean_temporary(d)).sum();
     if removed > 0 {
         tracing::debug!(
             removed,

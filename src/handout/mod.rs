@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::desired::{Desired, KeyPairSpec, KeySource};
 use crate::keys::folder::KeyFolder;
-use crate::keys::{self, KeyStore, Secret};
+use crate::keys::{self, FileCustody, KeyCustody as _, KeyRef, Secret};
 
 use bundle::{Existing, bundle_files, existing, write_folder, zip_bundle};
 use passphrase::{new_passphrase, write_passphrases};
@@ -235,7 +235,7 @@ struct Job {
 /// swapped, or a link, is handed to nobody), read once. Why not, when it cannot be used.
 fn usable_key(spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret), String> {
     let shown = &spec.output_display;
-    let public = match KeyStore.inspect(pem) {
+    let public = match FileCustody.inspect(KeyRef::Pem(pem)) {
         keys::FileState::Key { public, .. } => public,
         keys::FileState::Absent => {
             return Err(format!("{shown} is missing; run `labctl apply` first"));
@@ -246,7 +246,7 @@ fn usable_key(spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret
                 .map_or_else(|| format!("{shown} cannot be used"), |(_, why)| why));
         }
     };
-    match KeyStore.read_private(pem) {
+    match FileCustody.read(KeyRef::Pem(pem)) {
         Some(secret) => Ok((public, secret)),
         None => Err(format!(
             "{shown} is missing or unreadable; run `labctl apply` first"

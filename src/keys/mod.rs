@@ -30,6 +30,6 @@ pub use ppk::{public_key_of_ppk, to_ppk};
 pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
 pub use secret::Secret;
 pub use store::{
-    FileState, KEY_MODE, KeyStore, Refusal, StoreError, WriteOutcome, aside_names, parent_of,
-    path_identity,
+    FileCustody, FileState, KEY_MODE, KeyCustody, KeyRef, Refusal, StoreError, WriteOutcome,
+    aside_names, parent_of, path_identity, ppk_path,
 };

@@ -122,19 +122,106 @@ fn folder_err(path: &Path, err: FolderError) -> StoreError {
     }
 }
 
-/// Reads and writes private key files, each through [`KeyFolder`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KeyStore;
+/// Where one key is kept, and in which form: a reference to a key, not a path to handle. A
+/// key file today, as OpenSSH/PEM text or in PuTTY's form beside it; a team store's entry is
+/// the next kind of key home.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRef<'a> {
+    /// An OpenSSH or PEM private key file.
+    Pem(&'a Path),
+    /// A PuTTY private key file.
+    Ppk(&'a Path),
+}
 
-impl KeyStore {
+/// The one custody interface: every step that looks at, reads, keeps or lets go of a private
+/// key goes through it, by key reference. [`FileCustody`] (on top of [`KeyFolder`]) is the one
+/// implementation today.
+pub trait KeyCustody: Copy + Send + Sync + 'static {
+    /// What is there, with the trust verdict (never the key itself).
+    fn inspect(self, key: KeyRef<'_>) -> FileState;
+
+    /// The private key, when it is there and trusted.
+    fn read(self, key: KeyRef<'_>) -> Option<Secret>;
+
+    /// Keep a new key: never over another, owner-only from its first byte.
+    ///
+    /// # Errors
+    /// Why it could not be kept; nothing is left behind then.
+    fn save_new(self, key: KeyRef<'_>, secret: &Secret) -> Result<WriteOutcome, StoreError>;
+
+    /// Retire the key (moved aside, `.retired-<now>`), only while it still holds `expected`;
+    /// where it went, or `None` when it holds another key by now.
+    ///
+    /// # Errors
+    /// Why it could not be moved.
+    fn retire(
+        self,
+        key: KeyRef<'_>,
+        expected: &PublicKey,
+        now: u64,
+    ) -> Result<Option<PathBuf>, StoreError>;
+
+    /// Remove the key, only while it still holds `expected`; whether it was removed.
+    ///
+    /// # Errors
+    /// Why it could not be checked or removed.
+    fn remove_if_holds(self, key: KeyRef<'_>, expected: &PublicKey) -> Result<bool, StoreError>;
+}
+
+impl KeyCustody for FileCustody {
+    fn inspect(self, key: KeyRef<'_>) -> FileState {
+        match key {
+            KeyRef::Pem(path) => Self::inspect_pem(path),
+            KeyRef::Ppk(path) => Self::inspect_ppk(path),
+        }
+    }
+
+    fn read(self, key: KeyRef<'_>) -> Option<Secret> {
+        match key {
+            KeyRef::Pem(path) | KeyRef::Ppk(path) => Self::read_file(path),
+        }
+    }
+
+    fn save_new(self, key: KeyRef<'_>, secret: &Secret) -> Result<WriteOutcome, StoreError> {
+        match key {
+            KeyRef::Pem(path) | KeyRef::Ppk(path) => Self::write_file(path, secret),
+        }
+    }
+
+    fn retire(
+        self,
+        key: KeyRef<'_>,
+        expected: &PublicKey,
+        now: u64,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        match key {
+            KeyRef::Pem(path) => Self::retire_key(path, expected, now),
+            KeyRef::Ppk(path) => Self::retire_ppk(path, expected, now),
+        }
+    }
+
+    fn remove_if_holds(self, key: KeyRef<'_>, expected: &PublicKey) -> Result<bool, StoreError> {
+        match key {
+            KeyRef::Pem(path) => Self::remove_key(path, expected),
+            KeyRef::Ppk(path) => Self::remove_ppk(path, expected),
+        }
+    }
+}
+
+/// Key files: reads and writes private key files, each through [`KeyFolder`] (the custody of
+/// [`KeyCustody`], and what only files have: modes, `.ppk` beside a key, moving aside).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileCustody;
+
+impl FileCustody {
     /// What is at `path`, without following a symlink and without ever printing the key.
-    pub fn inspect(self, path: &Path) -> FileState {
+    fn inspect_pem(path: &Path) -> FileState {
         Self::inspect_as(path, public_key_of_private)
     }
 
     /// What is at `path`, a PuTTY private key file: a key only when the file is whole and its
     /// MAC right (its public key is stored in clear, so the public lines alone prove nothing).
-    pub fn inspect_ppk(self, path: &Path) -> FileState {
+    fn inspect_ppk(path: &Path) -> FileState {
         Self::inspect_as(path, |secret| {
             super::ppk::verified_public_key_of_ppk(secret.expose()).ok_or_else(|| {
                 "it is not a whole, unencrypted PuTTY private key (cut short, changed or encrypted)"
@@ -209,7 +296,7 @@ impl KeyStore {
     }
 
     /// The private key text of a key file (never through a symlink), for fingerprints.
-    pub fn read_private(self, path: &Path) -> Option<Secret> {
+    fn read_file(path: &Path) -> Option<Secret> {
         let (dir, name) = split_file(path)?;
         let folder = KeyFolder::open(&dir).ok()?;
         let (_, bytes) = folder.read(&name, MAX_KEY_FILE).ok()?;
@@ -250,7 +337,7 @@ impl KeyStore {
     ///
     /// # Errors
     /// Why the file could not be written; on error no file is left at `path`.
-    pub fn write_new(self, path: &Path, secret: &Secret) -> Result<WriteOutcome, StoreError> {
+    fn write_file(path: &Path, secret: &Secret) -> Result<WriteOutcome, StoreError> {
         let (folder, name, created_dirs) = Self::folder_for_new(path)?;
         let text = secret.expose().as_bytes();
         let newline: &[u8] = if text.ends_with(b"\n") { b"" } else { b"\n" };
@@ -322,15 +409,15 @@ impl KeyStore {
     ///
     /// # Errors
     /// Why the file could not be checked or removed.
-    pub fn remove_key(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+    fn remove_key(path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
         Self::remove_as(path, expected, public_key_of_private)
     }
 
     /// The PuTTY key beside the key file `pem` (`<name>.ppk`), when it holds `public`.
     pub fn ppk_beside(self, pem: &Path, public: &PublicKey) -> Option<PathBuf> {
-        let ppk = pem.with_extension("ppk");
+        let ppk = ppk_path(pem);
         let holds =
-            matches!(self.inspect_ppk(&ppk), FileState::Key { public: p, .. } if &p == public);
+            matches!(Self::inspect_ppk(&ppk), FileState::Key { public: p, .. } if &p == public);
         (ppk != pem && holds).then_some(ppk)
     }
 
@@ -338,7 +425,7 @@ impl KeyStore {
     ///
     /// # Errors
     /// Why it could not be removed.
-    pub fn remove_ppk(self, path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+    fn remove_ppk(path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
         Self::remove_as(path, expected, |secret| {
             super::public_key_of_ppk(secret.expose()).ok_or_else(String::new)
         })
@@ -361,8 +448,7 @@ impl KeyStore {
     ///
     /// # Errors
     /// Why it could not be moved.
-    pub fn retire_key(
-        self,
+    fn retire_key(
         path: &Path,
         expected: &PublicKey,
         now: u64,
@@ -370,12 +456,11 @@ impl KeyStore {
         Self::retire_as(path, expected, now, public_key_of_private)
     }
 
-    /// [`retire_key`](Self::retire_key) for a PuTTY key file.
+    /// `retire_key` for a PuTTY key file.
     ///
     /// # Errors
     /// Why it could not be moved.
-    pub fn retire_ppk(
-        self,
+    fn retire_ppk(
         path: &Path,
         expected: &PublicKey,
         now: u64,
@@ -499,6 +584,12 @@ pub fn path_identity(path: &Path) -> PathBuf {
     }
 }
 
+/// Where the PuTTY form of the key file `pem` goes: beside it, `<name>.ppk`. The one place of
+/// this convention (validation, the plan's words, and custody's look for it).
+pub fn ppk_path(pem: &Path) -> PathBuf {
+    pem.with_extension("ppk")
+}
+
 /// The folder a key file lives in (`.` for a bare file name).
 pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
@@ -523,7 +614,7 @@ pub fn aside_names(path: &Path) -> [PathBuf; 2] {
 mod tests {
     use std::os::unix::fs::{MetadataExt, symlink};
 
-    use super::{FileState, KeyStore, Secret, StoreError};
+    use super::{FileCustody, FileState, KeyCustody as _, KeyRef, Secret, StoreError};
 
     const ED25519: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
@@ -538,9 +629,9 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
     fn writes_owner_only_and_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/lab.pem");
-        let store = KeyStore;
+        let store = FileCustody;
         let outcome = store
-            .write_new(&path, &Secret::new(ED25519.to_owned()))
+            .save_new(KeyRef::Pem(&path), &Secret::new(ED25519.to_owned()))
             .unwrap();
         assert_eq!(outcome.created_dirs, vec![dir.path().join("keys")]);
         let meta = std::fs::metadata(&path).unwrap();
@@ -557,10 +648,10 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
             Some("*")
         );
         assert!(matches!(
-            store.inspect(&path),
+            store.inspect(KeyRef::Pem(&path)),
             FileState::Key { mode: 0o400, .. }
         ));
-        let again = store.write_new(&path, &Secret::new("other".to_owned()));
+        let again = store.save_new(KeyRef::Pem(&path), &Secret::new("other".to_owned()));
         assert!(matches!(again, Err(StoreError::Exists { .. })));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), ED25519);
         // No temporary files are left behind.
@@ -577,14 +668,14 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
         let target = dir.path().join("elsewhere");
         let link = dir.path().join("lab.pem");
         symlink(&target, &link).unwrap();
-        let store = KeyStore;
-        assert_eq!(store.inspect(&link), FileState::Symlink);
+        let store = FileCustody;
+        assert_eq!(store.inspect(KeyRef::Pem(&link)), FileState::Symlink);
         assert!(matches!(
             store.prepare(&link),
             Err(StoreError::Symlink { .. })
         ));
         assert!(matches!(
-            store.write_new(&link, &Secret::new(ED25519.to_owned())),
+            store.save_new(KeyRef::Pem(&link), &Secret::new(ED25519.to_owned())),
             Err(StoreError::Symlink { .. })
         ));
         assert!(!target.exists());
@@ -599,18 +690,18 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
         symlink(&real, dir.path().join("link")).unwrap();
         let via_link = dir.path().join("link/lab.pem");
         assert!(matches!(
-            KeyStore.inspect(&via_link),
+            FileCustody.inspect(KeyRef::Pem(&via_link)),
             FileState::Unsafe { .. }
         ));
         assert!(matches!(
-            KeyStore.write_new(&via_link, &Secret::new(ED25519.to_owned())),
+            FileCustody.save_new(KeyRef::Pem(&via_link), &Secret::new(ED25519.to_owned())),
             Err(StoreError::Unsafe { .. })
         ));
         assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
 
         std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o770)).unwrap();
         let path = real.join("lab.pem");
-        match KeyStore.prepare(&path) {
+        match FileCustody.prepare(&path) {
             Err(StoreError::Unsafe { reason, .. }) => {
                 assert!(reason.contains("its group"), "{reason}");
             }
@@ -618,28 +709,38 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
         }
         // Sticky, like /tmp: others cannot remove or rename our files.
         std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert!(KeyStore.prepare(&path).is_ok());
+        assert!(FileCustody.prepare(&path).is_ok());
     }
 
     #[test]
     fn moving_aside_and_removing_never_touch_another_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys/lab.pem");
-        KeyStore
-            .write_new(&path, &Secret::new(ED25519.to_owned()))
+        FileCustody
+            .save_new(KeyRef::Pem(&path), &Secret::new(ED25519.to_owned()))
             .unwrap();
         let other =
             crate::keys::PublicKey::from_openssh(&crate::keys::fixture("ed25519-b.pub")).unwrap();
         // Not the key of the key pair deleted: the file stays.
-        assert!(!KeyStore.remove_key(&path, &other).unwrap());
+        assert!(
+            !FileCustody
+                .remove_if_holds(KeyRef::Pem(&path), &other)
+                .unwrap()
+        );
         assert!(path.exists());
-        let aside = KeyStore.move_aside(&path, "retired", 7).unwrap().unwrap();
+        let aside = FileCustody
+            .move_aside(&path, "retired", 7)
+            .unwrap()
+            .unwrap();
         assert_eq!(aside, dir.path().join("keys/lab.pem.retired-7"));
         assert!(!path.exists());
-        KeyStore
-            .write_new(&path, &Secret::new(ED25519.to_owned()))
+        FileCustody
+            .save_new(KeyRef::Pem(&path), &Secret::new(ED25519.to_owned()))
             .unwrap();
-        let again = KeyStore.move_aside(&path, "retired", 7).unwrap().unwrap();
+        let again = FileCustody
+            .move_aside(&path, "retired", 7)
+            .unwrap()
+            .unwrap();
         assert_eq!(again, dir.path().join("keys/lab.pem.retired-7-2"));
         assert_eq!(std::fs::read_to_string(&aside).unwrap(), ED25519);
     }
@@ -649,7 +750,7 @@ ONhsdQ6D8y/AnJIiQnX5AAAAE3Rlc3RAbGFiY3RsLmV4YW1wbGUBAg==
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lab.pem");
         std::fs::write(&path, "not a key at all, secret-looking text").unwrap();
-        match KeyStore.inspect(&path) {
+        match FileCustody.inspect(KeyRef::Pem(&path)) {
             FileState::Unreadable { reason } => assert!(!reason.contains("secret-looking")),
             other => panic!("{other:?}"),
         }

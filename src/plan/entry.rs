@@ -68,8 +68,7 @@ pub(super) fn plan_entry(
 
 /// The PuTTY key file as people see it.
 fn ppk_display(spec: &KeyPairSpec) -> String {
-    std::path::Path::new(&spec.output_display)
-        .with_extension("ppk")
+    crate::keys::ppk_path(std::path::Path::new(&spec.output_display))
         .display()
         .to_string()
 }

@@ -190,7 +190,7 @@ impl Validator<'_> {
             );
             return None;
         }
-        Some(file.with_extension("ppk"))
+        Some(crate::keys::ppk_path(file))
     }
 
     /// The entry's name, with `${index}`/`${item}` and variables substituted, by EC2's rules.

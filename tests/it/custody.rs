@@ -1529,7 +1529,7 @@ fn a_ppk_cut_after_its_public_lines_is_not_in_sync() {
 }
 
 /// One layer removes, moves and links files: `src/keys/folder.rs`, relative to an opened
-/// folder. Every other module asks it (through `KeyStore`), so no rule about what may be
+/// folder. Every other module asks it (through `FileCustody`), so no rule about what may be
 /// removed can be bypassed by a stray `remove_file`.
 #[test]
 fn only_the_key_folder_layer_removes_moves_or_links_files() {
