@@ -5,6 +5,7 @@
 //! error message.
 
 pub mod claim;
+mod custody;
 pub mod fingerprint;
 pub mod folder;
 mod generate;
@@ -14,6 +15,7 @@ mod public;
 mod secret;
 mod store;
 
+pub use custody::{KeyCustody, KeyRef};
 pub use generate::generate;
 
 /// A throwaway key from `tests/fixtures/keys`, for unit tests.
@@ -30,6 +32,6 @@ pub use ppk::{public_key_of_ppk, to_ppk};
 pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
 pub use secret::Secret;
 pub use store::{
-    FileCustody, FileState, KEY_MODE, KeyCustody, KeyRef, Refusal, StoreError, WriteOutcome,
-    aside_names, parent_of, path_identity, ppk_path,
+    FileCustody, FileState, KEY_MODE, Refusal, StoreError, WriteOutcome, aside_names, parent_of,
+    path_identity, ppk_path,
 };

@@ -122,92 +122,6 @@ fn folder_err(path: &Path, err: FolderError) -> StoreError {
     }
 }
 
-/// Where one key is kept, and in which form: a reference to a key, not a path to handle. A
-/// key file today, as OpenSSH/PEM text or in PuTTY's form beside it; a team store's entry is
-/// the next kind of key home.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyRef<'a> {
-    /// An OpenSSH or PEM private key file.
-    Pem(&'a Path),
-    /// A PuTTY private key file.
-    Ppk(&'a Path),
-}
-
-/// The one custody interface: every step that looks at, reads, keeps or lets go of a private
-/// key goes through it, by key reference. [`FileCustody`] (on top of [`KeyFolder`]) is the one
-/// implementation today.
-pub trait KeyCustody: Copy + Send + Sync + 'static {
-    /// What is there, with the trust verdict (never the key itself).
-    fn inspect(self, key: KeyRef<'_>) -> FileState;
-
-    /// The private key, when it is there and trusted.
-    fn read(self, key: KeyRef<'_>) -> Option<Secret>;
-
-    /// Keep a new key: never over another, owner-only from its first byte.
-    ///
-    /// # Errors
-    /// Why it could not be kept; nothing is left behind then.
-    fn save_new(self, key: KeyRef<'_>, secret: &Secret) -> Result<WriteOutcome, StoreError>;
-
-    /// Retire the key (moved aside, `.retired-<now>`), only while it still holds `expected`;
-    /// where it went, or `None` when it holds another key by now.
-    ///
-    /// # Errors
-    /// Why it could not be moved.
-    fn retire(
-        self,
-        key: KeyRef<'_>,
-        expected: &PublicKey,
-        now: u64,
-    ) -> Result<Option<PathBuf>, StoreError>;
-
-    /// Remove the key, only while it still holds `expected`; whether it was removed.
-    ///
-    /// # Errors
-    /// Why it could not be checked or removed.
-    fn remove_if_holds(self, key: KeyRef<'_>, expected: &PublicKey) -> Result<bool, StoreError>;
-}
-
-impl KeyCustody for FileCustody {
-    fn inspect(self, key: KeyRef<'_>) -> FileState {
-        match key {
-            KeyRef::Pem(path) => Self::inspect_pem(path),
-            KeyRef::Ppk(path) => Self::inspect_ppk(path),
-        }
-    }
-
-    fn read(self, key: KeyRef<'_>) -> Option<Secret> {
-        match key {
-            KeyRef::Pem(path) | KeyRef::Ppk(path) => Self::read_file(path),
-        }
-    }
-
-    fn save_new(self, key: KeyRef<'_>, secret: &Secret) -> Result<WriteOutcome, StoreError> {
-        match key {
-            KeyRef::Pem(path) | KeyRef::Ppk(path) => Self::write_file(path, secret),
-        }
-    }
-
-    fn retire(
-        self,
-        key: KeyRef<'_>,
-        expected: &PublicKey,
-        now: u64,
-    ) -> Result<Option<PathBuf>, StoreError> {
-        match key {
-            KeyRef::Pem(path) => Self::retire_key(path, expected, now),
-            KeyRef::Ppk(path) => Self::retire_ppk(path, expected, now),
-        }
-    }
-
-    fn remove_if_holds(self, key: KeyRef<'_>, expected: &PublicKey) -> Result<bool, StoreError> {
-        match key {
-            KeyRef::Pem(path) => Self::remove_key(path, expected),
-            KeyRef::Ppk(path) => Self::remove_ppk(path, expected),
-        }
-    }
-}
-
 /// Key files: reads and writes private key files, each through [`KeyFolder`] (the custody of
 /// [`KeyCustody`], and what only files have: modes, `.ppk` beside a key, moving aside).
 #[derive(Clone, Copy, Debug, Default)]
@@ -215,13 +129,13 @@ pub struct FileCustody;
 
 impl FileCustody {
     /// What is at `path`, without following a symlink and without ever printing the key.
-    fn inspect_pem(path: &Path) -> FileState {
+    pub(super) fn inspect_pem(path: &Path) -> FileState {
         Self::inspect_as(path, public_key_of_private)
     }
 
     /// What is at `path`, a PuTTY private key file: a key only when the file is whole and its
     /// MAC right (its public key is stored in clear, so the public lines alone prove nothing).
-    fn inspect_ppk(path: &Path) -> FileState {
+    pub(super) fn inspect_ppk(path: &Path) -> FileState {
         Self::inspect_as(path, |secret| {
             super::ppk::verified_public_key_of_ppk(secret.expose()).ok_or_else(|| {
                 "it is not a whole, unencrypted PuTTY private key (cut short, changed or encrypted)"
@@ -296,7 +210,7 @@ impl FileCustody {
     }
 
     /// The private key text of a key file (never through a symlink), for fingerprints.
-    fn read_file(path: &Path) -> Option<Secret> {
+    pub(super) fn read_file(path: &Path) -> Option<Secret> {
         let (dir, name) = split_file(path)?;
         let folder = KeyFolder::open(&dir).ok()?;
         let (_, bytes) = folder.read(&name, MAX_KEY_FILE).ok()?;
@@ -337,7 +251,7 @@ impl FileCustody {
     ///
     /// # Errors
     /// Why the file could not be written; on error no file is left at `path`.
-    fn write_file(path: &Path, secret: &Secret) -> Result<WriteOutcome, StoreError> {
+    pub(super) fn write_file(path: &Path, secret: &Secret) -> Result<WriteOutcome, StoreError> {
         let (folder, name, created_dirs) = Self::folder_for_new(path)?;
         let text = secret.expose().as_bytes();
         let newline: &[u8] = if text.ends_with(b"\n") { b"" } else { b"\n" };
@@ -409,7 +323,7 @@ impl FileCustody {
     ///
     /// # Errors
     /// Why the file could not be checked or removed.
-    fn remove_key(path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+    pub(super) fn remove_key(path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
         Self::remove_as(path, expected, public_key_of_private)
     }
 
@@ -425,7 +339,7 @@ impl FileCustody {
     ///
     /// # Errors
     /// Why it could not be removed.
-    fn remove_ppk(path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
+    pub(super) fn remove_ppk(path: &Path, expected: &PublicKey) -> Result<bool, StoreError> {
         Self::remove_as(path, expected, |secret| {
             super::public_key_of_ppk(secret.expose()).ok_or_else(String::new)
         })
@@ -448,7 +362,7 @@ impl FileCustody {
     ///
     /// # Errors
     /// Why it could not be moved.
-    fn retire_key(
+    pub(super) fn retire_key(
         path: &Path,
         expected: &PublicKey,
         now: u64,
@@ -460,7 +374,7 @@ impl FileCustody {
     ///
     /// # Errors
     /// Why it could not be moved.
-    fn retire_ppk(
+    pub(super) fn retire_ppk(
         path: &Path,
         expected: &PublicKey,
         now: u64,
@@ -614,7 +528,8 @@ pub fn aside_names(path: &Path) -> [PathBuf; 2] {
 mod tests {
     use std::os::unix::fs::{MetadataExt, symlink};
 
-    use super::{FileCustody, FileState, KeyCustody as _, KeyRef, Secret, StoreError};
+    use super::{FileCustody, FileState, Secret, StoreError};
+    use crate::keys::{KeyCustody as _, KeyRef};
 
     const ED25519: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW

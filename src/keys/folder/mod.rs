@@ -392,13 +392,24 @@ impl KeyFolder {
     }
 }
 
-/// Read at most `max` bytes from `file` into one allocation of `max + 1` bytes.
+/// The first buffer of a bounded read; it doubles as the content needs, up to the bound.
+const FIRST_READ: usize = 8 * 1024;
+
+/// Read at most `max` bytes from `file`; `None` when there is more. Memory follows the
+/// content, not the bound: the buffer starts at 8 KiB (or `max + 1` when smaller) and doubles
+/// as needed, each outgrown buffer wiped as it is dropped. (It once allocated `max + 1` bytes
+/// up front: a 16 MiB journal bound made every run 16 MiB larger, wiped page by page.)
 pub fn read_bounded(mut file: impl Read, max: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
-    let mut buffer = Zeroizing::new(vec![0u8; max + 1]);
+    let mut buffer = Zeroizing::new(vec![0u8; (max + 1).min(FIRST_READ)]);
     let mut filled = 0;
     loop {
         if filled == buffer.len() {
-            return Ok(None);
+            if buffer.len() > max {
+                return Ok(None);
+            }
+            let mut bigger = Zeroizing::new(vec![0u8; (buffer.len() * 2).min(max + 1)]);
+            bigger[..filled].copy_from_slice(&buffer[..filled]);
+            buffer = bigger;
         }
         match file.read(&mut buffer[filled..]) {
             Ok(0) => break,
@@ -428,6 +439,26 @@ pub fn split_file(path: &Path) -> Option<(PathBuf, OsString)> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A bounded read takes memory for what is there, not for the bound; what is over the
+    /// bound is refused; what fits exactly is read whole.
+    #[test]
+    fn a_bounded_read_allocates_for_the_content_not_the_bound() {
+        let small = super::read_bounded(&b"ten bytes!"[..], 16 * 1024 * 1024)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&small[..], b"ten bytes!");
+        assert!(
+            small.capacity() <= super::FIRST_READ,
+            "{}",
+            small.capacity()
+        );
+        let big = vec![7u8; 100_000];
+        let read = super::read_bounded(&big[..], 100_000).unwrap().unwrap();
+        assert_eq!(read.len(), 100_000);
+        assert!(read.capacity() <= 100_001);
+        assert!(super::read_bounded(&big[..], 99_999).unwrap().is_none());
+    }
     use std::os::unix::fs::PermissionsExt;
     use std::sync::{Arc, Barrier};
 
