@@ -79,9 +79,21 @@ pub(crate) enum Command {
         after_help = "Examples:\n  labctl completions bash > ~/.local/share/bash-completion/completions/labctl\n  labctl completions zsh > \"${fpath[1]}/_labctl\"\n  labctl completions fish > ~/.config/fish/completions/labctl.fish"
     )]
     Completions(CompletionsArgs),
-    /// Print the man page (roff) on stdout
-    #[command(after_help = "Example:\n  labctl man > ~/.local/share/man/man1/labctl.1")]
-    Man,
+    /// Print the man page (roff) on stdout: labctl's, or one command's
+    #[command(
+        after_help = "Examples:\n  labctl man > ~/.local/share/man/man1/labctl.1\n  labctl man plan | man -l -\n  labctl man --dir ~/.local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The command whose page to print (`labctl-COMMAND(1)`; default: labctl's own)
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write every page (labctl.1 and labctl-COMMAND.1 for each command) into DIR
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -109,9 +121,14 @@ pub(crate) struct HandoutArgs {
     #[arg(long)]
     pub zip: bool,
     /// Encrypt each bundle's private keys with its own random passphrase, listed in an
-    /// owner-only `passphrases-TIME.csv` for the instructor (send it over another channel)
+    /// owner-only `passphrases-TIME.csv` for the instructor (send it over another channel);
+    /// each run's list holds every bundle of the run
     #[arg(long)]
     pub passphrase: bool,
+    /// Print one seat's passphrase again (a seat label or key pair name), from the newest
+    /// list; only on a terminal
+    #[arg(long, value_name = "SEAT", conflicts_with_all = ["selectors", "zip", "passphrase", "force"])]
+    pub show_passphrase: Option<String>,
     /// Replace a bundle whose key, formats or passphrase setting changed (the old one is
     /// moved aside)
     #[arg(long)]
@@ -361,6 +378,10 @@ pub(crate) struct OutputArgs {
     /// Output format (`--json` is `--format json`)
     #[arg(long, value_enum, default_value_t = OutputFormat::Text, conflicts_with = "json")]
     pub format: OutputFormat,
+    /// Ask EC2 nothing: what the manifest and the key files know (names, regions, key files,
+    /// the fingerprints EC2 shows); key pair ids are left out
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[cfg(test)]

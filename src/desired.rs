@@ -266,8 +266,9 @@ pub struct KeyPairSpec {
     pub output_display: String,
     /// The PuTTY private key beside the output (`formats: [pem, ppk]`), when asked for.
     pub ppk: Option<PathBuf>,
-    /// The seat of a `count` or `for_each` entry: its `${index}` or `${item}`.
-    pub seat: Option<String>,
+    /// The seat label people know this key pair by (handout's README and passphrase list):
+    /// the entry's `seat` template expanded, else the key pair's name. Unique in a manifest.
+    pub seat: String,
 }
 
 /// Everything the manifest asks for.

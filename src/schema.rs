@@ -81,6 +81,16 @@ struct KeyPair {
     #[serde(default)]
     #[schemars(length(min = 1))]
     for_each: Option<Vec<String>>,
+    /// With `count`: the first `${index}` (default 1), e.g. 16 to go on from a first group of 15.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1_000_000))]
+    index_start: Option<u32>,
+    /// With `count`: numbers to leave out (a no-show's seat); each must be one `count` gives.
+    #[serde(default)]
+    skip: Option<Vec<u32>>,
+    /// The seat label people know this key pair by (handout README and passphrase list), e.g. `eu-${index}`; `${index}`, `${item}`, `${name}` and vars are substituted. Unique in the manifest. Default: the key pair name.
+    #[serde(default)]
+    seat: Option<String>,
     /// The region of this key pair (give `region` or `regions`, not both). Default: the defaults' region(s).
     #[serde(default)]
     region: Option<RegionName>,

@@ -12,7 +12,8 @@ use crate::ownership;
 use crate::plan::{Generator, KeyPairOp};
 
 use super::run::{
-    Failure, Settings, cloud_failure, failed, file_work, journal_made, journal_saved, record,
+    Failure, Settings, cloud_failure, failed, file_work, journal_made, journal_saved,
+    nothing_needed, record, went_well,
 };
 use super::{Pair, Progress, delete, move_aside_for_replace, undo_moves};
 
@@ -32,11 +33,14 @@ pub(super) async fn import<C: Cloud>(
         .await
     {
         Ok(_) => Ok(()),
-        // The key pair is there already: a retry after a lost answer found its own import, or
-        // EC2's listing had not caught up with an earlier write. Fine if it holds this key.
+        // The key pair is there already, holding this key: EC2's listing had not caught up
+        // with an earlier write (or a retry after a lost answer found its own import).
+        // Nothing needed doing: reported unchanged, never `imported`.
         Err(err) if err.kind == CloudErrorKind::Duplicate => {
             match look_until_listed(cloud, action.scope, action.name, settings.listing_lag).await {
-                Some(found) if found.public_key.as_ref() == Some(public) => Ok(()),
+                Some(found) if found.public_key.as_ref() == Some(public) => Err(nothing_needed(
+                    "already there: EC2 has this key pair with this key (its listing showed it late)",
+                )),
                 _ => Err(cloud_failure(&err)),
             }
         }
@@ -214,8 +218,14 @@ pub(super) async fn make_key<C: Cloud>(
                 ))
                 .hint("fix what stops labctl writing its state folder .labctl/ (a full disk, permissions), move the new key file away, and run apply again")
             })?;
-            import(cloud, action, &public, settings, progress).await?;
-            Ok(public)
+            let imported = import(cloud, action, &public, settings, progress).await;
+            if went_well(&imported) {
+                Ok(public)
+            } else {
+                Err(imported
+                    .err()
+                    .unwrap_or_else(|| failed("the import failed")))
+            }
         }
     }
 }

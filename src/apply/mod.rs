@@ -34,7 +34,7 @@ pub(crate) use run::{Settings, Stop};
 use create::{create, import};
 use delete::delete;
 use files::{after_delete, finish_mode, move_aside_for_replace, undo_moves, write_ppk};
-use run::{Failure, finished, settled, skipped};
+use run::{Failure, finished, settled, skipped, went_well};
 use tags::apply_tags;
 
 /// Progress messages (status lines on stderr); the apply itself never prints.
@@ -251,13 +251,15 @@ async fn apply_entry<C: Cloud>(
             .await
         };
         settings.note_region_failure(&action, &result);
-        let result = match result {
-            Ok(()) if action.fix_mode => finish_mode(store, &action).await,
-            other => other,
+        let result = if action.fix_mode && went_well(&result) {
+            finish_mode(store, &action).await.and(result)
+        } else {
+            result
         };
-        let result = match result {
-            Ok(()) if action.write_ppk => write_ppk(store, &action, progress).await,
-            other => other,
+        let result = if action.write_ppk && went_well(&result) {
+            write_ppk(store, &action, progress).await.and(result)
+        } else {
+            result
         };
         out.push((index, finished(action.action, result)));
     }

@@ -163,9 +163,38 @@ pub(super) fn cloud_failure(err: &CloudError) -> Failure {
 pub(super) fn finished(action: &Action, result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => outcome(action, Status::Done, None),
+        // Nothing needed doing after all (a key pair found already there): unchanged, and
+        // the reason says why.
+        Err(Failure {
+            status: Status::Unchanged,
+            problem,
+            ..
+        }) => {
+            let mut outcome = outcome(action, Status::Unchanged, None);
+            outcome.action.reason = problem.message;
+            outcome
+        }
         Err(Failure {
             status, problem, ..
         }) => outcome(action, status, Some(problem)),
+    }
+}
+
+/// Nothing needed doing after all: the action's outcome is `unchanged`, for `why`.
+pub(super) fn nothing_needed(why: impl Into<String>) -> Failure {
+    Failure {
+        status: Status::Unchanged,
+        problem: Problem::new(why),
+        region_wide: false,
+    }
+}
+
+/// Whether an action's step left things as it should (done, or nothing needed doing): then
+/// its file steps (mode, `.ppk`) follow.
+pub(super) fn went_well(result: &Result<(), Failure>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(failure) => failure.status == Status::Unchanged,
     }
 }
 

@@ -33,7 +33,7 @@ fn desired(dir: &Path, regions: &[&str]) -> Desired {
             tags: TagSet::from_checked([(PROJECT_TAG.to_owned(), "lab".to_owned())].into()),
             purge_tags: false,
             ppk: None,
-            seat: None,
+            seat: "lab".into(),
             output: Some(dir.join("keys/lab.pem")),
             output_display: "keys/lab.pem".into(),
         }],

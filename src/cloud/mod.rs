@@ -8,6 +8,7 @@ mod classify;
 mod ec2;
 #[cfg(test)]
 pub(crate) mod memory;
+mod offline;
 mod pacer;
 mod profile;
 
@@ -16,6 +17,7 @@ use std::fmt;
 use std::future::Future;
 
 pub(crate) use ec2::{Ec2, Ec2Options};
+pub(crate) use offline::Offline;
 pub(crate) use pacer::Pacer;
 pub(crate) use profile::undefined_profile;
 

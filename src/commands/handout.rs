@@ -1,6 +1,7 @@
 //! `labctl handout`: the command line of the handout capability (`src/handout/`): which key
 //! pairs, where, and the result for people or as JSON.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::json;
@@ -23,6 +24,9 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
             .unwrap_or(Path::new(""))
             .join("handout"),
     };
+    if let Some(seat) = &args.show_passphrase {
+        return show_passphrase(&out, seat);
+    }
     if let Some(why) = handout::refuse_out(&desired, &selected, &out, args.zip) {
         return Err(Error::Usage(why));
     }
@@ -34,6 +38,35 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
     let done = handout::hand_out(&desired.project, &selected, &out, options, super::now())
         .map_err(Error::Usage)?;
     report(args, &desired.project, &out, &done, &warnings)
+}
+
+/// One seat's passphrase, printed again: only to a terminal (never into a pipe, a file or a
+/// CI log), from the newest list that has it.
+fn show_passphrase(out: &Path, seat: &str) -> Result<Exit, Error> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        return Err(Error::Usage(format!(
+            "--show-passphrase prints a passphrase only on a terminal; the owner-only lists are in {}",
+            out.display()
+        )));
+    }
+    let Some(found) = handout::show_passphrase(out, seat).map_err(Error::Usage)? else {
+        return Err(Error::Usage(format!(
+            "no passphrase list in {} has seat `{seat}` (run `labctl handout --passphrase` first)",
+            out.display()
+        )));
+    };
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let _ = write!(
+        text,
+        "Seat {} (key pair {}): {}\nFrom {} (type it as shown, dashes included).\n",
+        found.seat,
+        found.name,
+        found.passphrase.as_str(),
+        found.list.display()
+    );
+    write_stdout(&text)?;
+    Ok(Exit::Success)
 }
 
 /// The result, for people or as one JSON document; the exit code.

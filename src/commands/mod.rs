@@ -164,7 +164,7 @@ impl Command {
             Command::Destroy(a) => a.cloud.json,
             Command::Output(a) => a.cloud.json || a.format == crate::cli::OutputFormat::Json,
             Command::Handout(a) => a.json,
-            Command::Init(_) | Command::Schema | Command::Completions(_) | Command::Man => false,
+            Command::Init(_) | Command::Schema | Command::Completions(_) | Command::Man(_) => false,
         }
     }
 }
@@ -217,13 +217,42 @@ fn run(cli: Cli, term: Terminal) -> Result<Exit, Error> {
             std::io::stdout().lock().write_all(&out)?;
             Ok(Exit::Success)
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            std::io::stdout().lock().write_all(&out)?;
-            Ok(Exit::Success)
-        }
+        Command::Man(args) => man(&args),
     }
+}
+
+/// `labctl man`: labctl's page, one command's (`labctl-plan(1)`, as the main page's list of
+/// commands names them), or every page written into a folder.
+fn man(args: &crate::cli::ManArgs) -> Result<Exit, Error> {
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+            .map_err(|err| {
+                Error::Usage(format!(
+                    "cannot write the pages to {}: {err}",
+                    dir.display()
+                ))
+            })?;
+        eprintln!("Wrote labctl.1 and a page per command to {}", dir.display());
+        return Ok(Exit::Success);
+    }
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    let page = match &args.command {
+        None => cli,
+        Some(name) => cli.find_subcommand(name).cloned().ok_or_else(|| {
+            let all = Cli::command();
+            let names: Vec<&str> = all.get_subcommands().map(clap::Command::get_name).collect();
+            Error::Usage(format!(
+                "no command `{name}`; the commands: {}",
+                names.join(", ")
+            ))
+        })?,
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page).render(&mut out)?;
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(Exit::Success)
 }
 
 /// Settle which manifest a command works on.

@@ -63,10 +63,12 @@ impl Display {
                 Some(total as u64),
                 indicatif::ProgressDrawTarget::stderr(),
             );
+            // `wide_msg` takes what is left of the terminal's width and cuts the rest: the
+            // line never wraps, however many scopes and counts it shows.
             let template = if term.stderr_color {
-                "{spinner:.cyan} [{elapsed_precise}] {bar:24.cyan/blue} {pos}/{len} {msg}"
+                "{spinner:.cyan} [{elapsed_precise}] {bar:24.cyan/blue} {pos}/{len} {wide_msg}"
             } else {
-                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}"
+                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {wide_msg}"
             };
             if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));
@@ -203,6 +205,23 @@ impl Connect for Aws {
         stop: &crate::apply::Stop,
     ) -> Arc<Ec2> {
         connect(args, desired, deadline, stop).await
+    }
+}
+
+/// No network at all (`output --offline`): what the manifest and the key files know.
+pub(super) struct NoNetwork;
+
+impl Connect for NoNetwork {
+    type Cloud = crate::cloud::Offline;
+
+    async fn connect(
+        &self,
+        _args: &CloudArgs,
+        _desired: &Desired,
+        _deadline: Instant,
+        _stop: &crate::apply::Stop,
+    ) -> Arc<crate::cloud::Offline> {
+        Arc::new(crate::cloud::Offline)
     }
 }
 

@@ -119,6 +119,8 @@ pub(super) enum Existing {
     None,
     Same,
     Different,
+    /// The bundle is labctl's and these of its key, formats and passphrase setting changed.
+    Changed(Vec<&'static str>),
     /// A folder without its README (a run stopped while writing it).
     Incomplete,
     /// A folder holding files labctl never writes into a bundle: someone's own, never moved.
@@ -188,9 +190,24 @@ pub(super) fn existing(
             _ => return Existing::Different,
         }
     };
-    if identity(&text) == expected {
-        Existing::Same
-    } else {
+    let found = identity(&text);
+    if found == expected {
+        return Existing::Same;
+    }
+    let line_of =
+        |lines: &[String], prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
+    let changed: Vec<&'static str> = [
+        ("Public key:", "key"),
+        ("Files:", "formats"),
+        ("Passphrase:", "passphrase setting"),
+    ]
+    .into_iter()
+    .filter(|(prefix, _)| line_of(&found, prefix) != line_of(expected, prefix))
+    .map(|(_, what)| what)
+    .collect();
+    if changed.is_empty() {
         Existing::Different
+    } else {
+        Existing::Changed(changed)
     }
 }

@@ -31,6 +31,7 @@ use crate::keys::folder::KeyFolder;
 use crate::keys::{self, FileCustody, KeyCustody as _, KeyRef, Secret};
 
 use bundle::{Existing, bundle_files, existing, write_folder, zip_bundle};
+pub(crate) use passphrase::show_passphrase;
 use passphrase::{new_passphrase, write_passphrases};
 use readme::{identity, readme};
 pub(crate) use select::select;
@@ -176,14 +177,21 @@ pub(crate) fn hand_out(
         for (_, job) in &mut work {
             job.passphrase = Some(new_passphrase());
         }
-        let rows: Vec<(&str, &str, &str)> = work
+        // One list per run holding every bundle of the run: the new ones with their new
+        // passphrases, the unchanged ones with theirs from the newest list that has them.
+        let earlier = passphrase::known(&folder);
+        let rows: Vec<(&str, &str, &str)> = outcomes
             .iter()
-            .map(|(_, j)| {
-                (
-                    j.outcome.seat.as_str(),
-                    j.outcome.name.as_str(),
-                    j.passphrase.as_deref().map_or("", String::as_str),
-                )
+            .enumerate()
+            .filter_map(|(index, outcome)| {
+                let passphrase: &str = match work.iter().find(|(i, _)| *i == index) {
+                    Some((_, job)) => job.passphrase.as_deref().map(String::as_str)?,
+                    None if outcome.status == Status::Unchanged => {
+                        earlier.get(&outcome.name).map(|p| p.as_str())?
+                    }
+                    None => return None,
+                };
+                Some((outcome.seat.as_str(), outcome.name.as_str(), passphrase))
             })
             .collect();
         match write_passphrases(&folder, out, now, &rows) {
@@ -231,6 +239,15 @@ struct Job {
     passphrase: Option<Zeroizing<String>>,
 }
 
+/// `a`, `a and b`, `a, b and c`.
+fn words_and(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// The key a bundle is made of: the key file as plan sees it (a file another user could have
 /// swapped, or a link, is handed to nobody), read once. Why not, when it cannot be used.
 fn usable_key(spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret), String> {
@@ -262,7 +279,7 @@ fn decide(
     options: Options,
 ) -> Decision {
     let name = spec.name.as_str().to_owned();
-    let seat = spec.seat.clone().unwrap_or_else(|| name.clone());
+    let seat = spec.seat.clone();
     let path = bundle_path(out, &name, options.zip);
     let mut outcome = Outcome {
         name: name.clone(),
@@ -293,39 +310,16 @@ fn decide(
     outcome.path = Some(path.clone());
     outcome.status = Status::Written;
     let file_name = path.file_name().unwrap_or_default().to_owned();
-    let aside = match existing(
+    let found = existing(
         folder,
         &path,
         &file_name,
         &name,
         options.zip,
         &identity(&readme),
-    ) {
-        Existing::None => None,
-        Existing::Same => {
-            outcome.status = Status::Unchanged;
-            return Decision::Done(outcome);
-        }
-        Existing::Incomplete => Some("incomplete"),
-        Existing::Foreign => {
-            outcome.status = Status::Refused;
-            outcome.reason = Some(format!(
-                "{} holds files labctl does not write into a bundle; it is left alone (move it, or use another --out)",
-                path.display()
-            ));
-            return Decision::Done(outcome);
-        }
-        Existing::Different if options.force => {
-            outcome.status = Status::Replaced;
-            Some("replaced")
-        }
-        Existing::Different => {
-            outcome.status = Status::Refused;
-            outcome.reason = Some(
-                "its key, formats or passphrase setting changed since it was written; --force moves the old bundle aside and writes a new one".to_owned(),
-            );
-            return Decision::Done(outcome);
-        }
+    );
+    let Ok(aside) = what_of_existing(found, &mut outcome, &path, options.force) else {
+        return Decision::Done(outcome);
     };
     Decision::Write(Box::new(Job {
         outcome,
@@ -335,6 +329,51 @@ fn decide(
         aside,
         passphrase: None,
     }))
+}
+
+/// What to do about what is already where a bundle goes: write over nothing (`Ok(None)`),
+/// move it aside first with this label, or leave it (`Err`, with the outcome said).
+fn what_of_existing(
+    found: Existing,
+    outcome: &mut Outcome,
+    path: &Path,
+    force: bool,
+) -> Result<Option<&'static str>, ()> {
+    match found {
+        Existing::None => Ok(None),
+        Existing::Same => {
+            outcome.status = Status::Unchanged;
+            Err(())
+        }
+        Existing::Incomplete => Ok(Some("incomplete")),
+        Existing::Foreign => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(format!(
+                "{} holds files labctl does not write into a bundle; it is left alone (move it, or use another --out)",
+                path.display()
+            ));
+            Err(())
+        }
+        Existing::Different | Existing::Changed(_) if force => {
+            outcome.status = Status::Replaced;
+            Ok(Some("replaced"))
+        }
+        Existing::Different => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(
+                "its key, formats or passphrase setting changed since it was written (or it cannot be read); --force moves the old bundle aside and writes a new one".to_owned(),
+            );
+            Err(())
+        }
+        Existing::Changed(what) => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(format!(
+                "its {} changed since it was written; --force moves the old bundle aside and writes a new one",
+                words_and(&what)
+            ));
+            Err(())
+        }
+    }
 }
 
 fn write_bundle(job: Box<Job>, folder: &KeyFolder, out: &Path, zip: bool, now: u64) -> Outcome {

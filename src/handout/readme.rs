@@ -24,9 +24,7 @@ pub(super) fn readme(
 ) -> String {
     let name = spec.name.as_str();
     let mut text = format!("Your key pair for {project}\n\nKey pair:    {name}\n");
-    if let Some(seat) = &spec.seat {
-        let _ = writeln!(text, "Seat:        {seat}");
-    }
+    let _ = writeln!(text, "Seat:        {}", spec.seat);
     let regions: Vec<String> = spec.scopes.iter().map(ToString::to_string).collect();
     let _ = writeln!(text, "Regions:     {}", regions.join(", "));
     let _ = writeln!(text, "Public key:  {}", public.to_openssh());

@@ -27,6 +27,9 @@ pub const FIELDS_ENTRY: &[&str] = &[
     "name",
     "count",
     "for_each",
+    "index_start",
+    "skip",
+    "seat",
     "region",
     "regions",
     "key_type",
@@ -83,6 +86,12 @@ pub struct Entry {
     pub name: Option<Located<String>>,
     pub count: Option<Located<i128>>,
     pub for_each: Option<Located<Vec<Located<String>>>>,
+    /// The first `${index}` of a `count` entry (default 1).
+    pub index_start: Option<Located<i128>>,
+    /// Numbers a `count` entry leaves out (a no-show's seat).
+    pub skip: Option<Located<Vec<Located<i128>>>>,
+    /// The seat label template (default: the key pair's name).
+    pub seat: Option<Located<String>>,
     pub regions: Option<RegionList>,
     pub key_type: Option<Located<String>>,
     pub source: Option<Located<String>>,
@@ -229,6 +238,22 @@ impl Reader {
             .iter()
             .enumerate()
             .filter_map(|(i, item)| self.string(&format!("{field}[{i}]"), item))
+            .collect();
+        Some(Located {
+            value,
+            pos: node.pos,
+        })
+    }
+
+    fn int_list(&mut self, field: &str, node: &Node) -> Option<Located<Vec<Located<i128>>>> {
+        let Kind::Seq(items) = &node.kind else {
+            self.wrong_type(field, node, "a list of integers");
+            return None;
+        };
+        let value = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.int(&format!("{field}[{i}]"), item))
             .collect();
         Some(Located {
             value,
@@ -464,6 +489,9 @@ impl Reader {
             name: None,
             count: None,
             for_each: None,
+            index_start: None,
+            skip: None,
+            seat: None,
             regions: None,
             key_type: None,
             source: None,
@@ -491,6 +519,9 @@ impl Reader {
                 "public_key" => entry.public_key = self.string(&field, value),
                 "count" => entry.count = self.int(&field, value),
                 "for_each" => entry.for_each = self.string_list(&field, value),
+                "index_start" => entry.index_start = self.int(&field, value),
+                "skip" => entry.skip = self.int_list(&field, value),
+                "seat" => entry.seat = self.string(&field, value),
                 "tags" => entry.tags = self.string_map(&field, value),
                 "purge_tags" => entry.purge_tags = self.boolean(&field, value),
                 "output" => entry.output = self.string(&field, value),

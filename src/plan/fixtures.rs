@@ -44,7 +44,7 @@ pub(super) fn desired(regions: &[&str], key_type: KeyType) -> Desired {
             tags: tags(&[("Team", "blue")]),
             purge_tags: false,
             ppk: None,
-            seat: None,
+            seat: "lab-key".into(),
             output: Some(PathBuf::from("keys/lab-key.pem")),
             output_display: "keys/lab-key.pem".into(),
         }],

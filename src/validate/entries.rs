@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use super::{
     Checked, Declared, Diagnostic, Entry, HashMap, KeyName, KeyPairSpec, KeySource, MAX_COUNT,
-    Manifest, Pos, Region, Resolved, Scope, Validator,
+    MAX_INDEX_START, Manifest, Pos, Region, Resolved, Scope, Validator,
 };
 
 impl Validator<'_> {
     /// The values of `${index}` or `${item}` an entry expands to; `[None]` for a plain entry.
     pub(super) fn instances(&mut self, entry: &Entry) -> Vec<Option<(&'static str, String)>> {
         let path = format!("keypairs[{}]", entry.index);
+        if entry.count.is_none() {
+            self.numbering_without_count(entry, &path);
+        }
         match (&entry.count, &entry.for_each) {
             (Some(count), Some(_)) => {
                 self.push(
@@ -37,7 +40,8 @@ impl Validator<'_> {
                 }
                 // Never padded by itself: a seat keeps its name when `count` grows past a
                 // digit boundary. `${index:02}` pads, when the manifest asks for it.
-                (1..=count.value)
+                self.numbers(entry, &path, count.value)
+                    .into_iter()
                     .map(|i| Some(("index", i.to_string())))
                     .collect()
             }
@@ -77,6 +81,78 @@ impl Validator<'_> {
         }
     }
 
+    /// The numbers of a `count` entry: `count` of them from `index_start` (default 1), less
+    /// those in `skip` (each must be one of them, once).
+    fn numbers(&mut self, entry: &Entry, path: &str, count: i128) -> Vec<i128> {
+        let start = match &entry.index_start {
+            Some(start) if !(0..=MAX_INDEX_START).contains(&start.value) => {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.index_start"),
+                        start.pos,
+                        format!("`index_start` must be 0 to {MAX_INDEX_START}"),
+                    )
+                    .with_label("out of range"),
+                );
+                return vec![];
+            }
+            Some(start) => start.value,
+            None => 1,
+        };
+        let range = start..start + count;
+        let mut skipped: HashMap<i128, Pos> = HashMap::new();
+        for (i, skip) in entry.skip.iter().flat_map(|s| s.value.iter()).enumerate() {
+            let field = format!("{path}.skip[{i}]");
+            if !range.contains(&skip.value) {
+                self.push(
+                    Diagnostic::error(
+                        field,
+                        skip.pos,
+                        format!(
+                            "{} is not one of this entry's numbers ({} to {})",
+                            skip.value,
+                            range.start,
+                            range.end - 1
+                        ),
+                    )
+                    .with_label("not a seat here")
+                    .with_help(
+                        "`skip` leaves out numbers `count` gives, from `index_start` (default 1)",
+                    ),
+                );
+            } else if let Some(first) = skipped.get(&skip.value) {
+                self.push(
+                    Diagnostic::error(field, skip.pos, format!("{} is skipped twice", skip.value))
+                        .with_label("skipped again here")
+                        .with_related(*first, "first skipped here"),
+                );
+            } else {
+                skipped.insert(skip.value, skip.pos);
+            }
+        }
+        range.filter(|i| !skipped.contains_key(i)).collect()
+    }
+
+    /// `index_start` and `skip` number a `count` entry's key pairs: an error on any other.
+    fn numbering_without_count(&mut self, entry: &Entry, path: &str) {
+        let fields = [
+            ("index_start", entry.index_start.as_ref().map(|s| s.pos)),
+            ("skip", entry.skip.as_ref().map(|s| s.pos)),
+        ];
+        for (field, pos) in fields {
+            if let Some(pos) = pos {
+                self.push(
+                    Diagnostic::error(
+                        format!("{path}.{field}"),
+                        pos,
+                        format!("`{field}` numbers the key pairs of a `count` entry; this entry has no `count`"),
+                    )
+                    .with_help("add `count: N`, or remove it"),
+                );
+            }
+        }
+    }
+
     /// One instance of an entry: its name, regions, key source and type, tags and key file,
     /// each resolved against the defaults in turn.
     pub(super) fn entry(
@@ -113,7 +189,14 @@ impl Validator<'_> {
             .as_ref()
             .map_or(defaults.purge_tags, |p| p.value);
         let ppk = self.entry_ppk(entry, defaults, &path, writes_file, output.as_ref());
+        let seat = name
+            .as_ref()
+            .and_then(|n| self.entry_seat(entry, &path, n, name_pos, instance));
 
+        let seat_label = seat
+            .as_ref()
+            .map(|s| s.0.clone())
+            .or_else(|| name.as_ref().map(ToString::to_string));
         let spec = match (name.clone(), regions, key_type, source, tags) {
             (Some(name), Some(regions), Some(key_type), Some(source), Some(tags))
                 if output.is_some() || !writes_file =>
@@ -135,13 +218,14 @@ impl Validator<'_> {
                     output,
                     output_display,
                     ppk: ppk.clone(),
-                    seat: instance.map(|(_, seat)| seat.to_owned()),
+                    seat: seat_label.unwrap_or_default(),
                 })
             }
             _ => None,
         };
         Checked {
             spec,
+            seat,
             name: name.map(|n| (n, name_pos)),
             regions: valid_regions,
             output: output.map(|(path, display)| (path, display, output_pos)),
@@ -191,6 +275,41 @@ impl Validator<'_> {
             return None;
         }
         Some(crate::keys::ppk_path(file))
+    }
+
+    /// The seat label of one instance: the entry's `seat` template expanded (`${index}`,
+    /// `${item}`, `${name}`, variables), else the key pair's name; with where it was given and
+    /// whether it was (a name is unique by itself; a template may repeat itself).
+    fn entry_seat(
+        &mut self,
+        entry: &Entry,
+        path: &str,
+        name: &KeyName,
+        name_pos: Pos,
+        instance: Option<(&'static str, &str)>,
+    ) -> Option<(String, Pos, bool)> {
+        let Some(template) = &entry.seat else {
+            return Some((name.to_string(), name_pos, false));
+        };
+        let field = format!("{path}.seat");
+        let scope = Scope {
+            name: Some(name.as_str()),
+            instance,
+            ..Scope::default()
+        };
+        let text = self.expand(&field, template, scope)?;
+        if text.trim().is_empty() || text.chars().any(char::is_control) {
+            self.push(
+                Diagnostic::error(
+                    &field,
+                    template.pos,
+                    "a seat label needs a printable, non-empty text",
+                )
+                .with_help("e.g. `seat: eu-${index}`"),
+            );
+            return None;
+        }
+        Some((text, template.pos, true))
     }
 
     /// The entry's name, with `${index}`/`${item}` and variables substituted, by EC2's rules.

@@ -32,6 +32,8 @@ const MAX_TAG_VALUE: usize = 256;
 const DEFAULT_OUTPUT_DIR: &str = "keys";
 /// The most key pairs one entry may expand to with `count`.
 pub const MAX_COUNT: i128 = 1000;
+/// The largest first number of a `count` entry.
+pub const MAX_INDEX_START: i128 = 1_000_000;
 /// Public key files larger than this are refused.
 const MAX_PUBLIC_KEY_FILE: usize = 16 * 1024;
 /// The longest file name (one path component) Linux and macOS file systems take, in bytes.
@@ -75,6 +77,9 @@ pub fn validate(manifest: &Manifest, context: &Context) -> (Option<Desired>, Vec
 /// their own, for the cross-entry checks.
 struct Checked {
     spec: Option<KeyPairSpec>,
+    /// The seat label, where it was given, and whether the manifest gave it (`seat:`) or it
+    /// is the key pair's name.
+    seat: Option<(String, Pos, bool)>,
     name: Option<(KeyName, Pos)>,
     regions: Vec<Region>,
     output: Option<(PathBuf, String, Pos)>,
@@ -178,11 +183,13 @@ impl Validator<'_> {
         // (name, region) -> where that name was first given, for duplicate detection.
         let mut seen_names: BTreeMap<(String, String), Pos> = BTreeMap::new();
         let mut seen_outputs: BTreeMap<PathBuf, Pos> = BTreeMap::new();
+        let mut seen_seats: BTreeMap<String, (Pos, bool)> = BTreeMap::new();
         for entry in entries {
             for instance in self.instances(entry) {
                 let instance = instance.as_ref().map(|(var, value)| (*var, value.as_str()));
                 let checked = self.entry(manifest, entry, &resolved, instance);
                 self.check_unique(entry, &checked, &mut seen_names, &mut seen_outputs);
+                self.check_seat(entry, &checked, &mut seen_seats);
                 specs.extend(checked.spec);
             }
         }
@@ -193,6 +200,39 @@ impl Validator<'_> {
             keypairs: specs,
             orphan_dir,
         })
+    }
+
+    /// Seats people tell apart: the same seat label from two key pairs is an error, unless
+    /// both are one key pair name (listed in two regions by two entries).
+    fn check_seat(
+        &mut self,
+        entry: &Entry,
+        checked: &Checked,
+        seen: &mut BTreeMap<String, (Pos, bool)>,
+    ) {
+        let Some((seat, pos, given)) = &checked.seat else {
+            return;
+        };
+        match seen.get(seat) {
+            Some((first, first_given)) if *given || *first_given => {
+                let field = if *given { "seat" } else { "name" };
+                let mut diagnostic = Diagnostic::error(
+                    format!("keypairs[{}].{field}", entry.index),
+                    *pos,
+                    format!("seat `{seat}` is given to two key pairs"),
+                )
+                .with_label("given again here")
+                .with_help("seats tell attendees apart: make each entry's `seat` its own, e.g. `seat: eu-${index}`");
+                if first != pos {
+                    diagnostic = diagnostic.with_related(*first, "first given here");
+                }
+                self.push(diagnostic);
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(seat.clone(), (*pos, *given));
+            }
+        }
     }
 
     /// The same name twice in a region, or two entries writing one file, with both places.

@@ -5,7 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{Test, cannot_run, mutating_calls, server, ssh_public_key_of, unique};
+use crate::support::{
+    Manifest, Test, cannot_run, mutating_calls, on_terminal, server, ssh_public_key_of, unique,
+};
 
 /// Whether `puttygen` (Debian's putty-tools) is here; installed when missing and possible,
 /// as `.ci/run` does.
@@ -216,10 +218,22 @@ fn workshop(test: &Test, project: &str) {
     .unwrap();
     test.write(
         "labctl.yaml",
-        &format!(
-            "version: 1\nproject: {project}\ndefaults:\n  region: us-east-1\n  formats: [pem, ppk]\nkeypairs:\n  - name: {project}-seat-${{index}}\n    count: 12\n    key_type: ed25519\n  - name: {project}-instructor-ana\n    key_type: rsa\n  - name: {project}-instructor-bo\n    public_key: \"{}\"\n",
-            public.trim()
-        ),
+        &Manifest::new(project)
+            .defaults("\n  region: us-east-1\n  formats: [pem, ppk]")
+            .key(
+                &format!("{project}-seat-${{index}}"),
+                &[
+                    ("count", "12"),
+                    ("key_type", "ed25519"),
+                    ("seat", "\"${index}\""),
+                ],
+            )
+            .key(&format!("{project}-instructor-ana"), &[("key_type", "rsa")])
+            .key(
+                &format!("{project}-instructor-bo"),
+                &[("public_key", &format!("\"{}\"", public.trim()))],
+            )
+            .text(),
     );
 }
 
@@ -523,4 +537,208 @@ fn a_folder_of_someone_elses_files_is_never_moved_aside() {
             "the room plan\n"
         );
     }
+}
+
+/// The rows of a passphrase list: (seat, key pair name, passphrase).
+fn csv_rows(path: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (
+                cells[0].to_owned(),
+                cells[1].to_owned(),
+                cells[2].to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Two counted entries number their seats apart (a `seat:` template, or by default the key
+/// pair name); `index_start` starts the numbers at 16 and `skip` leaves out a no-show; seats
+/// two entries would share are a validation error on the line that makes them.
+#[test]
+fn seats_are_unique_across_counted_entries_and_can_start_at_any_number() {
+    let test = Test::new();
+    let project = unique("seats");
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ key_type: ed25519 }")
+            .key(
+                &format!("{project}-eu-${{index}}"),
+                &[
+                    ("count", "2"),
+                    ("region", "eu-west-1"),
+                    ("seat", "eu-${index}"),
+                ],
+            )
+            .key(
+                &format!("{project}-us-${{index}}"),
+                &[
+                    ("count", "3"),
+                    ("region", "us-east-1"),
+                    ("index_start", "16"),
+                    ("skip", "[17]"),
+                ],
+            )
+            .text(),
+    );
+    let valid = test.run(&["validate"]);
+    valid.assert_code(0);
+    assert!(valid.stdout.contains("4 key pairs"), "{valid:?}");
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    assert!(test.path(&format!("keys/{project}-us-16.pem")).exists());
+    assert!(test.path(&format!("keys/{project}-us-18.pem")).exists());
+    assert!(!test.path(&format!("keys/{project}-us-17.pem")).exists());
+    assert!(!test.path(&format!("keys/{project}-us-1.pem")).exists());
+
+    let run = test.run(&["handout", "--passphrase", "--json"]);
+    run.assert_code(0);
+    let json = run.json();
+    let mut seats: Vec<&str> = json["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["seat"].as_str().unwrap())
+        .collect();
+    seats.sort_unstable();
+    let (us16, us18) = (format!("{project}-us-16"), format!("{project}-us-18"));
+    assert_eq!(seats, ["eu-1", "eu-2", us16.as_str(), us18.as_str()]);
+    let csv = test.dir.path().join(json["passphrases"].as_str().unwrap());
+    let mut listed: Vec<String> = csv_rows(&csv).into_iter().map(|r| r.0).collect();
+    listed.sort();
+    assert_eq!(listed, ["eu-1", "eu-2", us16.as_str(), us18.as_str()]);
+    let readme =
+        std::fs::read_to_string(test.path(&format!("handout/{project}-eu-2/README.txt"))).unwrap();
+    assert!(readme.contains("Seat:        eu-2"), "{readme}");
+}
+
+/// Seats two entries would share, and `index_start`/`skip` where they cannot be, are errors
+/// naming the file, the line and the field; nothing is asked of EC2.
+#[test]
+fn seat_numbering_mistakes_are_errors_on_their_lines() {
+    let test = Test::new();
+    let project = unique("seaterr");
+    // The same seat from two entries: an error naming the file, the line and the field.
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ key_type: ed25519 }")
+            .key(
+                "eu-${index}",
+                &[
+                    ("count", "2"),
+                    ("region", "eu-west-1"),
+                    ("seat", "\"${index}\""),
+                ],
+            )
+            .key(
+                "us-${index}",
+                &[
+                    ("count", "2"),
+                    ("region", "us-east-1"),
+                    ("seat", "\"${index}\""),
+                ],
+            )
+            .text(),
+    );
+    let dup = test.run(&["validate"]);
+    dup.assert_code(1);
+    assert!(dup.stderr.contains("labctl.yaml:12"), "{dup:?}");
+    assert!(dup.stderr.contains("keypairs[1].seat"), "{dup:?}");
+    assert!(dup.stderr.contains("seat `1`"), "{dup:?}");
+
+    // `skip` outside the numbers `count` gives, `index_start` without `count`: errors.
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ region: us-east-1 }")
+            .key("a-${index}", &[("count", "3"), ("skip", "[4]")])
+            .key("b", &[("index_start", "5")])
+            .text(),
+    );
+    let bad = test.run(&["validate"]);
+    bad.assert_code(1);
+    assert!(bad.stderr.contains("keypairs[0].skip[0]"), "{bad:?}");
+    assert!(bad.stderr.contains("keypairs[1].index_start"), "{bad:?}");
+}
+
+/// After `--replace`, a plain handout says what changed in the refused bundle; with `--force`
+/// the run's passphrase list holds every seat (the unchanged bundles' passphrases carried
+/// over), and one seat's passphrase can be shown again on the instructor's terminal only.
+#[test]
+fn the_newest_passphrase_list_holds_every_seat_and_one_can_be_shown_again() {
+    let test = Test::new();
+    let project = unique("again");
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ region: us-east-1, key_type: ed25519 }")
+            .key(&format!("{project}-seat-${{index}}"), &[("count", "3")])
+            .text(),
+    );
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    let first = test.run(&["handout", "--passphrase", "--json"]);
+    first.assert_code(0);
+    let first_csv = test
+        .dir
+        .path()
+        .join(first.json()["passphrases"].as_str().unwrap());
+    let before = csv_rows(&first_csv);
+    assert_eq!(before.len(), 3);
+
+    let seat2 = format!("{project}-seat-2");
+    test.cloud(&["apply", "-q", "--yes", "--replace", &seat2])
+        .assert_code(0);
+    let refused = test.run(&["handout", "--passphrase", "--json"]);
+    refused.assert_code(1);
+    let json = refused.json();
+    let bundle = json["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == seat2.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(bundle["status"], "refused");
+    let reason = bundle["reason"].as_str().unwrap();
+    assert!(reason.contains("its key changed"), "{reason}");
+    assert!(!reason.contains("formats"), "{reason}");
+
+    let forced = test.run(&["handout", "--passphrase", "--force", "--json"]);
+    forced.assert_code(0);
+    let newest = test
+        .dir
+        .path()
+        .join(forced.json()["passphrases"].as_str().unwrap());
+    assert_ne!(newest, first_csv);
+    let after = csv_rows(&newest);
+    assert_eq!(after.len(), 3, "every seat, not only the one rewritten");
+    for (seat, name, passphrase) in &before {
+        let now = after.iter().find(|r| &r.1 == name).unwrap();
+        assert_eq!(&now.0, seat);
+        if *name == seat2 {
+            assert_ne!(&now.2, passphrase, "a new bundle has a new passphrase");
+        } else {
+            assert_eq!(
+                &now.2, passphrase,
+                "an unchanged bundle keeps its passphrase"
+            );
+        }
+    }
+
+    // Shown again: on a terminal only (never into a pipe or a log).
+    let wanted = &after.iter().find(|r| r.1 == seat2).unwrap().2;
+    let shown = on_terminal(&test, &format!("handout --show-passphrase {seat2}"), None);
+    assert!(shown.contains(wanted.as_str()), "{shown}");
+    let piped = test.run(&["handout", "--show-passphrase", &seat2]);
+    piped.assert_code(1);
+    assert!(!piped.stdout.contains(wanted.as_str()), "{piped:?}");
+    assert!(!piped.stderr.contains(wanted.as_str()), "{piped:?}");
+    assert!(piped.stderr.contains("terminal"), "{piped:?}");
+    let unknown = test.run(&["handout", "--show-passphrase", "nobody"]);
+    unknown.assert_code(1);
 }

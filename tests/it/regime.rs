@@ -89,7 +89,7 @@ fn eventual_consistency_never_duplicates_a_key_or_invents_a_conflict() {
         ),
     );
     // For 4 s after a write, EC2's listing does not show it yet (or still shows a deleted
-    // key pair); destroy looks again after 5 s.
+    // key pair).
     let proxy = Proxy::start(&["--eventual", "4000"]);
     test.via(&proxy, &["apply"]).assert_code(0);
     let first: Vec<String> = names
@@ -166,4 +166,46 @@ fn paced_requests_are_counted_not_timed() {
         serde_json::json!({ "DescribeKeyPairs": 3 }),
         "{stats}"
     );
+}
+
+/// The user's own key, imported moments ago and not listed yet: a re-apply's import is
+/// answered `InvalidKeyPair.Duplicate`, and the key pair found holds the same key, so it is
+/// reported unchanged ("already there"), never `imported`.
+#[test]
+fn a_duplicate_import_of_the_same_key_is_already_there_not_imported() {
+    let test = Test::new();
+    let project = unique("already");
+    let name = format!("{project}-own");
+    test.write(
+        "own/id_ed25519",
+        &crate::support::fixture_key("ed25519-a.pem"),
+    );
+    std::fs::set_permissions(
+        test.path("own/id_ed25519"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    test.write(
+        "labctl.yaml",
+        &crate::support::Manifest::new(&project)
+            .defaults("{ region: us-east-1, key_type: ed25519 }")
+            .key(&name, &[("output", "own/id_ed25519")])
+            .text(),
+    );
+    let proxy = Proxy::start(&["--eventual", "4000"]);
+    let first = test.via(&proxy, &["apply", "--json"]);
+    first.assert_code(0);
+    assert_eq!(first.json()["summary"]["import"], 1, "{first:?}");
+    let again = test.via(&proxy, &["apply", "--json"]);
+    again.assert_code(0);
+    let json = again.json();
+    assert_eq!(json["summary"]["import"], 0, "{json:#}");
+    assert_eq!(json["actions"][0]["status"], "unchanged", "{json:#}");
+    assert!(
+        json["actions"][0]["reason"]
+            .as_str()
+            .is_some_and(|e| e.contains("already there")),
+        "{json:#}"
+    );
+    assert!(json["actions"][0].get("error").is_none(), "{json:#}");
 }

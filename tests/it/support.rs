@@ -517,3 +517,51 @@ impl Manifest {
         self.text.clone()
     }
 }
+
+/// Run labctl on a pseudo-terminal (util-linux `script`), optionally typing `input`; return
+/// everything the terminal showed.
+pub(crate) fn on_terminal(test: &Test, args: &str, input: Option<&str>) -> String {
+    on_terminal_shell(test, &format!("{} {args}", labctl_bin().display()), input)
+}
+
+/// labctl on a pseudo-terminal `cols` columns wide.
+pub(crate) fn on_narrow_terminal(test: &Test, cols: u16, args: &str) -> String {
+    on_terminal_shell(
+        test,
+        &format!(
+            "stty cols {cols} rows 24; {} {args}",
+            labctl_bin().display()
+        ),
+        None,
+    )
+}
+
+/// A shell command line on a pseudo-terminal, optionally typing `input`.
+fn on_terminal_shell(test: &Test, command: &str, input: Option<&str>) -> String {
+    let mut cmd = test.command(&[]);
+    cmd.env_remove("NO_COLOR");
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-f", "-c", command, "/dev/null"])
+        .current_dir(test.dir.path())
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("TERM", "xterm-256color")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = script.spawn().expect("script(1) from util-linux");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            std::thread::sleep(Duration::from_secs(3));
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Manifest, Proxy, Test, labctl_bin, mutating_calls, public_key_of, server, unique,
+    Manifest, Proxy, Test, labctl_bin, mutating_calls, on_narrow_terminal, on_terminal,
+    public_key_of, server, unique,
 };
 
 fn manifest(project: &str, seats: usize) -> String {
@@ -230,38 +231,6 @@ fn plan_previews_prune_and_replace_and_apply_asks_before_deleting() {
         "{destroy:?}"
     );
     assert!(!destroy.stdout.contains("Apply complete"), "{destroy:?}");
-}
-
-/// Run labctl on a pseudo-terminal (util-linux `script`), optionally typing `input`; return
-/// everything the terminal showed.
-fn on_terminal(test: &Test, args: &str, input: Option<&str>) -> String {
-    let command = format!("{} {args}", labctl_bin().display());
-    let mut cmd = test.command(&[]);
-    cmd.env_remove("NO_COLOR");
-    let mut script = Command::new("script");
-    script
-        .args(["-q", "-e", "-f", "-c", &command, "/dev/null"])
-        .current_dir(test.dir.path())
-        .env_clear()
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("TERM", "xterm-256color")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = script.spawn().expect("script(1) from util-linux");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = input {
-            std::thread::sleep(Duration::from_secs(3));
-            stdin.write_all(input.as_bytes()).unwrap();
-        }
-    }
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
@@ -997,4 +966,113 @@ fn plans_and_reports_fit_a_hundred_columns() {
         "{}",
         destroy.stdout
     );
+}
+
+/// The live progress line fits the terminal, however many regions and counts it shows: on a
+/// 50-column terminal no drawn line is wider than 50.
+#[test]
+fn the_progress_line_never_exceeds_the_terminal_width() {
+    let test = Test::new();
+    let project = unique("narrow");
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults(
+                "{ regions: [us-east-1, eu-west-1, ap-south-1, us-west-2], key_type: ed25519 }",
+            )
+            .key(&format!("{project}-${{index}}"), &[("count", "5")])
+            .text(),
+    );
+    let proxy = Proxy::start(&["--delay-ms", "250"]);
+    let shown = on_narrow_terminal(
+        &test,
+        50,
+        &format!("apply --endpoint-url {}", proxy.endpoint()),
+    );
+    // The text without its escape sequences (`ESC [ … letter`).
+    let mut plain = String::new();
+    let mut chars = shown.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let drawn: Vec<&str> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("[00:"))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line was drawn: {shown:?}");
+    for line in drawn {
+        assert!(
+            line.chars().count() <= 50,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
+}
+
+/// `labctl man` makes the per-command pages its own page points to.
+#[test]
+fn man_pages_exist_for_every_command() {
+    let test = Test::new();
+    let plan = test.run(&["man", "plan"]);
+    plan.assert_code(0);
+    assert!(
+        plan.stdout.contains(".TH labctl-plan"),
+        "{}",
+        &plan.stdout[..200.min(plan.stdout.len())]
+    );
+    assert!(
+        plan.stdout.contains("detailed"),
+        "the page documents plan's own flags"
+    );
+    let main = test.run(&["man"]);
+    main.assert_code(0);
+    assert!(
+        main.stdout.contains("labctl\\-plan(1)"),
+        "the main page names the pages"
+    );
+    test.run(&["man", "--dir", "pages"]).assert_code(0);
+    for page in [
+        "labctl.1",
+        "labctl-plan.1",
+        "labctl-handout.1",
+        "labctl-destroy.1",
+    ] {
+        assert!(test.path(&format!("pages/{page}")).exists(), "{page}");
+    }
+    test.run(&["man", "nope"]).assert_code(1);
+}
+
+/// `output --offline` says what the manifest and the key files know without the network: an
+/// endpoint that answers nothing is never asked.
+#[test]
+fn output_offline_needs_no_network() {
+    let test = Test::new();
+    let project = unique("offline");
+    test.write("labctl.yaml", &manifest(&project, 2));
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    let run = test.run(&[
+        "output",
+        "--offline",
+        "--format",
+        "json",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    run.assert_code(0);
+    let json = run.json();
+    let keys = json["keypairs"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{json:#}");
+    for key in keys {
+        assert!(key["local_fingerprint"].is_string(), "{json:#}");
+        assert!(key["id"].is_null(), "{json:#}");
+    }
+    assert!(!run.stderr.contains("do not exist yet"), "{run:?}");
 }
