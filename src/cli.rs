@@ -79,6 +79,10 @@ pub(crate) enum Command {
         after_help = "Examples:\n  labctl completions bash > ~/.local/share/bash-completion/completions/labctl\n  labctl completions zsh > \"${fpath[1]}/_labctl\"\n  labctl completions fish > ~/.config/fish/completions/labctl.fish"
     )]
     Completions(CompletionsArgs),
+    /// The key pair names of the manifest, one a line (what the completion scripts offer
+    /// after `handout` and `--replace`); nothing when there is no valid manifest
+    #[command(name = "__names", hide = true)]
+    Names,
     /// Print the man page (roff) on stdout: labctl's, or one command's
     #[command(
         after_help = "Examples:\n  labctl man > ~/.local/share/man/man1/labctl.1\n  labctl man plan | man -l -\n  labctl man --dir ~/.local/share/man/man1"

@@ -88,7 +88,13 @@ pub(crate) fn text(rows: &[Row]) -> String {
                 r.name.clone(),
                 r.region.clone(),
                 dash(&r.id),
-                dash(&r.fingerprint),
+                // EC2's fingerprint; before EC2 has the key pair (or with `--offline`), the
+                // one it will show, computed from the key file.
+                dash(
+                    &r.fingerprint
+                        .clone()
+                        .or_else(|| r.local_fingerprint.clone()),
+                ),
                 dash(&r.private_key),
             ]
         })

@@ -50,20 +50,31 @@ fn show_passphrase(out: &Path, seat: &str) -> Result<Exit, Error> {
             out.display()
         )));
     }
-    let Some(found) = handout::show_passphrase(out, seat).map_err(Error::Usage)? else {
+    let found = handout::show_passphrase(out, seat).map_err(Error::Usage)?;
+    if found.is_empty() {
         return Err(Error::Usage(format!(
             "no passphrase list in {} has seat `{seat}` (run `labctl handout --passphrase` first)",
             out.display()
         )));
-    };
+    }
     let mut text = zeroize::Zeroizing::new(String::new());
-    let _ = write!(
+    for shown in &found {
+        let bundle = shown
+            .bundle
+            .as_ref()
+            .map_or_else(String::new, |b| format!(", bundle {b}"));
+        let _ = writeln!(
+            text,
+            "Seat {} (key pair {}{bundle}): {}",
+            shown.seat,
+            shown.name,
+            shown.passphrase.as_str()
+        );
+    }
+    let _ = writeln!(
         text,
-        "Seat {} (key pair {}): {}\nFrom {} (type it as shown, dashes included).\n",
-        found.seat,
-        found.name,
-        found.passphrase.as_str(),
-        found.list.display()
+        "From {} (type it as shown, dashes included).",
+        found[0].list.display()
     );
     write_stdout(&text)?;
     Ok(Exit::Success)

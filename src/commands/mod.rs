@@ -164,7 +164,11 @@ impl Command {
             Command::Destroy(a) => a.cloud.json,
             Command::Output(a) => a.cloud.json || a.format == crate::cli::OutputFormat::Json,
             Command::Handout(a) => a.json,
-            Command::Init(_) | Command::Schema | Command::Completions(_) | Command::Man(_) => false,
+            Command::Init(_)
+            | Command::Schema
+            | Command::Completions(_)
+            | Command::Names
+            | Command::Man(_) => false,
         }
     }
 }
@@ -214,25 +218,96 @@ fn run(cli: Cli, term: Terminal) -> Result<Exit, Error> {
         Command::Completions(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "labctl", &mut out);
+            out.extend_from_slice(completion_names(args.shell).as_bytes());
             std::io::stdout().lock().write_all(&out)?;
+            Ok(Exit::Success)
+        }
+        Command::Names => {
+            // For completion scripts: never a diagnostic, never a failure they would show.
+            if let Ok(path) = locate::resolve(None, file) {
+                let (_, desired, _) = check(&path, &[]);
+                let mut names: Vec<String> = desired
+                    .map(|d| d.keypairs.into_iter().map(|k| k.name.to_string()).collect())
+                    .unwrap_or_default();
+                names.dedup();
+                let mut text = names.join("\n");
+                text.push('\n');
+                write_stdout(&text)?;
+            }
             Ok(Exit::Success)
         }
         Command::Man(args) => man(&args),
     }
 }
 
+/// What the generated completion script gets besides clap's static completions: the key pair
+/// names of the manifest (`labctl __names`) after `handout` and `--replace`, read when the
+/// user presses Tab. bash and fish; the other shells complete statically.
+fn completion_names(shell: clap_complete::Shell) -> &'static str {
+    match shell {
+        clap_complete::Shell::Bash => {
+            r#"
+# Key pair names from the manifest after `handout` and `--replace` (labctl __names).
+_labctl_with_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local before=" ${COMP_WORDS[*]:1:COMP_CWORD-1} "
+    if [[ "$prev" == "--replace" ]] || {
+        [[ "$before" == *" handout "* && "$cur" != -* ]] &&
+            [[ "$prev" != "--out" && "$prev" != "--var" && "$prev" != "--show-passphrase" && "$prev" != "-f" ]]
+    }; then
+        COMPREPLY=($(compgen -W "$(labctl __names 2>/dev/null)" -- "$cur"))
+        return 0
+    fi
+    _labctl "$@"
+}
+complete -F _labctl_with_names -o nosort -o bashdefault -o default labctl
+"#
+        }
+        clap_complete::Shell::Fish => {
+            r#"
+# Key pair names from the manifest after `handout` and `--replace` (labctl __names).
+complete -c labctl -n "__fish_seen_subcommand_from handout" -f -a "(labctl __names 2>/dev/null)"
+complete -c labctl -n "__fish_seen_subcommand_from apply plan" -l replace -x -a "(labctl __names 2>/dev/null)"
+"#
+        }
+        _ => "",
+    }
+}
+
+/// Every man page into `dir` (created if missing): `labctl.1` and `labctl-COMMAND.1`. A page
+/// is written over an earlier one, never through a link (`O_NOFOLLOW`).
+fn write_pages(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    let mut pages = vec![cli.clone()];
+    pages.extend(cli.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    for page in pages {
+        let man = clap_mangen::Man::new(page);
+        let mut text = Vec::new();
+        man.render(&mut text)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+            .open(dir.join(man.get_filename()))?;
+        file.write_all(&text)?;
+    }
+    Ok(())
+}
+
 /// `labctl man`: labctl's page, one command's (`labctl-plan(1)`, as the main page's list of
 /// commands names them), or every page written into a folder.
 fn man(args: &crate::cli::ManArgs) -> Result<Exit, Error> {
     if let Some(dir) = &args.dir {
-        std::fs::create_dir_all(dir)
-            .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
-            .map_err(|err| {
-                Error::Usage(format!(
-                    "cannot write the pages to {}: {err}",
-                    dir.display()
-                ))
-            })?;
+        write_pages(dir).map_err(|err| {
+            Error::Usage(format!(
+                "cannot write the pages to {}: {err}",
+                dir.display()
+            ))
+        })?;
         eprintln!("Wrote labctl.1 and a page per command to {}", dir.display());
         return Ok(Exit::Success);
     }

@@ -121,6 +121,8 @@ pub(super) enum Existing {
     Different,
     /// The bundle is labctl's and these of its key, formats and passphrase setting changed.
     Changed(Vec<&'static str>),
+    /// The same bundle, encrypted, but no passphrase list here holds its passphrase.
+    PassphraseLost,
     /// A folder without its README (a run stopped while writing it).
     Incomplete,
     /// A folder holding files labctl never writes into a bundle: someone's own, never moved.
@@ -197,6 +199,7 @@ pub(super) fn existing(
     let line_of =
         |lines: &[String], prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
     let changed: Vec<&'static str> = [
+        ("Seat:", "seat"),
         ("Public key:", "key"),
         ("Files:", "formats"),
         ("Passphrase:", "passphrase setting"),

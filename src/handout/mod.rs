@@ -22,6 +22,7 @@ mod readme;
 mod select;
 mod text;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -161,10 +162,17 @@ pub(crate) fn hand_out(
     let folder = KeyFolder::create(out)
         .map(|(folder, _)| folder)
         .map_err(|err| format!("cannot use {} for bundles: {err}", out.display()))?;
+    // The passphrases of the bundles already here (by key pair and bundle): an unchanged
+    // bundle's goes into this run's list; one whose passphrase no list has is not unchanged.
+    let earlier = if options.passphrase {
+        passphrase::known(&folder)
+    } else {
+        BTreeMap::new()
+    };
     let mut outcomes = Vec::new();
     let mut work = Vec::new();
     for spec in selected {
-        match decide(spec, project, &folder, out, options) {
+        match decide(spec, project, &folder, out, options, &earlier) {
             Decision::Done(outcome) => outcomes.push(outcome),
             Decision::Write(job) => {
                 outcomes.push(job.outcome.clone());
@@ -179,19 +187,24 @@ pub(crate) fn hand_out(
         }
         // One list per run holding every bundle of the run: the new ones with their new
         // passphrases, the unchanged ones with theirs from the newest list that has them.
-        let earlier = passphrase::known(&folder);
-        let rows: Vec<(&str, &str, &str)> = outcomes
+        let rows: Vec<(&str, &str, &str, &str)> = outcomes
             .iter()
             .enumerate()
             .filter_map(|(index, outcome)| {
+                let bundle = outcome.path.as_ref()?.file_name()?.to_str()?;
                 let passphrase: &str = match work.iter().find(|(i, _)| *i == index) {
                     Some((_, job)) => job.passphrase.as_deref().map(String::as_str)?,
-                    None if outcome.status == Status::Unchanged => {
-                        earlier.get(&outcome.name).map(|p| p.as_str())?
-                    }
+                    None if outcome.status == Status::Unchanged => earlier
+                        .get(&(outcome.name.clone(), bundle.to_owned()))
+                        .map(|p| p.as_str())?,
                     None => return None,
                 };
-                Some((outcome.seat.as_str(), outcome.name.as_str(), passphrase))
+                Some((
+                    outcome.seat.as_str(),
+                    outcome.name.as_str(),
+                    passphrase,
+                    bundle,
+                ))
             })
             .collect();
         match write_passphrases(&folder, out, now, &rows) {
@@ -271,12 +284,16 @@ fn usable_key(spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret
     }
 }
 
+/// The passphrases of the bundles already here, by (key pair name, bundle file name).
+type Known = BTreeMap<(String, String), Zeroizing<String>>;
+
 fn decide(
     spec: &KeyPairSpec,
     project: &str,
     folder: &KeyFolder,
     out: &Path,
     options: Options,
+    known: &Known,
 ) -> Decision {
     let name = spec.name.as_str().to_owned();
     let seat = spec.seat.clone();
@@ -310,7 +327,7 @@ fn decide(
     outcome.path = Some(path.clone());
     outcome.status = Status::Written;
     let file_name = path.file_name().unwrap_or_default().to_owned();
-    let found = existing(
+    let mut found = existing(
         folder,
         &path,
         &file_name,
@@ -318,6 +335,13 @@ fn decide(
         options.zip,
         &identity(&readme),
     );
+    // An encrypted bundle whose passphrase no list here holds cannot be handed out again.
+    if matches!(found, Existing::Same)
+        && options.passphrase
+        && !known.contains_key(&(name.clone(), file_name.to_string_lossy().into_owned()))
+    {
+        found = Existing::PassphraseLost;
+    }
     let Ok(aside) = what_of_existing(found, &mut outcome, &path, options.force) else {
         return Decision::Done(outcome);
     };
@@ -354,7 +378,7 @@ fn what_of_existing(
             ));
             Err(())
         }
-        Existing::Different | Existing::Changed(_) if force => {
+        Existing::Different | Existing::Changed(_) | Existing::PassphraseLost if force => {
             outcome.status = Status::Replaced;
             Ok(Some("replaced"))
         }
@@ -362,6 +386,13 @@ fn what_of_existing(
             outcome.status = Status::Refused;
             outcome.reason = Some(
                 "its key, formats or passphrase setting changed since it was written (or it cannot be read); --force moves the old bundle aside and writes a new one".to_owned(),
+            );
+            Err(())
+        }
+        Existing::PassphraseLost => {
+            outcome.status = Status::Refused;
+            outcome.reason = Some(
+                "its passphrase is in no passphrase list here (moved away?); --force writes it again with a new one".to_owned(),
             );
             Err(())
         }

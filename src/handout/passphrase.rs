@@ -58,6 +58,9 @@ struct Row {
     seat: String,
     name: String,
     passphrase: Zeroizing<String>,
+    /// The bundle's file name in the handout folder (`seat-1` or `seat-1.zip`); `None` in a
+    /// list written before lists said it.
+    bundle: Option<String>,
 }
 
 /// The rows of the lists in `folder`, newest list first.
@@ -69,28 +72,36 @@ fn rows(folder: &KeyFolder) -> Vec<Row> {
         };
         let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
         for line in text.lines().skip(1) {
-            let mut fields = csv_fields(line);
-            if fields.len() == 3 {
-                let passphrase = fields.pop().expect("three fields");
-                let name = fields.pop().expect("two fields").to_string();
-                let seat = fields.pop().expect("one field").to_string();
-                out.push(Row {
-                    list: list.clone(),
-                    seat,
-                    name,
-                    passphrase,
-                });
-            }
+            let mut fields = csv_fields(line).into_iter();
+            let (Some(seat), Some(name), Some(passphrase), bundle, None) = (
+                fields.next(),
+                fields.next(),
+                fields.next(),
+                fields.next(),
+                fields.next(),
+            ) else {
+                continue;
+            };
+            out.push(Row {
+                list: list.clone(),
+                seat: unformula(&seat),
+                name: unformula(&name),
+                passphrase,
+                bundle: bundle.map(|b| unformula(&b)),
+            });
         }
     }
     out
 }
 
-/// The newest passphrase of each key pair (by name) the lists in `folder` hold.
-pub(super) fn known(folder: &KeyFolder) -> BTreeMap<String, Zeroizing<String>> {
+/// The newest passphrase of each bundle the lists in `folder` hold, by (key pair name, bundle
+/// file name): a folder bundle and a zip of one key pair have passphrases of their own.
+pub(super) fn known(folder: &KeyFolder) -> BTreeMap<(String, String), Zeroizing<String>> {
     let mut known = BTreeMap::new();
     for row in rows(folder) {
-        known.entry(row.name).or_insert(row.passphrase);
+        if let Some(bundle) = row.bundle {
+            known.entry((row.name, bundle)).or_insert(row.passphrase);
+        }
     }
     known
 }
@@ -99,31 +110,48 @@ pub(super) fn known(folder: &KeyFolder) -> BTreeMap<String, Zeroizing<String>> {
 pub(crate) struct ShownPassphrase {
     pub seat: String,
     pub name: String,
+    /// The bundle it opens (its file name in the handout folder), when the list says.
+    pub bundle: Option<String>,
     pub passphrase: Zeroizing<String>,
     /// The list it is in.
     pub list: PathBuf,
 }
 
-/// The newest passphrase the lists in `out` hold for `seat` (a seat label or a key pair
-/// name); `None` when none does.
+/// The newest passphrase of each bundle the lists in `out` hold for `seat`: a seat label
+/// (looked for first), else a key pair name; empty when none does.
 ///
 /// # Errors
 /// `out` is not a folder labctl can trust.
-pub(crate) fn show_passphrase(out: &Path, seat: &str) -> Result<Option<ShownPassphrase>, String> {
+pub(crate) fn show_passphrase(out: &Path, seat: &str) -> Result<Vec<ShownPassphrase>, String> {
     let folder = match KeyFolder::open(out) {
         Ok(folder) => folder,
-        Err(FolderError::Missing) => return Ok(None),
+        Err(FolderError::Missing) => return Ok(Vec::new()),
         Err(err) => return Err(format!("cannot use {}: {err}", out.display())),
     };
-    Ok(rows(&folder)
-        .into_iter()
-        .find(|row| row.seat == seat || row.name == seat)
-        .map(|row| ShownPassphrase {
-            list: out.join(&row.list),
-            seat: row.seat,
-            name: row.name,
-            passphrase: row.passphrase,
-        }))
+    let all = rows(&folder);
+    let by_seat = all.iter().any(|row| row.seat == seat);
+    let mut shown: Vec<ShownPassphrase> = Vec::new();
+    for row in all {
+        let matches = if by_seat {
+            row.seat == seat
+        } else {
+            row.name == seat
+        };
+        if matches
+            && !shown
+                .iter()
+                .any(|s| s.name == row.name && s.bundle == row.bundle)
+        {
+            shown.push(ShownPassphrase {
+                list: out.join(&row.list),
+                seat: row.seat,
+                name: row.name,
+                bundle: row.bundle,
+                passphrase: row.passphrase,
+            });
+        }
+    }
+    Ok(shown)
 }
 
 pub(super) fn new_passphrase() -> Zeroizing<String> {
@@ -152,11 +180,17 @@ pub(super) fn write_passphrases(
     folder: &KeyFolder,
     out: &Path,
     now: u64,
-    rows: &[(&str, &str, &str)],
+    rows: &[(&str, &str, &str, &str)],
 ) -> Result<PathBuf, String> {
-    let mut text = Zeroizing::new(String::from("seat,key_name,passphrase\n"));
-    for (seat, name, passphrase) in rows {
-        let _ = writeln!(text, "{},{},{passphrase}", csv_field(seat), csv_field(name));
+    let mut text = Zeroizing::new(String::from("seat,key_name,passphrase,bundle\n"));
+    for (seat, name, passphrase, bundle) in rows {
+        let _ = writeln!(
+            text,
+            "{},{},{passphrase},{}",
+            csv_field(seat),
+            csv_field(name),
+            csv_field(bundle)
+        );
     }
     let stamp = now;
     for n in 1..100 {
@@ -174,11 +208,51 @@ pub(super) fn write_passphrases(
     Err("no free name for the passphrase list".to_owned())
 }
 
-/// A CSV field, quoted when it needs to be (key names never do; seats from `for_each` may).
+/// A CSV field, quoted when it needs to be (key names never do; seats from `for_each` may),
+/// and never a formula to a spreadsheet: a cell starting with `=`, `+`, `-`, `@` (or a tab or
+/// carriage return) gets a leading `'`, as OWASP's CSV-injection advice says.
 fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(FORMULA_STARTS) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text
+    }
+}
+
+/// What a spreadsheet would take for the start of a formula.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A field as it was before [`csv_field`] guarded it against spreadsheets.
+fn unformula(field: &str) -> String {
+    match field.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest.to_owned(),
+        _ => field.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{csv_field, csv_fields, unformula};
+
+    /// What a list holds reads back as written, and no cell is a formula to a spreadsheet.
+    #[test]
+    fn fields_survive_the_list_and_are_never_formulas() {
+        for text in ["seat-1", "eu, \"west\"", "=HYPERLINK(\"x\")", "-x", "@a"] {
+            let written = csv_field(text);
+            assert!(
+                !written
+                    .trim_start_matches('"')
+                    .starts_with(['=', '+', '-', '@']),
+                "{written}"
+            );
+            let read = csv_fields(&written);
+            assert_eq!(read.len(), 1);
+            assert_eq!(unformula(&read[0]), text);
+        }
     }
 }

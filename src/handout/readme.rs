@@ -87,12 +87,14 @@ pub(super) fn readme(
     text
 }
 
-/// The lines of a README that say which key, formats and protection a bundle holds.
+/// The lines of a README that say which seat, key, formats and protection a bundle holds.
 pub(super) fn identity(readme: &str) -> Vec<String> {
     readme
         .lines()
         .filter(|l| {
-            l.starts_with("Public key:") || l.starts_with("Files:") || l.starts_with("Passphrase:")
+            ["Seat:", "Public key:", "Files:", "Passphrase:"]
+                .iter()
+                .any(|prefix| l.starts_with(prefix))
         })
         .map(str::to_owned)
         .collect()

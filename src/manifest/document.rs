@@ -77,6 +77,9 @@ pub struct RegionList {
     pub invalid: bool,
 }
 
+/// The integers of a list, each with its place in it.
+pub(crate) type IndexedInts = Vec<(usize, Located<i128>)>;
+
 /// One entry of `keypairs`.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -88,8 +91,9 @@ pub struct Entry {
     pub for_each: Option<Located<Vec<Located<String>>>>,
     /// The first `${index}` of a `count` entry (default 1).
     pub index_start: Option<Located<i128>>,
-    /// Numbers a `count` entry leaves out (a no-show's seat).
-    pub skip: Option<Located<Vec<Located<i128>>>>,
+    /// Numbers a `count` entry leaves out (a no-show's seat), each with its place in the
+    /// list (an item that is not an integer was reported and is left out).
+    pub skip: Option<Located<IndexedInts>>,
     /// The seat label template (default: the key pair's name).
     pub seat: Option<Located<String>>,
     pub regions: Option<RegionList>,
@@ -245,7 +249,7 @@ impl Reader {
         })
     }
 
-    fn int_list(&mut self, field: &str, node: &Node) -> Option<Located<Vec<Located<i128>>>> {
+    fn int_list(&mut self, field: &str, node: &Node) -> Option<Located<IndexedInts>> {
         let Kind::Seq(items) = &node.kind else {
             self.wrong_type(field, node, "a list of integers");
             return None;
@@ -253,7 +257,7 @@ impl Reader {
         let value = items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| self.int(&format!("{field}[{i}]"), item))
+            .filter_map(|(i, item)| Some((i, self.int(&format!("{field}[{i}]"), item)?)))
             .collect();
         Some(Located {
             value,

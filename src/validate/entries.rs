@@ -40,7 +40,9 @@ impl Validator<'_> {
                 }
                 // Never padded by itself: a seat keeps its name when `count` grows past a
                 // digit boundary. `${index:02}` pads, when the manifest asks for it.
-                self.numbers(entry, &path, count.value)
+                let numbers = self.numbers(entry, &path, count.value);
+                self.check_not_all_skipped(entry, &path, &numbers);
+                numbers
                     .into_iter()
                     .map(|i| Some(("index", i.to_string())))
                     .collect()
@@ -101,7 +103,7 @@ impl Validator<'_> {
         };
         let range = start..start + count;
         let mut skipped: HashMap<i128, Pos> = HashMap::new();
-        for (i, skip) in entry.skip.iter().flat_map(|s| s.value.iter()).enumerate() {
+        for (i, skip) in entry.skip.iter().flat_map(|s| s.value.iter()) {
             let field = format!("{path}.skip[{i}]");
             if !range.contains(&skip.value) {
                 self.push(
@@ -131,6 +133,20 @@ impl Validator<'_> {
             }
         }
         range.filter(|i| !skipped.contains_key(i)).collect()
+    }
+
+    /// Leaving out every number: an entry that makes no key pair is a mistake, not a plan.
+    fn check_not_all_skipped(&mut self, entry: &Entry, path: &str, numbers: &[i128]) {
+        if let (true, Some(skip)) = (numbers.is_empty(), &entry.skip) {
+            self.push(
+                Diagnostic::error(
+                    format!("{path}.skip"),
+                    skip.pos,
+                    "`skip` leaves out every number `count` gives: this entry makes no key pair",
+                )
+                .with_help("raise `count`, or remove the entry"),
+            );
+        }
     }
 
     /// `index_start` and `skip` number a `count` entry's key pairs: an error on any other.
@@ -298,14 +314,15 @@ impl Validator<'_> {
             ..Scope::default()
         };
         let text = self.expand(&field, template, scope)?;
-        if text.trim().is_empty() || text.chars().any(char::is_control) {
+        if let Some(problem) = seat_problem(&text) {
             self.push(
                 Diagnostic::error(
                     &field,
                     template.pos,
-                    "a seat label needs a printable, non-empty text",
+                    format!("seat `{}`: {problem}", text.escape_debug()),
                 )
-                .with_help("e.g. `seat: eu-${index}`"),
+                .with_label("this seat")
+                .with_help("a seat is what attendees are told, e.g. `seat: eu-${index}`"),
             );
             return None;
         }
@@ -474,5 +491,55 @@ mod tests {
                 "not both",
             ),
         ]);
+    }
+}
+
+/// The longest seat label: a name people read out, not a paragraph.
+const MAX_SEAT: usize = 128;
+
+/// Why a seat label cannot be one: empty, padded with spaces (nobody types those), too long,
+/// with control or text-direction characters (what is shown would not be what is written), or
+/// starting like a spreadsheet formula (the passphrase list is opened in one).
+fn seat_problem(seat: &str) -> Option<String> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if seat.trim().is_empty() {
+        Some("a seat label needs text".to_owned())
+    } else if seat.trim() != seat {
+        Some("no spaces before or after a seat label".to_owned())
+    } else if seat.chars().count() > MAX_SEAT {
+        Some(format!("at most {MAX_SEAT} characters"))
+    } else if seat.chars().any(|c| c.is_control() || bidi(c)) {
+        Some("control and text-direction characters are not allowed".to_owned())
+    } else if seat.starts_with(['=', '+', '-', '@', '\'']) {
+        Some("a seat label may not start with `=`, `+`, `-`, `@` or `'` (a spreadsheet opening the passphrase list would take it for a formula)".to_owned())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod seat_tests {
+    use super::seat_problem;
+
+    #[test]
+    fn seat_labels_are_what_people_can_read_and_type() {
+        for ok in ["1", "eu-7", "Table 3, left", "Åsa"] {
+            assert_eq!(seat_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "  ",
+            " 7",
+            "7 ",
+            "a\tb",
+            "x\u{202e}y",
+            "=HYPERLINK(1)",
+            "-1",
+            "@a",
+            "'x",
+        ] {
+            assert!(seat_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(seat_problem(&"s".repeat(129)).is_some());
     }
 }

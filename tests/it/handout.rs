@@ -664,6 +664,24 @@ fn seat_numbering_mistakes_are_errors_on_their_lines() {
     bad.assert_code(1);
     assert!(bad.stderr.contains("keypairs[0].skip[0]"), "{bad:?}");
     assert!(bad.stderr.contains("keypairs[1].index_start"), "{bad:?}");
+
+    // A bad item names its own place; skipping every number is an error; so is a seat a
+    // spreadsheet would run.
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ region: us-east-1 }")
+            .key("a-${index}", &[("count", "3"), ("skip", "[x, 5]")])
+            .key("b-${index}", &[("count", "2"), ("skip", "[1, 2]")])
+            .key("c", &[("seat", "\"=HYPERLINK(1)\"")])
+            .text(),
+    );
+    let worse = test.run(&["validate"]);
+    worse.assert_code(1);
+    assert!(worse.stderr.contains("keypairs[0].skip[1]"), "{worse:?}");
+    assert!(worse.stderr.contains("keypairs[1].skip"), "{worse:?}");
+    assert!(worse.stderr.contains("makes no key pair"), "{worse:?}");
+    assert!(worse.stderr.contains("keypairs[2].seat"), "{worse:?}");
 }
 
 /// After `--replace`, a plain handout says what changed in the refused bundle; with `--force`
@@ -741,4 +759,109 @@ fn the_newest_passphrase_list_holds_every_seat_and_one_can_be_shown_again() {
     assert!(piped.stderr.contains("terminal"), "{piped:?}");
     let unknown = test.run(&["handout", "--show-passphrase", "nobody"]);
     unknown.assert_code(1);
+}
+
+/// The passphrase of what: a folder bundle and a zip of one key pair have passphrases of their
+/// own, and each list carries the right one; a bundle whose passphrase no list holds is not
+/// taken for unchanged; a changed seat label is a changed bundle; a seat label is looked up
+/// before a key pair name.
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one instructor's day, read from top to bottom"
+)]
+fn passphrases_follow_each_bundle_and_seat_changes_are_bundle_changes() {
+    let test = Test::new();
+    let project = unique("kinds");
+    let manifest = |count: &str, seat: Option<&str>| {
+        let mut fields = vec![("count", count)];
+        if let Some(seat) = seat {
+            fields.push(("seat", seat));
+        }
+        Manifest::new(&project)
+            .defaults("{ region: us-east-1, key_type: ed25519 }")
+            .key(&format!("{project}-s-${{index}}"), &fields)
+            .text()
+    };
+    test.write("labctl.yaml", &manifest("2", None));
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    let list = |run: &crate::support::Run| {
+        test.dir
+            .path()
+            .join(run.json()["passphrases"].as_str().unwrap())
+    };
+    let folders = test.run(&["handout", "--passphrase", "--json"]);
+    folders.assert_code(0);
+    let folder_rows = csv_rows(&list(&folders));
+    let zips = test.run(&["handout", "--passphrase", "--zip", "--json"]);
+    zips.assert_code(0);
+    let zip_rows = csv_rows(&list(&zips));
+    let s1 = format!("{project}-s-1");
+    let of = |rows: &[(String, String, String)]| rows.iter().find(|r| r.1 == s1).unwrap().2.clone();
+    assert_ne!(of(&folder_rows), of(&zip_rows));
+
+    // A third seat: the folder bundles' list carries the folder bundles' passphrases.
+    test.write("labctl.yaml", &manifest("3", None));
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    let third = test.run(&["handout", "--passphrase", "--json"]);
+    third.assert_code(0);
+    let third_rows = csv_rows(&list(&third));
+    assert_eq!(third_rows.len(), 3, "{third_rows:?}");
+    assert_eq!(
+        of(&third_rows),
+        of(&folder_rows),
+        "the folder bundle's, not the zip's"
+    );
+    let shown = on_terminal(&test, &format!("handout --show-passphrase {s1}"), None);
+    assert!(shown.contains(&of(&folder_rows)), "{shown}");
+    assert!(
+        shown.contains(&of(&zip_rows)),
+        "both bundles are shown: {shown}"
+    );
+
+    // The lists moved away: no bundle is "unchanged" without its passphrase.
+    std::fs::create_dir(test.path("kept")).unwrap();
+    for entry in std::fs::read_dir(test.path("handout")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::rename(&path, test.path("kept").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let lost = test.run(&["handout", "--passphrase", "--json"]);
+    lost.assert_code(1);
+    let reasons: Vec<String> = lost.json()["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("no passphrase list")),
+        "{reasons:?}"
+    );
+    let forced = test.run(&["handout", "--passphrase", "--force", "--json"]);
+    forced.assert_code(0);
+    assert_eq!(csv_rows(&list(&forced)).len(), 3);
+
+    // A new seat label makes every bundle a changed one, said so, until --force.
+    test.write("labctl.yaml", &manifest("3", Some("t-${index}")));
+    let relabelled = test.run(&["handout", "--passphrase", "--json"]);
+    relabelled.assert_code(1);
+    let json = relabelled.json();
+    assert!(
+        json["bundles"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its seat changed"),
+        "{json:#}"
+    );
+    test.run(&["handout", "--passphrase", "--force"])
+        .assert_code(0);
+    let readme = std::fs::read_to_string(test.path(&format!("handout/{s1}/README.txt"))).unwrap();
+    assert!(readme.contains("Seat:        t-1"), "{readme}");
+    let by_seat = on_terminal(&test, "handout --show-passphrase t-1", None);
+    assert!(
+        by_seat.contains(&format!("Seat t-1 (key pair {s1}")),
+        "{by_seat}"
+    );
 }

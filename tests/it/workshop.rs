@@ -1048,6 +1048,15 @@ fn man_pages_exist_for_every_command() {
         assert!(test.path(&format!("pages/{page}")).exists(), "{page}");
     }
     test.run(&["man", "nope"]).assert_code(1);
+    // A page is never written through a link.
+    test.write("victim", "mine\n");
+    std::fs::create_dir(test.path("linked")).unwrap();
+    std::os::unix::fs::symlink(test.path("victim"), test.path("linked/labctl.1")).unwrap();
+    test.run(&["man", "--dir", "linked"]).assert_code(1);
+    assert_eq!(
+        std::fs::read_to_string(test.path("victim")).unwrap(),
+        "mine\n"
+    );
 }
 
 /// `output --offline` says what the manifest and the key files know without the network: an
@@ -1075,4 +1084,64 @@ fn output_offline_needs_no_network() {
         assert!(key["id"].is_null(), "{json:#}");
     }
     assert!(!run.stderr.contains("do not exist yet"), "{run:?}");
+    // The table shows the fingerprint EC2 shows, computed from the key file.
+    let table = test.run(&[
+        "output",
+        "--offline",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    table.assert_code(0);
+    let fingerprint = keys[0]["local_fingerprint"].as_str().unwrap();
+    assert!(table.stdout.contains(fingerprint), "{table:?}");
+}
+
+/// bash completes the manifest's key pair names after `handout` and `--replace`, read from
+/// the manifest when Tab is pressed (`labctl __names`), and flags as before elsewhere.
+#[test]
+fn completion_offers_the_manifests_key_pair_names() {
+    let test = Test::new();
+    let project = unique("complete");
+    test.write("labctl.yaml", &manifest(&project, 3));
+    let script = test.run(&["completions", "bash"]);
+    script.assert_code(0);
+    test.write("labctl.bash", &script.stdout);
+    let bin_dir = labctl_bin().parent().unwrap().to_owned();
+    let complete = |words: &str| -> Vec<String> {
+        let line = format!(
+            "source ./labctl.bash; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _labctl_with_names labctl; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let cmd = test.command(&[]);
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &line])
+            .current_dir(test.dir.path())
+            .env_clear()
+            .envs(
+                cmd.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        got.sort();
+        got
+    };
+    let all: Vec<String> = (1..=3).map(|i| format!("{project}-seat-{i}")).collect();
+    assert_eq!(complete("labctl handout \"\""), all);
+    assert_eq!(
+        complete(&format!("labctl handout {project}-seat-2")),
+        [format!("{project}-seat-2")]
+    );
+    assert_eq!(complete("labctl apply --replace \"\""), all);
+    assert!(complete("labctl apply --pr").contains(&"--prune".to_owned()));
 }
