@@ -367,8 +367,11 @@ pub(crate) struct DestroyArgs {
 /// How `labctl output` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum OutputFormat {
-    /// A table for people
+    /// A compact table for people: name, region, key pair id (and the key file when they
+    /// are not all `<folder>/<name>.pem`)
     Text,
+    /// The table with the fingerprints EC2 shows and every key file
+    Wide,
     /// One JSON document
     Json,
     /// Shell assignments for `eval "$(labctl output --format env)"`

@@ -78,8 +78,76 @@ pub(crate) fn rows(desired: &Desired, observed: &Observed, store: FileCustody) -
     out
 }
 
-/// A table for people.
+/// The compact table for people (fits 100 columns for names up to 40 characters): name,
+/// region, key pair id; the key files said once above it when they are all
+/// `<folder>/<name>.pem`, else in a last column. `--format wide` adds the fingerprints.
 pub(crate) fn text(rows: &[Row]) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let folder = one_folder(rows);
+    let mut out = String::new();
+    if let Some(folder) = &folder {
+        let _ = writeln!(out, "Key files: {folder}/<name>.pem");
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.name.clone(), r.region.clone(), dash(&r.id)];
+            if folder.is_none() {
+                row.push(dash(&r.private_key));
+            }
+            row
+        })
+        .collect();
+    let header: &[&str] = if folder.is_none() {
+        &["NAME", "REGION", "KEY PAIR ID", "KEY FILE"]
+    } else {
+        &["NAME", "REGION", "KEY PAIR ID"]
+    };
+    out.push_str(&columns(header, &table));
+    out
+}
+
+/// The one folder every key file is `<folder>/<name>.pem` in, when there is one.
+fn one_folder(rows: &[Row]) -> Option<String> {
+    let mut folder: Option<String> = None;
+    for r in rows {
+        let here = r
+            .private_key
+            .as_deref()?
+            .strip_suffix(&format!("/{}.pem", r.name))?
+            .to_owned();
+        match &folder {
+            Some(f) if *f != here => return None,
+            Some(_) => {}
+            None => folder = Some(here),
+        }
+    }
+    folder
+}
+
+/// Rows under a header, in columns two spaces apart.
+fn columns(header: &[&str], table: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let head: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&head).chain(table) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+/// The wide table: every column, fingerprints included.
+pub(crate) fn wide(rows: &[Row]) -> String {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     let table: Vec<[String; 5]> = rows
         .iter()
@@ -99,23 +167,11 @@ pub(crate) fn text(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "REGION", "KEY PAIR ID", "FINGERPRINT", "KEY FILE"];
-    let mut widths = header.map(str::len);
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(header.map(str::to_owned)).chain(table) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    out
+    let table: Vec<Vec<String>> = table.into_iter().map(Vec::from).collect();
+    columns(
+        &["NAME", "REGION", "KEY PAIR ID", "FINGERPRINT", "KEY FILE"],
+        &table,
+    )
 }
 
 /// One JSON document (as data: the writer adds the run's warnings and makes it text).

@@ -31,6 +31,7 @@ fn output_in<K: Connect>(connector: &K, args: &OutputArgs, term: Terminal) -> Re
             let rows = crate::output::rows(&desired, &observed, FileCustody);
             match format {
                 OutputFormat::Text => write_stdout(&crate::output::text(&rows))?,
+                OutputFormat::Wide => write_stdout(&crate::output::wide(&rows))?,
                 OutputFormat::Json => {
                     let doc = crate::output::json(&desired.project, &rows);
                     super::write_json(doc, &run.warnings)?;

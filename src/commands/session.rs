@@ -189,6 +189,11 @@ pub(super) trait Connect {
         deadline: Instant,
         stop: &crate::apply::Stop,
     ) -> Arc<Self::Cloud>;
+
+    /// Whether reading the cloud is worth a status line (not when nothing is asked).
+    fn reads_the_cloud(&self) -> bool {
+        true
+    }
 }
 
 /// EC2 through `aws-sdk-ec2`, as `--profile`, `--endpoint-url` and the pacing flags say.
@@ -222,6 +227,10 @@ impl Connect for NoNetwork {
         _stop: &crate::apply::Stop,
     ) -> Arc<crate::cloud::Offline> {
         Arc::new(crate::cloud::Offline)
+    }
+
+    fn reads_the_cloud(&self) -> bool {
+        false
     }
 }
 
@@ -306,6 +315,7 @@ pub(super) fn session<K: Connect, T>(
             state,
             Begun {
                 deadline,
+                reads: connector.reads_the_cloud(),
                 warnings,
                 stop,
             },
@@ -362,9 +372,11 @@ fn open_state(
     Ok((lock, State { journal, held }))
 }
 
-/// What a run started with: its deadline, the warnings so far, its stop request.
+/// What a run started with: its deadline, the warnings so far, its stop request, and whether
+/// it reads the cloud.
 struct Begun {
     deadline: Instant,
+    reads: bool,
     warnings: Vec<serde_json::Value>,
     stop: crate::apply::Stop,
 }
@@ -381,16 +393,19 @@ async fn look<C: Cloud>(
 ) -> Result<(Observed, Run), Error> {
     let Begun {
         deadline,
+        reads,
         warnings,
         stop,
     } = begun;
     let deleted: std::collections::BTreeSet<String> = state.journal.deleted.into_iter().collect();
     let made = state.journal.made;
-    status(
-        args,
-        &format!("Reading key pairs in {} region(s)", desired.scopes().len()),
-    );
-    let waiting = args.says_status().then(say_while_waiting);
+    if reads {
+        status(
+            args,
+            &format!("Reading key pairs in {} region(s)", desired.scopes().len()),
+        );
+    }
+    let waiting = (reads && args.says_status()).then(say_while_waiting);
     let observed = tokio::select! {
         observed = tokio::time::timeout_at(
             deadline.into(),

@@ -1084,16 +1084,22 @@ fn output_offline_needs_no_network() {
         assert!(key["id"].is_null(), "{json:#}");
     }
     assert!(!run.stderr.contains("do not exist yet"), "{run:?}");
-    // The table shows the fingerprint EC2 shows, computed from the key file.
+    // The wide table shows the fingerprint EC2 shows, computed from the key file.
     let table = test.run(&[
         "output",
         "--offline",
+        "--format",
+        "wide",
         "--endpoint-url",
         "http://127.0.0.1:9",
     ]);
     table.assert_code(0);
     let fingerprint = keys[0]["local_fingerprint"].as_str().unwrap();
     assert!(table.stdout.contains(fingerprint), "{table:?}");
+    assert!(
+        !table.stderr.contains("Reading key pairs"),
+        "nothing is read: {table:?}"
+    );
 }
 
 /// bash completes the manifest's key pair names after `handout` and `--replace`, read from
@@ -1144,4 +1150,39 @@ fn completion_offers_the_manifests_key_pair_names() {
     );
     assert_eq!(complete("labctl apply --replace \"\""), all);
     assert!(complete("labctl apply --pr").contains(&"--prune".to_owned()));
+}
+
+/// `output`'s table fits 100 columns for names of 40 characters; `--format wide` has the
+/// fingerprints.
+#[test]
+fn the_output_table_fits_a_hundred_columns() {
+    let test = Test::new();
+    let project = unique("outwidth");
+    let long = format!("{project}-{}", "x".repeat(40 - project.len() - 1));
+    assert_eq!(long.len(), 40);
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ regions: [us-east-1, ap-southeast-2], key_type: rsa }")
+            .key(&long, &[])
+            .text(),
+    );
+    test.cloud(&["apply", "-q"]).assert_code(0);
+    let table = test.cloud(&["output"]);
+    table.assert_code(0);
+    for line in table.stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        table.stdout.contains("Key files: keys/<name>.pem"),
+        "{table:?}"
+    );
+    assert!(table.stdout.contains("key-"), "the key pair ids: {table:?}");
+    let wide = test.cloud(&["output", "--format", "wide"]);
+    wide.assert_code(0);
+    assert!(wide.stdout.contains("FINGERPRINT"), "{wide:?}");
 }
