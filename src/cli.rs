@@ -71,7 +71,7 @@ pub(crate) enum Command {
     Output(OutputArgs),
     /// Write one bundle per key pair for its attendee: the private key, `ssh_config`, `README.txt`
     #[command(
-        after_help = "Examples:\n  labctl handout\n  labctl handout --zip --passphrase      # bundles that may travel over e-mail\n  labctl handout 'seat-*' --out /media/usb\n  labctl handout seat-07 --force         # after `apply --replace seat-07`"
+        after_help = "Examples:\n  labctl handout\n  labctl handout --zip --passphrase      # bundles that may travel over e-mail\n  labctl handout 'seat-*' --out /media/usb\n  labctl handout seat-07 --zip --passphrase --force  # after apply --replace, same flags"
     )]
     Handout(HandoutArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)

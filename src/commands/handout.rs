@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cli::HandoutArgs;
+use crate::desired::Desired;
 use crate::error::{Error, Exit};
 use crate::handout::{self, Handout, Options};
 
@@ -25,7 +26,7 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
             .join("handout"),
     };
     if let Some(seat) = &args.show_passphrase {
-        return show_passphrase(&out, seat);
+        return show_passphrase(&desired, &out, seat);
     }
     if let Some(why) = handout::refuse_out(&desired, &selected, &out, args.zip) {
         return Err(Error::Usage(why));
@@ -35,47 +36,94 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         passphrase: args.passphrase,
         force: args.force,
     };
-    let done = handout::hand_out(&desired.project, &selected, &out, options, super::now())
-        .map_err(Error::Usage)?;
+    let others: Vec<&crate::desired::KeyPairSpec> = desired
+        .keypairs
+        .iter()
+        .filter(|k| !selected.iter().any(|s| std::ptr::eq(*s, *k)))
+        .collect();
+    let done = handout::hand_out(
+        &desired.project,
+        &selected,
+        &others,
+        &out,
+        options,
+        super::now(),
+    )
+    .map_err(Error::Usage)?;
     report(args, &desired.project, &out, &done, &warnings)
 }
 
 /// One seat's passphrase, printed again: only to a terminal (never into a pipe, a file or a
-/// CI log), from the newest list that has it.
-fn show_passphrase(out: &Path, seat: &str) -> Result<Exit, Error> {
+/// CI log), from the newest list that has it, and only for a bundle that is still current
+/// (one whose key or seat changed since is named, not its old passphrase).
+fn show_passphrase(desired: &Desired, out: &Path, seat: &str) -> Result<Exit, Error> {
     use std::io::IsTerminal as _;
     if !std::io::stdout().is_terminal() {
         return Err(Error::Usage(format!(
-            "--show-passphrase prints a passphrase only on a terminal; the owner-only lists are in {}",
+            "--show-passphrase prints a passphrase only on a terminal; the owner-only lists are {}/passphrases-*.csv",
             out.display()
         )));
     }
     let found = handout::show_passphrase(out, seat).map_err(Error::Usage)?;
     if found.is_empty() {
+        let seats: Vec<&str> = desired
+            .keypairs
+            .iter()
+            .map(|k| k.seat.as_str())
+            .take(8)
+            .collect();
         return Err(Error::Usage(format!(
-            "no passphrase list in {} has seat `{seat}` (run `labctl handout --passphrase` first)",
-            out.display()
+            "no passphrase list in {} has seat `{seat}`; the manifest's seats are {}{}",
+            out.display(),
+            seats.join(", "),
+            if desired.keypairs.len() > seats.len() {
+                ", …"
+            } else {
+                ""
+            }
         )));
     }
     let mut text = zeroize::Zeroizing::new(String::new());
+    let mut stale = Vec::new();
     for shown in &found {
-        let bundle = shown
-            .bundle
-            .as_ref()
-            .map_or_else(String::new, |b| format!(", bundle {b}"));
+        let bundle = shown.bundle.as_deref().unwrap_or_default();
+        let current = desired.keypairs.iter().any(|spec| {
+            spec.name.as_str() == shown.name
+                && handout::bundle_is_current(&desired.project, spec, out, bundle)
+        });
+        if !current {
+            stale.push(if bundle.is_empty() {
+                shown.name.clone()
+            } else {
+                bundle.to_owned()
+            });
+            continue;
+        }
         let _ = writeln!(
             text,
-            "Seat {} (key pair {}{bundle}): {}",
+            "Seat {} (key pair {}, bundle {bundle}): {}",
             shown.seat,
             shown.name,
             shown.passphrase.as_str()
         );
+    }
+    if text.is_empty() {
+        return Err(Error::Usage(format!(
+            "seat `{seat}`: {} changed since its passphrase was listed (a new key or seat); run `labctl handout --passphrase --force` with the flags it was made with to write it again",
+            stale.join(", ")
+        )));
     }
     let _ = writeln!(
         text,
         "From {} (type it as shown, dashes included).",
         found[0].list.display()
     );
+    for bundle in &stale {
+        let _ = writeln!(
+            text,
+            "Not shown: {bundle} changed since (run handout --force)."
+        );
+    }
     write_stdout(&text)?;
     Ok(Exit::Success)
 }

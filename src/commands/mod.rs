@@ -253,7 +253,7 @@ _labctl_with_names() {
     local before=" ${COMP_WORDS[*]:1:COMP_CWORD-1} "
     if [[ "$prev" == "--replace" ]] || {
         [[ "$before" == *" handout "* && "$cur" != -* ]] &&
-            [[ "$prev" != "--out" && "$prev" != "--var" && "$prev" != "--show-passphrase" && "$prev" != "-f" ]]
+            [[ " --out --var --show-passphrase -f --file -C --directory " != *" $prev "* ]]
     }; then
         COMPREPLY=($(compgen -W "$(labctl __names 2>/dev/null)" -- "$cur"))
         return 0

@@ -148,13 +148,16 @@ pub(crate) fn refuse_out(
 
 /// Make the bundles of `selected` in `out` (created 0700 when missing): first what each
 /// bundle needs, then the passphrase list (so no bundle is ever encrypted with a passphrase
-/// that was not saved), then the bundles.
+/// that was not saved), then the bundles. The list holds every current bundle of the
+/// manifest (`others` too, when they are unchanged and their passphrase is known), so the
+/// newest list is always the one to hand out from.
 ///
 /// # Errors
 /// `out` cannot be used as a folder for bundles.
 pub(crate) fn hand_out(
     project: &str,
     selected: &[&KeyPairSpec],
+    others: &[&KeyPairSpec],
     out: &Path,
     options: Options,
     now: u64,
@@ -185,10 +188,25 @@ pub(crate) fn hand_out(
         for (_, job) in &mut work {
             job.passphrase = Some(new_passphrase());
         }
-        // One list per run holding every bundle of the run: the new ones with their new
-        // passphrases, the unchanged ones with theirs from the newest list that has them.
+        // One list per run holding every current bundle: the new ones with their new
+        // passphrases, the unchanged ones (of this run, or not selected) with theirs from the
+        // newest list that has them.
+        let unselected: Vec<Outcome> = others
+            .iter()
+            .filter_map(|spec| {
+                let check = Options {
+                    force: false,
+                    ..options
+                };
+                match decide(spec, project, &folder, out, check, &earlier) {
+                    Decision::Done(o) if o.status == Status::Unchanged => Some(o),
+                    _ => None,
+                }
+            })
+            .collect();
         let rows: Vec<(&str, &str, &str, &str)> = outcomes
             .iter()
+            .chain(&unselected)
             .enumerate()
             .filter_map(|(index, outcome)| {
                 let bundle = outcome.path.as_ref()?.file_name()?.to_str()?;
@@ -259,6 +277,32 @@ fn words_and(words: &[&str]) -> String {
         [one] => (*one).to_owned(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
+}
+
+/// Whether the bundle `bundle` (its file name in `out`) is what `spec`'s key file and the
+/// manifest make now, encrypted with a passphrase a list here holds: only then is that
+/// passphrase worth showing again.
+pub(crate) fn bundle_is_current(
+    project: &str,
+    spec: &KeyPairSpec,
+    out: &Path,
+    bundle: &str,
+) -> bool {
+    let Ok(folder) = KeyFolder::open(out) else {
+        return false;
+    };
+    let known = passphrase::known(&folder);
+    let check = Options {
+        zip: std::path::Path::new(bundle)
+            .extension()
+            .is_some_and(|e| e == "zip"),
+        passphrase: true,
+        force: false,
+    };
+    matches!(
+        decide(spec, project, &folder, out, check, &known),
+        Decision::Done(o) if o.status == Status::Unchanged
+    )
 }
 
 /// The key a bundle is made of: the key file as plan sees it (a file another user could have

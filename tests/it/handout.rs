@@ -726,7 +726,14 @@ fn the_newest_passphrase_list_holds_every_seat_and_one_can_be_shown_again() {
     assert!(reason.contains("its key changed"), "{reason}");
     assert!(!reason.contains("formats"), "{reason}");
 
-    let forced = test.run(&["handout", "--passphrase", "--force", "--json"]);
+    // The old passphrase of the replaced seat is not shown again: its bundle is out of date.
+    let old = before.iter().find(|r| r.1 == seat2).unwrap().2.clone();
+    let stale = on_terminal(&test, &format!("handout --show-passphrase {seat2}"), None);
+    assert!(!stale.contains(old.as_str()), "{stale}");
+    assert!(stale.contains("changed since"), "{stale}");
+
+    // Only that seat written again: the run's list still holds every current seat.
+    let forced = test.run(&["handout", "--passphrase", "--force", "--json", &seat2]);
     forced.assert_code(0);
     let newest = test
         .dir

@@ -1150,6 +1150,11 @@ fn completion_offers_the_manifests_key_pair_names() {
     );
     assert_eq!(complete("labctl apply --replace \"\""), all);
     assert!(complete("labctl apply --pr").contains(&"--prune".to_owned()));
+    // After a flag that takes a file or folder, files and folders, not names.
+    for flag in ["--file", "-C", "--out"] {
+        let got = complete(&format!("labctl handout {flag} \"\""));
+        assert!(!got.contains(&all[0]), "{flag}: {got:?}");
+    }
 }
 
 /// `output`'s table fits 100 columns for names of 40 characters; `--format wide` has the
