@@ -312,6 +312,27 @@ pub fn key_file_name(name: &str) -> Option<String> {
     (!name.contains('/') && name != "." && name != "..").then(|| format!("{name}.pem"))
 }
 
+/// The one folder every key file of `files` is `<folder>/<name>.pem` in, when there is one
+/// (`files`: each key pair's name and its key file as shown; key pairs without a key file are
+/// left out): then plans, reports and `output` say the key files once instead of on every line.
+pub fn common_key_folder<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    let mut folder: Option<String> = None;
+    for (name, file) in files {
+        if file.is_empty() {
+            continue;
+        }
+        let here = file.strip_suffix(&format!("/{name}.pem"))?;
+        match &folder {
+            Some(f) if f != here => return None,
+            Some(_) => {}
+            None => folder = Some(here.to_owned()),
+        }
+    }
+    folder
+}
+
 impl Desired {
     /// The folders this manifest keeps key files in (each `output`'s and `.ppk`'s), sorted,
     /// each once.
@@ -376,6 +397,19 @@ mod tests {
         }
         assert!(!Region::parse("xx-mars-1").unwrap().is_known());
         assert!(Region::parse("us-east-1").unwrap().is_known());
+    }
+
+    #[test]
+    fn key_files_are_said_once_only_when_they_share_one_folder() {
+        use super::common_key_folder;
+        let files = [("a", "keys/a.pem"), ("b", "keys/b.pem"), ("pub", "")];
+        assert_eq!(common_key_folder(files).as_deref(), Some("keys"));
+        assert_eq!(
+            common_key_folder([("a", "keys/a.pem"), ("b", "other/b.pem")]),
+            None
+        );
+        assert_eq!(common_key_folder([("a", "keys/own.pem")]), None);
+        assert_eq!(common_key_folder([("a", "")]), None);
     }
 
     #[test]

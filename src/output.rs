@@ -109,20 +109,12 @@ pub(crate) fn text(rows: &[Row]) -> String {
 
 /// The one folder every key file is `<folder>/<name>.pem` in, when there is one.
 fn one_folder(rows: &[Row]) -> Option<String> {
-    let mut folder: Option<String> = None;
-    for r in rows {
-        let here = r
-            .private_key
-            .as_deref()?
-            .strip_suffix(&format!("/{}.pem", r.name))?
-            .to_owned();
-        match &folder {
-            Some(f) if *f != here => return None,
-            Some(_) => {}
-            None => folder = Some(here),
-        }
-    }
-    folder
+    crate::desired::common_key_folder(rows.iter().map(|r| {
+        (
+            r.name.as_str(),
+            r.private_key.as_deref().unwrap_or_default(),
+        )
+    }))
 }
 
 /// Rows under a header, in columns two spaces apart.

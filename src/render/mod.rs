@@ -197,22 +197,7 @@ struct Widths {
 /// The one key folder every shown action keeps its file in as `<name>.pem`, when there is
 /// one: then the heading says `key files: <folder>/<name>.pem` and the lines leave it out.
 fn common_folder<'a>(actions: impl Iterator<Item = &'a Action>) -> Option<String> {
-    let mut folder: Option<String> = None;
-    for a in actions {
-        if a.file_display().is_empty() {
-            continue;
-        }
-        let here = a
-            .file_display()
-            .strip_suffix(&format!("/{}.pem", a.name()))?
-            .to_owned();
-        match &folder {
-            Some(f) if *f != here => return None,
-            Some(_) => {}
-            None => folder = Some(here),
-        }
-    }
-    folder
+    crate::desired::common_key_folder(actions.map(|a| (a.name().as_str(), a.file_display())))
 }
 
 fn widths<'a>(actions: impl Iterator<Item = &'a Action>, with_file: bool) -> Widths {
