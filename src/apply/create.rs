@@ -11,9 +11,9 @@ use crate::keys::{
 use crate::ownership;
 use crate::plan::{Generator, KeyPairOp};
 
+use super::run::Done;
 use super::run::{
-    Failure, Settings, cloud_failure, failed, file_work, journal_made, journal_saved,
-    nothing_needed, record, went_well,
+    Failure, Settings, cloud_failure, failed, file_work, journal_made, journal_saved, record,
 };
 use super::{Pair, Progress, delete, move_aside_for_replace, undo_moves};
 
@@ -23,7 +23,7 @@ pub(super) async fn import<C: Cloud>(
     public: &PublicKey,
     settings: &Settings,
     progress: &dyn Progress,
-) -> Result<(), Failure> {
+) -> Result<Done, Failure> {
     progress.step(&format!(
         "Importing key pair `{}` into {}",
         action.name, action.scope
@@ -32,14 +32,15 @@ pub(super) async fn import<C: Cloud>(
         .import_key_pair(action.scope, action.name, public, &action.tags)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Done::Changed),
         // The key pair is there already, holding this key: EC2's listing had not caught up
         // with an earlier write (or a retry after a lost answer found its own import).
         // Nothing needed doing: reported unchanged, never `imported`.
         Err(err) if err.kind == CloudErrorKind::Duplicate => {
             match look_until_listed(cloud, action.scope, action.name, settings.listing_lag).await {
-                Some(found) if found.public_key.as_ref() == Some(public) => Err(nothing_needed(
-                    "already there: EC2 has this key pair with this key (its listing showed it late)",
+                Some(found) if found.public_key.as_ref() == Some(public) => Ok(Done::AlreadyThere(
+                    "already there: EC2 has this key pair with this key (its listing showed it late)"
+                        .to_owned(),
                 )),
                 _ => Err(cloud_failure(&err)),
             }
@@ -218,14 +219,8 @@ pub(super) async fn make_key<C: Cloud>(
                 ))
                 .hint("fix what stops labctl writing its state folder .labctl/ (a full disk, permissions), move the new key file away, and run apply again")
             })?;
-            let imported = import(cloud, action, &public, settings, progress).await;
-            if went_well(&imported) {
-                Ok(public)
-            } else {
-                Err(imported
-                    .err()
-                    .unwrap_or_else(|| failed("the import failed")))
-            }
+            import(cloud, action, &public, settings, progress).await?;
+            Ok(public)
         }
     }
 }

@@ -34,7 +34,7 @@ pub(crate) use run::{Settings, Stop};
 use create::{create, import};
 use delete::delete;
 use files::{after_delete, finish_mode, move_aside_for_replace, undo_moves, write_ppk};
-use run::{Failure, finished, settled, skipped, went_well};
+use run::{Done, Failure, finished, settled, skipped};
 use tags::apply_tags;
 
 /// Progress messages (status lines on stderr); the apply itself never prints.
@@ -251,12 +251,12 @@ async fn apply_entry<C: Cloud>(
             .await
         };
         settings.note_region_failure(&action, &result);
-        let result = if action.fix_mode && went_well(&result) {
+        let result = if action.fix_mode && result.is_ok() {
             finish_mode(store, &action).await.and(result)
         } else {
             result
         };
-        let result = if action.write_ppk && went_well(&result) {
+        let result = if action.write_ppk && result.is_ok() {
             write_ppk(store, &action, progress).await.and(result)
         } else {
             result
@@ -281,7 +281,7 @@ async fn step<C: Cloud>(
     all_done: bool,
     settings: &Settings,
     progress: &dyn Progress,
-) -> Result<(), Failure> {
+) -> Result<Done, Failure> {
     let new_key = || match created {
         Some(Ok(public)) => Ok(public.clone()),
         Some(Err(why)) => Err(skipped(why.clone())),
@@ -304,21 +304,25 @@ async fn step<C: Cloud>(
         }
         KeyPairOp::FixMode { .. } => {
             progress.step(&format!("Setting mode 0400 on {}", action.output_display));
-            finish_mode(store, action).await
+            finish_mode(store, action).await.map(Done::from)
         }
-        KeyPairOp::WritePpk => write_ppk(store, action, progress).await,
+        KeyPairOp::WritePpk => write_ppk(store, action, progress).await.map(Done::from),
         KeyPairOp::Delete { file } => {
             delete(cloud, action, settings, progress).await?;
-            after_delete(store, file, all_done, settings.now, progress).await
+            after_delete(store, file, all_done, settings.now, progress)
+                .await
+                .map(Done::from)
         }
         KeyPairOp::RetireFile { file } => {
-            after_delete(store, file, all_done, settings.now, progress).await
+            after_delete(store, file, all_done, settings.now, progress)
+                .await
+                .map(Done::from)
         }
         KeyPairOp::Create { .. }
         | KeyPairOp::UpdateTags { .. }
         | KeyPairOp::Adopt { .. }
         | KeyPairOp::Noop
         | KeyPairOp::Orphan
-        | KeyPairOp::Conflict(_) => Ok(()),
+        | KeyPairOp::Conflict(_) => Ok(Done::Changed),
     }
 }

@@ -160,41 +160,31 @@ pub(super) fn cloud_failure(err: &CloudError) -> Failure {
     }
 }
 
-pub(super) fn finished(action: &Action, result: Result<(), Failure>) -> Outcome {
-    match result {
-        Ok(()) => outcome(action, Status::Done, None),
-        // Nothing needed doing after all (a key pair found already there): unchanged, and
-        // the reason says why.
-        Err(Failure {
-            status: Status::Unchanged,
-            problem,
-            ..
-        }) => {
+/// How a step that went well ended: it changed what it was to change, or found it already so
+/// (a key pair EC2 had, listed late): then the outcome is `unchanged`, and the reason says why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Done {
+    Changed,
+    AlreadyThere(String),
+}
+
+impl From<()> for Done {
+    fn from((): ()) -> Self {
+        Done::Changed
+    }
+}
+
+pub(super) fn finished(action: &Action, result: Result<impl Into<Done>, Failure>) -> Outcome {
+    match result.map(Into::into) {
+        Ok(Done::Changed) => outcome(action, Status::Done, None),
+        Ok(Done::AlreadyThere(why)) => {
             let mut outcome = outcome(action, Status::Unchanged, None);
-            outcome.action.reason = problem.message;
+            outcome.action.reason = why;
             outcome
         }
         Err(Failure {
             status, problem, ..
         }) => outcome(action, status, Some(problem)),
-    }
-}
-
-/// Nothing needed doing after all: the action's outcome is `unchanged`, for `why`.
-pub(super) fn nothing_needed(why: impl Into<String>) -> Failure {
-    Failure {
-        status: Status::Unchanged,
-        problem: Problem::new(why),
-        region_wide: false,
-    }
-}
-
-/// Whether an action's step left things as it should (done, or nothing needed doing): then
-/// its file steps (mode, `.ppk`) follow.
-pub(super) fn went_well(result: &Result<(), Failure>) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(failure) => failure.status == Status::Unchanged,
     }
 }
 

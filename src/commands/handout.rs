@@ -64,7 +64,8 @@ fn show_passphrase(desired: &Desired, out: &Path, seat: &str) -> Result<Exit, Er
             out.display()
         )));
     }
-    let found = handout::show_passphrase(out, seat).map_err(Error::Usage)?;
+    let found = handout::show_passphrase(&desired.project, &desired.keypairs, out, seat)
+        .map_err(Error::Usage)?;
     if found.is_empty() {
         let seats: Vec<&str> = desired
             .keypairs
@@ -87,11 +88,7 @@ fn show_passphrase(desired: &Desired, out: &Path, seat: &str) -> Result<Exit, Er
     let mut stale = Vec::new();
     for shown in &found {
         let bundle = shown.bundle.as_deref().unwrap_or_default();
-        let current = desired.keypairs.iter().any(|spec| {
-            spec.name.as_str() == shown.name
-                && handout::bundle_is_current(&desired.project, spec, out, bundle)
-        });
-        if !current {
+        if !shown.current {
             stale.push(if bundle.is_empty() {
                 shown.name.clone()
             } else {

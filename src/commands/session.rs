@@ -209,7 +209,20 @@ impl Connect for Aws {
         deadline: Instant,
         stop: &crate::apply::Stop,
     ) -> Arc<Ec2> {
-        connect(args, desired, deadline, stop).await
+        let options = Ec2Options {
+            endpoint_url: args.endpoint_url.clone(),
+            profile: args.profile.clone(),
+            max_attempts: args.max_attempts,
+            // EC2 answers in well under a second; ten seconds of silence is a dead endpoint.
+            attempt_timeout: Duration::from_secs(args.timeout.min(10)),
+            pace: match args.pace {
+                Pace::Ec2 => Some(args.pace_scale),
+                Pace::None => None,
+            },
+            deadline: Some(deadline.into()),
+            stop: stop.clone(),
+        };
+        Arc::new(Ec2::new(&options, &desired.scopes()).await)
     }
 }
 
@@ -232,28 +245,6 @@ impl Connect for NoNetwork {
     fn reads_the_cloud(&self) -> bool {
         false
     }
-}
-
-async fn connect(
-    args: &CloudArgs,
-    desired: &Desired,
-    deadline: Instant,
-    stop: &crate::apply::Stop,
-) -> Arc<Ec2> {
-    let options = Ec2Options {
-        endpoint_url: args.endpoint_url.clone(),
-        profile: args.profile.clone(),
-        max_attempts: args.max_attempts,
-        // EC2 answers in well under a second; ten seconds of silence is a dead endpoint.
-        attempt_timeout: Duration::from_secs(args.timeout.min(10)),
-        pace: match args.pace {
-            Pace::Ec2 => Some(args.pace_scale),
-            Pace::None => None,
-        },
-        deadline: Some(deadline.into()),
-        stop: stop.clone(),
-    };
-    Arc::new(Ec2::new(&options, &desired.scopes()).await)
 }
 
 pub(super) fn status(args: &CloudArgs, message: &str) {
@@ -300,7 +291,7 @@ pub(super) fn session<K: Connect, T>(
     let (desired, warnings) = prepare(args, term)?;
     let folders = desired.key_folders();
     let project = desired.project.clone();
-    let (mut lock, state) = open_state(args, &desired, lock_for)?;
+    let (mut lock, state) = open_state(args, &desired, &folders, lock_for)?;
     let rt = runtime()?;
     let result = rt.block_on(async {
         // Signals are watched before the first request: a Ctrl-C while the regions are read
@@ -345,11 +336,11 @@ struct State {
 fn open_state(
     args: &CloudArgs,
     desired: &Desired,
+    folders: &[std::path::PathBuf],
     lock_for: Option<&str>,
 ) -> Result<(Option<lock::Lock>, State), Error> {
-    let folders = desired.key_folders();
     let project = &desired.project;
-    claim_key_folders(&folders, project, false)?;
+    claim_key_folders(folders, project, false)?;
     let lock = match lock_for {
         Some(command) => Some(lock::acquire(&args.manifest, project, command)?),
         None => None,
@@ -359,7 +350,7 @@ fn open_state(
         None => lock::journal_state(&args.manifest, project)?,
     };
     if lock.is_some() {
-        claim_key_folders(&folders_with_keys(&folders, &journal.made), project, true)?;
+        claim_key_folders(&folders_with_keys(folders, &journal.made), project, true)?;
         clean_temporary(desired);
     }
     if !journal.unsaved.is_empty() {

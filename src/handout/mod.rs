@@ -32,8 +32,8 @@ use crate::keys::folder::KeyFolder;
 use crate::keys::{self, FileCustody, KeyCustody as _, KeyRef, Secret};
 
 use bundle::{Existing, bundle_files, existing, write_folder, zip_bundle};
-pub(crate) use passphrase::show_passphrase;
-use passphrase::{new_passphrase, write_passphrases};
+pub(crate) use passphrase::ShownPassphrase;
+use passphrase::{Known, new_passphrase, write_passphrases};
 use readme::{identity, readme};
 pub(crate) use select::select;
 pub(crate) use text::human;
@@ -279,30 +279,44 @@ fn words_and(words: &[&str]) -> String {
     }
 }
 
-/// Whether the bundle `bundle` (its file name in `out`) is what `spec`'s key file and the
-/// manifest make now, encrypted with a passphrase a list here holds: only then is that
-/// passphrase worth showing again.
-pub(crate) fn bundle_is_current(
+/// The newest passphrase of each bundle of `seat` (a seat label, else a key pair name) the
+/// lists in `out` hold, each marked current only when its bundle is what the key file and the
+/// manifest make now (a bundle whose key or seat changed is not worth its old passphrase).
+///
+/// # Errors
+/// `out` is not a folder labctl can trust.
+pub(crate) fn show_passphrase(
     project: &str,
-    spec: &KeyPairSpec,
+    specs: &[KeyPairSpec],
     out: &Path,
-    bundle: &str,
-) -> bool {
-    let Ok(folder) = KeyFolder::open(out) else {
-        return false;
+    seat: &str,
+) -> Result<Vec<ShownPassphrase>, String> {
+    let folder = match KeyFolder::open(out) {
+        Ok(folder) => folder,
+        Err(crate::keys::folder::FolderError::Missing) => return Ok(Vec::new()),
+        Err(err) => return Err(format!("cannot use {}: {err}", out.display())),
     };
-    let known = passphrase::known(&folder);
-    let check = Options {
-        zip: std::path::Path::new(bundle)
-            .extension()
-            .is_some_and(|e| e == "zip"),
-        passphrase: true,
-        force: false,
-    };
-    matches!(
-        decide(spec, project, &folder, out, check, &known),
-        Decision::Done(o) if o.status == Status::Unchanged
-    )
+    Ok(passphrase::find(
+        &folder,
+        out,
+        seat,
+        |name, bundle, known| {
+            let check = Options {
+                zip: Path::new(bundle).extension().is_some_and(|e| e == "zip"),
+                passphrase: true,
+                force: false,
+            };
+            specs
+                .iter()
+                .filter(|spec| spec.name.as_str() == name)
+                .any(|spec| {
+                    matches!(
+                        decide(spec, project, &folder, out, check, known),
+                        Decision::Done(o) if o.status == Status::Unchanged
+                    )
+                })
+        },
+    ))
 }
 
 /// The key a bundle is made of: the key file as plan sees it (a file another user could have
@@ -327,9 +341,6 @@ fn usable_key(spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret
         )),
     }
 }
-
-/// The passphrases of the bundles already here, by (key pair name, bundle file name).
-type Known = BTreeMap<(String, String), Zeroizing<String>>;
 
 fn decide(
     spec: &KeyPairSpec,

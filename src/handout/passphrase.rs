@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::keys::folder::{FolderError, KeyFolder};
+use crate::keys::folder::KeyFolder;
 
 /// A passphrase list is read back up to this size (a thousand seats fit many times over).
 const MAX_LIST: usize = 1024 * 1024;
@@ -34,21 +34,24 @@ fn lists(folder: &KeyFolder) -> Vec<std::ffi::OsString> {
 
 /// The fields of one CSV line (quoted fields, `""` inside them, as [`csv_field`] writes).
 fn csv_fields(line: &str) -> Vec<Zeroizing<String>> {
-    let mut fields = vec![Zeroizing::new(String::new())];
+    let mut fields = Vec::new();
+    let mut field = Zeroizing::new(String::new());
     let mut quoted = false;
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
-        let field = fields.last_mut().expect("one field at least");
         match c {
             '"' if quoted && chars.peek() == Some(&'"') => {
                 chars.next();
                 field.push('"');
             }
             '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(Zeroizing::new(String::new())),
+            ',' if !quoted => {
+                fields.push(std::mem::replace(&mut field, Zeroizing::new(String::new())));
+            }
             c => field.push(c),
         }
     }
+    fields.push(field);
     fields
 }
 
@@ -96,11 +99,20 @@ fn rows(folder: &KeyFolder) -> Vec<Row> {
 
 /// The newest passphrase of each bundle the lists in `folder` hold, by (key pair name, bundle
 /// file name): a folder bundle and a zip of one key pair have passphrases of their own.
-pub(super) fn known(folder: &KeyFolder) -> BTreeMap<(String, String), Zeroizing<String>> {
+pub(super) fn known(folder: &KeyFolder) -> Known {
+    known_of(&rows(folder))
+}
+
+/// The passphrases lists hold, by (key pair name, bundle file name).
+pub(super) type Known = BTreeMap<(String, String), Zeroizing<String>>;
+
+fn known_of(rows: &[Row]) -> Known {
     let mut known = BTreeMap::new();
-    for row in rows(folder) {
-        if let Some(bundle) = row.bundle {
-            known.entry((row.name, bundle)).or_insert(row.passphrase);
+    for row in rows {
+        if let Some(bundle) = &row.bundle {
+            known
+                .entry((row.name.clone(), bundle.clone()))
+                .or_insert_with(|| row.passphrase.clone());
         }
     }
     known
@@ -115,20 +127,22 @@ pub(crate) struct ShownPassphrase {
     pub passphrase: Zeroizing<String>,
     /// The list it is in.
     pub list: PathBuf,
+    /// Whether the bundle is still what the key file and manifest make (else its key or seat
+    /// changed since, and the passphrase opens an out-of-date bundle).
+    pub current: bool,
 }
 
-/// The newest passphrase of each bundle the lists in `out` hold for `seat`: a seat label
-/// (looked for first), else a key pair name; empty when none does.
-///
-/// # Errors
-/// `out` is not a folder labctl can trust.
-pub(crate) fn show_passphrase(out: &Path, seat: &str) -> Result<Vec<ShownPassphrase>, String> {
-    let folder = match KeyFolder::open(out) {
-        Ok(folder) => folder,
-        Err(FolderError::Missing) => return Ok(Vec::new()),
-        Err(err) => return Err(format!("cannot use {}: {err}", out.display())),
-    };
-    let all = rows(&folder);
+/// The newest passphrase of each bundle the lists in `folder` hold for `seat`: a seat label
+/// (looked for first), else a key pair name, each with whether `is_current` says its bundle
+/// still is (given what the lists know); the lists are read once.
+pub(super) fn find(
+    folder: &KeyFolder,
+    out: &Path,
+    seat: &str,
+    is_current: impl Fn(&str, &str, &Known) -> bool,
+) -> Vec<ShownPassphrase> {
+    let all = rows(folder);
+    let known = known_of(&all);
     let by_seat = all.iter().any(|row| row.seat == seat);
     let mut shown: Vec<ShownPassphrase> = Vec::new();
     for row in all {
@@ -142,7 +156,9 @@ pub(crate) fn show_passphrase(out: &Path, seat: &str) -> Result<Vec<ShownPassphr
                 .iter()
                 .any(|s| s.name == row.name && s.bundle == row.bundle)
         {
+            let bundle = row.bundle.as_deref().unwrap_or_default();
             shown.push(ShownPassphrase {
+                current: is_current(&row.name, bundle, &known),
                 list: out.join(&row.list),
                 seat: row.seat,
                 name: row.name,
@@ -151,7 +167,7 @@ pub(crate) fn show_passphrase(out: &Path, seat: &str) -> Result<Vec<ShownPassphr
             });
         }
     }
-    Ok(shown)
+    shown
 }
 
 pub(super) fn new_passphrase() -> Zeroizing<String> {
