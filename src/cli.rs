@@ -285,8 +285,9 @@ pub(crate) struct ChangeArgs {
     #[arg(long, requires = "prune")]
     pub purge_local: bool,
     /// Delete and recreate this key pair (owned by this manifest only); its old key file is
-    /// moved aside to <file>.replaced-<timestamp>. Repeatable.
-    #[arg(long, value_name = "NAME[@REGION]", value_parser = parse_replace)]
+    /// moved aside to <file>.replaced-<timestamp>. Repeatable. In another account:
+    /// NAME@ACCOUNT/REGION (the account's name or id), or NAME@ACCOUNT.
+    #[arg(long, value_name = "NAME[@[ACCOUNT/]REGION]", value_parser = parse_replace)]
     pub replace: Vec<ReplaceTarget>,
 }
 

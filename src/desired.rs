@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::keys::PublicKey;
-use crate::resource::Scope;
+use crate::resource::{Account, MemberAccount, Scope};
 
 /// The tag key labctl puts on every key pair it creates or imports.
 pub const PROJECT_TAG: &str = "labctl:project";
@@ -271,6 +271,19 @@ pub struct KeyPairSpec {
     pub seat: String,
 }
 
+/// How labctl reaches a member account: the role it assumes there (STS `AssumeRole` with
+/// the caller's credentials). Never credentials: those live in memory for one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub account: std::sync::Arc<MemberAccount>,
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+    /// Not in the manifest any more: an account labctl placed key pairs in before (from the
+    /// state folder), still read so that nothing is stranded there.
+    pub former: bool,
+}
+
 /// Everything the manifest asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
@@ -279,6 +292,11 @@ pub struct Desired {
     /// The default output folder, resolved: where a key pair no longer in the manifest
     /// would have its file (`apply --prune --purge-local` looks there).
     pub orphan_dir: PathBuf,
+    /// How each member account the manifest places key pairs in is reached (by id), and the
+    /// former ones labctl still reads (see [`Reach::former`]).
+    pub accounts: Vec<Reach>,
+    /// Scopes of former accounts: read for their orphans, never placed in.
+    pub former_scopes: Vec<Scope>,
 }
 
 /// The reserved prefix a tag key starts with, in any case, if it does: `aws:` is AWS's,
@@ -354,16 +372,26 @@ impl Desired {
         key_file_name(name).map(|file| self.orphan_dir.join(file))
     }
 
-    /// Every scope the manifest places a key pair in, sorted.
+    /// Every scope the manifest places a key pair in, and the former accounts' scopes,
+    /// sorted: what a run reads.
     pub fn scopes(&self) -> Vec<Scope> {
         let mut scopes: Vec<Scope> = self
             .keypairs
             .iter()
             .flat_map(|k| k.scopes.iter().cloned())
+            .chain(self.former_scopes.iter().cloned())
             .collect();
         scopes.sort();
         scopes.dedup();
         scopes
+    }
+
+    /// How the member account of `scope` is reached, if it is one.
+    pub fn reach(&self, scope: &Scope) -> Option<&Reach> {
+        let Account::Member(member) = &scope.account else {
+            return None;
+        };
+        self.accounts.iter().find(|r| r.account == *member)
     }
 }
 

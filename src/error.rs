@@ -41,6 +41,9 @@ pub enum Error {
     /// Reading the regions failed.
     #[error("{}", observe_message(.0))]
     Observe(Vec<CloudError>),
+    /// Member accounts whose roles could not be assumed (before anything was read).
+    #[error("{}", accounts_message(.0))]
+    Accounts(Vec<(crate::desired::Reach, CloudError)>),
     /// No manifest named and none found.
     #[error("no labctl.yaml or labctl.yml in {0}")]
     NoManifest(String),
@@ -74,6 +77,35 @@ fn observe_message(errors: &[CloudError]) -> String {
     text
 }
 
+fn accounts_message(failed: &[(crate::desired::Reach, CloudError)]) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!(
+        "cannot reach {} of the manifest's accounts; nothing was read or changed in any account",
+        failed.len()
+    );
+    for (reach, err) in failed {
+        let _ = write!(
+            text,
+            "\n  {} ({}) through {}: {}: {}",
+            reach.account.name, reach.account.id, reach.role_arn, err.operation, err.message
+        );
+    }
+    text
+}
+
+/// What to do about an account whose role could not be assumed.
+pub(crate) fn account_hint(err: &CloudError) -> &'static str {
+    match err.kind {
+        crate::cloud::CloudErrorKind::AccessDenied => {
+            "the role's trust policy must let your identity assume it (sts:AssumeRole), with the external id when one is set; check the role ARN and `aws sts get-caller-identity`"
+        }
+        crate::cloud::CloudErrorKind::Other if err.operation == "GetCallerIdentity" => {
+            "give every entry an account, or take the caller's own account out of `accounts:`"
+        }
+        _ => err.hint(),
+    }
+}
+
 fn claimed_message(claimed: &[crate::keys::claim::Claimed]) -> String {
     use std::fmt::Write as _;
     let mut text = String::from(
@@ -96,6 +128,11 @@ impl Error {
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Accounts(failed) => {
+                let mut hints: Vec<&str> = failed.iter().map(|(_, e)| account_hint(e)).collect();
+                hints.dedup();
+                Some(hints.join("\nhint: "))
+            }
             Error::Observe(errors) => {
                 let mut hints: Vec<&str> = errors.iter().map(CloudError::hint).collect();
                 hints.dedup();
@@ -144,6 +181,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::NoManifest(_) => "no-manifest",
             Error::Observe(_) => "cloud",
+            Error::Accounts(_) => "account",
             Error::Locked(_) => "locked",
             Error::Claimed(_) => "key-folder",
             Error::Interrupted => "interrupted",

@@ -30,6 +30,11 @@
 //!   answer was lost, the run was killed) is retired by the next `destroy`, and `apply` makes
 //!   a new key instead of importing it again. (Journals written before the project file
 //!   existed hold `retired` lines too; they still count.)
+//! - `reached <apply id> <JSON>`: how labctl reached a member account (its id, manifest name,
+//!   role ARN, external id, session name; never credentials), the regions it placed key
+//!   pairs in there and their names. The last line of an account says it; one with no
+//!   regions forgets it. A run reads the account's regions even when the manifest no longer
+//!   names it, so that `--prune` and `destroy` reach what labctl left there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -68,6 +73,24 @@ pub(crate) enum Event {
     /// labctl wrote the key of this SHA-256 fingerprint to a file (the name field holds the
     /// fingerprint, a tab and the file). Recorded in the project's keys.
     Made,
+    /// How a member account was reached and what labctl placed there (the name field holds
+    /// a [`Reached`] as JSON). Recorded in the project's keys.
+    Reached,
+}
+
+/// How labctl reached a member account, and where it placed key pairs there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Reached {
+    pub id: String,
+    pub name: String,
+    pub role_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub session_name: String,
+    /// The regions it placed key pairs in (none: forgotten).
+    pub regions: Vec<String>,
+    /// The key pairs it placed there, for a warning when the account cannot be reached.
+    pub names: Vec<String>,
 }
 
 impl Event {
@@ -79,12 +102,13 @@ impl Event {
             Event::Deleted => "deleted",
             Event::Retired => "retired",
             Event::Made => "made",
+            Event::Reached => "reached",
         }
     }
 
     /// Whether the event belongs to the project's keys (not to one manifest's journal).
     fn is_projects(self) -> bool {
-        matches!(self, Event::Retired | Event::Made)
+        matches!(self, Event::Retired | Event::Made | Event::Reached)
     }
 }
 
@@ -130,6 +154,9 @@ pub(crate) struct State {
     pub retired: Vec<String>,
     /// SHA-256 fingerprints of the keys labctl made, each with the files it wrote them to.
     pub made: BTreeMap<String, BTreeSet<PathBuf>>,
+    /// The member accounts labctl placed key pairs in, by id (the last `reached` line of
+    /// each; forgotten ones left out).
+    pub reached: BTreeMap<String, Reached>,
 }
 
 /// The open journal of one manifest and the project's keys (held with the manifest's lock).
@@ -149,6 +176,7 @@ fn parse(text: &str, into: &mut State) {
         deleted,
         retired,
         made,
+        reached,
     } = into;
     let mut seen_retired: BTreeSet<String> = retired.iter().cloned().collect();
     for line in text.lines() {
@@ -169,6 +197,15 @@ fn parse(text: &str, into: &mut State) {
             }
             "deleted" => deleted.push(name.to_owned()),
             "retired" if seen_retired.insert(name.to_owned()) => retired.push(name.to_owned()),
+            "reached" => {
+                if let Ok(account) = serde_json::from_str::<Reached>(name) {
+                    if account.regions.is_empty() {
+                        reached.remove(&account.id);
+                    } else {
+                        reached.insert(account.id.clone(), account);
+                    }
+                }
+            }
             "made" => {
                 let (fingerprint, path) = name.split_once('\t').unwrap_or((name, ""));
                 let paths = made.entry(fingerprint.to_owned()).or_default();
@@ -284,6 +321,30 @@ mod tests {
         assert_eq!(unsaved, [("00aa".to_owned(), "lab a".to_owned())]);
         assert_eq!(state.deleted, ["key-0123"]);
         assert_eq!(state.retired, ["SHA256:abc"]);
+    }
+
+    #[test]
+    fn the_last_reached_line_of_an_account_says_how_it_is_reached() {
+        let account = |regions: &[&str]| super::Reached {
+            id: "111111111111".into(),
+            name: "team-a".into(),
+            role_arn: "arn:aws:iam::111111111111:role/R".into(),
+            external_id: Some("ev\tent".into()),
+            session_name: "labctl-lab".into(),
+            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+            names: vec!["lab a".into()],
+        };
+        let line =
+            |a: &super::Reached| format!("reached\t00aa\t{}\n", serde_json::to_string(a).unwrap());
+        let mut state = super::State::default();
+        parse(
+            &(line(&account(&["eu-west-1"])) + &line(&account(&["us-east-1"]))),
+            &mut state,
+        );
+        assert_eq!(state.reached["111111111111"], account(&["us-east-1"]));
+        assert_eq!(line(&account(&[])).lines().count(), 1);
+        parse(&line(&account(&[])), &mut state);
+        assert!(state.reached.is_empty());
     }
 
     #[test]

@@ -11,11 +11,18 @@ use crate::desired::{Desired, KeySource};
 use crate::keys::{FileCustody, FileState, KeyCustody as _, KeyRef, fingerprint};
 use crate::observe::Observed;
 
-/// One key pair in one region.
+/// One key pair in one scope (a region of an account).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub(crate) struct Row {
     pub name: String,
     pub region: String,
+    /// The member account's 12-digit id; `None` in the caller's own account.
+    pub account: Option<String>,
+    /// The member account's name in the manifest; `None` in the caller's own account.
+    pub account_name: Option<String>,
+    /// The scope as people read it (`eu-west-1`, `team-a/eu-west-1`): the table's column.
+    #[serde(skip)]
+    pub scope: String,
     /// The key pair's id; `None` when it does not exist (yet).
     pub id: Option<String>,
     /// The fingerprint EC2 reports.
@@ -67,7 +74,10 @@ pub(crate) fn rows(desired: &Desired, observed: &Observed, store: FileCustody) -
                 .clone();
             out.push(Row {
                 name: spec.name.to_string(),
-                region: region.to_string(),
+                region: region.region.to_string(),
+                account: region.account.id().map(str::to_owned),
+                account_name: region.account.name().map(str::to_owned),
+                scope: region.to_string(),
                 id: remote.and_then(|r| r.id.clone()),
                 fingerprint: remote_fingerprint,
                 local_fingerprint,
@@ -91,17 +101,18 @@ pub(crate) fn text(rows: &[Row]) -> String {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mut row = vec![r.name.clone(), r.region.clone(), dash(&r.id)];
+            let mut row = vec![r.name.clone(), r.scope.clone(), dash(&r.id)];
             if folder.is_none() {
                 row.push(dash(&r.private_key));
             }
             row
         })
         .collect();
+    let place = place_header(rows);
     let header: &[&str] = if folder.is_none() {
-        &["NAME", "REGION", "KEY PAIR ID", "KEY FILE"]
+        &["NAME", place, "KEY PAIR ID", "KEY FILE"]
     } else {
-        &["NAME", "REGION", "KEY PAIR ID"]
+        &["NAME", place, "KEY PAIR ID"]
     };
     out.push_str(&columns(header, &table));
     out
@@ -146,7 +157,7 @@ pub(crate) fn wide(rows: &[Row]) -> String {
         .map(|r| {
             [
                 r.name.clone(),
-                r.region.clone(),
+                r.scope.clone(),
                 dash(&r.id),
                 // EC2's fingerprint; before EC2 has the key pair (or with `--offline`), the
                 // one it will show, computed from the key file.
@@ -161,9 +172,25 @@ pub(crate) fn wide(rows: &[Row]) -> String {
         .collect();
     let table: Vec<Vec<String>> = table.into_iter().map(Vec::from).collect();
     columns(
-        &["NAME", "REGION", "KEY PAIR ID", "FINGERPRINT", "KEY FILE"],
+        &[
+            "NAME",
+            place_header(rows),
+            "KEY PAIR ID",
+            "FINGERPRINT",
+            "KEY FILE",
+        ],
         &table,
     )
+}
+
+/// The place column's heading: `REGION`, or `ACCOUNT/REGION` when a row is in a member
+/// account.
+fn place_header(rows: &[Row]) -> &'static str {
+    if rows.iter().any(|r| r.account.is_some()) {
+        "ACCOUNT/REGION"
+    } else {
+        "REGION"
+    }
 }
 
 /// One JSON document (as data: the writer adds the run's warnings and makes it text).
@@ -194,45 +221,71 @@ fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// Shell assignments: per key pair its name and file, per region its id; and when the
-/// manifest has one key pair, short names for it (`LABCTL_KEY_NAME`, `LABCTL_KEY_FILE`).
+/// Shell assignments: per key pair its name and file, per place its id (`_<REGION>`, or
+/// `_<ACCOUNT>_<REGION>` in a member account); and when the manifest has one key pair, short
+/// names for it (`LABCTL_KEY_NAME`, `LABCTL_KEY_FILE`). Two values that would become one
+/// variable (`lab-a` and `lab_a`; the same name in two entries) are refused rather than let
+/// the last silently win.
 pub(crate) fn env(desired: &Desired, rows: &[Row]) -> Result<String, String> {
-    // Two names that become one variable (`lab-a`, `lab_a`): refuse rather than let the
-    // last silently win.
-    let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
-    for spec in &desired.keypairs {
+    let mut vars: Vec<(String, String, String)> = Vec::new();
+    vars.push((
+        "LABCTL_PROJECT".into(),
+        desired.project.clone(),
+        desired.project.clone(),
+    ));
+    if let [only] = desired.keypairs.as_slice() {
+        let name = only.name.to_string();
+        vars.push(("LABCTL_KEY_NAME".into(), name.clone(), name.clone()));
+        if only.output.is_some() {
+            vars.push(("LABCTL_KEY_FILE".into(), only.output_display.clone(), name));
+        }
+    }
+    for (index, spec) in desired.keypairs.iter().enumerate() {
         let id = ident(spec.name.as_str());
-        if let Some(other) = seen.insert(id.clone(), spec.name.as_str()) {
-            return Err(format!(
-                "`{other}` and `{}` both become LABCTL_KEY_NAME_{id} in --format env; use --format json, or rename one",
-                spec.name
+        // The same key pair name in two entries (two accounts or regions) is two sources.
+        let source = format!("{} (entry {})", spec.name, index + 1);
+        vars.push((
+            format!("LABCTL_KEY_NAME_{id}"),
+            spec.name.to_string(),
+            source.clone(),
+        ));
+        if spec.output.is_some() {
+            vars.push((
+                format!("LABCTL_KEY_FILE_{id}"),
+                spec.output_display.clone(),
+                source.clone(),
             ));
         }
-    }
-    let mut out = String::new();
-    let _ = writeln!(out, "LABCTL_PROJECT={}", quote(&desired.project));
-    if let [only] = desired.keypairs.as_slice() {
-        let _ = writeln!(out, "LABCTL_KEY_NAME={}", quote(only.name.as_str()));
-        if only.output.is_some() {
-            let _ = writeln!(out, "LABCTL_KEY_FILE={}", quote(&only.output_display));
-        }
-    }
-    for spec in &desired.keypairs {
-        let id = ident(spec.name.as_str());
-        let _ = writeln!(out, "LABCTL_KEY_NAME_{id}={}", quote(spec.name.as_str()));
-        if spec.output.is_some() {
-            let _ = writeln!(out, "LABCTL_KEY_FILE_{id}={}", quote(&spec.output_display));
-        }
-        for row in rows.iter().filter(|r| r.name == spec.name.as_str()) {
+        let here: std::collections::BTreeSet<String> =
+            spec.scopes.iter().map(ToString::to_string).collect();
+        for row in rows
+            .iter()
+            .filter(|r| r.name == spec.name.as_str() && here.contains(&r.scope))
+        {
             if let Some(pair_id) = &row.id {
-                let _ = writeln!(
-                    out,
-                    "LABCTL_KEY_ID_{id}_{}={}",
-                    ident(&row.region),
-                    quote(pair_id)
-                );
+                vars.push((
+                    format!("LABCTL_KEY_ID_{id}_{}", ident(&row.scope)),
+                    pair_id.clone(),
+                    format!("{} in {}", spec.name, row.scope),
+                ));
             }
         }
+    }
+    // One variable, one value: the same assignment twice is said once.
+    let mut seen: std::collections::BTreeMap<&str, (&str, &str)> =
+        std::collections::BTreeMap::new();
+    let mut out = String::new();
+    for (var, value, source) in &vars {
+        match seen.insert(var.as_str(), (value.as_str(), source.as_str())) {
+            Some((before, _)) if before == value.as_str() => continue,
+            Some((_, other)) => {
+                return Err(format!(
+                    "`{other}` and `{source}` both become {var} in --format env; use --format json, or rename one"
+                ));
+            }
+            None => {}
+        }
+        let _ = writeln!(out, "{var}={}", quote(value));
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::desired::{KeyName, KeyType, Region};
 use crate::keys::PublicKey;
@@ -14,9 +15,65 @@ use crate::keys::PublicKey;
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Account {
     /// The account of the caller's own credentials (profile, SSO, environment, instance
-    /// role): the one account a manifest reaches today.
+    /// role).
     #[default]
     Caller,
+    /// Another account, reached by assuming a role in it (the manifest's `accounts:`).
+    /// Shared: every scope of the account points at one (a 10,000-key manifest stays small).
+    Member(Arc<MemberAccount>),
+}
+
+impl Account {
+    /// The 12-digit id of a member account (the caller's own is not known without asking).
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Account::Caller => None,
+            Account::Member(member) => Some(&member.id),
+        }
+    }
+
+    /// The manifest's name of a member account.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Account::Caller => None,
+            Account::Member(member) => Some(&member.name),
+        }
+    }
+}
+
+/// An account of the manifest's `accounts:`: its 12-digit id, which alone says which
+/// account it is, and the name the manifest gives it (what people read). Two names for one
+/// id are refused by validation; a name changed between runs is still the same account.
+#[derive(Clone, Debug)]
+pub struct MemberAccount {
+    pub id: String,
+    pub name: String,
+}
+
+impl PartialEq for MemberAccount {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for MemberAccount {}
+
+impl PartialOrd for MemberAccount {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemberAccount {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id)
+    }
+}
+
+impl std::hash::Hash for MemberAccount {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
 }
 
 /// Where a resource lives: an account and a region. EC2 keeps (and meters) each scope apart.
@@ -34,14 +91,33 @@ impl Scope {
             region,
         }
     }
+
+    /// Whether `text` names this scope, as `--replace NAME@…` spells it: the whole scope
+    /// (`team-a/eu-west-1`, `111111111111/eu-west-1`, or the region alone in the caller's
+    /// account), the region alone, or the account alone (its name or id).
+    pub fn is_named_by(&self, text: &str) -> bool {
+        if text == self.region.as_str() {
+            return true;
+        }
+        let Account::Member(member) = &self.account else {
+            return false;
+        };
+        let account = match text.split_once('/') {
+            Some((account, region)) if region == self.region.as_str() => account,
+            Some(_) => return false,
+            None => text,
+        };
+        account == member.name || account == member.id
+    }
 }
 
 /// The region alone in the caller's account (what every plan line, report and hint has
-/// always shown).
+/// always shown); `name/region` in a member account (`team-a/eu-west-1`).
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.account {
+        match &self.account {
             Account::Caller => write!(f, "{}", self.region),
+            Account::Member(member) => write!(f, "{}/{}", member.name, self.region),
         }
     }
 }
@@ -113,5 +189,41 @@ mod tests {
         assert!(west < east);
         let address = Address::key_pair(KeyName::parse("lab").unwrap(), west);
         assert_eq!(address.to_string(), "lab@eu-west-1");
+    }
+
+    #[test]
+    fn a_member_account_is_its_id_and_reads_by_its_name() {
+        use super::{Account, MemberAccount};
+        let member = |id: &str, name: &str| Scope {
+            account: Account::Member(std::sync::Arc::new(MemberAccount {
+                id: id.to_owned(),
+                name: name.to_owned(),
+            })),
+            region: Region::parse("eu-west-1").unwrap(),
+        };
+        let team = member("111111111111", "team-a");
+        assert_eq!(team.to_string(), "team-a/eu-west-1");
+        // A renamed account is the same account: its id says which.
+        assert_eq!(team, member("111111111111", "alpha"));
+        assert_ne!(team, member("222222222222", "team-a"));
+        assert_ne!(team, Scope::caller(Region::parse("eu-west-1").unwrap()));
+        for named in [
+            "team-a/eu-west-1",
+            "111111111111/eu-west-1",
+            "eu-west-1",
+            "team-a",
+            "111111111111",
+        ] {
+            assert!(team.is_named_by(named), "{named}");
+        }
+        for other in [
+            "team-b/eu-west-1",
+            "team-a/us-east-1",
+            "team",
+            "us-east-1",
+            "",
+        ] {
+            assert!(!team.is_named_by(other), "{other}");
+        }
     }
 }

@@ -22,6 +22,9 @@ struct ManifestV1 {
     /// User variables, used as `${name}` in names, regions, tags and paths; `--var KEY=VALUE` overrides them.
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    /// Other AWS accounts, by the name entries use in `account`/`accounts`; labctl assumes each one's role (STS `AssumeRole`) with your credentials.
+    #[serde(default)]
+    accounts: Option<BTreeMap<String, AccountDef>>,
     /// Settings every key pair inherits unless it sets its own.
     #[serde(default)]
     defaults: Option<Defaults>,
@@ -63,6 +66,32 @@ struct Defaults {
     /// Key file formats to write: `pem` (always) and `ppk` (PuTTY's, beside the `.pem`). Default: [pem].
     #[serde(default)]
     formats: Option<Vec<Format>>,
+    /// The account (a name under `accounts`) of entries that give none. Default: your own account.
+    #[serde(default)]
+    account: Option<String>,
+    /// The role assumed in accounts given by `id`. Default: `OrganizationAccountAccessRole`.
+    #[serde(default)]
+    role_name: Option<String>,
+}
+
+/// Another AWS account and the role labctl assumes there: give `role_arn` or `id`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AccountDef {
+    /// The role to assume, e.g. `arn:aws:iam::111111111111:role/OrganizationAccountAccessRole`.
+    #[serde(default)]
+    role_arn: Option<String>,
+    /// The 12-digit account id, in quotes; the role is `defaults.role_name` there.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^([0-9]{12}|.*\$\{.*)$"))]
+    id: Option<String>,
+    /// The external id the role's trust policy asks for (variables allowed).
+    #[serde(default)]
+    external_id: Option<String>,
+    /// The role session's name, as the account's audit log (`CloudTrail`) shows it. Default: `labctl-<project>`.
+    #[serde(default)]
+    session_name: Option<String>,
 }
 
 /// One key pair.
@@ -97,6 +126,13 @@ struct KeyPair {
     /// The regions of this key pair; the key is generated in the first and imported into the others.
     #[serde(default)]
     regions: Option<Regions>,
+    /// The account of this key pair, a name under `accounts` (`${item}` allowed); give `account` or `accounts`, not both. Default: `defaults.account`, else your own.
+    #[serde(default)]
+    account: Option<String>,
+    /// The accounts of this key pair: one private key, made in the first and imported into every account × region.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    accounts: Option<Vec<String>>,
     /// The key type: `rsa` or `ed25519`. Default: the defaults' key type, else `rsa` (or the type of `public_key`).
     #[serde(default)]
     key_type: Option<KeyType>,

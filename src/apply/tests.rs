@@ -38,6 +38,8 @@ fn desired(dir: &Path, regions: &[&str]) -> Desired {
             output_display: "keys/lab.pem".into(),
         }],
         orphan_dir: dir.join("keys"),
+        accounts: Vec::new(),
+        former_scopes: Vec::new(),
     }
 }
 

@@ -28,10 +28,11 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use super::classify::{backoff, convert, transient};
+use super::sts::{Role, RoleCredentials};
 use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, Pacer};
-use crate::desired::{KeyName, KeyType, TagSet};
+use crate::desired::{KeyName, KeyType, Reach, TagSet};
 use crate::keys::{PublicKey, Secret};
-use crate::resource::{RemoteKeyPair, Scope};
+use crate::resource::{Account, RemoteKeyPair, Scope};
 
 /// How to reach EC2.
 #[derive(Clone, Debug, Default)]
@@ -80,6 +81,10 @@ impl Intercept for CallCounter {
 pub(crate) struct Ec2 {
     /// Each scope's client and the host it talks to (named in errors).
     clients: HashMap<Scope, (Client, String)>,
+    /// Each member account's role (its clients' credentials).
+    roles: Vec<Arc<Role>>,
+    /// STS with the caller's own credentials, when the caller's account is used too.
+    caller: Option<aws_sdk_sts::Client>,
     counter: CallCounter,
     pacer: Pacer,
     max_attempts: u32,
@@ -105,51 +110,93 @@ fn host_of(endpoint_url: Option<&str>, region: &crate::desired::Region) -> Strin
     }
 }
 
+/// The caller's configuration: credentials from aws-config's standard chain (or the
+/// profile), labctl's timeouts, the SDK's retries off, and the endpoint. `--endpoint-url`
+/// points every service at one URL; `AWS_ENDPOINT_URL` (which the flag also reads) is left
+/// to aws-config, so that `AWS_ENDPOINT_URL_EC2` and `AWS_ENDPOINT_URL_STS` can still point
+/// one service elsewhere, as the AWS tools document.
+async fn shared_config(options: &Ec2Options) -> aws_config::SdkConfig {
+    // Regions come from the manifest, one client each: a placeholder region keeps
+    // aws-config from probing the environment (or the instance metadata service) for one.
+    let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
+        .region(aws_sdk_ec2::config::Region::from_static("us-east-1"))
+        // labctl retries itself (see the module's documentation): the SDK's standard mode
+        // counts throttling against the attempts, and its adaptive mode drops a client to
+        // 0.5 requests per second after a single throttling answer.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(options.attempt_timeout)
+                .build(),
+        );
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    let from_environment = std::env::var("AWS_ENDPOINT_URL").ok();
+    if let Some(url) = &options.endpoint_url
+        && from_environment.as_ref() != Some(url)
+    {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
 impl Ec2 {
-    /// Load the AWS configuration and make a client for each scope (today: each region of the
-    /// caller's account).
-    pub(crate) async fn new(options: &Ec2Options, scopes: &[Scope]) -> Self {
-        // Regions come from the manifest, one client each: a placeholder region keeps
-        // aws-config from probing the environment (or the instance metadata service) for one.
-        let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
-            .region(aws_sdk_ec2::config::Region::from_static("us-east-1"))
-            // labctl retries itself (see the module's documentation): the SDK's standard mode
-            // counts throttling against the attempts, and its adaptive mode drops a client to
-            // 0.5 requests per second after a single throttling answer.
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(options.attempt_timeout)
-                    .build(),
-            );
-        if let Some(profile) = &options.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(url) = &options.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let shared = loader.load().await;
+    /// Load the AWS configuration and make a client for each scope: the caller's own
+    /// credentials in the caller's account, each member account's role (`accounts`) in its.
+    pub(crate) async fn new(options: &Ec2Options, scopes: &[Scope], accounts: &[Reach]) -> Self {
+        let shared = shared_config(options).await;
         let counter = CallCounter::default();
+        let mut roles: HashMap<String, Arc<Role>> = HashMap::new();
         let clients = scopes
             .iter()
-            .map(|scope| {
-                let config = aws_sdk_ec2::config::Builder::from(&shared)
+            .filter_map(|scope| {
+                let mut config = aws_sdk_ec2::config::Builder::from(&shared)
                     .region(aws_sdk_ec2::config::Region::new(
                         scope.region.as_str().to_owned(),
                     ))
-                    .interceptor(counter.clone())
-                    .build();
+                    .interceptor(counter.clone());
                 let host = host_of(options.endpoint_url.as_deref(), &scope.region);
-                (scope.clone(), (Client::from_conf(config), host))
+                if let Account::Member(member) = &scope.account {
+                    // A member account's scope without its role has no client at all (never
+                    // the caller's credentials): its requests fail as unreachable.
+                    let reach = accounts.iter().find(|r| r.account == *member)?;
+                    // STS in the account's first region (a regional endpoint).
+                    let role = roles.entry(member.id.clone()).or_insert_with(|| {
+                        let sts_host = options.endpoint_url.as_deref().map_or_else(
+                            || format!("sts.{}.amazonaws.com", scope.region),
+                            |url| host_of(Some(url), &scope.region),
+                        );
+                        Role::new(
+                            &shared,
+                            reach.clone(),
+                            scope.clone(),
+                            sts_host,
+                            options.profile.clone(),
+                        )
+                    });
+                    config = config.credentials_provider(
+                        aws_sdk_ec2::config::SharedCredentialsProvider::new(RoleCredentials(
+                            Arc::clone(role),
+                        )),
+                    );
+                }
+                Some((scope.clone(), (Client::from_conf(config.build()), host)))
             })
             .collect();
         let pacer = match options.pace {
             Some(scale) => Pacer::scaled(scale),
             None => Pacer::none(),
         };
+        let caller = scopes
+            .iter()
+            .any(|s| s.account == Account::Caller)
+            .then(|| aws_sdk_sts::Client::new(&shared));
         Ec2 {
             clients,
+            roles: roles.into_values().collect(),
+            caller,
             counter,
             pacer,
             max_attempts: options.max_attempts.max(1),
@@ -159,6 +206,50 @@ impl Ec2 {
             retried: std::sync::atomic::AtomicU64::new(0),
             profile: options.profile.clone(),
         }
+    }
+
+    /// Reach every member account before anything is read or changed: assume each role
+    /// (concurrently) and, when the caller's own account is used too, make sure no member
+    /// account is the caller's (its key pairs would be seen twice, once as orphans). Returns
+    /// each account that failed, with why.
+    pub(crate) async fn reach_accounts(&self) -> Vec<(Reach, CloudError)> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for role in &self.roles {
+            let role = Arc::clone(role);
+            tasks.spawn(async move {
+                let result = role.credentials().await;
+                (role.reach().clone(), result.err())
+            });
+        }
+        let mut failed = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((reach, Some(err))) = joined {
+                failed.push((reach, err));
+            }
+        }
+        if failed.is_empty()
+            && !self.roles.is_empty()
+            && let Some(sts) = &self.caller
+        {
+            // GetCallerIdentity needs no permission: when it fails, so do the reads of the
+            // caller's scopes that follow, with the reason.
+            if let Ok(me) = sts.get_caller_identity().send().await {
+                let own = me.account().unwrap_or_default();
+                for role in &self.roles {
+                    let reach = role.reach();
+                    if reach.account.id == own {
+                        failed.push((reach.clone(), CloudError {
+                            kind: CloudErrorKind::Other,
+                            operation: "GetCallerIdentity",
+                            scope: reach.account.name.clone(),
+                            message: format!("account {} is the caller's own account, which entries without an account use too: its key pairs would be seen twice", reach.account.id),
+                        }));
+                    }
+                }
+            }
+        }
+        failed.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+        failed
     }
 
     /// Send one request with labctl's retry policy (see the module's documentation). `call`

@@ -11,6 +11,7 @@ pub(crate) mod memory;
 mod offline;
 mod pacer;
 mod profile;
+mod sts;
 
 use std::collections::BTreeMap;
 use std::fmt;

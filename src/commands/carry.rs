@@ -14,7 +14,8 @@ use crate::plan::{Change, Options, Plan};
 use crate::render::{self, Style};
 use crate::resource::Scope;
 
-use super::session::{Display, Run};
+use super::display::Display;
+use super::session::Run;
 use super::{Terminal, now, write_json, write_stdout};
 
 /// The plan's options from `--prune`, `--purge-local` and `--replace`, the same for `plan`
@@ -72,27 +73,80 @@ pub(super) fn replace_targets(
                 target.name
             )));
         };
-        let Some((entry, spec)) = named
-            .iter()
-            .find(|(_, k)| k.scopes.iter().any(|r| r.to_string() == *region))
-        else {
-            return Err(Error::Usage(format!(
-                "--replace {}@{region}: that key pair is not in {region}",
-                target.name
-            )));
-        };
-        if spec.scopes.len() > 1 {
-            return Err(Error::Usage(format!(
-                "--replace {}@{region}: the key of `{}` is shared by {} regions; replacing it in one would break the others. Use --replace {}",
-                target.name,
-                target.name,
-                spec.scopes.len(),
-                target.name
-            )));
-        }
-        out.insert(*entry);
+        out.insert(entry_at(&named, &target.name, region)?);
     }
     Ok(out)
+}
+
+/// The one entry of `named` (the entries named `name`) at `place`: `@REGION`,
+/// `@ACCOUNT/REGION` or `@ACCOUNT` (a name or an id). More than one is said, not guessed; an
+/// entry whose key is shared by several places cannot be replaced in one.
+fn entry_at(
+    named: &[(usize, &crate::desired::KeyPairSpec)],
+    name: &str,
+    region: &str,
+) -> Result<usize, Error> {
+    let found: Vec<&(usize, &crate::desired::KeyPairSpec)> = named
+        .iter()
+        .filter(|(_, k)| k.scopes.iter().any(|s| s.is_named_by(region)))
+        .collect();
+    // A region alone is the caller's own account's when that settles it.
+    let found = if found.len() > 1 {
+        let own: Vec<&(usize, &crate::desired::KeyPairSpec)> = found
+            .iter()
+            .copied()
+            .filter(|(_, k)| {
+                k.scopes
+                    .iter()
+                    .any(|s| s.account == crate::resource::Account::Caller && s.is_named_by(region))
+            })
+            .collect();
+        if own.len() == 1 { own } else { found }
+    } else {
+        found
+    };
+    let (entry, spec) = match found[..] {
+        [] => {
+            return Err(Error::Usage(format!(
+                "--replace {name}@{region}: that key pair is not in {region}"
+            )));
+        }
+        [(entry, spec)] => (entry, spec),
+        _ => {
+            let places: Vec<String> = found
+                .iter()
+                .flat_map(|(_, k)| k.scopes.iter().filter(|s| s.is_named_by(region)))
+                .map(ToString::to_string)
+                .collect();
+            return Err(Error::Usage(format!(
+                "--replace {}@{region}: {} entries have that name there ({}); say which with --replace {}@ACCOUNT/REGION",
+                name,
+                found.len(),
+                places.join(", "),
+                name
+            )));
+        }
+    };
+    if spec.scopes.len() > 1 {
+        let places = if spec.scopes.iter().all(|s| s.account.id().is_none()) {
+            "regions"
+        } else {
+            "places"
+        };
+        return Err(Error::Usage(format!(
+            "--replace {}@{region}: the key of `{}` is shared by {} {places} ({}); replacing it in one would break the others. Use --replace {}",
+            name,
+            name,
+            spec.scopes.len(),
+            spec.scopes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            name
+        )));
+    }
+    Ok(*entry)
 }
 
 /// How `carry_out` presents and paces the work.

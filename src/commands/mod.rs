@@ -9,11 +9,13 @@
 mod apply;
 mod carry;
 mod destroy;
+mod display;
 mod handout;
 mod init;
 mod locate;
 mod output;
 mod plan;
+mod reach;
 mod session;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::apply::Progress;
 use crate::cli::{CloudArgs, Pace};
 use crate::cloud::{Cloud, Ec2, Ec2Options};
 use crate::desired::Desired;
@@ -39,141 +38,11 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// How a run shows its progress on stderr: a live display on a terminal (done / total per
-/// region, elapsed, EC2's throttling), step lines with -v off a terminal, else nothing but
-/// the notes a user needs afterwards. `-q` and `--json` show nothing.
-pub(super) struct Display {
-    bar: Option<indicatif::ProgressBar>,
-    /// Step lines too (-v).
-    verbose: bool,
-    quiet: bool,
-    /// (scope, done, total)
-    regions: std::sync::Mutex<Vec<(Scope, usize, usize)>>,
-    throttled: std::sync::atomic::AtomicU64,
-    retried: std::sync::atomic::AtomicU64,
-}
-
-impl Display {
-    /// `totals`: the number of changes per scope.
-    pub(super) fn new(args: &CloudArgs, term: Terminal, totals: Vec<(Scope, usize)>) -> Self {
-        let quiet = !args.says_status();
-        let total: usize = totals.iter().map(|(_, n)| n).sum();
-        let bar = (term.stderr_tty && !quiet && total > 0).then(|| {
-            let bar = indicatif::ProgressBar::with_draw_target(
-                Some(total as u64),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            // `wide_msg` takes what is left of the terminal's width and cuts the rest: the
-            // line never wraps, however many scopes and counts it shows.
-            let template = if term.stderr_color {
-                "{spinner:.cyan} [{elapsed_precise}] {bar:24.cyan/blue} {pos}/{len} {wide_msg}"
-            } else {
-                "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {wide_msg}"
-            };
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        let display = Display {
-            bar,
-            verbose: args.verbose > 0,
-            quiet,
-            regions: std::sync::Mutex::new(totals.into_iter().map(|(r, n)| (r, 0, n)).collect()),
-            throttled: std::sync::atomic::AtomicU64::new(0),
-            retried: std::sync::atomic::AtomicU64::new(0),
-        };
-        display.refresh();
-        display
-    }
-
-    /// EC2's throttling answers and the retries after real errors so far (shown: labctl
-    /// slows down and retries).
-    pub(super) fn set_waits(&self, throttled: u64, retried: u64) {
-        let old_throttled = self
-            .throttled
-            .swap(throttled, std::sync::atomic::Ordering::Relaxed);
-        let old_retried = self
-            .retried
-            .swap(retried, std::sync::atomic::Ordering::Relaxed);
-        if (old_throttled, old_retried) != (throttled, retried) {
-            self.refresh();
-        }
-    }
-
-    fn refresh(&self) {
-        let Some(bar) = &self.bar else { return };
-        let regions = self
-            .regions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut parts: Vec<String> = regions
-            .iter()
-            .filter(|(_, _, total)| *total > 0)
-            .map(|(region, done, total)| format!("{region} {done}/{total}"))
-            .collect();
-        let throttled = self.throttled.load(std::sync::atomic::Ordering::Relaxed);
-        if throttled > 0 {
-            parts.push(format!(
-                "EC2 throttled {throttled} (slowing down, retrying)"
-            ));
-        }
-        let retried = self.retried.load(std::sync::atomic::Ordering::Relaxed);
-        if retried > 0 {
-            parts.push(format!("{retried} retried"));
-        }
-        bar.set_message(parts.join(" · "));
-    }
-
-    /// Whether a live display is drawn (a terminal, not -q or --json, something to do).
-    pub(super) fn is_live(&self) -> bool {
-        self.bar.is_some()
-    }
-
-    /// Remove the live display (before the report is printed).
-    pub(super) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Display {
-    fn step(&self, message: &str) {
-        if self.quiet || !self.verbose {
-            return;
-        }
-        match &self.bar {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
-    }
-
-    fn note(&self, message: &str) {
-        if self.quiet {
-            return;
-        }
-        match &self.bar {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
-    }
-
-    fn finished(&self, scope: &Scope) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-        }
-        let mut regions = self
-            .regions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entry) = regions.iter_mut().find(|(r, _, _)| r == scope) {
-            entry.1 += 1;
-        }
-        drop(regions);
-        self.refresh();
-    }
+/// The cloud a session reached, and the former accounts (no longer in the manifest) it
+/// could not reach.
+pub(super) struct Connected<C> {
+    pub(super) cloud: Arc<C>,
+    pub(super) unreached: Vec<(crate::desired::Reach, crate::cloud::CloudError)>,
 }
 
 /// How a session reaches the cloud: EC2 through its SDK in a run ([`Aws`]), the in-memory
@@ -181,14 +50,16 @@ impl Progress for Display {
 pub(super) trait Connect {
     type Cloud: Cloud;
 
-    /// The cloud for the manifest's scopes, bounded by the run's deadline and stop.
+    /// The cloud for the manifest's scopes, bounded by the run's deadline and stop. Every
+    /// member account is reached first: one of the manifest's that cannot be is an error
+    /// before anything is read.
     async fn connect(
         &self,
         args: &CloudArgs,
         desired: &Desired,
         deadline: Instant,
         stop: &crate::apply::Stop,
-    ) -> Arc<Self::Cloud>;
+    ) -> Result<Connected<Self::Cloud>, Error>;
 
     /// Whether reading the cloud is worth a status line (not when nothing is asked).
     fn reads_the_cloud(&self) -> bool {
@@ -208,7 +79,7 @@ impl Connect for Aws {
         desired: &Desired,
         deadline: Instant,
         stop: &crate::apply::Stop,
-    ) -> Arc<Ec2> {
+    ) -> Result<Connected<Ec2>, Error> {
         let options = Ec2Options {
             endpoint_url: args.endpoint_url.clone(),
             profile: args.profile.clone(),
@@ -222,7 +93,19 @@ impl Connect for Aws {
             deadline: Some(deadline.into()),
             stop: stop.clone(),
         };
-        Arc::new(Ec2::new(&options, &desired.scopes()).await)
+        let ec2 = Ec2::new(&options, &desired.scopes(), &desired.accounts).await;
+        let failed = tokio::time::timeout_at(deadline.into(), ec2.reach_accounts())
+            .await
+            .map_err(|_| Error::Timeout(args.timeout))?;
+        let (unreached, failed): (Vec<_>, Vec<_>) =
+            failed.into_iter().partition(|(reach, _)| reach.former);
+        if !failed.is_empty() {
+            return Err(Error::Accounts(failed));
+        }
+        Ok(Connected {
+            cloud: Arc::new(ec2),
+            unreached,
+        })
     }
 }
 
@@ -238,8 +121,11 @@ impl Connect for NoNetwork {
         _desired: &Desired,
         _deadline: Instant,
         _stop: &crate::apply::Stop,
-    ) -> Arc<crate::cloud::Offline> {
-        Arc::new(crate::cloud::Offline)
+    ) -> Result<Connected<crate::cloud::Offline>, Error> {
+        Ok(Connected {
+            cloud: Arc::new(crate::cloud::Offline),
+            unreached: Vec::new(),
+        })
     }
 
     fn reads_the_cloud(&self) -> bool {
@@ -288,30 +174,44 @@ pub(super) fn session<K: Connect, T>(
 ) -> Result<T, Error> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     init_logging(args.verbose);
-    let (desired, warnings) = prepare(args, term)?;
+    let (mut desired, mut warnings) = prepare(args, term)?;
     let folders = desired.key_folders();
     let project = desired.project.clone();
     let (mut lock, state) = open_state(args, &desired, &folders, lock_for)?;
+    let reached = state.journal.reached.clone();
+    super::reach::add_former(&mut desired, &reached);
     let rt = runtime()?;
     let result = rt.block_on(async {
         // Signals are watched before the first request: a Ctrl-C while the regions are read
         // ends the command with its report (one JSON document with --json), not by the signal.
         let stop = crate::apply::Stop::default();
         watch_signals(stop.clone(), args.quiet, args.json);
-        let cloud = connector.connect(args, &desired, deadline, &stop).await;
+        let connected = connector.connect(args, &desired, deadline, &stop).await?;
+        let cloud = connected.cloud;
+        warnings.extend(super::reach::leave_unreached(
+            &mut desired,
+            connected.unreached,
+            &reached,
+            args.json,
+            term,
+        ));
         let (observed, run) = look(
             &cloud,
             args,
-            &desired,
+            &mut desired,
             state,
             Begun {
                 deadline,
                 reads: connector.reads_the_cloud(),
+                term,
                 warnings,
                 stop,
             },
         )
         .await?;
+        if let Some(journal) = run.journal.as_deref() {
+            super::reach::remember(journal, &desired, &observed, &run.apply_id)?;
+        }
         work(&cloud, desired, observed, run).await
     });
     if let Some(lock) = lock.as_mut() {
@@ -368,6 +268,7 @@ fn open_state(
 struct Begun {
     deadline: Instant,
     reads: bool,
+    term: Terminal,
     warnings: Vec<serde_json::Value>,
     stop: crate::apply::Stop,
 }
@@ -378,14 +279,15 @@ struct Begun {
 async fn look<C: Cloud>(
     cloud: &Arc<C>,
     args: &CloudArgs,
-    desired: &Desired,
+    desired: &mut Desired,
     state: State,
     begun: Begun,
 ) -> Result<(Observed, Run), Error> {
     let Begun {
         deadline,
         reads,
-        warnings,
+        term,
+        mut warnings,
         stop,
     } = begun;
     let deleted: std::collections::BTreeSet<String> = state.journal.deleted.into_iter().collect();
@@ -393,24 +295,34 @@ async fn look<C: Cloud>(
     if reads {
         status(
             args,
-            &format!("Reading key pairs in {} region(s)", desired.scopes().len()),
+            &format!("Reading key pairs in {}", places(&desired.scopes())),
         );
     }
-    let waiting = (reads && args.says_status()).then(say_while_waiting);
-    let observed = tokio::select! {
-        observed = tokio::time::timeout_at(
-            deadline.into(),
-            observe(cloud, desired, FileCustody, &deleted, &made),
-        ) => Some(observed),
-        () = stop.wait() => None,
+    let observed = loop {
+        let waiting = (reads && args.says_status()).then(say_while_waiting);
+        let observed = tokio::select! {
+            observed = tokio::time::timeout_at(
+                deadline.into(),
+                observe(cloud, desired, FileCustody, &deleted, &made),
+            ) => Some(observed),
+            () = stop.wait() => None,
+        };
+        if let Some(waiting) = waiting {
+            waiting.abort();
+        }
+        match observed
+            .ok_or(Error::Interrupted)?
+            .map_err(|_| Error::Timeout(args.timeout))?
+        {
+            Ok(observed) => break observed,
+            // Only places of accounts the manifest no longer names could not be read: said,
+            // left out, and the rest read again.
+            Err(errors) => match super::reach::leave_unread(desired, &errors, args.json, term) {
+                Some(said) => warnings.extend(said),
+                None => return Err(Error::Observe(errors)),
+            },
+        }
     };
-    if let Some(waiting) = waiting {
-        waiting.abort();
-    }
-    let observed = observed
-        .ok_or(Error::Interrupted)?
-        .map_err(|_| Error::Timeout(args.timeout))?
-        .map_err(Error::Observe)?;
     let unsaved = settle_saved(
         state.held.as_deref(),
         desired,
@@ -431,6 +343,24 @@ async fn look<C: Cloud>(
         stop,
     };
     Ok((observed, run))
+}
+
+/// Where a run reads, for its status line: `3 region(s)`, or `1 region(s) of 3 account(s)`
+/// when member accounts are read too (the caller's own counts as one).
+fn places(scopes: &[Scope]) -> String {
+    let regions: std::collections::BTreeSet<&str> =
+        scopes.iter().map(|s| s.region.as_str()).collect();
+    let accounts: std::collections::BTreeSet<Option<&str>> =
+        scopes.iter().map(|s| s.account.id()).collect();
+    if accounts.iter().all(Option::is_none) {
+        format!("{} region(s)", regions.len())
+    } else {
+        format!(
+            "{} region(s) of {} account(s)",
+            regions.len(),
+            accounts.len()
+        )
+    }
 }
 
 /// The key folders that hold a file labctl wrote a key to: only those are claimed for the

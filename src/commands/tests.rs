@@ -27,8 +27,11 @@ impl Connect for Memory {
         _desired: &Desired,
         _deadline: Instant,
         _stop: &crate::apply::Stop,
-    ) -> Arc<MemoryCloud> {
-        Arc::clone(&self.0)
+    ) -> Result<super::session::Connected<MemoryCloud>, crate::error::Error> {
+        Ok(super::session::Connected {
+            cloud: Arc::clone(&self.0),
+            unreached: Vec::new(),
+        })
     }
 }
 

@@ -61,14 +61,7 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
         if !args.json {
             print_diagnostics(&source, &diagnostics, term);
             if let Some(desired) = desired.as_ref().filter(|_| !strict_failed) {
-                let pairs = desired.keypairs.len();
-                let regions = desired.scopes().len();
-                println!(
-                    "{}: valid ({pairs} key pair{} in {regions} region{})",
-                    source.name(),
-                    if pairs == 1 { "" } else { "s" },
-                    if regions == 1 { "" } else { "s" },
-                );
+                println!("{}: valid ({})", source.name(), what_it_places(desired));
             }
         }
         checked.push((source, diagnostics));
@@ -89,4 +82,27 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
     } else {
         Exit::Failure
     })
+}
+
+/// What a valid manifest places: `4 key pairs in 1 region of 3 accounts` (accounts said only
+/// when member accounts are used; the caller's own counts as one).
+fn what_it_places(desired: &crate::desired::Desired) -> String {
+    let pairs = desired.keypairs.len();
+    let scopes = desired.scopes();
+    let regions: std::collections::BTreeSet<&str> =
+        scopes.iter().map(|s| s.region.as_str()).collect();
+    let accounts: std::collections::BTreeSet<Option<&str>> =
+        scopes.iter().map(|s| s.account.id()).collect();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let of_accounts = if accounts.iter().any(Option::is_some) {
+        format!(" of {} account{}", accounts.len(), plural(accounts.len()))
+    } else {
+        String::new()
+    };
+    format!(
+        "{pairs} key pair{} in {} region{}{of_accounts}",
+        plural(pairs),
+        regions.len(),
+        plural(regions.len())
+    )
 }

@@ -14,6 +14,25 @@ pub(super) fn ssh_config(name: &str) -> String {
     )
 }
 
+/// Where the key pair is: `Regions:` in the caller's own account; `Where:` with each
+/// account's id (what an attendee sees in the console's account menu) and name otherwise.
+fn places(spec: &KeyPairSpec) -> String {
+    use crate::resource::Account;
+    if spec.scopes.iter().all(|s| s.account == Account::Caller) {
+        let regions: Vec<String> = spec.scopes.iter().map(ToString::to_string).collect();
+        return format!("Regions:     {}\n", regions.join(", "));
+    }
+    let places: Vec<String> = spec
+        .scopes
+        .iter()
+        .map(|s| match &s.account {
+            Account::Member(m) => format!("account {} ({}), region {}", m.id, m.name, s.region),
+            Account::Caller => format!("region {}", s.region),
+        })
+        .collect();
+    format!("Where:       {}\n", places.join("; "))
+}
+
 /// The README of a bundle: what it is, how to check it, how to connect.
 pub(super) fn readme(
     spec: &KeyPairSpec,
@@ -25,8 +44,7 @@ pub(super) fn readme(
     let name = spec.name.as_str();
     let mut text = format!("Your key pair for {project}\n\nKey pair:    {name}\n");
     let _ = writeln!(text, "Seat:        {}", spec.seat);
-    let regions: Vec<String> = spec.scopes.iter().map(ToString::to_string).collect();
-    let _ = writeln!(text, "Regions:     {}", regions.join(", "));
+    text.push_str(&places(spec));
     let _ = writeln!(text, "Public key:  {}", public.to_openssh());
     let mut files = vec![format!("{name}.pem (OpenSSH, for ssh)")];
     if spec.ppk.is_some() {

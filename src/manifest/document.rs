@@ -5,11 +5,14 @@
 //! positions: substitution and the meaning of values belong to `validate`.
 
 use super::Located;
+use super::accounts::AccountDef;
 use super::node::{Kind, Node, Pos};
 use crate::diagnostic::Diagnostic;
 
 /// Top-level fields.
-pub const FIELDS_TOP: &[&str] = &["version", "project", "vars", "defaults", "keypairs"];
+pub const FIELDS_TOP: &[&str] = &[
+    "version", "project", "vars", "accounts", "defaults", "keypairs",
+];
 /// Fields of `defaults`.
 pub const FIELDS_DEFAULTS: &[&str] = &[
     "region",
@@ -21,6 +24,8 @@ pub const FIELDS_DEFAULTS: &[&str] = &[
     "tags",
     "purge_tags",
     "formats",
+    "account",
+    "role_name",
 ];
 /// Fields of one `keypairs` entry.
 pub const FIELDS_ENTRY: &[&str] = &[
@@ -32,6 +37,8 @@ pub const FIELDS_ENTRY: &[&str] = &[
     "seat",
     "region",
     "regions",
+    "account",
+    "accounts",
     "key_type",
     "source",
     "bits",
@@ -48,6 +55,8 @@ pub struct Manifest {
     pub version: Option<Located<i128>>,
     pub project: Option<Located<String>>,
     pub vars: Vec<(Located<String>, Located<String>)>,
+    /// The `accounts` mapping, in the order written.
+    pub accounts: Vec<AccountDef>,
     pub defaults: Defaults,
     /// The `keypairs` list and where it is; `None` when missing or not a list.
     pub keypairs: Option<Located<Vec<Entry>>>,
@@ -64,9 +73,13 @@ pub struct Defaults {
     pub tags: Vec<(Located<String>, Located<String>)>,
     pub purge_tags: Option<Located<bool>>,
     pub formats: Option<Located<Vec<Located<String>>>>,
+    /// The account of entries that name none (an `accounts` name).
+    pub account: Option<Located<String>>,
+    /// The role assumed in accounts given by `id`.
+    pub role_name: Option<Located<String>>,
 }
 
-/// `region: x` or `regions: [x, y]`, whichever was written.
+/// `region: x` or `regions: [x, y]` (and `account`/`accounts`), whichever was written.
 #[derive(Clone, Debug)]
 pub struct RegionList {
     /// The field path, e.g. `keypairs[0].regions`.
@@ -97,6 +110,8 @@ pub struct Entry {
     /// The seat label template (default: the key pair's name).
     pub seat: Option<Located<String>>,
     pub regions: Option<RegionList>,
+    /// `account: x` or `accounts: [x, y]`: names of the manifest's `accounts`.
+    pub accounts: Option<RegionList>,
     pub key_type: Option<Located<String>>,
     pub source: Option<Located<String>>,
     pub bits: Option<Located<i128>>,
@@ -115,13 +130,13 @@ pub(super) fn read(root: &Node) -> (Manifest, Vec<Diagnostic>) {
 }
 
 #[derive(Default)]
-struct Reader {
+pub(super) struct Reader {
     diagnostics: Vec<Diagnostic>,
     /// Unknown fields reported with a suggestion: (the suggested field's path, where).
     misspelled: Vec<(String, Pos)>,
 }
 
-fn join(parent: &str, field: &str) -> String {
+pub(super) fn join(parent: &str, field: &str) -> String {
     if parent.is_empty() {
         field.to_owned()
     } else {
@@ -130,11 +145,11 @@ fn join(parent: &str, field: &str) -> String {
 }
 
 impl Reader {
-    fn error(&mut self, diagnostic: Diagnostic) {
+    pub(super) fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
 
-    fn wrong_type(&mut self, field: &str, node: &Node, expected: &str) {
+    pub(super) fn wrong_type(&mut self, field: &str, node: &Node, expected: &str) {
         let mut diagnostic = Diagnostic::error(
             field,
             node.pos,
@@ -150,7 +165,7 @@ impl Reader {
     }
 
     /// The entries of a mapping with string keys; unknown keys are reported (with a suggestion).
-    fn fields<'n>(
+    pub(super) fn fields<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -197,7 +212,7 @@ impl Reader {
         Some(out)
     }
 
-    fn string(&mut self, field: &str, node: &Node) -> Option<Located<String>> {
+    pub(super) fn string(&mut self, field: &str, node: &Node) -> Option<Located<String>> {
         if let Kind::Str(s) = &node.kind {
             Some(Located {
                 value: s.clone(),
@@ -285,7 +300,7 @@ impl Reader {
         out
     }
 
-    fn regions(&mut self, field: &str, key: &Node, node: &Node) -> RegionList {
+    fn regions(&mut self, field: &str, key: &Node, node: &Node, what: &str) -> RegionList {
         let items = match &node.kind {
             Kind::Str(s) => vec![Located {
                 value: s.clone(),
@@ -297,7 +312,12 @@ impl Reader {
                 .filter_map(|(i, item)| self.string(&format!("{field}[{i}]"), item))
                 .collect(),
             _ => {
-                self.wrong_type(field, node, "a region name or a list of region names");
+                let article = if what.starts_with('a') { "an" } else { "a" };
+                self.wrong_type(
+                    field,
+                    node,
+                    &format!("{article} {what} name or a list of {what} names"),
+                );
                 return RegionList {
                     field: field.to_owned(),
                     pos: node.pos,
@@ -319,8 +339,9 @@ impl Reader {
         }
     }
 
-    /// `region` and `regions` are two spellings of one setting; both at once is an error.
-    fn region_setting(
+    /// `region` and `regions` (or `account` and `accounts`) are two spellings of one
+    /// setting; both at once is an error.
+    pub(super) fn region_setting(
         &mut self,
         path: &str,
         slot: &mut Option<RegionList>,
@@ -329,18 +350,19 @@ impl Reader {
         value: &Node,
     ) {
         let field = join(path, name);
+        let what = name.trim_end_matches('s');
         if let Some(previous) = slot.as_ref() {
             let diagnostic = Diagnostic::error(
                 &field,
                 key.pos,
-                "give either `region` or `regions`, not both",
+                format!("give either `{what}` or `{what}s`, not both"),
             )
-            .with_related(previous.pos, "regions already given here")
-            .with_help("use `regions: [a, b]` for several regions");
+            .with_related(previous.pos, format!("{what}s already given here"))
+            .with_help(format!("use `{what}s: [a, b]` for several {what}s"));
             self.error(diagnostic);
             return;
         }
-        *slot = Some(self.regions(&field, key, value));
+        *slot = Some(self.regions(&field, key, value, what));
     }
 
     fn manifest(&mut self, root: &Node) -> Manifest {
@@ -369,6 +391,7 @@ impl Reader {
                     manifest.project = self.string("project", value);
                 }
                 "vars" => manifest.vars = self.string_map("vars", value),
+                "accounts" => manifest.accounts = self.accounts(value),
                 "defaults" => manifest.defaults = self.defaults(value),
                 "keypairs" => {
                     seen_keypairs = true;
@@ -431,6 +454,8 @@ impl Reader {
                 "tags" => defaults.tags = self.string_map("defaults.tags", value),
                 "purge_tags" => defaults.purge_tags = self.boolean("defaults.purge_tags", value),
                 "formats" => defaults.formats = self.string_list("defaults.formats", value),
+                "account" => defaults.account = self.string("defaults.account", value),
+                "role_name" => defaults.role_name = self.string("defaults.role_name", value),
                 _ => {}
             }
         }
@@ -497,6 +522,7 @@ impl Reader {
             skip: None,
             seat: None,
             regions: None,
+            accounts: None,
             key_type: None,
             source: None,
             bits: None,
@@ -516,6 +542,9 @@ impl Reader {
                 }
                 "region" | "regions" => {
                     self.region_setting(&path, &mut entry.regions, name, key, value);
+                }
+                "account" | "accounts" => {
+                    self.region_setting(&path, &mut entry.accounts, name, key, value);
                 }
                 "key_type" => entry.key_type = self.string(&field, value),
                 "source" => entry.source = self.string(&field, value),

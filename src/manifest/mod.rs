@@ -5,10 +5,12 @@
 //! nesting, aliases and nodes) and reports every structural mistake (syntax, types, missing
 //! and unknown fields) as a [`Diagnostic`]. It never touches the network and writes nothing.
 
+mod accounts;
 mod document;
 mod node;
 mod source;
 
+pub use accounts::{AccountDef, FIELDS_ACCOUNT};
 pub use document::{
     Defaults, Entry, FIELDS_DEFAULTS, FIELDS_ENTRY, FIELDS_TOP, Manifest, RegionList,
 };

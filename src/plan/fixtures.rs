@@ -49,6 +49,8 @@ pub(super) fn desired(regions: &[&str], key_type: KeyType) -> Desired {
             output_display: "keys/lab-key.pem".into(),
         }],
         orphan_dir: PathBuf::from("keys"),
+        accounts: Vec::new(),
+        former_scopes: Vec::new(),
     }
 }
 

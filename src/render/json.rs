@@ -13,6 +13,10 @@ struct JsonAction<'a> {
     action: &'static str,
     name: &'a str,
     region: String,
+    /// The member account's 12-digit id; `null` in the caller's own account.
+    account: Option<&'a str>,
+    /// The member account's name in the manifest; `null` in the caller's own account.
+    account_name: Option<&'a str>,
     output: Option<&'a str>,
     reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +40,8 @@ fn json_action(a: &Action, status: Option<Status>, error: Option<String>) -> Jso
         action: a.change().as_str(),
         name: a.name().as_str(),
         region: a.scope().region.to_string(),
+        account: a.scope().account.id(),
+        account_name: a.scope().account.name(),
         output: (!a.file_display().is_empty()).then_some(a.file_display()),
         reason: a.reason.clone(),
         conflict: a.conflict().map(Conflict::as_str),

@@ -200,6 +200,27 @@ fn common_folder<'a>(actions: impl Iterator<Item = &'a Action>) -> Option<String
     crate::desired::common_key_folder(actions.map(|a| (a.name().as_str(), a.file_display())))
 }
 
+/// The member accounts the actions are in, each once (by id), as `Accounts: team-a
+/// 111111111111, …`: a scope line reads `team-a/eu-west-1`, and this says which account that
+/// is. `None` when every action is in the caller's own account.
+fn accounts_line<'a>(actions: impl Iterator<Item = &'a Action>) -> Option<String> {
+    let mut accounts: Vec<&std::sync::Arc<crate::resource::MemberAccount>> = actions
+        .filter_map(|a| match &a.scope().account {
+            crate::resource::Account::Member(m) => Some(m),
+            crate::resource::Account::Caller => None,
+        })
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    (!accounts.is_empty()).then(|| {
+        let list: Vec<String> = accounts
+            .iter()
+            .map(|m| format!("{} {}", printable(&m.name), m.id))
+            .collect();
+        format!("Accounts: {}", list.join(", "))
+    })
+}
+
 fn widths<'a>(actions: impl Iterator<Item = &'a Action>, with_file: bool) -> Widths {
     let mut w = Widths {
         name: 4,
@@ -342,6 +363,9 @@ pub(crate) fn plan_human(plan: &Plan, style: Style, verbose: bool) -> String {
             let _ = writeln!(out, "Plan for project {}:", plan.project);
         }
     }
+    if let Some(accounts) = accounts_line(plan.actions.iter()) {
+        out.push_str(&wrap(&accounts, 0, 2));
+    }
     for a in &shown {
         line(
             &mut out,
@@ -453,6 +477,9 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
             "Applied:"
         };
         let _ = writeln!(out, "{heading}");
+        if let Some(accounts) = accounts_line(actions()) {
+            out.push_str(&wrap(&accounts, 0, 2));
+        }
     }
     if !list_done {
         done_counts(&mut out, report, style);

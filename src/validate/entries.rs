@@ -183,6 +183,22 @@ impl Validator<'_> {
         let name_pos = entry.name.as_ref().map_or(entry.pos, |n| n.pos);
         let (regions, valid_regions) =
             self.entry_regions(manifest, entry, defaults, &path, name_pos);
+        let accounts = self.entry_accounts(entry, &defaults.accounts, instance);
+        // Every (account, region), accounts outer: the first is where the key is made.
+        let place = |regions: &[Region]| -> Vec<crate::resource::Scope> {
+            accounts
+                .iter()
+                .flatten()
+                .flat_map(|account| {
+                    regions.iter().map(|region| crate::resource::Scope {
+                        account: account.clone(),
+                        region: region.clone(),
+                    })
+                })
+                .collect()
+        };
+        let valid_scopes = place(&valid_regions);
+        let regions = regions.filter(|_| accounts.is_some()).map(|r| place(&r));
         let explicit_type = self.entry_key_type(manifest, entry, defaults, &path);
         let (source, key_type) = self.key_source(manifest, entry, defaults, explicit_type, &path);
         // A name in error still leaves the tags and the output to check (every undefined
@@ -223,10 +239,7 @@ impl Validator<'_> {
                 };
                 Some(KeyPairSpec {
                     name,
-                    scopes: regions
-                        .into_iter()
-                        .map(crate::resource::Scope::caller)
-                        .collect(),
+                    scopes: regions,
                     key_type,
                     source,
                     tags,
@@ -243,7 +256,7 @@ impl Validator<'_> {
             spec,
             seat,
             name: name.map(|n| (n, name_pos)),
-            regions: valid_regions,
+            scopes: valid_scopes,
             output: output.map(|(path, display)| (path, display, output_pos)),
             ppk,
         }

@@ -18,6 +18,7 @@ use crate::template::{self, TemplateError};
 
 /// EC2's limit on tags per resource, labctl's own tag included.
 pub const MAX_TAGS: usize = 50;
+mod accounts;
 mod entries;
 mod key_source;
 mod paths;
@@ -25,6 +26,7 @@ mod regions;
 mod tags;
 mod variables;
 
+pub use accounts::{reach_is_sound, role_arn_account};
 pub use paths::normalize;
 
 const MAX_TAG_KEY: usize = 128;
@@ -81,7 +83,8 @@ struct Checked {
     /// is the key pair's name.
     seat: Option<(String, Pos, bool)>,
     name: Option<(KeyName, Pos)>,
-    regions: Vec<Region>,
+    /// The scopes it is placed in that are valid on their own.
+    scopes: Vec<crate::resource::Scope>,
     output: Option<(PathBuf, String, Pos)>,
     /// The PuTTY key file the entry also writes.
     ppk: Option<PathBuf>,
@@ -97,6 +100,8 @@ struct Resolved {
     purge_tags: bool,
     /// `formats` includes `ppk`.
     ppk: bool,
+    /// The manifest's accounts and the default one.
+    accounts: accounts::Accounts,
 }
 
 /// A `key_type` as written: absent, invalid (already reported), or a type.
@@ -173,7 +178,8 @@ impl Validator<'_> {
             p.value.clone()
         });
         self.vars(manifest, project.as_deref());
-        let resolved = self.defaults(manifest);
+        let mut resolved = self.defaults(manifest);
+        resolved.accounts = self.accounts(manifest, project.as_deref());
 
         let entries = manifest
             .keypairs
@@ -181,7 +187,7 @@ impl Validator<'_> {
             .map_or(&[][..], |k| k.value.as_slice());
         let mut specs = Vec::with_capacity(entries.len());
         // (name, region) -> where that name was first given, for duplicate detection.
-        let mut seen_names: BTreeMap<(String, String), Pos> = BTreeMap::new();
+        let mut seen_names: BTreeMap<(String, crate::resource::Scope), Pos> = BTreeMap::new();
         let mut seen_outputs: BTreeMap<PathBuf, Pos> = BTreeMap::new();
         let mut seen_seats: BTreeMap<String, (Pos, bool)> = BTreeMap::new();
         for entry in entries {
@@ -199,6 +205,8 @@ impl Validator<'_> {
             project,
             keypairs: specs,
             orphan_dir,
+            accounts: std::mem::take(&mut resolved.accounts.reaches),
+            former_scopes: Vec::new(),
         })
     }
 
@@ -240,12 +248,12 @@ impl Validator<'_> {
         &mut self,
         entry: &Entry,
         checked: &Checked,
-        seen_names: &mut BTreeMap<(String, String), Pos>,
+        seen_names: &mut BTreeMap<(String, crate::resource::Scope), Pos>,
         seen_outputs: &mut BTreeMap<PathBuf, Pos>,
     ) {
         if let Some((name, name_pos)) = &checked.name {
-            for region in &checked.regions {
-                let key = (name.as_str().to_owned(), region.as_str().to_owned());
+            for region in &checked.scopes {
+                let key = (name.as_str().to_owned(), region.clone());
                 if let Some(first) = seen_names.get(&key) {
                     let mut diagnostic = Diagnostic::error(
                         format!("keypairs[{}].name", entry.index),
@@ -253,7 +261,9 @@ impl Validator<'_> {
                         format!("key pair `{name}` is listed twice in {region}"),
                     )
                     .with_label("listed again here")
-                    .with_help("key pair names are unique per region; rename one of them");
+                    .with_help(
+                        "key pair names are unique per account and region; rename one of them",
+                    );
                     if first == name_pos {
                         diagnostic = diagnostic.with_help(
                             "every key pair of a `count` or `for_each` entry needs its own name: use `${index}` or `${item}` in `name`",
@@ -331,6 +341,7 @@ impl Validator<'_> {
                 .as_ref()
                 .and_then(|f| self.formats("defaults.formats", f))
                 .unwrap_or(false),
+            accounts: accounts::Accounts::default(),
         }
     }
 

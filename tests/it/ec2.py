@@ -10,6 +10,8 @@
   ec2.py ENDPOINT create-rsa REGION NAME   (prints the private key as the AWS CLI's
                                            `--query KeyMaterial --output text` does)
   ec2.py ENDPOINT id REGION NAME           -> the key pair's id
+REGION may be ACCOUNT:REGION: the request is made in that account, with the credentials of
+its role `OrganizationAccountAccessRole` (STS AssumeRole, as labctl reaches a member account).
 """
 import json
 import sys
@@ -21,13 +23,20 @@ if endpoint == "aws":
     # Real EC2, with the credentials of the environment (tests/live.rs only).
     ec2 = boto3.client("ec2", region_name=region)
 else:
-    ec2 = boto3.client(
-        "ec2",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if ":" in region:
+        account, region = region.split(":", 1)
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name=region, **credentials)
+        given = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+            RoleSessionName="tests",
+        )["Credentials"]
+        credentials = {
+            "aws_access_key_id": given["AccessKeyId"],
+            "aws_secret_access_key": given["SecretAccessKey"],
+            "aws_session_token": given["SessionToken"],
+        }
+    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region, **credentials)
 if command == "describe":
     pairs = ec2.describe_key_pairs(IncludePublicKey=True)["KeyPairs"]
     print(json.dumps([

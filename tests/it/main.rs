@@ -8,6 +8,7 @@
     clippy::similar_names
 )]
 
+mod accounts;
 mod agree;
 mod agreement;
 mod apply;

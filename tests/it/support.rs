@@ -246,6 +246,14 @@ impl Drop for Proxy {
 }
 
 /// A unique name for this test's resources, so tests can share one server.
+/// An AWS account id of this test run's own (12 digits, never the local server's default
+/// account 123456789012): tests sharing the server keep to their accounts.
+pub(crate) fn unique_account() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = (std::process::id() as usize) * 1000 + COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("9{:011}", n % 100_000_000_000)
+}
+
 pub(crate) fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     format!(
@@ -477,6 +485,7 @@ pub(crate) fn cannot_run(why: &str) {
 pub(crate) struct Manifest {
     text: String,
     entries: bool,
+    accounts: bool,
 }
 
 impl Manifest {
@@ -484,7 +493,21 @@ impl Manifest {
         Manifest {
             text: format!("version: 1\nproject: {project}\n"),
             entries: false,
+            accounts: false,
         }
+    }
+
+    /// One account of `accounts:` (before any entry): its name and its flow mapping
+    /// (`{ id: "111111111111" }`).
+    #[must_use]
+    pub(crate) fn account(mut self, name: &str, yaml: &str) -> Self {
+        assert!(!self.entries, "accounts come before the key pairs");
+        if !self.accounts {
+            self.text.push_str("accounts:\n");
+            self.accounts = true;
+        }
+        let _ = writeln!(self.text, "  {name}: {yaml}");
+        self
     }
 
     /// `defaults:` as one flow mapping (`{ region: us-east-1, key_type: ed25519 }`) or, when

@@ -1,0 +1,172 @@
+//! Credentials for member accounts: the caller's own credentials (profile, SSO, environment,
+//! instance role) assume each account's role with STS `AssumeRole`, once per run; the answer
+//! is kept in memory for the run and renewed before it expires. Never written anywhere.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_ec2::config::{Credentials, ProvideCredentials};
+use aws_sdk_sts::Client;
+
+use super::CloudError;
+use super::classify::{backoff, convert, transient};
+use crate::desired::Reach;
+use crate::resource::Scope;
+
+/// Attempts at `AssumeRole`, the first included, when failures may pass.
+const ATTEMPTS: u32 = 3;
+
+/// Credentials with less than this left are renewed (a long run outlives an hour's session).
+const RENEW_BEFORE: Duration = Duration::from_mins(5);
+
+/// One member account's role, and its credentials once assumed.
+#[derive(Debug)]
+pub(super) struct Role {
+    client: Client,
+    reach: Reach,
+    /// The scope it is assumed for (its first region): named in errors.
+    scope: Scope,
+    host: String,
+    /// The `--profile` whose credentials assume the role (named in credential errors).
+    profile: Option<String>,
+    held: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl Role {
+    /// The role of `reach`, assumed through STS in `scope`'s region with the caller's
+    /// credentials from `shared` (its endpoint: `--endpoint-url`, `AWS_ENDPOINT_URL`,
+    /// `AWS_ENDPOINT_URL_STS`).
+    pub(super) fn new(
+        shared: &aws_config::SdkConfig,
+        reach: Reach,
+        scope: Scope,
+        host: String,
+        profile: Option<String>,
+    ) -> Arc<Self> {
+        let config = aws_sdk_sts::config::Builder::from(shared)
+            .region(aws_sdk_sts::config::Region::new(
+                scope.region.as_str().to_owned(),
+            ))
+            .build();
+        Arc::new(Role {
+            client: Client::from_conf(config),
+            reach,
+            scope,
+            host,
+            profile,
+            held: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub(super) fn reach(&self) -> &Reach {
+        &self.reach
+    }
+
+    /// The role's credentials: the ones held while they have [`RENEW_BEFORE`] left, else
+    /// assumed again (one request at a time per account).
+    pub(super) async fn credentials(&self) -> Result<Credentials, CloudError> {
+        let mut held = self.held.lock().await;
+        if let Some(credentials) = held.as_ref()
+            && credentials
+                .expiry()
+                .is_none_or(|at| at > SystemTime::now() + RENEW_BEFORE)
+        {
+            return Ok(credentials.clone());
+        }
+        let fresh = self.assume().await?;
+        *held = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// `AssumeRole`, sent again after a failure that may pass (a timeout, a cut
+    /// connection, a server error) a few times with backoff.
+    async fn assume(&self) -> Result<Credentials, CloudError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut request = self
+                .client
+                .assume_role()
+                .role_arn(&self.reach.role_arn)
+                .role_session_name(&self.reach.session_name);
+            if let Some(external_id) = &self.reach.external_id {
+                request = request.external_id(external_id);
+            }
+            match request.send().await {
+                Ok(answer) => return self.credentials_of(&answer),
+                Err(err) if attempts < ATTEMPTS && transient(&err) => {
+                    tokio::time::sleep(backoff(attempts)).await;
+                }
+                Err(err) => {
+                    return Err(convert(
+                        "AssumeRole",
+                        &self.scope,
+                        &self.host,
+                        self.profile.as_deref(),
+                        &err,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The credentials of an `AssumeRole` answer, only when they are the account's: the
+    /// session STS made must be in the account this role stands for (a role ARN from a
+    /// hand-edited state file that leads into another account would make every key pair
+    /// there look like an orphan of this one).
+    fn credentials_of(
+        &self,
+        answer: &aws_sdk_sts::operation::assume_role::AssumeRoleOutput,
+    ) -> Result<Credentials, CloudError> {
+        let refused = |message: String| CloudError {
+            kind: super::CloudErrorKind::Other,
+            operation: "AssumeRole",
+            scope: self.scope.to_string(),
+            message,
+        };
+        let session_account = answer
+            .assumed_role_user()
+            .and_then(|user| user.arn().split(':').nth(4).map(str::to_owned));
+        if session_account.as_deref() != Some(self.reach.account.id.as_str()) {
+            return Err(refused(format!(
+                "the role {} gave a session in account {}, not in {}: labctl does not use it",
+                self.reach.role_arn,
+                session_account.as_deref().unwrap_or("(not said)"),
+                self.reach.account.id
+            )));
+        }
+        let Some(given) = answer.credentials() else {
+            return Err(refused("STS answered without credentials".to_owned()));
+        };
+        tracing::debug!(account = %self.reach.account.id, role = %self.reach.role_arn, "assumed the account's role");
+        Ok(Credentials::new(
+            given.access_key_id(),
+            given.secret_access_key(),
+            Some(given.session_token().to_owned()),
+            SystemTime::try_from(*given.expiration()).ok(),
+            "labctl-assume-role",
+        ))
+    }
+}
+
+/// A member account's role as the credentials of its EC2 clients.
+#[derive(Debug)]
+pub(super) struct RoleCredentials(pub(super) Arc<Role>);
+
+impl ProvideCredentials for RoleCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            self.0.credentials().await.map_err(|err| {
+                aws_credential_types::provider::error::CredentialsError::provider_error(format!(
+                    "assuming the role of account {}: {}",
+                    self.0.reach.account.name, err.message
+                ))
+            })
+        })
+    }
+}
