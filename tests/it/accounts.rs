@@ -476,8 +476,7 @@ fn a_former_place_that_cannot_be_read_is_said_and_kept_for_the_next_run() {
     let text = std::fs::read_to_string(&keys).unwrap();
     let record = text
         .lines()
-        .filter(|l| l.starts_with("reached\t") && l.contains(&b))
-        .next_back()
+        .rfind(|l| l.starts_with("reached\t") && l.contains(&b))
         .unwrap()
         .replace("[\"eu-west-1\"]", "[\"eu-west-1\",\"xx-mars-1\"]");
     std::fs::write(&keys, format!("{text}{record}\n")).unwrap();
