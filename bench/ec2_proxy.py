@@ -1,13 +1,20 @@
 """A proxy in front of a local EC2 server, on loopback: latency, EC2's throttling, and faults.
 
-  python3 bench/ec2_proxy.py UPSTREAM_URL [--delay-ms N] [--throttle] [--faults JSON]
+  python3 bench/ec2_proxy.py UPSTREAM_URL [--delay-ms N] [--throttle [--per-account]] [--faults JSON]
 
 Prints the port it listens on (127.0.0.1, a free port) on its first line and serves until its
 standard input closes. Stdlib only.
 
---delay-ms N   adds N ms before each request is forwarded (a far region).
+--delay-ms N   adds N ms before each request is forwarded (a far region), STS requests too.
 --throttle     enforces EC2's token buckets per (region, action), answering
-               RequestLimitExceeded (HTTP 503) as EC2 does when a bucket is empty.
+               RequestLimitExceeded (HTTP 503) as EC2 does when a bucket is empty. STS
+               requests (AssumeRole, GetCallerIdentity, or signed for the service `sts`) are
+               never throttled and take no token.
+--per-account  with --throttle: the buckets are per (access key id, region, action), both
+               read from the request's Authorization header (Credential=AKID/DATE/REGION/...),
+               as EC2 meters each account apart: each assumed role's temporary access key
+               stands for its account, so ten accounts get ten sets of buckets. With
+               --eventual, the listing lag is kept per access key id too.
 --limits JSON  with --throttle: other buckets, {"Action": [burst, refill per second]}, for
                an account whose limits differ from EC2's published ones.
 --eventual MS  EC2's eventual consistency: for MS milliseconds after a key pair is created
@@ -16,7 +23,10 @@ standard input closes. Stdlib only.
 --faults JSON  a list of rules, each {"action": "CreateKeyPair" or "*", "fault": F,
                "count": N (how many matching requests get it; default 1), "skip": N (let the
                first N matching requests through untouched; default 0), "name": KEY NAME
-               (optional: only requests for that key pair), "ms": N (for slow/hang)}, where F is
+               (optional: only requests for that key pair), "role": ROLE ARN (optional: only
+               requests whose RoleArn is that role, e.g. {"action": "AssumeRole", "role":
+               "arn:aws:iam::222222222222:role/OrganizationAccountAccessRole", "fault":
+               "denied", "count": 1000}), "ms": N (for slow/hang)}, where F is
                  refuse   close the connection without an answer
                  hang     hold the request for `ms` ms (default 60000), then close
                  stall    forward the request (EC2 acts on it), then hold the answer for
@@ -25,7 +35,8 @@ standard input closes. Stdlib only.
                  http500  answer HTTP 500 without forwarding
                  http503  answer HTTP 503 without forwarding
                  throttle answer RequestLimitExceeded without forwarding
-                 denied   answer UnauthorizedOperation (HTTP 403) without forwarding
+                 denied   answer UnauthorizedOperation (HTTP 403) without forwarding; to an
+                          STS request, STS's AccessDenied (HTTP 403) for the RoleArn
                  slow     forward after `ms` ms
                  race     first import the same key pair name (another machine's key), then forward
                  mangle   forward, then garble the key names and public keys in the answer
@@ -50,6 +61,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape as xml_escape
 
 # EC2's published buckets: (burst, refill per second).
 LIMITS = {
@@ -58,6 +70,8 @@ LIMITS = {
     "DeleteTags": (100, 10),
 }
 DEFAULT_LIMIT = (50, 5)  # CreateKeyPair, ImportKeyPair, DeleteKeyPair, ...
+# STS actions: never throttled by EC2's buckets; `denied` answers them in STS's own format.
+STS_ACTIONS = ("AssumeRole", "GetCallerIdentity")
 OTHER_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILSsJOePlBjf01wlQcPaZbLAONhsdQ6D8y/AnJIiQnX5 other-machine"
 )
@@ -69,9 +83,13 @@ args = argparse.ArgumentParser(
 )
 args.add_argument("upstream", help="the EC2 endpoint to forward to (http://127.0.0.1:PORT)")
 args.add_argument("--delay-ms", type=int, default=0, metavar="N",
-                  help="add N ms before each request is forwarded (a far region)")
+                  help="add N ms before each request is forwarded (a far region), STS requests too")
 args.add_argument("--throttle", action="store_true",
-                  help="enforce EC2's token buckets per (region, action), answering RequestLimitExceeded")
+                  help="enforce EC2's token buckets per (region, action), answering RequestLimitExceeded "
+                       "(STS requests are never throttled)")
+args.add_argument("--per-account", action="store_true",
+                  help="with --throttle: buckets per (access key id, region, action), each assumed "
+                       "role's access key standing for its account (--eventual's lag too)")
 args.add_argument("--faults", default="[]", metavar="JSON",
                   help="fault rules (see below)")
 args.add_argument("--limits", default="{}", metavar="JSON",
@@ -90,26 +108,31 @@ buckets = {}
 stats = {"requests": {}, "faults": {}, "throttled": 0, "hidden": 0, "stalled": 0}
 
 
-def take_token(region, action):
+def take_token(scope, action):
+    """One token from the bucket of (scope, action); scope is the region, or with --per-account
+    (access key id, region)."""
     burst, rate = LIMITS.get(action, DEFAULT_LIMIT)
     now = time.monotonic()
     with lock:
-        tokens, last = buckets.get((region, action), (float(burst), now))
+        tokens, last = buckets.get((scope, action), (float(burst), now))
         tokens = min(burst, tokens + (now - last) * rate)
         if tokens < 1:
-            buckets[(region, action)] = (tokens, now)
+            buckets[(scope, action)] = (tokens, now)
             return False
-        buckets[(region, action)] = (tokens - 1, now)
+        buckets[(scope, action)] = (tokens - 1, now)
         return True
 
 
 def pick_fault(action, params):
     names = params.get("KeyName", [""])
+    roles = params.get("RoleArn", [""])
     with lock:
         for rule in rules:
             if rule["count"] <= 0 or rule["action"] not in ("*", action):
                 continue
             if "name" in rule and rule["name"] not in names:
+                continue
+            if "role" in rule and rule["role"] not in roles:
                 continue
             if rule["skip"] > 0:
                 rule["skip"] -= 1
@@ -128,8 +151,20 @@ def ec2_error(code, message):
     ).encode()
 
 
+def sts_denied(action, role_arn):
+    """STS's answer to a caller that may not assume the role (HTTP 403)."""
+    message = (f"User: arn:aws:iam::123456789012:user/moto is not authorized to perform: "
+               f"sts:{action} on resource: {role_arn or '*'}")
+    return (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+        f"<Code>AccessDenied</Code><Message>{xml_escape(message)}</Message></Error>"
+        "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    ).encode()
+
+
 # Eventual consistency: (region, name) -> until (hidden new key pairs), and
-# (region, name) -> (the <item> element, until) (deleted key pairs still listed).
+# (region, name) -> (the <item> element, until) (deleted key pairs still listed); with
+# --per-account, (access key id, region) in place of the region.
 hidden = {}
 ghosts = {}
 
@@ -197,13 +232,18 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         params = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         action = params.get("Action", ["?"])[0]
-        scope = re.search(r"Credential=[^/]+/\d+/([^/]+)/", self.headers.get("Authorization", ""))
-        region = scope.group(1) if scope else "?"
+        # Credential=AKID/DATE/REGION/SERVICE/aws4_request: who signed, where, for which service.
+        scope = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]*)", self.headers.get("Authorization", ""))
+        access_key, region, service = scope.groups() if scope else ("?", "?", "?")
+        sts = action in STS_ACTIONS or service == "sts"
+        # With --per-account, each access key (each assumed role's: its account) has its own
+        # buckets and its own listing lag; otherwise the region alone.
+        region_key = (access_key, region) if opts.per_account else region
         with lock:
             stats["requests"][action] = stats["requests"].get(action, 0) + 1
         if opts.delay_ms:
             time.sleep(opts.delay_ms / 1000)
-        if opts.throttle and not take_token(region, action):
+        if opts.throttle and not sts and not take_token(region_key, action):
             with lock:
                 stats["throttled"] += 1
             return self.answer(503, ec2_error("RequestLimitExceeded", "Request limit exceeded."))
@@ -222,6 +262,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(500, b"Internal Server Error", "text/plain")
         if fault == "http503":
             return self.answer(503, b"Service Unavailable", "text/plain")
+        if fault == "denied" and sts:
+            return self.answer(403, sts_denied(action, params.get("RoleArn", [""])[0]))
         if fault == "denied":
             return self.answer(403, ec2_error("UnauthorizedOperation", "You are not authorized to perform this operation."))
         if fault == "throttle":
@@ -260,15 +302,15 @@ class Handler(BaseHTTPRequestHandler):
             until = time.monotonic() + opts.eventual / 1000
             with lock:
                 if action in ("CreateKeyPair", "ImportKeyPair"):
-                    hidden[(region, names[0])] = until
-                    ghosts.pop((region, names[0]), None)
+                    hidden[(region_key, names[0])] = until
+                    ghosts.pop((region_key, names[0]), None)
                 elif action == "DeleteKeyPair" and ghost is not None:
-                    ghosts[(region, names[0])] = (ghost, until)
-                    hidden.pop((region, names[0]), None)
+                    ghosts[(region_key, names[0])] = (ghost, until)
+                    hidden.pop((region_key, names[0]), None)
             if action == "DescribeKeyPairs":
                 wanted = {v[0] for k, v in params.items() if re.fullmatch(r"KeyName\.\d+", k)}
                 wanted |= {v[0] for k, v in params.items() if re.fullmatch(r"Filter\.\d+\.Value\.\d+", k)}
-                data = eventual_view(region, data, wanted)
+                data = eventual_view(region_key, data, wanted)
         # The faults below come after EC2 acted (and its listing lags as after any write).
         if fault == "stall":
             with lock:
