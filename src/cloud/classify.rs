@@ -47,6 +47,12 @@ pub(super) fn convert<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    // STS's operations (a member account's role) are named as STS's; the rest are EC2's.
+    let api = if matches!(operation, "AssumeRole" | "GetCallerIdentity") {
+        "STS"
+    } else {
+        "EC2"
+    };
     // Never log the SDK error itself: its debug form carries the raw response, and the
     // answer to `CreateKeyPair` is the private key. Only the classified words below are shown.
     let (kind, message) = match err {
@@ -60,7 +66,7 @@ where
                     CloudErrorKind::Unreachable
                 },
                 format!(
-                    "{host} answered HTTP {status} without an EC2 error: is it an EC2 API endpoint?"
+                    "{host} answered HTTP {status} without an {api} error: is it an {api} API endpoint?"
                 ),
             )
         }
@@ -76,8 +82,9 @@ where
         ),
         SdkError::ResponseError(_) => (
             CloudErrorKind::Other,
-            "the service sent a response labctl could not read (is the endpoint an EC2 API?)"
-                .to_owned(),
+            format!(
+                "the service sent a response labctl could not read (is the endpoint an {api} API?)"
+            ),
         ),
         other => not_answered(other, host, profile),
     };

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::config::{Credentials, ProvideCredentials};
 use aws_sdk_sts::Client;
+use aws_sdk_sts::error::ProvideErrorMetadata;
 
 use super::CloudError;
 use super::classify::{backoff, convert, transient};
@@ -18,6 +19,22 @@ const ATTEMPTS: u32 = 3;
 
 /// Credentials with less than this left are renewed (a long run outlives an hour's session).
 const RENEW_BEFORE: Duration = Duration::from_mins(5);
+
+/// Whether STS answered that it is throttling (sent again after a pause, like a failure
+/// that may pass).
+fn throttled<E: ProvideErrorMetadata>(err: &E) -> bool {
+    matches!(
+        err.code(),
+        Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded")
+    )
+}
+
+/// Whether credentials expiring at `expiry` serve a run at `now` without renewal: at least
+/// [`RENEW_BEFORE`] left (a long run renews them before any request can meet an expired
+/// session).
+fn still_good(expiry: Option<SystemTime>, now: SystemTime) -> bool {
+    expiry.is_none_or(|at| at > now + RENEW_BEFORE)
+}
 
 /// One member account's role, and its credentials once assumed.
 #[derive(Debug)]
@@ -67,9 +84,7 @@ impl Role {
     pub(super) async fn credentials(&self) -> Result<Credentials, CloudError> {
         let mut held = self.held.lock().await;
         if let Some(credentials) = held.as_ref()
-            && credentials
-                .expiry()
-                .is_none_or(|at| at > SystemTime::now() + RENEW_BEFORE)
+            && still_good(credentials.expiry(), SystemTime::now())
         {
             return Ok(credentials.clone());
         }
@@ -94,7 +109,7 @@ impl Role {
             }
             match request.send().await {
                 Ok(answer) => return self.credentials_of(&answer),
-                Err(err) if attempts < ATTEMPTS && transient(&err) => {
+                Err(err) if attempts < ATTEMPTS && (transient(&err) || throttled(&err)) => {
                     tokio::time::sleep(backoff(attempts)).await;
                 }
                 Err(err) => {
@@ -168,5 +183,23 @@ impl ProvideCredentials for RoleCredentials {
                 ))
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::still_good;
+
+    #[test]
+    fn credentials_are_renewed_before_they_expire() {
+        let now = SystemTime::now();
+        assert!(still_good(Some(now + Duration::from_hours(1)), now));
+        assert!(still_good(None, now));
+        // Six minutes left: still used; four: renewed before a request meets the expiry.
+        assert!(still_good(Some(now + Duration::from_mins(6)), now));
+        assert!(!still_good(Some(now + Duration::from_mins(4)), now));
+        assert!(!still_good(Some(now - Duration::from_secs(1)), now));
     }
 }

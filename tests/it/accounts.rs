@@ -498,3 +498,24 @@ fn a_former_place_that_cannot_be_read_is_said_and_kept_for_the_next_run() {
         again.stderr
     );
 }
+
+#[test]
+fn a_role_whose_answer_fails_once_is_asked_again() {
+    let t = Test::new();
+    let p = unique("again");
+    let (a, b) = (unique_account(), unique_account());
+    t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
+    let role_a = format!("arn:aws:iam::{a}:role/OrganizationAccountAccessRole");
+    let proxy = Proxy::faults(&json!([
+        { "action": "AssumeRole", "role": role_a, "fault": "http503", "count": 1 }
+    ]));
+    let run = t.via(&proxy, &["plan"]);
+    run.assert_code(0);
+    assert_eq!(
+        proxy.stats()["requests"]["AssumeRole"],
+        3,
+        "{}",
+        proxy.stats()
+    );
+    assert_eq!(proxy.stats()["faults"]["http503"], 1, "{}", proxy.stats());
+}
