@@ -354,6 +354,10 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, data, content_type)
 
 
+# EC2 takes many connections at once; Python's default listen backlog (5) drops the rest, and
+# a dropped connection attempt is retried by TCP only after a second. Ten accounts' clients
+# connecting at once met that second, which was the proxy's, not the tool's.
+ThreadingHTTPServer.request_queue_size = 256
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 threading.Thread(target=server.serve_forever, daemon=True).start()
