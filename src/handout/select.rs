@@ -7,18 +7,42 @@ pub(crate) fn select<'a>(
     specs: &'a [KeyPairSpec],
     selectors: &[String],
 ) -> Result<Vec<&'a KeyPairSpec>, String> {
-    if selectors.is_empty() {
-        return Ok(specs.iter().collect());
-    }
     for selector in selectors {
         if !specs.iter().any(|s| glob(selector, s.name.as_str())) {
             return Err(format!("no key pair of the manifest matches `{selector}`"));
         }
     }
-    Ok(specs
+    let selected: Vec<&KeyPairSpec> = specs
         .iter()
-        .filter(|s| selectors.iter().any(|sel| glob(sel, s.name.as_str())))
-        .collect())
+        .filter(|s| selectors.is_empty() || selectors.iter().any(|sel| glob(sel, s.name.as_str())))
+        .collect();
+    one_bundle_per_name(&selected)?;
+    Ok(selected)
+}
+
+/// A bundle, its files and its line in the passphrase list are named after its key pair: two
+/// selected entries of one name (in two accounts or regions, each with its own key) are
+/// refused before anything is written.
+fn one_bundle_per_name(selected: &[&KeyPairSpec]) -> Result<(), String> {
+    for (i, spec) in selected.iter().enumerate() {
+        let same: Vec<&&KeyPairSpec> = selected[i..]
+            .iter()
+            .filter(|s| s.name == spec.name)
+            .collect();
+        if same.len() > 1 && !selected[..i].iter().any(|s| s.name == spec.name) {
+            let places: Vec<String> = same
+                .iter()
+                .flat_map(|s| s.scopes.iter().map(ToString::to_string))
+                .collect();
+            return Err(format!(
+                "{} entries are named `{}` ({}), each with its own key; a bundle is named after its key pair, so give them names of their own to hand them out",
+                same.len(),
+                spec.name,
+                places.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `*` matches any run of characters, `?` one character.

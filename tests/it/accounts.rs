@@ -519,3 +519,27 @@ fn a_role_whose_answer_fails_once_is_asked_again() {
     );
     assert_eq!(proxy.stats()["faults"]["http503"], 1, "{}", proxy.stats());
 }
+
+#[test]
+fn handout_refuses_two_entries_of_one_name_before_writing_anything() {
+    let t = Test::new();
+    let a = unique_account();
+    t.write(
+        "labctl.yaml",
+        &Manifest::new("twins")
+            .account("team-a", &format!("{{ id: \"{a}\" }}"))
+            .defaults("{ region: eu-west-1, key_type: ed25519 }")
+            .key("k1", &[("account", "team-a"), ("output", "keys/k1-a.pem")])
+            .key("k1", &[("output", "keys/k1-home.pem")])
+            .text(),
+    );
+    let run = t.run(&["handout"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("2 entries are named `k1` (team-a/eu-west-1, eu-west-1)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!t.path("handout").exists());
+}
