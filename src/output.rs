@@ -98,6 +98,7 @@ pub(crate) fn text(rows: &[Row]) -> String {
     if let Some(folder) = &folder {
         let _ = writeln!(out, "Key files: {folder}/<name>.pem");
     }
+    out.push_str(&accounts_line(rows));
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -171,7 +172,8 @@ pub(crate) fn wide(rows: &[Row]) -> String {
         })
         .collect();
     let table: Vec<Vec<String>> = table.into_iter().map(Vec::from).collect();
-    columns(
+    let mut out = accounts_line(rows);
+    out.push_str(&columns(
         &[
             "NAME",
             place_header(rows),
@@ -180,7 +182,24 @@ pub(crate) fn wide(rows: &[Row]) -> String {
             "KEY FILE",
         ],
         &table,
-    )
+    ));
+    out
+}
+
+/// `Accounts: team-a 111111111111, …` when rows are in member accounts (the table says
+/// `team-a/eu-west-1`; this says which account that is), else nothing.
+fn accounts_line(rows: &[Row]) -> String {
+    let mut accounts: Vec<(&str, &str)> = rows
+        .iter()
+        .filter_map(|r| Some((r.account_name.as_deref()?, r.account.as_deref()?)))
+        .collect();
+    accounts.sort_by_key(|(_, id)| *id);
+    accounts.dedup();
+    if accounts.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = accounts.iter().map(|(n, id)| format!("{n} {id}")).collect();
+    format!("Accounts: {}\n", list.join(", "))
 }
 
 /// The place column's heading: `REGION`, or `ACCOUNT/REGION` when a row is in a member

@@ -107,8 +107,13 @@ fn entry_at(
     };
     let (entry, spec) = match found[..] {
         [] => {
+            let places: Vec<String> = named
+                .iter()
+                .flat_map(|(_, k)| k.scopes.iter().map(ToString::to_string))
+                .collect();
             return Err(Error::Usage(format!(
-                "--replace {name}@{region}: that key pair is not in {region}"
+                "--replace {name}@{region}: that key pair is not in {region}; it is in {}",
+                places.join(", ")
             )));
         }
         [(entry, spec)] => (entry, spec),

@@ -198,8 +198,11 @@ pub(super) fn existing(
     }
     let line_of =
         |lines: &[String], prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
-    let changed: Vec<&'static str> = [
+    let mut changed: Vec<&'static str> = [
         ("Seat:", "seat"),
+        // The accounts and regions it opens (a team gone, a region added).
+        ("Regions:", "places"),
+        ("Where:", "places"),
         ("Public key:", "key"),
         ("Files:", "formats"),
         ("Passphrase:", "passphrase setting"),
@@ -208,6 +211,7 @@ pub(super) fn existing(
     .filter(|(prefix, _)| line_of(&found, prefix) != line_of(expected, prefix))
     .map(|(_, what)| what)
     .collect();
+    changed.dedup();
     if changed.is_empty() {
         Existing::Different
     } else {

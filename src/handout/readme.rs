@@ -110,9 +110,16 @@ pub(super) fn identity(readme: &str) -> Vec<String> {
     readme
         .lines()
         .filter(|l| {
-            ["Seat:", "Public key:", "Files:", "Passphrase:"]
-                .iter()
-                .any(|prefix| l.starts_with(prefix))
+            [
+                "Seat:",
+                "Regions:",
+                "Where:",
+                "Public key:",
+                "Files:",
+                "Passphrase:",
+            ]
+            .iter()
+            .any(|prefix| l.starts_with(prefix))
         })
         .map(str::to_owned)
         .collect()

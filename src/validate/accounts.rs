@@ -17,8 +17,12 @@ pub(super) const DEFAULT_ROLE_NAME: &str = "OrganizationAccountAccessRole";
 pub(super) struct Accounts {
     /// Each valid account, in the order written.
     pub(super) reaches: Vec<Reach>,
-    /// Every name given, valid or not (a name whose account is in error was reported).
-    names: Vec<String>,
+    /// Every name given, valid or not (a name whose account is in error was reported), and
+    /// where.
+    names: Vec<(String, Pos)>,
+    /// The names an entry or `defaults.account` used (an account none uses is a warning:
+    /// often the other half of a misspelling).
+    used: std::cell::RefCell<std::collections::BTreeSet<String>>,
     /// The account of entries that name none: the caller's, `defaults.account`'s, or `None`
     /// when that one is in error (reported).
     default: Option<Account>,
@@ -136,7 +140,7 @@ impl Validator<'_> {
         let mut accounts = Accounts::default();
         let mut by_id: BTreeMap<String, (String, Pos)> = BTreeMap::new();
         for def in &manifest.accounts {
-            accounts.names.push(def.name.value.clone());
+            accounts.names.push((def.name.value.clone(), def.name.pos));
             if let Some(reach) = self.account(def, role_name.as_deref(), project, &mut by_id) {
                 accounts.reaches.push(reach);
             }
@@ -355,15 +359,18 @@ impl Validator<'_> {
         name: &str,
         pos: Pos,
     ) -> Option<Account> {
+        if accounts.names.iter().any(|(n, _)| n == name) {
+            accounts.used.borrow_mut().insert(name.to_owned());
+        }
         if let Some(reach) = accounts.reaches.iter().find(|r| r.account.name == name) {
             return Some(Account::Member(reach.account.clone()));
         }
-        if accounts.names.iter().any(|n| n == name) {
+        if accounts.names.iter().any(|(n, _)| n == name) {
             return None;
         }
-        let known: Vec<&str> = accounts.names.iter().map(String::as_str).collect();
+        let known: Vec<&str> = accounts.names.iter().map(|(n, _)| n.as_str()).collect();
         let help = match crate::diagnostic::suggest(name, &known) {
-            Some(close) => format!("did you mean `{close}`?"),
+            Some(close) => format!("did you mean `{close}`? Or add `{name}` under `accounts:`"),
             None if known.is_empty() => "name the account under `accounts:` first, e.g. `accounts: { team-a: { id: \"111111111111\" } }`".to_owned(),
             None => format!("the manifest's accounts: {}", known.join(", ")),
         };
@@ -373,6 +380,25 @@ impl Validator<'_> {
                 .with_help(help),
         );
         None
+    }
+
+    /// An account of `accounts:` that no entry and not `defaults.account` uses: a warning on
+    /// its name (nothing is assumed there; often the other half of a misspelled name).
+    pub(super) fn unused_accounts(&mut self, accounts: &Accounts) {
+        let used = accounts.used.borrow().clone();
+        for (name, pos) in &accounts.names {
+            if !used.contains(name) {
+                self.push(
+                    Diagnostic::warning(
+                        format!("accounts.{name}"),
+                        *pos,
+                        format!("no key pair is placed in account `{name}`"),
+                    )
+                    .with_label("not used")
+                    .with_help("name it in an entry's `account`/`accounts` (is it misspelled there or here?), or remove it"),
+                );
+            }
+        }
     }
 
     /// The accounts an entry is placed in: its `account`/`accounts` (expanded for its

@@ -199,6 +199,7 @@ impl Validator<'_> {
                 specs.extend(checked.spec);
             }
         }
+        self.unused_accounts(&resolved.accounts);
         let project = project?;
         let orphan_dir = self.resolve(resolved.output_dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR));
         Some(Desired {

@@ -17,6 +17,15 @@ fn names_in(account: Option<&str>, region: &str) -> Vec<String> {
     names
 }
 
+/// A proxy that answers `fault` to the first `count` `AssumeRole` requests for the default
+/// role of `account` (other roles and every EC2 request pass).
+fn role_fault(account: &str, fault: &str, count: u32) -> Proxy {
+    let role = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
+    Proxy::faults(&json!([
+        { "action": "AssumeRole", "role": role, "fault": fault, "count": count }
+    ]))
+}
+
 /// Two member accounts (one by role ARN, one by id), a key pair in each, one key shared by
 /// both, one in the caller's own account.
 fn two_teams(project: &str, a: &str, b: &str, keep_b: bool) -> String {
@@ -142,6 +151,25 @@ fn keys_land_only_in_their_accounts_and_a_shared_key_is_one_key_in_each() {
         "{readme}"
     );
 
+    // The table says which account each `team-a/…` is.
+    let table = t.cloud(&["output"]);
+    table.assert_code(0);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("Accounts: team-a {a}, team-b {b}")),
+        "{}",
+        table.stdout
+    );
+    // An address that misses says where the key pair is.
+    let missed = t.cloud(&["plan", "--replace", &format!("{p}-team-b@team-a")]);
+    missed.assert_code(1);
+    assert!(
+        missed.stderr.contains("it is in team-b/eu-west-1"),
+        "{}",
+        missed.stderr
+    );
+
     // `--replace NAME@ACCOUNT/REGION` reaches the one in that account.
     let replaced = t.cloud(&[
         "apply",
@@ -176,10 +204,7 @@ fn a_role_that_cannot_be_assumed_changes_nothing_anywhere() {
     let p = unique("deny");
     let (a, b) = (unique_account(), unique_account());
     t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
-    let role_b = format!("arn:aws:iam::{b}:role/OrganizationAccountAccessRole");
-    let proxy = Proxy::faults(&json!([
-        { "action": "AssumeRole", "role": role_b, "fault": "denied", "count": 1000 }
-    ]));
+    let proxy = role_fault(&b, "denied", 1000);
     let run = t.via(&proxy, &["apply", "--yes"]);
     run.assert_code(1);
     assert!(
@@ -286,10 +311,7 @@ fn a_dropped_account_whose_role_is_gone_is_said_and_the_rest_goes_on() {
     t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
     t.cloud(&["apply", "--yes"]).assert_code(0);
     t.write("labctl.yaml", &two_teams(&p, &a, &b, false));
-    let role_b = format!("arn:aws:iam::{b}:role/OrganizationAccountAccessRole");
-    let proxy = Proxy::faults(&json!([
-        { "action": "AssumeRole", "role": role_b, "fault": "denied", "count": 1000 }
-    ]));
+    let proxy = role_fault(&b, "denied", 1000);
     let run = t.via(&proxy, &["apply", "--yes", "--prune"]);
     run.assert_code(0);
     assert!(
@@ -403,10 +425,7 @@ fn each_service_follows_its_own_endpoint_variable() {
     let p = unique("endpoints");
     let (a, b) = (unique_account(), unique_account());
     t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
-    let role_b = format!("arn:aws:iam::{b}:role/OrganizationAccountAccessRole");
-    let proxy = Proxy::faults(&json!([
-        { "action": "AssumeRole", "role": role_b, "fault": "denied", "count": 1000 }
-    ]));
+    let proxy = role_fault(&b, "denied", 1000);
     let run = |vars: &[(&str, String)]| {
         let mut command = t.command(&["plan"]);
         for (name, value) in vars {
@@ -505,10 +524,7 @@ fn a_role_whose_answer_fails_once_is_asked_again() {
     let p = unique("again");
     let (a, b) = (unique_account(), unique_account());
     t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
-    let role_a = format!("arn:aws:iam::{a}:role/OrganizationAccountAccessRole");
-    let proxy = Proxy::faults(&json!([
-        { "action": "AssumeRole", "role": role_a, "fault": "http503", "count": 1 }
-    ]));
+    let proxy = role_fault(&a, "http503", 1);
     let run = t.via(&proxy, &["plan"]);
     run.assert_code(0);
     assert_eq!(
@@ -542,4 +558,45 @@ fn handout_refuses_two_entries_of_one_name_before_writing_anything() {
         run.stderr
     );
     assert!(!t.path("handout").exists());
+}
+
+#[test]
+fn an_account_no_key_pair_uses_is_a_warning_on_its_line() {
+    let t = Test::new();
+    t.write(
+        "labctl.yaml",
+        "version: 1\nproject: lab\naccounts:\n  team-a: { id: \"111111111111\" }\n  taem-b: { id: \"222222222222\" }\ndefaults: { region: eu-west-1 }\nkeypairs:\n  - name: a\n    account: team-a\n  - name: b\n    account: team-b\n",
+    );
+    let run = t.run(&["validate"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("no key pair is placed in account `taem-b`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("labctl.yaml:5:3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Or add `team-b` under `accounts:`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_bundle_whose_places_changed_is_refused_until_forced() {
+    let t = Test::new();
+    let p = unique("places");
+    let (a, b) = (unique_account(), unique_account());
+    t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
+    t.cloud(&["apply", "--yes"]).assert_code(0);
+    let shared = format!("{p}-shared");
+    t.run(&["handout", "--zip", &shared]).assert_code(0);
+    // team-b leaves: the shared key no longer opens its account.
+    t.write("labctl.yaml", &two_teams(&p, &a, &b, false));
+    let run = t.run(&["handout", "--zip", &shared]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("its places changed"), "{}", run.stdout);
+    t.run(&["handout", "--zip", "--force", &shared])
+        .assert_code(0);
 }
