@@ -93,7 +93,16 @@ impl Connect for Aws {
             deadline: Some(deadline.into()),
             stop: stop.clone(),
         };
-        let ec2 = Ec2::new(&options, &desired.scopes(), &desired.accounts).await;
+        let scopes = desired.scopes();
+        let accounts: std::collections::BTreeSet<&str> =
+            scopes.iter().filter_map(|s| s.account.id()).collect();
+        if !accounts.is_empty() {
+            status(
+                args,
+                &format!("Assuming a role in {} account(s)", accounts.len()),
+            );
+        }
+        let ec2 = Ec2::new(&options, &scopes, &desired.accounts).await;
         let failed = tokio::time::timeout_at(deadline.into(), ec2.reach_accounts())
             .await
             .map_err(|_| Error::Timeout(args.timeout))?;
