@@ -99,6 +99,9 @@ pub(crate) fn account_hint(err: &CloudError) -> &'static str {
         crate::cloud::CloudErrorKind::AccessDenied => {
             "the role's trust policy must let your identity assume it (sts:AssumeRole), with the external id when one is set; check the role ARN and `aws sts get-caller-identity`"
         }
+        crate::cloud::CloudErrorKind::Throttled => {
+            "STS is throttling requests (it was asked again a few times); run again in a minute"
+        }
         crate::cloud::CloudErrorKind::Other if err.operation == "GetCallerIdentity" => {
             "give every entry an account, or take the caller's own account out of `accounts:`"
         }

@@ -30,11 +30,14 @@
 //!   answer was lost, the run was killed) is retired by the next `destroy`, and `apply` makes
 //!   a new key instead of importing it again. (Journals written before the project file
 //!   existed hold `retired` lines too; they still count.)
-//! - `reached <apply id> <JSON>`: how labctl reached a member account (its id, manifest name,
-//!   role ARN, external id, session name; never credentials), the regions it placed key
-//!   pairs in there and their names. The last line of an account says it; one with no
-//!   regions forgets it. A run reads the account's regions even when the manifest no longer
-//!   names it, so that `--prune` and `destroy` reach what labctl left there.
+//!
+//! The manifest's journal also holds `reached <apply id> <JSON>`: how labctl reached a
+//! member account (its id, manifest name, role ARN, external id, session name; never
+//! credentials), the regions it placed key pairs in there, their names and when the record
+//! changed. The last line of an account says it; one with no regions forgets it. A run reads
+//! the account's regions even when the manifest no longer names it, so that `--prune` and
+//! `destroy` reach what labctl left there. Per manifest, as regions are: another manifest of
+//! the project never reads (nor prunes) this one's accounts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -74,7 +77,8 @@ pub(crate) enum Event {
     /// fingerprint, a tab and the file). Recorded in the project's keys.
     Made,
     /// How a member account was reached and what labctl placed there (the name field holds
-    /// a [`Reached`] as JSON). Recorded in the project's keys.
+    /// a [`Reached`] as JSON). Recorded in the manifest's journal: another manifest of the
+    /// project reads only its own accounts, as it reads only its own regions.
     Reached,
 }
 
@@ -91,6 +95,11 @@ pub(crate) struct Reached {
     pub regions: Vec<String>,
     /// The key pairs it placed there, for a warning when the account cannot be reached.
     pub names: Vec<String>,
+    /// Since when (Unix seconds) every remembered region was read and held nothing of the
+    /// project: the account is forgotten only when that is still so at least EC2's listing
+    /// lag later (a key pair made moments before may not be listed yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_since: Option<u64>,
 }
 
 impl Event {
@@ -108,7 +117,7 @@ impl Event {
 
     /// Whether the event belongs to the project's keys (not to one manifest's journal).
     fn is_projects(self) -> bool {
-        matches!(self, Event::Retired | Event::Made | Event::Reached)
+        matches!(self, Event::Retired | Event::Made)
     }
 }
 
@@ -301,6 +310,11 @@ impl Journal {
         for fingerprint in &state.retired[skip..] {
             let _ = writeln!(text, "retired\t0\t{fingerprint}");
         }
+        for account in state.reached.values() {
+            if let Ok(record) = serde_json::to_string(account) {
+                let _ = writeln!(text, "reached\t0\t{record}");
+            }
+        }
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(text.as_bytes())?;
@@ -333,6 +347,7 @@ mod tests {
             session_name: "labctl-lab".into(),
             regions: regions.iter().map(|r| (*r).to_owned()).collect(),
             names: vec!["lab a".into()],
+            empty_since: None,
         };
         let line =
             |a: &super::Reached| format!("reached\t00aa\t{}\n", serde_json::to_string(a).unwrap());

@@ -34,6 +34,10 @@ use crate::desired::{KeyName, KeyType, Reach, TagSet};
 use crate::keys::{PublicKey, Secret};
 use crate::resource::{Account, RemoteKeyPair, Scope};
 
+/// What a member account that is the caller's own is said to be (and how the session knows
+/// a former record of it can be forgotten: the caller's own scopes are read directly).
+pub(crate) const OWN_ACCOUNT: &str = "is the caller's own account";
+
 /// How to reach EC2.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Ec2Options {
@@ -227,29 +231,52 @@ impl Ec2 {
                 failed.push((reach, err));
             }
         }
-        if failed.is_empty()
-            && !self.roles.is_empty()
+        if !self.roles.is_empty()
             && let Some(sts) = &self.caller
         {
-            // GetCallerIdentity needs no permission: when it fails, so do the reads of the
-            // caller's scopes that follow, with the reason.
-            if let Ok(me) = sts.get_caller_identity().send().await {
-                let own = me.account().unwrap_or_default();
-                for role in &self.roles {
-                    let reach = role.reach();
-                    if reach.account.id == own {
-                        failed.push((reach.clone(), CloudError {
-                            kind: CloudErrorKind::Other,
-                            operation: "GetCallerIdentity",
-                            scope: reach.account.name.clone(),
-                            message: format!("account {} is the caller's own account, which entries without an account use too: its key pairs would be seen twice", reach.account.id),
-                        }));
-                    }
-                }
-            }
+            self.apart_from_the_caller(sts, &mut failed).await;
         }
         failed.sort_by(|a, b| a.0.account.cmp(&b.0.account));
         failed
+    }
+
+    /// Whatever else failed: no member account may be the caller's own when the caller's own
+    /// scopes are read too (its key pairs would be seen twice, and each copy would look like
+    /// an orphan of the other). When the caller's account cannot be told, every member
+    /// account fails with why: the manifest's stop the run, former ones are left out.
+    async fn apart_from_the_caller(
+        &self,
+        sts: &aws_sdk_sts::Client,
+        failed: &mut Vec<(Reach, CloudError)>,
+    ) {
+        let Some(scope) = self.clients.keys().find(|s| s.account == Account::Caller) else {
+            return;
+        };
+        let own = super::sts::caller_account(sts, scope, self.profile.as_deref()).await;
+        for role in &self.roles {
+            let reach = role.reach();
+            let why = match &own {
+                Ok(own) if *own == reach.account.id => format!(
+                    "account {} {OWN_ACCOUNT}, which entries without an account use too: its key pairs would be seen twice",
+                    reach.account.id
+                ),
+                Ok(_) => continue,
+                Err(err) => format!(
+                    "the caller's own account could not be told apart from it ({})",
+                    err.message
+                ),
+            };
+            failed.retain(|(r, _)| r.account != reach.account);
+            failed.push((
+                reach.clone(),
+                CloudError {
+                    kind: CloudErrorKind::Other,
+                    operation: "GetCallerIdentity",
+                    scope: reach.account.name.clone(),
+                    message: why,
+                },
+            ));
+        }
     }
 
     /// Send one request with labctl's retry policy (see the module's documentation). `call`

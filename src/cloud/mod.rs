@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
-pub(crate) use ec2::{Ec2, Ec2Options};
+pub(crate) use ec2::{Ec2, Ec2Options, OWN_ACCOUNT};
 pub(crate) use offline::Offline;
 pub(crate) use pacer::Pacer;
 pub(crate) use profile::undefined_profile;

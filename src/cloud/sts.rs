@@ -14,11 +14,66 @@ use super::classify::{backoff, convert, transient};
 use crate::desired::Reach;
 use crate::resource::Scope;
 
-/// Attempts at `AssumeRole`, the first included, when failures may pass.
-const ATTEMPTS: u32 = 3;
+/// Attempts at an STS request, the first included, when failures may pass.
+const ATTEMPTS: u32 = 5;
 
 /// Credentials with less than this left are renewed (a long run outlives an hour's session).
 const RENEW_BEFORE: Duration = Duration::from_mins(5);
+
+/// The account of the caller's own credentials (`GetCallerIdentity`, which needs no
+/// permission), asked again like `AssumeRole` when the failure may pass.
+pub(super) async fn caller_account(
+    client: &Client,
+    scope: &Scope,
+    profile: Option<&str>,
+) -> Result<String, CloudError> {
+    let me = retried(|| client.get_caller_identity().send())
+        .await
+        .map_err(|err| convert("GetCallerIdentity", scope, "sts", profile, &err))?;
+    me.account().map(str::to_owned).ok_or_else(|| CloudError {
+        kind: super::CloudErrorKind::Other,
+        operation: "GetCallerIdentity",
+        scope: scope.to_string(),
+        message: "STS did not say the caller's account".to_owned(),
+    })
+}
+
+/// Send an STS request, again after a failure that may pass (a server error, a cut
+/// connection) or throttling, up to [`ATTEMPTS`] times with backoff (longer after
+/// throttling).
+async fn retried<T, E, F, Fut>(
+    mut call: F,
+) -> Result<
+    T,
+    aws_sdk_sts::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<
+                T,
+                aws_sdk_sts::error::SdkError<
+                    E,
+                    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+                >,
+            >,
+        >,
+    E: ProvideErrorMetadata,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match call().await {
+            Err(err) if attempts < ATTEMPTS && throttled(&err) => {
+                tokio::time::sleep(backoff(attempts + 2)).await;
+            }
+            Err(err) if attempts < ATTEMPTS && transient(&err) => {
+                tokio::time::sleep(backoff(attempts)).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Whether STS answered that it is throttling (sent again after a pause, like a failure
 /// that may pass).
@@ -96,9 +151,7 @@ impl Role {
     /// `AssumeRole`, sent again after a failure that may pass (a timeout, a cut
     /// connection, a server error) a few times with backoff.
     async fn assume(&self) -> Result<Credentials, CloudError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        let answer = retried(|| {
             let mut request = self
                 .client
                 .assume_role()
@@ -107,22 +160,19 @@ impl Role {
             if let Some(external_id) = &self.reach.external_id {
                 request = request.external_id(external_id);
             }
-            match request.send().await {
-                Ok(answer) => return self.credentials_of(&answer),
-                Err(err) if attempts < ATTEMPTS && (transient(&err) || throttled(&err)) => {
-                    tokio::time::sleep(backoff(attempts)).await;
-                }
-                Err(err) => {
-                    return Err(convert(
-                        "AssumeRole",
-                        &self.scope,
-                        &self.host,
-                        self.profile.as_deref(),
-                        &err,
-                    ));
-                }
-            }
-        }
+            request.send()
+        })
+        .await
+        .map_err(|err| {
+            convert(
+                "AssumeRole",
+                &self.scope,
+                &self.host,
+                self.profile.as_deref(),
+                &err,
+            )
+        })?;
+        self.credentials_of(&answer)
     }
 
     /// The credentials of an `AssumeRole` answer, only when they are the account's: the

@@ -5,7 +5,7 @@ use crate::error::{Error, Exit};
 use crate::plan::{self, KeyPairOp, Plan};
 use crate::render;
 
-use super::carry::{Carry, carry_out, change_options, style};
+use super::carry::{Carry, carry_out, change_options, complete_only_if_all_reached, style};
 use super::session::{Aws, Connect, session};
 use super::{Terminal, confirm, write_stdout};
 
@@ -51,7 +51,7 @@ pub(super) fn apply_in<K: Connect>(
                 }
             }
             // The plan was shown before the question.
-            carry_out(
+            let exit = carry_out(
                 cloud,
                 &plan,
                 &args.cloud,
@@ -63,7 +63,12 @@ pub(super) fn apply_in<K: Connect>(
                     work: &args.work,
                 },
             )
-            .await
+            .await?;
+            Ok(if args.changes.prune {
+                complete_only_if_all_reached(&run, &args.cloud, "The prune", exit)
+            } else {
+                exit
+            })
         },
     )
 }

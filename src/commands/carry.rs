@@ -154,6 +154,26 @@ fn entry_at(
     Ok(*entry)
 }
 
+/// A destroy or prune that could not reach every place labctl placed key pairs in is not
+/// complete, whatever it did: said (off JSON; the JSON document has the warnings), exit 1.
+pub(super) fn complete_only_if_all_reached(
+    run: &Run,
+    args: &crate::cli::CloudArgs,
+    noun: &str,
+    exit: Exit,
+) -> Exit {
+    if run.left.is_empty() {
+        return exit;
+    }
+    if !args.json {
+        eprintln!(
+            "{noun} is not complete: {} could not be reached, and what labctl placed there is left as it is; run the same command again once it can be (exit 1).",
+            run.left.join(", ")
+        );
+    }
+    Exit::Failure
+}
+
 /// How `carry_out` presents and paces the work.
 pub(super) struct Carry<'a> {
     /// Print the plan first (unless JSON).

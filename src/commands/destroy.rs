@@ -7,7 +7,7 @@ use crate::error::{Error, Exit};
 use crate::plan::{self, Options};
 use crate::render::{self, Style};
 
-use super::carry::{Carry, carry_out};
+use super::carry::{Carry, carry_out, complete_only_if_all_reached};
 use super::session::{Aws, Connect, session};
 use super::{Terminal, confirm, write_json, write_stdout};
 
@@ -71,7 +71,12 @@ pub(super) fn destroy_in<K: Connect>(
             let deletions = plan.actions.iter().filter(|a| a.is_change()).count();
             if deletions == 0 {
                 nothing_to_destroy(&plan, args, &run, &cloud.api_calls())?;
-                return Ok(Exit::Success);
+                return Ok(complete_only_if_all_reached(
+                    &run,
+                    &args.cloud,
+                    "Destroy",
+                    Exit::Success,
+                ));
             }
             if !args.cloud.json {
                 write_stdout(&render::plan_human(
@@ -94,7 +99,7 @@ pub(super) fn destroy_in<K: Connect>(
                 eprintln!("Cancelled: nothing was deleted (exit 1).");
                 return Ok(Exit::Failure);
             }
-            carry_out(
+            let exit = carry_out(
                 cloud,
                 &plan,
                 &args.cloud,
@@ -106,7 +111,13 @@ pub(super) fn destroy_in<K: Connect>(
                     work: &args.work,
                 },
             )
-            .await
+            .await?;
+            Ok(complete_only_if_all_reached(
+                &run,
+                &args.cloud,
+                "Destroy",
+                exit,
+            ))
         },
     )
 }

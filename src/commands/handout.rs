@@ -145,6 +145,11 @@ fn report(
                     "status": o.status.as_str(),
                     "path": o.path.as_ref().map(|p| p.display().to_string()),
                     "reason": o.reason,
+                    "places": o.places.iter().map(|(region, account, name)| json!({
+                        "region": region,
+                        "account": account,
+                        "account_name": name,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -88,9 +88,15 @@ pub(super) fn leave_unreached(
     reached: &BTreeMap<String, Reached>,
     json: bool,
     term: Terminal,
-) -> Vec<serde_json::Value> {
-    let mut warnings = Vec::new();
+) -> Unreached {
+    let mut out = Unreached::default();
     for (reach, err) in unreached {
+        if err.message.contains(crate::cloud::OWN_ACCOUNT) {
+            out.own.push(reach.account.id.clone());
+        } else {
+            out.left
+                .push(format!("{} ({})", reach.account.name, reach.account.id));
+        }
         // Out of this run altogether: not read, and not recorded (its record stays as it
         // was, so that the next run tries again and nothing there is forgotten).
         desired
@@ -108,24 +114,37 @@ pub(super) fn leave_unreached(
         if json {
             let mut warning = problem_json("account-unreachable", &message, Some(hint));
             warning["account"] = serde_json::Value::from(reach.account.id.as_str());
-            warnings.push(warning);
+            out.warnings.push(warning);
         } else {
             eprintln!("{} {message}", term.warning_prefix());
             eprintln!("hint: {hint}");
         }
     }
-    warnings
+    out
+}
+
+/// The former accounts a run left out.
+#[derive(Default)]
+pub(super) struct Unreached {
+    /// What was said of them, for the JSON document.
+    pub(super) warnings: Vec<serde_json::Value>,
+    /// Those whose key pairs are left as they are (`name (id)`): a destroy or prune of this
+    /// run is not complete.
+    pub(super) left: Vec<String>,
+    /// Former records of the caller's own account (read directly now): forgotten.
+    pub(super) own: Vec<String>,
 }
 
 /// When every place that could not be read is a former one (an account or region the
-/// manifest no longer names), leave those out of the run, each said as a warning; `None`
+/// manifest no longer names), leave those out of the run, each said as a warning (returned
+/// with the places left out); `None`
 /// when a place the manifest names failed (the run stops, nothing changed).
 pub(super) fn leave_unread(
     desired: &mut Desired,
     errors: &[CloudError],
     json: bool,
     term: Terminal,
-) -> Option<Vec<serde_json::Value>> {
+) -> Option<(Vec<serde_json::Value>, Vec<String>)> {
     let former = |e: &CloudError| {
         desired
             .former_scopes
@@ -141,8 +160,10 @@ pub(super) fn leave_unread(
         return None;
     }
     let mut warnings = Vec::new();
+    let mut left = Vec::new();
     for (scope, err) in unread {
         desired.former_scopes.retain(|s| *s != scope);
+        left.push(scope.to_string());
         let message = format!(
             "{scope} is no longer in the manifest and could not be read ({}): what labctl placed there is left as it is, and read again on the next run",
             err.message
@@ -151,13 +172,14 @@ pub(super) fn leave_unread(
         if json {
             let mut warning = problem_json("former-place-unread", &message, Some(hint));
             warning["region"] = serde_json::Value::from(scope.region.as_str());
+            warning["account"] = serde_json::Value::from(scope.account.id());
             warnings.push(warning);
         } else {
             eprintln!("{} {message}", term.warning_prefix());
             eprintln!("hint: {hint}");
         }
     }
-    Some(warnings)
+    Some((warnings, left))
 }
 
 /// Record how each member account of this run was reached and where the project's key pairs
@@ -169,42 +191,15 @@ pub(super) fn remember(
     desired: &Desired,
     observed: &Observed,
     apply_id: &str,
+    own: &[String],
 ) -> Result<(), Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for reach in &desired.accounts {
         let id = reach.account.id.as_str();
         let before = journal.state.reached.get(id);
-        let mut regions = BTreeSet::new();
-        let mut names = BTreeSet::new();
-        for spec in &desired.keypairs {
-            for scope in spec.scopes.iter().filter(|s| s.account.id() == Some(id)) {
-                regions.insert(scope.region.to_string());
-                names.insert(spec.name.to_string());
-            }
-        }
-        let read: BTreeSet<String> = observed
-            .remote
-            .keys()
-            .filter(|s| s.account.id() == Some(id))
-            .map(|s| s.region.to_string())
-            .collect();
-        for (scope, pairs) in observed
-            .remote
-            .iter()
-            .filter(|(s, _)| s.account.id() == Some(id))
-        {
-            for pair in pairs.values() {
-                if crate::ownership::is_ours(&pair.tags, &desired.project) {
-                    regions.insert(scope.region.to_string());
-                    names.insert(pair.name.clone());
-                }
-            }
-        }
-        if let Some(before) = before {
-            for region in before.regions.iter().filter(|r| !read.contains(*r)) {
-                regions.insert(region.clone());
-                names.extend(before.names.iter().cloned());
-            }
-        }
+        let (regions, names) = still_there(desired, observed, id, before);
         let record = Reached {
             id: id.to_owned(),
             // A former account keeps the name it was recorded with.
@@ -215,16 +210,88 @@ pub(super) fn remember(
             role_arn: reach.role_arn.clone(),
             external_id: reach.external_id.clone(),
             session_name: reach.session_name.clone(),
-            regions: regions.into_iter().collect(),
-            names: names.into_iter().collect(),
+            regions,
+            names,
+            empty_since: None,
         };
-        if before == Some(&record) || (before.is_none() && record.regions.is_empty()) {
+        let next = match before {
+            None if record.regions.is_empty() => continue,
+            // Nothing of the project found where labctl placed key pairs: maybe EC2's listing
+            // lag. Forgotten only when still so at least the lag window later.
+            Some(before) if record.regions.is_empty() => match before.empty_since {
+                None => Reached {
+                    empty_since: Some(now),
+                    ..before.clone()
+                },
+                Some(since) if now.saturating_sub(since) >= crate::cloud::LISTING_LAG.as_secs() => {
+                    Reached {
+                        regions: Vec::new(),
+                        ..before.clone()
+                    }
+                }
+                Some(_) => continue,
+            },
+            _ => record,
+        };
+        if before == Some(&next) {
             continue;
         }
-        let line = serde_json::to_string(&record).map_err(|e| Error::Journal(e.into()))?;
-        journal
-            .record(Event::Reached, apply_id, &line)
-            .map_err(Error::Journal)?;
+        write(journal, apply_id, &next)?;
+    }
+    // A former record of the caller's own account: its key pairs are read directly now.
+    for id in own {
+        if let Some(before) = journal.state.reached.get(id) {
+            let mut record = before.clone();
+            record.regions.clear();
+            write(journal, apply_id, &record)?;
+        }
     }
     Ok(())
+}
+
+/// Where the project's key pairs are in the account `id`, and their names: the manifest's
+/// places, those read this run that still hold one of its key pairs, and those of the last
+/// record this run did not read (a region that could not be read is never forgotten).
+fn still_there(
+    desired: &Desired,
+    observed: &Observed,
+    id: &str,
+    before: Option<&Reached>,
+) -> (Vec<String>, Vec<String>) {
+    let mut regions = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for spec in &desired.keypairs {
+        for scope in spec.scopes.iter().filter(|s| s.account.id() == Some(id)) {
+            regions.insert(scope.region.to_string());
+            names.insert(spec.name.to_string());
+        }
+    }
+    let mut read = BTreeSet::new();
+    for (scope, pairs) in observed
+        .remote
+        .iter()
+        .filter(|(s, _)| s.account.id() == Some(id))
+    {
+        read.insert(scope.region.to_string());
+        for pair in pairs.values() {
+            if crate::ownership::is_ours(&pair.tags, &desired.project) {
+                regions.insert(scope.region.to_string());
+                names.insert(pair.name.clone());
+            }
+        }
+    }
+    if let Some(before) = before {
+        for region in before.regions.iter().filter(|r| !read.contains(*r)) {
+            regions.insert(region.clone());
+            names.extend(before.names.iter().cloned());
+        }
+    }
+    (regions.into_iter().collect(), names.into_iter().collect())
+}
+
+fn write(journal: &Journal, apply_id: &str, record: &Reached) -> Result<(), Error> {
+    let line = serde_json::to_string(record).map_err(|e| Error::Journal(e.into()))?;
+    journal
+        .record(Event::Reached, apply_id, &line)
+        .map_err(Error::Journal)
 }

@@ -102,10 +102,28 @@ impl Connect for Aws {
                 &format!("Assuming a role in {} account(s)", accounts.len()),
             );
         }
-        let ec2 = Ec2::new(&options, &scopes, &desired.accounts).await;
-        let failed = tokio::time::timeout_at(deadline.into(), ec2.reach_accounts())
-            .await
-            .map_err(|_| Error::Timeout(args.timeout))?;
+        // In the manifest's order, its places before remembered ones: each account's role is
+        // assumed in the first region the manifest gives it (never in a region it no longer
+        // names, which may be one disabled since).
+        let mut ordered: Vec<Scope> = Vec::with_capacity(scopes.len());
+        for scope in desired
+            .keypairs
+            .iter()
+            .flat_map(|k| k.scopes.iter())
+            .chain(desired.former_scopes.iter())
+        {
+            if !ordered.contains(scope) {
+                ordered.push(scope.clone());
+            }
+        }
+        let ec2 = Ec2::new(&options, &ordered, &desired.accounts).await;
+        // Assuming roles changes nothing: a Ctrl-C ends it at once.
+        let failed = tokio::select! {
+            failed = tokio::time::timeout_at(deadline.into(), ec2.reach_accounts()) => {
+                failed.map_err(|_| Error::Timeout(args.timeout))?
+            }
+            () = stop.wait() => return Err(Error::Interrupted),
+        };
         let (unreached, failed): (Vec<_>, Vec<_>) =
             failed.into_iter().partition(|(reach, _)| reach.former);
         if !failed.is_empty() {
@@ -166,6 +184,10 @@ pub(super) struct Run {
     pub(super) journal: Option<Arc<crate::journal::Journal>>,
     /// Warnings for the JSON document (`--json`; otherwise they went to stderr).
     pub(super) warnings: Vec<serde_json::Value>,
+    /// Places the manifest no longer names that this run could not reach (`team-b
+    /// (222222222222)`, `team-b/ap-east-1`): what labctl placed there is left as it is, so a
+    /// destroy or prune of this run is not complete.
+    pub(super) left: Vec<String>,
     /// Set by Ctrl-C or SIGTERM: start nothing new.
     pub(super) stop: crate::apply::Stop,
 }
@@ -197,13 +219,14 @@ pub(super) fn session<K: Connect, T>(
         watch_signals(stop.clone(), args.quiet, args.json);
         let connected = connector.connect(args, &desired, deadline, &stop).await?;
         let cloud = connected.cloud;
-        warnings.extend(super::reach::leave_unreached(
+        let unreached = super::reach::leave_unreached(
             &mut desired,
             connected.unreached,
             &reached,
             args.json,
             term,
-        ));
+        );
+        warnings.extend(unreached.warnings);
         let (observed, run) = look(
             &cloud,
             args,
@@ -214,12 +237,13 @@ pub(super) fn session<K: Connect, T>(
                 reads: connector.reads_the_cloud(),
                 term,
                 warnings,
+                left: unreached.left,
                 stop,
             },
         )
         .await?;
         if let Some(journal) = run.journal.as_deref() {
-            super::reach::remember(journal, &desired, &observed, &run.apply_id)?;
+            super::reach::remember(journal, &desired, &observed, &run.apply_id, &unreached.own)?;
         }
         work(&cloud, desired, observed, run).await
     });
@@ -279,6 +303,8 @@ struct Begun {
     reads: bool,
     term: Terminal,
     warnings: Vec<serde_json::Value>,
+    /// Former places already left out (accounts that could not be reached).
+    left: Vec<String>,
     stop: crate::apply::Stop,
 }
 
@@ -297,6 +323,7 @@ async fn look<C: Cloud>(
         reads,
         term,
         mut warnings,
+        mut left,
         stop,
     } = begun;
     let deleted: std::collections::BTreeSet<String> = state.journal.deleted.into_iter().collect();
@@ -327,7 +354,10 @@ async fn look<C: Cloud>(
             // Only places of accounts the manifest no longer names could not be read: said,
             // left out, and the rest read again.
             Err(errors) => match super::reach::leave_unread(desired, &errors, args.json, term) {
-                Some(said) => warnings.extend(said),
+                Some((said, places)) => {
+                    warnings.extend(said);
+                    left.extend(places);
+                }
                 None => return Err(Error::Observe(errors)),
             },
         }
@@ -349,6 +379,7 @@ async fn look<C: Cloud>(
         made,
         journal: state.held,
         warnings,
+        left,
         stop,
     };
     Ok((observed, run))

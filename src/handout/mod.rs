@@ -74,6 +74,9 @@ pub(crate) struct Outcome {
     pub reason: Option<String>,
     /// A `public_key` entry: never a bundle, and not a problem.
     pub expected_skip: bool,
+    /// Where the key pair is: (region, member account id, its manifest name), the account
+    /// `None` in the caller's own.
+    pub places: Vec<(String, Option<String>, Option<String>)>,
 }
 
 impl Outcome {
@@ -360,6 +363,17 @@ fn decide(
         path: None,
         reason: None,
         expected_skip: false,
+        places: spec
+            .scopes
+            .iter()
+            .map(|s| {
+                (
+                    s.region.to_string(),
+                    s.account.id().map(str::to_owned),
+                    s.account.name().map(str::to_owned),
+                )
+            })
+            .collect(),
     };
     let Some(pem) = spec
         .output
