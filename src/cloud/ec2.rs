@@ -11,23 +11,16 @@
 //! returned at once. So a throttled burst never costs a key, and a dead endpoint fails fast.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{KeyFormat, ResourceType, Tag, TagSpecification};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::classify::{backoff, convert, transient};
+use super::config::{CallCounter, host_of, shared_config};
 use super::sts::{Role, RoleCredentials};
 use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, Pacer};
 use crate::desired::{KeyName, KeyType, Reach, TagSet};
@@ -56,30 +49,6 @@ pub(crate) struct Ec2Options {
     pub stop: crate::stop::Stop,
 }
 
-/// Counts requests per operation as they are sent (each attempt).
-#[derive(Clone, Debug, Default)]
-struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "labctl-call-counter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let name = cfg
-            .load::<Metadata>()
-            .map_or_else(|| "Unknown".to_owned(), |m| m.name().to_owned());
-        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *counts.entry(name).or_default() += 1;
-        Ok(())
-    }
-}
-
 /// EC2 through `aws-sdk-ec2`, one client per scope.
 #[derive(Debug)]
 pub(crate) struct Ec2 {
@@ -101,49 +70,6 @@ pub(crate) struct Ec2 {
     retried: std::sync::atomic::AtomicU64,
     /// The `--profile` asked for (named in credential errors).
     profile: Option<String>,
-}
-
-/// The host a region's requests go to: the endpoint's, or EC2's regional one.
-fn host_of(endpoint_url: Option<&str>, region: &crate::desired::Region) -> String {
-    match endpoint_url {
-        Some(url) => {
-            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-            rest.split('/').next().unwrap_or(rest).to_owned()
-        }
-        None => format!("ec2.{region}.amazonaws.com"),
-    }
-}
-
-/// The caller's configuration: credentials from aws-config's standard chain (or the
-/// profile), labctl's timeouts, the SDK's retries off, and the endpoint. `--endpoint-url`
-/// points every service at one URL; `AWS_ENDPOINT_URL` (which the flag also reads) is left
-/// to aws-config, so that `AWS_ENDPOINT_URL_EC2` and `AWS_ENDPOINT_URL_STS` can still point
-/// one service elsewhere, as the AWS tools document.
-async fn shared_config(options: &Ec2Options) -> aws_config::SdkConfig {
-    // Regions come from the manifest, one client each: a placeholder region keeps
-    // aws-config from probing the environment (or the instance metadata service) for one.
-    let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
-        .region(aws_sdk_ec2::config::Region::from_static("us-east-1"))
-        // labctl retries itself (see the module's documentation): the SDK's standard mode
-        // counts throttling against the attempts, and its adaptive mode drops a client to
-        // 0.5 requests per second after a single throttling answer.
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(options.attempt_timeout)
-                .build(),
-        );
-    if let Some(profile) = &options.profile {
-        loader = loader.profile_name(profile);
-    }
-    let from_environment = std::env::var("AWS_ENDPOINT_URL").ok();
-    if let Some(url) = &options.endpoint_url
-        && from_environment.as_ref() != Some(url)
-    {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
 }
 
 impl Ec2 {

@@ -5,6 +5,7 @@
 //! key pair failed and what to do about it.
 
 mod classify;
+mod config;
 mod ec2;
 #[cfg(test)]
 pub(crate) mod memory;
