@@ -287,6 +287,19 @@ impl Journal {
         file.sync_data()
     }
 
+    /// The ids of the key pairs labctl deleted, as the journal holds them now (this run's
+    /// deletions included).
+    ///
+    /// # Errors
+    /// Why the journal could not be read.
+    pub(crate) fn deleted_now(&self) -> io::Result<BTreeSet<String>> {
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(read_all(&mut file)?.deleted.into_iter().collect())
+    }
+
     /// Rewrite the journal with only the keys still unsaved, the newest deleted ids and the
     /// retired keys it holds from before the project's keys existed.
     ///

@@ -75,12 +75,20 @@ pub(crate) struct Ec2 {
 impl Ec2 {
     /// Load the AWS configuration and make a client for each scope: the caller's own
     /// credentials in the caller's account, each member account's role (`accounts`) in its.
-    pub(crate) async fn new(options: &Ec2Options, scopes: &[Scope], accounts: &[Reach]) -> Self {
+    /// `spare`: scopes of the caller's own account to have clients for without reading them
+    /// unless asked (the regions of a member account that may turn out to be the caller's).
+    pub(crate) async fn new(
+        options: &Ec2Options,
+        scopes: &[Scope],
+        spare: &[Scope],
+        accounts: &[Reach],
+    ) -> Self {
         let shared = shared_config(options).await;
         let counter = CallCounter::default();
         let mut roles: HashMap<String, Arc<Role>> = HashMap::new();
         let clients = scopes
             .iter()
+            .chain(spare)
             .filter_map(|scope| {
                 let mut config = aws_sdk_ec2::config::Builder::from(&shared)
                     .region(aws_sdk_ec2::config::Region::new(

@@ -92,7 +92,22 @@ pub(super) fn leave_unreached(
     let mut out = Unreached::default();
     for (reach, err) in unreached {
         if err.message.contains(crate::cloud::OWN_ACCOUNT) {
+            // The caller's own account, remembered as a member: its places are read as the
+            // caller's own (nothing there is stranded), and it is said once more below.
             out.own.push(reach.account.id.clone());
+            for region in reached
+                .get(&reach.account.id)
+                .into_iter()
+                .flat_map(|r| r.regions.iter())
+            {
+                if let Ok(region) = Region::parse(region) {
+                    let scope = Scope::caller(region);
+                    let placed = desired.keypairs.iter().any(|k| k.scopes.contains(&scope));
+                    if !placed && !desired.former_scopes.contains(&scope) {
+                        desired.former_scopes.push(scope);
+                    }
+                }
+            }
         } else {
             out.left
                 .push(format!("{} ({})", reach.account.name, reach.account.id));
@@ -131,7 +146,8 @@ pub(super) struct Unreached {
     /// Those whose key pairs are left as they are (`name (id)`): a destroy or prune of this
     /// run is not complete.
     pub(super) left: Vec<String>,
-    /// Former records of the caller's own account (read directly now): forgotten.
+    /// Former records of the caller's own account: their places are read as the caller's
+    /// own, and the records kept until nothing of the project is left there.
     pub(super) own: Vec<String>,
 }
 
@@ -183,9 +199,11 @@ pub(super) fn leave_unread(
 }
 
 /// Record how each member account of this run was reached and where the project's key pairs
-/// are there, when that changed: the manifest's places, those read this run that still hold
-/// one of its key pairs, and those of the last record this run did not read (a region that
-/// could not be read is never forgotten). An account with nothing left is forgotten.
+/// are there, when that changed. A remembered region this run read and found empty is
+/// dropped only when it is still empty at least EC2's listing lag later (a key pair made
+/// moments before may not be listed yet); a region it could not read is never dropped; an
+/// account with no region left is forgotten. Former records of the caller's own account
+/// (`own`) are kept the same way, their regions read as the caller's own.
 pub(super) fn remember(
     journal: &Journal,
     desired: &Desired,
@@ -193,54 +211,206 @@ pub(super) fn remember(
     apply_id: &str,
     own: &[String],
 ) -> Result<(), Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    for reach in &desired.accounts {
-        let id = reach.account.id.as_str();
-        let before = journal.state.reached.get(id);
-        let (regions, names) = still_there(desired, observed, id, before);
-        let record = Reached {
-            id: id.to_owned(),
-            // A former account keeps the name it was recorded with.
-            name: match (reach.former, before) {
-                (true, Some(before)) => before.name.clone(),
-                _ => reach.account.name.clone(),
-            },
-            role_arn: reach.role_arn.clone(),
-            external_id: reach.external_id.clone(),
-            session_name: reach.session_name.clone(),
-            regions,
-            names,
-            empty_since: None,
+    let now = unix_now();
+    let accounts = desired
+        .accounts
+        .iter()
+        .map(|reach| (reach.account.id.clone(), Some(reach)))
+        .chain(own.iter().map(|id| (id.clone(), None)));
+    for (id, reach) in accounts {
+        let before = journal.state.reached.get(&id);
+        let here = |s: &Scope| match reach {
+            Some(_) => s.account.id() == Some(id.as_str()),
+            None => s.account == Account::Caller,
         };
-        let next = match before {
-            None if record.regions.is_empty() => continue,
-            // Nothing of the project found where labctl placed key pairs: maybe EC2's listing
-            // lag. Forgotten only when still so at least the lag window later.
-            Some(before) if record.regions.is_empty() => match before.empty_since {
-                None => Reached {
-                    empty_since: Some(now),
-                    ..before.clone()
-                },
-                Some(since) if now.saturating_sub(since) >= crate::cloud::LISTING_LAG.as_secs() => {
-                    Reached {
-                        regions: Vec::new(),
-                        ..before.clone()
-                    }
-                }
-                Some(_) => continue,
-            },
-            _ => record,
+        let places = Places::of(desired, observed, &here, before);
+        let Some(record) = places.record(before, reach, &id, now) else {
+            continue;
         };
-        if before == Some(&next) {
+        if before == Some(&record) || (before.is_none() && record.regions.is_empty()) {
             continue;
         }
-        write(journal, apply_id, &next)?;
+        write(journal, apply_id, &record)?;
     }
-    // A former record of the caller's own account: its key pairs are read directly now.
-    for id in own {
-        if let Some(before) = journal.state.reached.get(id) {
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Where the project's key pairs are in one account, as this run saw it.
+struct Places {
+    /// Placed there by the manifest, or read this run holding one of its key pairs.
+    live: BTreeSet<String>,
+    /// Remembered, and not read this run (unreachable, or not asked).
+    unread: BTreeSet<String>,
+    /// Remembered, read this run, and holding nothing of the project.
+    emptied: BTreeSet<String>,
+    names: BTreeSet<String>,
+}
+
+impl Places {
+    fn of(
+        desired: &Desired,
+        observed: &Observed,
+        here: &dyn Fn(&Scope) -> bool,
+        before: Option<&Reached>,
+    ) -> Places {
+        let mut live = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for spec in &desired.keypairs {
+            for scope in spec.scopes.iter().filter(|s| here(s)) {
+                live.insert(scope.region.to_string());
+                names.insert(spec.name.to_string());
+            }
+        }
+        let mut read = BTreeSet::new();
+        for (scope, pairs) in observed.remote.iter().filter(|(s, _)| here(s)) {
+            read.insert(scope.region.to_string());
+            for pair in pairs.values() {
+                if crate::ownership::is_ours(&pair.tags, &desired.project) {
+                    live.insert(scope.region.to_string());
+                    names.insert(pair.name.clone());
+                }
+            }
+        }
+        let mut unread = BTreeSet::new();
+        let mut emptied = BTreeSet::new();
+        for region in before.iter().flat_map(|b| b.regions.iter()) {
+            if !read.contains(region) {
+                unread.insert(region.clone());
+            } else if !live.contains(region) {
+                emptied.insert(region.clone());
+            }
+        }
+        Places {
+            live,
+            unread,
+            emptied,
+            names,
+        }
+    }
+
+    /// The record to keep; `None` to leave the one there as it is.
+    fn record(
+        self,
+        before: Option<&Reached>,
+        reach: Option<&Reach>,
+        id: &str,
+        now: u64,
+    ) -> Option<Reached> {
+        let Places {
+            live,
+            unread,
+            emptied,
+            mut names,
+        } = self;
+        let lag = crate::cloud::LISTING_LAG.as_secs();
+        let (keep_emptied, empty_since) =
+            match (emptied.is_empty(), before.and_then(|b| b.empty_since)) {
+                (true, _) => (false, None),
+                (false, None) => (true, Some(now)),
+                (false, Some(since)) if now.saturating_sub(since) >= lag => (false, None),
+                (false, Some(_)) => return None,
+            };
+        if keep_emptied || !unread.is_empty() {
+            names.extend(before.iter().flat_map(|b| b.names.iter().cloned()));
+        }
+        let mut regions: BTreeSet<String> = live.into_iter().chain(unread).collect();
+        if keep_emptied {
+            regions.extend(emptied);
+        }
+        let before_or = |f: fn(&Reached) -> String, fallback: String| before.map_or(fallback, f);
+        Some(Reached {
+            id: id.to_owned(),
+            // A former account keeps the name it was recorded with.
+            name: match reach {
+                Some(reach) if !reach.former || before.is_none() => reach.account.name.clone(),
+                _ => before_or(|b| b.name.clone(), id.to_owned()),
+            },
+            role_arn: reach.map_or_else(
+                || before_or(|b| b.role_arn.clone(), String::new()),
+                |r| r.role_arn.clone(),
+            ),
+            external_id: reach.map_or_else(
+                || before.and_then(|b| b.external_id.clone()),
+                |r| r.external_id.clone(),
+            ),
+            session_name: reach.map_or_else(
+                || before_or(|b| b.session_name.clone(), String::new()),
+                |r| r.session_name.clone(),
+            ),
+            regions: regions.into_iter().collect(),
+            names: names.into_iter().collect(),
+            empty_since,
+        })
+    }
+}
+
+/// What a run saw of each remembered account before its work: whether it read every
+/// remembered region there, and the ids of the project's key pairs it found.
+pub(super) struct Seen(Vec<(String, bool, bool, Vec<String>)>);
+
+/// See [`Seen`]: taken before a destroy's or prune's work.
+pub(super) fn seen(
+    desired: &Desired,
+    observed: &Observed,
+    reached: &BTreeMap<String, Reached>,
+) -> Seen {
+    let mut out = Vec::new();
+    for reach in &desired.accounts {
+        let id = reach.account.id.as_str();
+        let Some(record) = reached.get(id) else {
+            continue;
+        };
+        let mut all_read = true;
+        let mut ids = Vec::new();
+        for region in &record.regions {
+            let pairs = observed
+                .remote
+                .iter()
+                .find(|(s, _)| s.account.id() == Some(id) && s.region.as_str() == region);
+            match pairs {
+                Some((_, pairs)) => ids.extend(
+                    pairs
+                        .values()
+                        .filter(|p| crate::ownership::is_ours(&p.tags, &desired.project))
+                        .filter_map(|p| p.id.clone()),
+                ),
+                None => all_read = false,
+            }
+        }
+        out.push((id.to_owned(), reach.former, all_read, ids));
+    }
+    Seen(out)
+}
+
+/// After a destroy (every remembered account) or a prune (former accounts: nothing is made
+/// there), forget each account this run read in full and emptied: every key pair of the
+/// project it found there is one it deleted (the journal says so). A destroy that left
+/// nothing behind leaves no record that could later hold a cohort's runs on an account
+/// handed back.
+pub(super) fn forget_emptied(
+    journal: &Journal,
+    seen: &Seen,
+    destroy: bool,
+    apply_id: &str,
+) -> Result<(), Error> {
+    let deleted = journal.deleted_now().map_err(Error::Journal)?;
+    for (id, former, all_read, ids) in &seen.0 {
+        // A former account is never written to: emptied only when this run saw key pairs
+        // there and deleted every one (an empty listing may be EC2's lag, left to
+        // `remember`'s two reads). The manifest's accounts only by a destroy, whose read
+        // waited for the key pairs labctl made moments ago.
+        let eligible = if *former { !ids.is_empty() } else { destroy };
+        if eligible
+            && *all_read
+            && ids.iter().all(|i| deleted.contains(i))
+            && let Some(before) = journal.state.reached.get(id)
+        {
             let mut record = before.clone();
             record.regions.clear();
             write(journal, apply_id, &record)?;
@@ -249,49 +419,76 @@ pub(super) fn remember(
     Ok(())
 }
 
-/// Where the project's key pairs are in the account `id`, and their names: the manifest's
-/// places, those read this run that still hold one of its key pairs, and those of the last
-/// record this run did not read (a region that could not be read is never forgotten).
-fn still_there(
-    desired: &Desired,
-    observed: &Observed,
-    id: &str,
-    before: Option<&Reached>,
-) -> (Vec<String>, Vec<String>) {
-    let mut regions = BTreeSet::new();
-    let mut names = BTreeSet::new();
-    for spec in &desired.keypairs {
-        for scope in spec.scopes.iter().filter(|s| s.account.id() == Some(id)) {
-            regions.insert(scope.region.to_string());
-            names.insert(spec.name.to_string());
-        }
-    }
-    let mut read = BTreeSet::new();
-    for (scope, pairs) in observed
-        .remote
-        .iter()
-        .filter(|(s, _)| s.account.id() == Some(id))
-    {
-        read.insert(scope.region.to_string());
-        for pair in pairs.values() {
-            if crate::ownership::is_ours(&pair.tags, &desired.project) {
-                regions.insert(scope.region.to_string());
-                names.insert(pair.name.clone());
-            }
-        }
-    }
-    if let Some(before) = before {
-        for region in before.regions.iter().filter(|r| !read.contains(*r)) {
-            regions.insert(region.clone());
-            names.extend(before.names.iter().cloned());
-        }
-    }
-    (regions.into_iter().collect(), names.into_iter().collect())
-}
-
 fn write(journal: &Journal, apply_id: &str, record: &Reached) -> Result<(), Error> {
     let line = serde_json::to_string(record).map_err(|e| Error::Journal(e.into()))?;
     journal
         .record(Event::Reached, apply_id, &line)
         .map_err(Error::Journal)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{Places, Reached};
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn record(regions: &[&str], empty_since: Option<u64>) -> Reached {
+        Reached {
+            id: "111111111111".into(),
+            name: "team-a".into(),
+            role_arn: "arn:aws:iam::111111111111:role/R".into(),
+            external_id: None,
+            session_name: "labctl-lab".into(),
+            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+            names: vec!["lab".into()],
+            empty_since,
+        }
+    }
+
+    fn places(live: &[&str], unread: &[&str], emptied: &[&str]) -> Places {
+        Places {
+            live: set(live),
+            unread: set(unread),
+            emptied: set(emptied),
+            names: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_region_read_empty_is_dropped_only_when_still_empty_a_listing_lag_later() {
+        let id = "111111111111";
+        let before = record(&["eu-west-1", "us-east-1"], None);
+        // First empty read of us-east-1: kept, and the time noted.
+        let first = places(&["eu-west-1"], &[], &["us-east-1"])
+            .record(Some(&before), None, id, 1_000)
+            .unwrap();
+        assert_eq!(first.regions, ["eu-west-1", "us-east-1"]);
+        assert_eq!(first.empty_since, Some(1_000));
+        // Within the lag window: left as it is.
+        assert!(
+            places(&["eu-west-1"], &[], &["us-east-1"])
+                .record(Some(&first), None, id, 1_005)
+                .is_none()
+        );
+        // Still empty a window later: dropped.
+        let later = places(&["eu-west-1"], &[], &["us-east-1"])
+            .record(Some(&first), None, id, 1_011)
+            .unwrap();
+        assert_eq!(later.regions, ["eu-west-1"]);
+        assert_eq!(later.empty_since, None);
+        // A region that could not be read is never dropped.
+        let unread = places(&[], &["eu-west-1", "us-east-1"], &[])
+            .record(Some(&before), None, id, 2_000)
+            .unwrap();
+        assert_eq!(unread.regions, ["eu-west-1", "us-east-1"]);
+        // Key pairs listed again: the wait is over.
+        let back = places(&["eu-west-1", "us-east-1"], &[], &[])
+            .record(Some(&first), None, id, 1_003)
+            .unwrap();
+        assert_eq!(back.empty_since, None);
+    }
 }

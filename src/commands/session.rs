@@ -116,7 +116,15 @@ impl Connect for Aws {
                 ordered.push(scope.clone());
             }
         }
-        let ec2 = Ec2::new(&options, &ordered, &desired.accounts).await;
+        // A remembered member account may turn out to be the caller's own: its regions are
+        // then read as the caller's (`reach::leave_unreached`), with these clients.
+        let spare: Vec<Scope> = desired
+            .former_scopes
+            .iter()
+            .map(|s| Scope::caller(s.region.clone()))
+            .filter(|s| !ordered.contains(s))
+            .collect();
+        let ec2 = Ec2::new(&options, &ordered, &spare, &desired.accounts).await;
         // Assuming roles changes nothing: a Ctrl-C ends it at once.
         let failed = tokio::select! {
             failed = tokio::time::timeout_at(deadline.into(), ec2.reach_accounts()) => {
@@ -245,7 +253,14 @@ pub(super) fn session<K: Connect, T>(
         if let Some(journal) = run.journal.as_deref() {
             super::reach::remember(journal, &desired, &observed, &run.apply_id, &unreached.own)?;
         }
-        work(&cloud, desired, observed, run).await
+        // What a destroy or prune empties, it forgets (see `reach::forget_emptied`).
+        let seen = super::reach::seen(&desired, &observed, &reached);
+        let (journal, apply_id) = (run.journal.clone(), run.apply_id.clone());
+        let done = work(&cloud, desired, observed, run).await;
+        if let Some(journal) = journal.as_deref() {
+            super::reach::forget_emptied(journal, &seen, lock_for == Some("destroy"), &apply_id)?;
+        }
+        done
     });
     if let Some(lock) = lock.as_mut() {
         // Folders this run wrote keys to are the project's now.

@@ -748,3 +748,73 @@ fn a_ctrl_c_while_roles_are_assumed_ends_at_once() {
     assert_eq!(doc["error"]["kind"], "interrupted", "{doc:#}");
     assert!(names_in(Some(&a), "eu-west-1").is_empty());
 }
+
+#[test]
+fn a_destroy_that_emptied_an_account_forgets_it() {
+    let t = Test::new();
+    let p = unique("emptied");
+    let (a, b) = (unique_account(), unique_account());
+    t.write("labctl.yaml", &two_teams(&p, &a, &b, true));
+    t.cloud(&["apply", "--yes"]).assert_code(0);
+    t.cloud(&["destroy", "--yes"]).assert_code(0);
+    // The next cohort has other accounts; the old ones were handed back (their roles fail).
+    t.write(
+        "labctl.yaml",
+        &Manifest::new(&p)
+            .defaults("{ region: eu-west-1, key_type: ed25519 }")
+            .key(&format!("{p}-next"), &[])
+            .text(),
+    );
+    let proxy = Proxy::faults(&json!([
+        { "action": "AssumeRole", "fault": "denied", "count": 1000 }
+    ]));
+    let run = t.via(&proxy, &["apply", "--yes", "--prune"]);
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains("no longer in the manifest"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        proxy.stats()["requests"].get("AssumeRole"),
+        None,
+        "{}",
+        proxy.stats()
+    );
+}
+
+#[test]
+fn the_callers_own_account_remembered_as_a_member_is_read_as_its_own() {
+    let t = Test::new();
+    let p = unique("ownreg");
+    t.write(
+        "labctl.yaml",
+        &Manifest::new(&p)
+            .account("me", "{ id: \"123456789012\" }")
+            .defaults("{ regions: [eu-west-1, us-east-1], key_type: ed25519 }")
+            .key(&format!("{p}-a"), &[("account", "me")])
+            .text(),
+    );
+    t.cloud(&["apply", "--yes"]).assert_code(0);
+    // The entries move to the caller's own account, in one region only.
+    t.write(
+        "labctl.yaml",
+        &Manifest::new(&p)
+            .defaults("{ region: us-east-1, key_type: ed25519 }")
+            .key(&format!("{p}-b"), &[])
+            .text(),
+    );
+    let plan = t.cloud(&["plan", "--prune"]);
+    plan.assert_code(0);
+    let lines = plan.logical_lines();
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("{p}-a"))
+            && l.contains("eu-west-1")
+            && l.contains("delete")),
+        "{}",
+        plan.stdout
+    );
+    t.cloud(&["apply", "--yes", "--prune"]).assert_code(0);
+    assert!(!names_in(None, "eu-west-1").contains(&format!("{p}-a")));
+    assert!(!names_in(None, "us-east-1").contains(&format!("{p}-a")));
+}
