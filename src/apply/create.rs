@@ -126,6 +126,9 @@ pub(super) async fn look_until_listed<C: Cloud>(
     loop {
         match cloud.find_key_pair(scope, name).await {
             Ok(Some(found)) => return Some(found),
+            // The run is out of time or stopped: no look can be sent any more, and waiting
+            // out the window would only hold the run past its --timeout.
+            Err(err) if err.kind == CloudErrorKind::NotSent => return None,
             Ok(None) | Err(_) if looks.over() => return None,
             Ok(None) | Err(_) => looks.pause().await,
         }

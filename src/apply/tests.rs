@@ -253,6 +253,36 @@ async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
 }
 
 #[tokio::test]
+async fn a_lost_create_is_not_looked_for_once_nothing_can_be_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = desired(dir.path(), &["us-east-1"]);
+    let cloud = Arc::new(MemoryCloud::default());
+    let observed = observe_now(&cloud, &d).await;
+    let p = plan(&d, &observed, &Options::default());
+    cloud.fault(
+        "CreateKeyPair",
+        Fault::LoseAnswer(CloudErrorKind::Unreachable),
+    );
+    // The run's --timeout has passed: every look is refused unsent.
+    for _ in 0..100 {
+        cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::NotSent));
+    }
+    let started = std::time::Instant::now();
+    let report = apply(&cloud, &p, FileCustody, settings(&[]), Arc::new(Quiet)).await;
+    // Not the listing lag's window (1 s here, 10 s in a run): at once.
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    assert_eq!(statuses(&report.outcomes), [Status::Failed]);
+    let hint = report.outcomes[0]
+        .error
+        .as_ref()
+        .unwrap()
+        .hint
+        .clone()
+        .unwrap_or_default();
+    assert!(hint.contains("the next apply finds it"), "{hint}");
+}
+
+#[tokio::test]
 async fn a_late_create_of_an_unsaved_key_is_replaced_but_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let d = desired(dir.path(), &["us-east-1"]);
