@@ -189,17 +189,12 @@ pub(crate) fn wide(rows: &[Row]) -> String {
 /// `Accounts: team-a 111111111111, …` when rows are in member accounts (the table says
 /// `team-a/eu-west-1`; this says which account that is), else nothing.
 fn accounts_line(rows: &[Row]) -> String {
-    let mut accounts: Vec<(&str, &str)> = rows
-        .iter()
-        .filter_map(|r| Some((r.account_name.as_deref()?, r.account.as_deref()?)))
-        .collect();
-    accounts.sort_by_key(|(_, id)| *id);
-    accounts.dedup();
-    if accounts.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = accounts.iter().map(|(n, id)| format!("{n} {id}")).collect();
-    format!("Accounts: {}\n", list.join(", "))
+    crate::resource::accounts_line(
+        rows.iter()
+            .filter_map(|r| Some((r.account_name.clone()?, r.account.clone()?))),
+    )
+    .map(|line| line + "\n")
+    .unwrap_or_default()
 }
 
 /// The place column's heading: `REGION`, or `ACCOUNT/REGION` when a row is in a member

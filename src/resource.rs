@@ -122,6 +122,29 @@ impl fmt::Display for Scope {
     }
 }
 
+/// How many regions `scopes` cover, and how many accounts when a member account is among
+/// them (the caller's own counting as one): what status lines and `validate` say.
+pub fn count_places(scopes: &[Scope]) -> (usize, Option<usize>) {
+    let regions: std::collections::BTreeSet<&str> =
+        scopes.iter().map(|s| s.region.as_str()).collect();
+    let accounts: std::collections::BTreeSet<Option<&str>> =
+        scopes.iter().map(|s| s.account.id()).collect();
+    let members = accounts.iter().any(Option::is_some);
+    (regions.len(), members.then_some(accounts.len()))
+}
+
+/// `Accounts: team-a 111111111111, …` for member accounts given as (name, id), each once,
+/// by id: the one line that says which account a `team-a/eu-west-1` is. `None` for none.
+pub fn accounts_line(accounts: impl IntoIterator<Item = (String, String)>) -> Option<String> {
+    let mut accounts: Vec<(String, String)> = accounts.into_iter().collect();
+    accounts.sort_by(|a, b| a.1.cmp(&b.1));
+    accounts.dedup_by(|a, b| a.1 == b.1);
+    (!accounts.is_empty()).then(|| {
+        let list: Vec<String> = accounts.iter().map(|(n, id)| format!("{n} {id}")).collect();
+        format!("Accounts: {}", list.join(", "))
+    })
+}
+
 /// The kind of a resource. Key pairs are the one kind today; a second kind adds a variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {

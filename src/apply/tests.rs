@@ -232,10 +232,9 @@ async fn a_lost_create_answer_is_cleaned_up_when_it_can_be_and_left_to_the_journ
 
 /// A create whose answer was lost while the listing lags: the look waits the lag out,
 /// finds the key pair this apply made and deletes it again in the same run.
-#[tokio::test]
-async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = desired(dir.path(), &["us-east-1"]);
+/// A plan that creates one key pair, and a cloud that will make it and lose the answer.
+async fn a_create_whose_answer_is_lost(dir: &Path) -> (Arc<MemoryCloud>, crate::plan::Plan) {
+    let d = desired(dir, &["us-east-1"]);
     let cloud = Arc::new(MemoryCloud::default());
     let observed = observe_now(&cloud, &d).await;
     let p = plan(&d, &observed, &Options::default());
@@ -243,6 +242,13 @@ async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
         "CreateKeyPair",
         Fault::LoseAnswer(CloudErrorKind::Unreachable),
     );
+    (cloud, p)
+}
+
+#[tokio::test]
+async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cloud, p) = a_create_whose_answer_is_lost(dir.path()).await;
     // The first look finds nothing listed yet (the lag), the next one finds it.
     cloud.fault("DescribeKeyPairs", Fault::Hide);
     let report = apply(&cloud, &p, FileCustody, settings(&[]), Arc::new(Quiet)).await;
@@ -255,14 +261,7 @@ async fn a_lost_create_is_looked_for_until_the_listing_catches_up() {
 #[tokio::test]
 async fn a_lost_create_is_not_looked_for_once_nothing_can_be_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let d = desired(dir.path(), &["us-east-1"]);
-    let cloud = Arc::new(MemoryCloud::default());
-    let observed = observe_now(&cloud, &d).await;
-    let p = plan(&d, &observed, &Options::default());
-    cloud.fault(
-        "CreateKeyPair",
-        Fault::LoseAnswer(CloudErrorKind::Unreachable),
-    );
+    let (cloud, p) = a_create_whose_answer_is_lost(dir.path()).await;
     // The run's --timeout has passed: every look is refused unsent.
     for _ in 0..100 {
         cloud.fault("DescribeKeyPairs", Fault::Fail(CloudErrorKind::NotSent));

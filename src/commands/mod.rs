@@ -602,16 +602,36 @@ fn report_git_exposure(
                 "untrack it with `git rm --cached FILE` and commit; if it was ever pushed, replace the key (`labctl apply --replace NAME`)".to_owned(),
             ),
         };
-        if json {
-            let mut warning = problem_json("key-file-in-git", &message, Some(&hint));
-            warning["file"] = serde_json::Value::from(file.as_str());
-            warnings.push(warning);
-        } else {
-            eprintln!("{} {message}", term.warning_prefix());
-            eprintln!("hint: {hint}");
-        }
+        warnings.extend(warn(
+            json,
+            term,
+            ("key-file-in-git", &message, &hint),
+            &[("file", serde_json::Value::from(file.as_str()))],
+        ));
     }
     warnings
+}
+
+/// One warning, the one way: `warning: …` and `hint: …` on stderr for people, or (with
+/// `--json`) returned as data for the document: `problem_json`'s shape with `kind` and the
+/// `extra` fields.
+fn warn(
+    json: bool,
+    term: Terminal,
+    (kind, message, hint): (&str, &str, &str),
+    extra: &[(&str, serde_json::Value)],
+) -> Option<serde_json::Value> {
+    if json {
+        let mut warning = problem_json(kind, message, Some(hint));
+        for (field, value) in extra {
+            warning[*field] = value.clone();
+        }
+        Some(warning)
+    } else {
+        eprintln!("{} {message}", term.warning_prefix());
+        eprintln!("hint: {hint}");
+        None
+    }
 }
 
 /// Write a JSON document with the run's warnings added (an array, empty when none): the

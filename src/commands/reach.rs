@@ -1,7 +1,7 @@
 //! The member accounts of a run beyond what the manifest says: the ones labctl placed key
 //! pairs in and the manifest no longer names (read, so that `--prune` and `destroy` reach what
 //! is left there), those that cannot be reached any more (said, with what is left), and the
-//! record of how each account was reached (`reached` lines in the project's keys).
+//! record of how each account was reached (`reached` lines in the manifest's journal).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,16 +12,11 @@ use crate::journal::{Event, Journal, Reached};
 use crate::observe::Observed;
 use crate::resource::{Account, MemberAccount, Scope};
 
-use super::{Terminal, problem_json};
+use super::{Terminal, warn};
 
 /// Add to `desired` what the state remembers and the manifest no longer places: accounts it
 /// dropped (how they are reached) and regions of any remembered account it no longer uses.
 pub(super) fn add_former(desired: &mut Desired, reached: &BTreeMap<String, Reached>) {
-    let placed: BTreeSet<Scope> = desired
-        .keypairs
-        .iter()
-        .flat_map(|k| k.scopes.iter().cloned())
-        .collect();
     for account in reached.values() {
         // A record is the state folder's (trusted as the journal is), and still checked as
         // the manifest's accounts are: above all, its role must be in its account (STS's
@@ -65,17 +60,24 @@ pub(super) fn add_former(desired: &mut Desired, reached: &BTreeMap<String, Reach
             });
             member
         });
-        for region in &account.regions {
-            let Ok(region) = Region::parse(region) else {
-                continue;
-            };
-            let scope = Scope {
-                account: Account::Member(member.clone()),
-                region,
-            };
-            if !placed.contains(&scope) && !desired.former_scopes.contains(&scope) {
-                desired.former_scopes.push(scope);
-            }
+        read_as_former(desired, &account.regions, &Account::Member(member));
+    }
+}
+
+/// Read the remembered `regions` of `account` in this run, those the manifest does not place
+/// key pairs in, each once.
+fn read_as_former(desired: &mut Desired, regions: &[String], account: &Account) {
+    for region in regions {
+        let Ok(region) = Region::parse(region) else {
+            continue;
+        };
+        let scope = Scope {
+            account: account.clone(),
+            region,
+        };
+        let placed = desired.keypairs.iter().any(|k| k.scopes.contains(&scope));
+        if !placed && !desired.former_scopes.contains(&scope) {
+            desired.former_scopes.push(scope);
         }
     }
 }
@@ -95,18 +97,8 @@ pub(super) fn leave_unreached(
             // The caller's own account, remembered as a member: its places are read as the
             // caller's own (nothing there is stranded), and it is said once more below.
             out.own.push(reach.account.id.clone());
-            for region in reached
-                .get(&reach.account.id)
-                .into_iter()
-                .flat_map(|r| r.regions.iter())
-            {
-                if let Ok(region) = Region::parse(region) {
-                    let scope = Scope::caller(region);
-                    let placed = desired.keypairs.iter().any(|k| k.scopes.contains(&scope));
-                    if !placed && !desired.former_scopes.contains(&scope) {
-                        desired.former_scopes.push(scope);
-                    }
-                }
+            if let Some(record) = reached.get(&reach.account.id) {
+                read_as_former(desired, &record.regions, &Account::Caller);
             }
         } else {
             out.left
@@ -126,14 +118,15 @@ pub(super) fn leave_unreached(
             reach.account.name, reach.account.id, reach.role_arn, err.message
         );
         let hint = "restore the role's trust, or put the account back in `accounts:` for a run of `labctl destroy`; labctl reads it again on every run until nothing of this project is left there";
-        if json {
-            let mut warning = problem_json("account-unreachable", &message, Some(hint));
-            warning["account"] = serde_json::Value::from(reach.account.id.as_str());
-            out.warnings.push(warning);
-        } else {
-            eprintln!("{} {message}", term.warning_prefix());
-            eprintln!("hint: {hint}");
-        }
+        out.warnings.extend(warn(
+            json,
+            term,
+            ("account-unreachable", &message, hint),
+            &[(
+                "account",
+                serde_json::Value::from(reach.account.id.as_str()),
+            )],
+        ));
     }
     out
 }
@@ -185,15 +178,15 @@ pub(super) fn leave_unread(
             err.message
         );
         let hint = err.hint();
-        if json {
-            let mut warning = problem_json("former-place-unread", &message, Some(hint));
-            warning["region"] = serde_json::Value::from(scope.region.as_str());
-            warning["account"] = serde_json::Value::from(scope.account.id());
-            warnings.push(warning);
-        } else {
-            eprintln!("{} {message}", term.warning_prefix());
-            eprintln!("hint: {hint}");
-        }
+        warnings.extend(warn(
+            json,
+            term,
+            ("former-place-unread", &message, hint),
+            &[
+                ("region", serde_json::Value::from(scope.region.as_str())),
+                ("account", serde_json::Value::from(scope.account.id())),
+            ],
+        ));
     }
     Some((warnings, left))
 }
@@ -399,6 +392,10 @@ pub(super) fn forget_emptied(
     destroy: bool,
     apply_id: &str,
 ) -> Result<(), Error> {
+    if seen.0.is_empty() {
+        // No remembered account: the journal need not be read again.
+        return Ok(());
+    }
     let deleted = journal.deleted_now().map_err(Error::Journal)?;
     for (id, former, all_read, ids) in &seen.0 {
         // A former account is never written to: emptied only when this run saw key pairs

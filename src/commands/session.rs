@@ -403,18 +403,9 @@ async fn look<C: Cloud>(
 /// Where a run reads, for its status line: `3 region(s)`, or `1 region(s) of 3 account(s)`
 /// when member accounts are read too (the caller's own counts as one).
 fn places(scopes: &[Scope]) -> String {
-    let regions: std::collections::BTreeSet<&str> =
-        scopes.iter().map(|s| s.region.as_str()).collect();
-    let accounts: std::collections::BTreeSet<Option<&str>> =
-        scopes.iter().map(|s| s.account.id()).collect();
-    if accounts.iter().all(Option::is_none) {
-        format!("{} region(s)", regions.len())
-    } else {
-        format!(
-            "{} region(s) of {} account(s)",
-            regions.len(),
-            accounts.len()
-        )
+    match crate::resource::count_places(scopes) {
+        (regions, None) => format!("{regions} region(s)"),
+        (regions, Some(accounts)) => format!("{regions} region(s) of {accounts} account(s)"),
     }
 }
 

@@ -88,21 +88,14 @@ pub(super) fn validate_command(args: &ValidateArgs, term: Terminal) -> Result<Ex
 /// when member accounts are used; the caller's own counts as one).
 fn what_it_places(desired: &crate::desired::Desired) -> String {
     let pairs = desired.keypairs.len();
-    let scopes = desired.scopes();
-    let regions: std::collections::BTreeSet<&str> =
-        scopes.iter().map(|s| s.region.as_str()).collect();
-    let accounts: std::collections::BTreeSet<Option<&str>> =
-        scopes.iter().map(|s| s.account.id()).collect();
+    let (regions, accounts) = crate::resource::count_places(&desired.scopes());
     let plural = |n: usize| if n == 1 { "" } else { "s" };
-    let of_accounts = if accounts.iter().any(Option::is_some) {
-        format!(" of {} account{}", accounts.len(), plural(accounts.len()))
-    } else {
-        String::new()
-    };
+    let of_accounts = accounts
+        .map(|n| format!(" of {n} account{}", plural(n)))
+        .unwrap_or_default();
     format!(
-        "{pairs} key pair{} in {} region{}{of_accounts}",
+        "{pairs} key pair{} in {regions} region{}{of_accounts}",
         plural(pairs),
-        regions.len(),
-        plural(regions.len())
+        plural(regions)
     )
 }

@@ -204,21 +204,12 @@ fn common_folder<'a>(actions: impl Iterator<Item = &'a Action>) -> Option<String
 /// 111111111111, …`: a scope line reads `team-a/eu-west-1`, and this says which account that
 /// is. `None` when every action is in the caller's own account.
 fn accounts_line<'a>(actions: impl Iterator<Item = &'a Action>) -> Option<String> {
-    let mut accounts: Vec<&std::sync::Arc<crate::resource::MemberAccount>> = actions
-        .filter_map(|a| match &a.scope().account {
-            crate::resource::Account::Member(m) => Some(m),
-            crate::resource::Account::Caller => None,
-        })
-        .collect();
-    accounts.sort();
-    accounts.dedup();
-    (!accounts.is_empty()).then(|| {
-        let list: Vec<String> = accounts
-            .iter()
-            .map(|m| format!("{} {}", printable(&m.name), m.id))
-            .collect();
-        format!("Accounts: {}", list.join(", "))
-    })
+    crate::resource::accounts_line(actions.filter_map(|a| match &a.scope().account {
+        crate::resource::Account::Member(m) => {
+            Some((printable(&m.name).into_owned(), m.id.clone()))
+        }
+        crate::resource::Account::Caller => None,
+    }))
 }
 
 fn widths<'a>(actions: impl Iterator<Item = &'a Action>, with_file: bool) -> Widths {
