@@ -15,6 +15,9 @@ use crate::resource::{Account, MemberAccount, Scope};
 
 /// The tag key labctl puts on every key pair it creates or imports.
 pub const PROJECT_TAG: &str = "labctl:project";
+/// Where the team store's entries live (`/ec2/keypair/<key-pair-id>`, as CloudFormation
+/// keeps them); labctl touches nothing outside it.
+pub const STORE_PATH: &str = "/ec2/keypair/";
 
 /// The tag key naming the apply that had EC2 create a key pair: if the answer to
 /// `CreateKeyPair` is lost, labctl recognises (and deletes) only a key pair of its own apply.
@@ -118,6 +121,11 @@ pub const KNOWN_REGIONS: &[&str] = &[
 ];
 
 impl Region {
+    /// `us-east-1`: where global requests go when nothing else names a region.
+    pub fn us_east_1() -> Self {
+        Region("us-east-1".to_owned())
+    }
+
     /// Check the form of a region name.
     ///
     /// # Errors
@@ -297,6 +305,32 @@ pub struct Desired {
     pub accounts: Vec<Reach>,
     /// Scopes of former accounts: read for their orphans, never placed in.
     pub former_scopes: Vec<Scope>,
+    /// The team store every private key is also kept in (`store: ssm`).
+    pub store: Option<KeyStore>,
+    /// Where the lock and the journal are shared (`state: s3://bucket/prefix`).
+    pub state: Option<SharedState>,
+}
+
+/// The team store: SSM Parameter Store, each key a SecureString at `/ec2/keypair/<id>` in its
+/// key pair's account and region.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyStore {
+    /// The KMS key the entries are encrypted with (`None`: the account's `alias/aws/ssm`).
+    pub kms_key_id: Option<String>,
+}
+
+/// The shared state's place: `s3://bucket/prefix`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedState {
+    pub bucket: String,
+    /// Without leading or trailing `/` (empty: the bucket's top).
+    pub prefix: String,
+}
+
+impl std::fmt::Display for SharedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
 }
 
 /// The reserved prefix a tag key starts with, in any case, if it does: `aws:` is AWS's,

@@ -145,6 +145,10 @@ impl Error {
                 "wait for it to finish; labctl never runs two applies of one manifest at once"
                     .to_owned(),
             ),
+            Error::Locked(crate::lock::LockError::Shared { hint, .. }) => Some((*hint).to_owned()),
+            Error::Locked(crate::lock::LockError::SharedHeld { release, .. }) => Some(format!(
+                "wait for it to finish. If that run crashed and nothing runs there any more, release the lock: {release}"
+            )),
             Error::Locked(crate::lock::LockError::Foreign { path, .. }) => Some(format!(
                 "if this workshop folder moved here on purpose and nobody works on it from the other machine, remove {} and run again",
                 path.join("origin").display()
@@ -185,6 +189,7 @@ impl Error {
             Error::NoManifest(_) => "no-manifest",
             Error::Observe(_) => "cloud",
             Error::Accounts(_) => "account",
+            Error::Locked(crate::lock::LockError::Shared { .. }) => "state",
             Error::Locked(_) => "locked",
             Error::Claimed(_) => "key-folder",
             Error::Interrupted => "interrupted",

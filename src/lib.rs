@@ -20,6 +20,7 @@ pub mod keys;
 pub(crate) mod lock;
 pub mod manifest;
 pub(crate) mod observe;
+pub(crate) mod observe_store;
 pub(crate) mod output;
 pub(crate) mod ownership;
 pub(crate) mod plan;
@@ -27,8 +28,10 @@ pub(crate) mod render;
 pub(crate) mod report;
 pub mod resource;
 pub(crate) mod schema;
+pub(crate) mod shared;
 pub(crate) mod stop;
 pub(crate) mod template;
 pub mod validate;
 
 pub use commands::main_with_args;
+pub use shared::learn_local_offset;

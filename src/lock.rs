@@ -12,7 +12,7 @@
 //! The lock file is opened without following a link and without blocking, only when it is a
 //! regular file, and read with a size bound.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, TryLockError};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -54,6 +54,22 @@ pub enum LockError {
         "labctl does not use {path}: git tracks files in it, so its journal came from another machine (someone ran `git add -f`), and acting on it could replace a teammate's key pairs"
     )]
     Tracked { path: PathBuf },
+    /// Another machine holds the shared lock (`state: s3://…`).
+    #[error("another labctl holds the shared lock {url}: {holder}")]
+    SharedHeld {
+        holder: String,
+        url: String,
+        /// The command that releases a lock left by a run that crashed.
+        release: String,
+    },
+    /// The shared state cannot be used (a missing bucket, access denied, S3 unreachable).
+    #[error("cannot use the shared state {url}: {reason}")]
+    Shared {
+        url: String,
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
     /// State written on another machine (copied along with the workshop folder).
     #[error(
         "labctl does not use {path}: it was written on another machine ({origin}), and acting on its journal could replace key pairs someone else saved"
@@ -215,6 +231,69 @@ pub(crate) fn journal_state(manifest: &Path, project: &str) -> Result<State, Loc
         &file_name(manifest, ".journal"),
         &keys_name(project),
     ))
+}
+
+/// The journal's two files in the state folder: the manifest's journal and the project's
+/// keys (what the shared state keeps beside its lock, under the same names).
+pub(crate) fn journal_files(manifest: &Path, project: &str) -> [OsString; 2] {
+    [file_name(manifest, ".journal"), keys_name(project)]
+}
+
+/// The shared lock's object name: the manifest's lock file's.
+pub(crate) fn lock_name(manifest: &Path) -> OsString {
+    file_name(manifest, ".lock")
+}
+
+/// A state file's whole content (empty when there is none); call with the lock held.
+///
+/// # Errors
+/// Why it could not be read.
+pub(crate) fn read_state(manifest: &Path, name: &OsStr) -> std::io::Result<Vec<u8>> {
+    let folder =
+        KeyFolder::open(&state_dir(manifest)).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let Ok(mut file) = folder.open_state_file(name, false) else {
+        return Ok(Vec::new());
+    };
+    read_bounded(&mut file, 16 * 1024 * 1024)?
+        .map(|bytes| bytes.to_vec())
+        .ok_or_else(|| std::io::Error::other("the state file is too large to be labctl's"))
+}
+
+/// Replace a state file's content, durably; call with the lock held.
+///
+/// # Errors
+/// Why it could not be written.
+pub(crate) fn write_state(manifest: &Path, name: &OsStr, bytes: &[u8]) -> std::io::Result<()> {
+    let folder =
+        KeyFolder::open(&state_dir(manifest)).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut file = folder.open_state_file(name, true)?;
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+impl Lock {
+    /// Read the journal again (after the shared state's records were brought into its files).
+    ///
+    /// # Errors
+    /// Why it could not be read.
+    pub(crate) fn reopen_journal(
+        &mut self,
+        manifest: &Path,
+        project: &str,
+    ) -> Result<(), LockError> {
+        let io = |reason: String| LockError::Io {
+            path: lock_path(manifest),
+            reason,
+        };
+        let folder = KeyFolder::open(&state_dir(manifest)).map_err(|e| io(e.to_string()))?;
+        let [journal, keys] = journal_files(manifest, project);
+        let journal = Journal::open(&folder, &journal, &keys)
+            .map_err(|e| io(format!("the journal beside it: {e}")))?;
+        self.journal = std::sync::Arc::new(journal);
+        Ok(())
+    }
 }
 
 /// Take the manifest's lock without waiting.

@@ -22,6 +22,8 @@ pub(crate) struct Observed {
     pub remote: BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
     /// What is at each key file path looked at.
     pub local: BTreeMap<PathBuf, FileState>,
+    /// The team store's entries per scope, by key pair id (empty without `store`).
+    pub stored: crate::observe_store::StoreView,
 }
 
 impl Observed {
@@ -42,6 +44,16 @@ impl Observed {
             (self.local.get(a), self.local.get(b)),
             (Some(FileState::Key { id: x, .. }), Some(FileState::Key { id: y, .. })) if x == y
         )
+    }
+
+    /// What the team store holds for the key pair `remote` of `scope`, when it has an entry.
+    pub(crate) fn stored(
+        &self,
+        scope: &Scope,
+        remote: &RemoteKeyPair,
+    ) -> Option<&crate::observe_store::Stored> {
+        let id = remote.id.as_ref()?;
+        self.stored.get(scope)?.get(id)
     }
 
     /// Whether a key pair of this name exists in `scope`.
@@ -137,8 +149,13 @@ pub(crate) async fn observe<C: Cloud>(
         .map(|p| (p, Format::Pem))
         .collect();
     local.extend(inspect_all(store, orphans).await);
-    let mut observed = Observed { remote, local };
+    let mut observed = Observed {
+        remote,
+        local,
+        stored: crate::observe_store::StoreView::new(),
+    };
     catch_up_with_recent_keys(cloud, desired, made, deleted, &mut observed).await;
+    observed.stored = crate::observe_store::read_store(cloud, desired, &observed.remote).await?;
     Ok(observed)
 }
 

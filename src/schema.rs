@@ -31,6 +31,51 @@ struct ManifestV1 {
     /// The key pairs. One entry is one private key, present in every region it lists.
     #[schemars(length(min = 1))]
     keypairs: Vec<KeyPair>,
+    /// The team's copy of every private key: `ssm` keeps each as a SecureString at `/ec2/keypair/<key-pair-id>` in its key pair's account and region (as CloudFormation does); a machine without a key file gets it from there.
+    #[serde(default)]
+    store: Option<Store>,
+    /// Where the lock and the journal are shared by every machine: `s3://BUCKET/PREFIX` (the bucket must exist).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"))]
+    state: Option<String>,
+}
+
+/// `ssm`, or `{ ssm: { kms_key_id: … } }`.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum Store {
+    /// The team store's kind.
+    Kind(StoreKind),
+    /// The store with its settings.
+    Settings(StoreSettings),
+}
+
+/// The team store's kind.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+enum StoreKind {
+    Ssm,
+}
+
+/// `{ ssm: { kms_key_id: … } }`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct StoreSettings {
+    /// SSM Parameter Store's settings.
+    ssm: Option<SsmSettings>,
+}
+
+/// SSM Parameter Store's settings.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SsmSettings {
+    /// The KMS key the entries are encrypted with: `alias/NAME`, a key id or an ARN. Default: the account's `alias/aws/ssm`.
+    #[serde(default)]
+    kms_key_id: Option<String>,
 }
 
 /// Settings every key pair inherits.

@@ -12,6 +12,7 @@ mod create;
 mod delete;
 mod files;
 mod run;
+mod store;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -92,8 +93,14 @@ pub(crate) async fn apply<C: Cloud>(
 ) -> Report {
     let mut results: Vec<Option<Outcome>> = vec![None; plan.actions.len()];
 
+    // Key files the team store gives back, before anything uses them.
+    for (index, outcome) in store::restore_all(cloud, plan, store, &settings, &progress).await {
+        progress.finished(outcome.action.scope());
+        results[index] = Some(outcome);
+    }
+
     // Tags first, batched per (region, change).
-    let tag_changes = apply_tags(&**cloud, plan, store, &*progress).await;
+    let tag_changes = apply_tags(&**cloud, plan, &results, store, &*progress).await;
     for (index, outcome) in tag_changes {
         progress.finished(outcome.action.scope());
         results[index] = Some(outcome);
@@ -151,7 +158,7 @@ pub(crate) async fn apply<C: Cloud>(
             }
         }
     }
-    let outcomes = results
+    let mut outcomes: Vec<Outcome> = results
         .into_iter()
         .zip(&plan.actions)
         .map(|(outcome, action)| {
@@ -164,6 +171,8 @@ pub(crate) async fn apply<C: Cloud>(
             })
         })
         .collect();
+    // The team store's part, once the key pairs' work is done.
+    store::keep_all(cloud, plan, &mut outcomes, store, &settings).await;
     Report { outcomes }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     /// How long EC2's listing may lag behind a write: how long a look for what a write did
     /// waits ([`crate::cloud::LISTING_LAG`]; shorter in tests).
     pub listing_lag: std::time::Duration,
+    /// The KMS key the team store's entries are encrypted with (`None`: `alias/aws/ssm`).
+    pub kms_key_id: Option<String>,
 }
 
 impl Settings {

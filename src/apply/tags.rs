@@ -15,6 +15,7 @@ use crate::report::{Outcome, Problem, Status};
 pub(super) async fn apply_tags<C: Cloud>(
     cloud: &C,
     plan: &Plan,
+    settled: &[Option<Outcome>],
     store: FileCustody,
     progress: &dyn Progress,
 ) -> Vec<(usize, Outcome)> {
@@ -22,7 +23,7 @@ pub(super) async fn apply_tags<C: Cloud>(
     let mut batches: BTreeMap<Change, Vec<(usize, Pair<'_>, String)>> = BTreeMap::new();
     let mut out = Vec::new();
     for (index, action) in plan.actions.iter().enumerate() {
-        let Some(action) = Pair::of(action) else {
+        let Some(action) = Pair::of(action).filter(|_| settled[index].is_none()) else {
             continue;
         };
         let (set, remove) = match &action.op {

@@ -40,6 +40,8 @@ fn desired(dir: &Path, regions: &[&str]) -> Desired {
         orphan_dir: dir.join("keys"),
         accounts: Vec::new(),
         former_scopes: Vec::new(),
+        store: None,
+        state: None,
     }
 }
 
@@ -57,6 +59,7 @@ fn settings(unsaved: &[(&str, &str)]) -> Settings {
         stop: super::Stop::default(),
         broken: Arc::default(),
         listing_lag: std::time::Duration::from_secs(1),
+        kms_key_id: None,
     }
 }
 

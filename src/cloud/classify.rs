@@ -48,10 +48,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     // STS's operations (a member account's role) are named as STS's; the rest are EC2's.
-    let api = if matches!(operation, "AssumeRole" | "GetCallerIdentity") {
-        "STS"
-    } else {
-        "EC2"
+    let api = match operation {
+        "AssumeRole" | "GetCallerIdentity" => "STS",
+        "GetParameters"
+        | "GetParameter"
+        | "PutParameter"
+        | "DeleteParameter"
+        | "DescribeParameters"
+        | "AddTagsToResource"
+        | "ListTagsForResource" => "SSM",
+        "HeadBucket" | "GetObject" | "PutObject" | "DeleteObject" => "S3",
+        _ => "EC2",
     };
     // Never log the SDK error itself: its debug form carries the raw response, and the
     // answer to `CreateKeyPair` is the private key. Only the classified words below are shown.
@@ -73,7 +80,13 @@ where
         SdkError::ServiceError(service) => {
             let inner = service.err();
             let code = inner.code().unwrap_or("Unknown");
-            let text = inner.message().unwrap_or("no message");
+            // A refused PutParameter's words may quote the value it carried (a private
+            // key): only its code is shown.
+            let text = if operation == "PutParameter" {
+                "the service's message is not shown (it may quote the value)"
+            } else {
+                inner.message().unwrap_or("no message")
+            };
             (kind_of_code(code), format!("{code}: {text}"))
         }
         SdkError::TimeoutError(_) => (
@@ -111,8 +124,11 @@ fn kind_of_code(code: &str) -> CloudErrorKind {
         | "InvalidClientTokenId"
         | "UnrecognizedClientException" => CloudErrorKind::RegionNotEnabled,
         "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => CloudErrorKind::Throttled,
-        "InvalidKeyPair.Duplicate" => CloudErrorKind::Duplicate,
+        "InvalidKeyPair.Duplicate" | "ParameterAlreadyExists" | "PreconditionFailed" => {
+            CloudErrorKind::Duplicate
+        }
         "InvalidKeyPair.Format" | "InvalidKey.Format" => CloudErrorKind::InvalidKey,
+        "ParameterNotFound" | "NoSuchKey" | "NotFound" | "NoSuchBucket" => CloudErrorKind::NotFound,
         _ => CloudErrorKind::Other,
     }
 }

@@ -15,11 +15,9 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{KeyFormat, ResourceType, Tag, TagSpecification};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-use super::classify::{backoff, convert, transient};
+use aws_sdk_ec2::types::{KeyFormat, ResourceType, Tag, TagSpecification};
+
 use super::config::{CallCounter, host_of, shared_config};
 use super::sts::{Role, RoleCredentials};
 use super::{Cloud, CloudError, CloudErrorKind, CreatedKeyPair, Pacer};
@@ -49,27 +47,36 @@ pub(crate) struct Ec2Options {
     pub stop: crate::stop::Stop,
 }
 
+/// One scope's clients: EC2, and SSM (the team store) with the same credentials.
+#[derive(Clone, Debug)]
+pub(super) struct ScopeClients {
+    pub ec2: Client,
+    pub ssm: aws_sdk_ssm::Client,
+    /// The host they talk to (named in errors).
+    pub host: String,
+}
+
 /// EC2 through `aws-sdk-ec2`, one client per scope.
 #[derive(Debug)]
 pub(crate) struct Ec2 {
-    /// Each scope's client and the host it talks to (named in errors).
-    clients: HashMap<Scope, (Client, String)>,
+    /// Each scope's clients and the host they talk to (named in errors).
+    pub(super) clients: HashMap<Scope, ScopeClients>,
     /// Each member account's role (its clients' credentials).
-    roles: Vec<Arc<Role>>,
+    pub(super) roles: Vec<Arc<Role>>,
     /// STS with the caller's own credentials, when the caller's account is used too.
-    caller: Option<aws_sdk_sts::Client>,
-    counter: CallCounter,
-    pacer: Pacer,
-    max_attempts: u32,
-    deadline: Option<tokio::time::Instant>,
+    pub(super) caller: Option<aws_sdk_sts::Client>,
+    pub(super) counter: CallCounter,
+    pub(super) pacer: Pacer,
+    pub(super) max_attempts: u32,
+    pub(super) deadline: Option<tokio::time::Instant>,
     /// Ctrl-C or SIGTERM: nothing that changes anything is sent any more.
-    stop: crate::stop::Stop,
+    pub(super) stop: crate::stop::Stop,
     /// Throttling answers so far (for the progress display).
-    throttled: std::sync::atomic::AtomicU64,
+    pub(super) throttled: std::sync::atomic::AtomicU64,
     /// Retries after real errors so far (for the progress display).
-    retried: std::sync::atomic::AtomicU64,
+    pub(super) retried: std::sync::atomic::AtomicU64,
     /// The `--profile` asked for (named in credential errors).
-    profile: Option<String>,
+    pub(super) profile: Option<String>,
 }
 
 impl Ec2 {
@@ -95,6 +102,11 @@ impl Ec2 {
                         scope.region.as_str().to_owned(),
                     ))
                     .interceptor(counter.clone());
+                let mut ssm = aws_sdk_ssm::config::Builder::from(&shared)
+                    .region(aws_sdk_ssm::config::Region::new(
+                        scope.region.as_str().to_owned(),
+                    ))
+                    .interceptor(counter.clone());
                 let host = host_of(options.endpoint_url.as_deref(), &scope.region);
                 if let Account::Member(member) = &scope.account {
                     // A member account's scope without its role has no client at all (never
@@ -114,13 +126,18 @@ impl Ec2 {
                             options.profile.clone(),
                         )
                     });
-                    config = config.credentials_provider(
-                        aws_sdk_ec2::config::SharedCredentialsProvider::new(RoleCredentials(
-                            Arc::clone(role),
-                        )),
+                    let credentials = aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                        RoleCredentials(Arc::clone(role)),
                     );
+                    config = config.credentials_provider(credentials.clone());
+                    ssm = ssm.credentials_provider(credentials);
                 }
-                Some((scope.clone(), (Client::from_conf(config.build()), host)))
+                let clients = ScopeClients {
+                    ec2: Client::from_conf(config.build()),
+                    ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+                    host,
+                };
+                Some((scope.clone(), clients))
             })
             .collect();
         let pacer = match options.pace {
@@ -212,114 +229,7 @@ impl Ec2 {
             ));
         }
     }
-
-    /// Send one request with labctl's retry policy (see the module's documentation). `call`
-    /// builds and sends the request on the scope's client; it may be called again.
-    async fn send<T, E, F, Fut>(
-        &self,
-        scope: &Scope,
-        operation: &'static str,
-        call: F,
-    ) -> Result<T, CloudError>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let Some((client, host)) = self.clients.get(scope) else {
-            return Err(CloudError {
-                kind: CloudErrorKind::Other,
-                operation,
-                scope: scope.to_string(),
-                message: "no client for this scope".to_owned(),
-            });
-        };
-        let mut attempts = 0;
-        let mut throttled = 0u32;
-        let mut last: Option<CloudError> = None;
-        loop {
-            // Waiting for its turn (the pace, a backoff) ends when the run is stopped or out of
-            // time: a request that changes something is then not sent at all.
-            tokio::select! {
-                () = self.pacer.wait(scope, operation) => {}
-                () = self.halted(operation) => {}
-            }
-            if self.is_halted(operation) {
-                return Err(last.unwrap_or_else(|| CloudError {
-                    kind: CloudErrorKind::NotSent,
-                    operation,
-                    scope: scope.to_string(),
-                    message:
-                        "not sent: the run was stopped (Ctrl-C, SIGTERM) or its --timeout passed"
-                            .to_owned(),
-                }));
-            }
-            let err = match call(client.clone()).await {
-                Ok(output) => {
-                    self.pacer.succeeded(scope, operation);
-                    return Ok(output);
-                }
-                Err(err) => err,
-            };
-            let error = convert(operation, scope, host, self.profile.as_deref(), &err);
-            let wait = if error.kind == CloudErrorKind::Throttled {
-                // Throttling is EC2 asking for a slower pace, not a failure: slow down and
-                // try again, for as long as the run may take.
-                self.pacer.throttled(scope, operation);
-                self.throttled
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                throttled += 1;
-                tracing::debug!(operation, scope = %scope, throttled, "throttled; retrying");
-                if self.deadline.is_none() && throttled > MAX_THROTTLED_WITHOUT_DEADLINE {
-                    return Err(error);
-                }
-                Duration::ZERO
-            } else {
-                attempts += 1;
-                if !transient(&err) || attempts >= self.max_attempts {
-                    return Err(error);
-                }
-                let wait = backoff(attempts);
-                self.retried
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(operation, scope = %scope, attempts, error = %error, "retrying");
-                wait
-            };
-            if self
-                .deadline
-                .is_some_and(|deadline| tokio::time::Instant::now() + wait >= deadline)
-            {
-                return Err(error);
-            }
-            // A throttled request did not reach EC2's logic: if the run stops now, it is simply
-            // not sent again (reported as not sent, not as throttled).
-            last = (error.kind != CloudErrorKind::Throttled).then_some(error);
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.halted(operation) => {}
-            }
-        }
-    }
-
-    /// Whether `operation` may no longer be sent: the run's `--timeout` passed, or (for a
-    /// request that changes something) a stop was requested. Looks (`DescribeKeyPairs`) still
-    /// go out after a stop: what they learn keeps the report and the journal right.
-    fn is_halted(&self, operation: &str) -> bool {
-        self.deadline
-            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
-            || (operation != "DescribeKeyPairs" && self.stop.requested())
-    }
-
-    /// Resolves once [`is_halted`](Self::is_halted) holds (never, while it does not).
-    async fn halted(&self, operation: &str) {
-        while !self.is_halted(operation) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
-
-/// Without a deadline, throttling is retried this many times at most.
-const MAX_THROTTLED_WITHOUT_DEADLINE: u32 = 1000;
 
 fn tag_specification(tags: &TagSet) -> TagSpecification {
     let tags = tags
@@ -541,6 +451,43 @@ impl Cloud for Ec2 {
         })
         .await?;
         Ok(())
+    }
+
+    async fn read_store(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+        project: &str,
+    ) -> Result<super::StoreEntries, CloudError> {
+        self.ssm_read_store(scope, ids, project).await
+    }
+
+    async fn get_stored(&self, scope: &Scope, id: &str) -> Result<Option<Secret>, CloudError> {
+        self.ssm_get(scope, id).await
+    }
+
+    async fn put_stored(
+        &self,
+        scope: &Scope,
+        id: &str,
+        secret: &Secret,
+        kms_key_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.ssm_put(scope, id, secret, kms_key_id, tags).await
+    }
+
+    async fn tag_stored(
+        &self,
+        scope: &Scope,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        self.ssm_tag(scope, id, tags).await
+    }
+
+    async fn delete_stored(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
+        self.ssm_delete(scope, id).await
     }
 
     fn throttled(&self) -> u64 {

@@ -12,6 +12,9 @@ pub(crate) mod memory;
 mod offline;
 mod pacer;
 mod profile;
+mod s3;
+mod send;
+mod ssm;
 mod sts;
 
 use std::collections::BTreeMap;
@@ -22,6 +25,8 @@ pub(crate) use ec2::{Ec2, Ec2Options, OWN_ACCOUNT};
 pub(crate) use offline::Offline;
 pub(crate) use pacer::Pacer;
 pub(crate) use profile::undefined_profile;
+pub(crate) use s3::{Bucket, Etag};
+pub(crate) use ssm::stored_name;
 
 use crate::desired::{KeyName, KeyType, TagSet};
 use crate::keys::{PublicKey, Secret};
@@ -72,6 +77,27 @@ pub(crate) struct CreatedKeyPair {
     pub material: Secret,
 }
 
+/// What the team store holds for some key pairs of one scope.
+#[derive(Debug, Default)]
+pub(crate) struct StoreEntries {
+    /// The private key of each key pair id that has an entry (never shown, zeroized).
+    pub keys: BTreeMap<String, Secret>,
+    /// The key pair ids whose entries carry this project's `labctl:project` tag.
+    pub tagged: std::collections::BTreeSet<String>,
+    /// The key pair ids whose entries carry another project's `labctl:project` tag.
+    pub foreign: std::collections::BTreeSet<String>,
+}
+
+/// A cloud without a team store (no network).
+fn no_store(scope: &Scope, operation: &'static str) -> CloudError {
+    CloudError {
+        kind: CloudErrorKind::Other,
+        operation,
+        scope: scope.to_string(),
+        message: "no team store here".to_owned(),
+    }
+}
+
 /// What kind of failure, for the hint and for the caller's decisions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloudErrorKind {
@@ -85,6 +111,8 @@ pub enum CloudErrorKind {
     Duplicate,
     /// EC2 refused the public key.
     InvalidKey,
+    /// What the request names does not exist (a store entry, a state object).
+    NotFound,
     /// The key pair is not the one labctl looked at (another one now has its name).
     Changed,
     /// Not sent: the run was stopped (Ctrl-C, SIGTERM) or its `--timeout` passed before it
@@ -166,6 +194,9 @@ impl CloudError {
                 "another process created this key pair since labctl looked; run `labctl plan` to see the new state"
             }
             CloudErrorKind::InvalidKey => "EC2 refused the public key; check the key file",
+            CloudErrorKind::NotFound => {
+                "it does not exist (any more); run `labctl plan` to see the new state"
+            }
             CloudErrorKind::Changed => {
                 "the key pair was replaced since labctl looked, and the new one was left alone; run `labctl plan` to see the new state"
             }
@@ -246,6 +277,65 @@ pub(crate) trait Cloud: Send + Sync + 'static {
         ids: &[String],
         keys: &[String],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// The team store's entries (SSM parameters `/ec2/keypair/<id>`) of the key pairs `ids`
+    /// in this scope: the private key each holds (decrypted), and which of the store's
+    /// entries carry the `labctl:project` tag of `project`. An id with no entry is left out.
+    fn read_store(
+        &self,
+        scope: &Scope,
+        ids: &[String],
+        project: &str,
+    ) -> impl Future<Output = Result<StoreEntries, CloudError>> + Send {
+        let _ = (ids, project);
+        std::future::ready(Err(no_store(scope, "GetParameters")))
+    }
+
+    /// The private key the team store holds for the key pair `id`, when it holds one.
+    fn get_stored(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Secret>, CloudError>> + Send {
+        let _ = id;
+        std::future::ready(Err(no_store(scope, "GetParameter")))
+    }
+
+    /// Keep `secret` as the key pair `id`'s entry: a SecureString (with `kms_key_id`, or
+    /// the account's `alias/aws/ssm`), tagged `tags`, never over an existing entry
+    /// ([`CloudErrorKind::Duplicate`] then).
+    fn put_stored(
+        &self,
+        scope: &Scope,
+        id: &str,
+        secret: &Secret,
+        kms_key_id: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = (id, secret, kms_key_id, tags);
+        std::future::ready(Err(no_store(scope, "PutParameter")))
+    }
+
+    /// Tag the key pair `id`'s entry (taking over an entry another tool wrote).
+    fn tag_stored(
+        &self,
+        scope: &Scope,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = (id, tags);
+        std::future::ready(Err(no_store(scope, "AddTagsToResource")))
+    }
+
+    /// Delete the key pair `id`'s entry; one already gone is not an error.
+    fn delete_stored(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = id;
+        std::future::ready(Err(no_store(scope, "DeleteParameter")))
+    }
 
     /// Requests sent so far, per operation, retries included.
     fn api_calls(&self) -> BTreeMap<String, u64>;

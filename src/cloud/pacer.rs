@@ -36,8 +36,28 @@ pub(crate) fn ec2_limits(action: &str) -> (f64, f64) {
     match action {
         "DescribeKeyPairs" => (100.0, 20.0),
         "CreateTags" | "DeleteTags" => (100.0, 10.0),
+        // Parameter Store's standard throughput: reads and writes of an account and region
+        // share one quota (about 40 a second).
+        PARAMETER_STORE => (40.0, 40.0),
         // CreateKeyPair, ImportKeyPair, DeleteKeyPair, and anything else mutating.
         _ => (50.0, 5.0),
+    }
+}
+
+/// The bucket every SSM request of a scope shares.
+const PARAMETER_STORE: &str = "ParameterStore";
+
+/// The bucket an operation draws from: its own for EC2's actions, one for all of SSM's.
+fn bucket_of(action: &'static str) -> &'static str {
+    match action {
+        "GetParameters"
+        | "GetParameter"
+        | "PutParameter"
+        | "DeleteParameter"
+        | "DescribeParameters"
+        | "AddTagsToResource"
+        | "ListTagsForResource" => PARAMETER_STORE,
+        other => other,
     }
 }
 
@@ -93,6 +113,7 @@ impl Pacer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let scale = self.scale;
+        let action = bucket_of(action);
         let bucket = buckets.entry((scope.clone(), action)).or_insert_with(|| {
             let (capacity, rate) = ec2_limits(action);
             let capacity = (capacity * scale * BURST_SHARE).floor().max(1.0);

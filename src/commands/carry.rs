@@ -213,6 +213,7 @@ pub(super) async fn carry_out<C: Cloud>(
         stop: run.stop.clone(),
         broken: Arc::default(),
         listing_lag: crate::cloud::LISTING_LAG,
+        kms_key_id: run.kms_key_id.clone(),
     };
     let report = apply::apply(cloud, plan, FileCustody, settings, progress).await;
     if let Some(ticker) = ticker {

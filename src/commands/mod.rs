@@ -17,6 +17,7 @@ mod output;
 mod plan;
 mod reach;
 mod session;
+mod shared_state;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -198,6 +198,8 @@ pub(super) struct Run {
     pub(super) left: Vec<String>,
     /// Set by Ctrl-C or SIGTERM: start nothing new.
     pub(super) stop: crate::apply::Stop,
+    /// The KMS key of the team store's entries (`store: { ssm: { kms_key_id } }`).
+    pub(super) kms_key_id: Option<String>,
 }
 
 /// Validate the manifest, then (for commands that change things) take the manifest's lock,
@@ -216,10 +218,10 @@ pub(super) fn session<K: Connect, T>(
     let (mut desired, mut warnings) = prepare(args, term)?;
     let folders = desired.key_folders();
     let project = desired.project.clone();
-    let (mut lock, state) = open_state(args, &desired, &folders, lock_for)?;
+    let rt = runtime()?;
+    let (mut lock, state, shared) = open_state(args, &desired, &folders, lock_for, &rt)?;
     let reached = state.journal.reached.clone();
     super::reach::add_former(&mut desired, &reached);
-    let rt = runtime()?;
     let result = rt.block_on(async {
         // Signals are watched before the first request: a Ctrl-C while the regions are read
         // ends the command with its report (one JSON document with --json), not by the signal.
@@ -270,6 +272,13 @@ pub(super) fn session<K: Connect, T>(
         let _ = claim_key_folders(&folders_with_keys(&folders, &made), &project, true);
         lock.finish();
     }
+    if let Some(shared) = shared {
+        for problem in rt.block_on(shared.release()) {
+            let hint =
+                "run labctl again with the lock (apply or destroy): it writes the journal back";
+            super::warn(false, term, ("shared-state", &problem, hint), &[]);
+        }
+    }
     result
 }
 
@@ -286,10 +295,11 @@ fn open_state(
     desired: &Desired,
     folders: &[std::path::PathBuf],
     lock_for: Option<&str>,
-) -> Result<(Option<lock::Lock>, State), Error> {
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Option<lock::Lock>, State, Option<crate::shared::Shared>), Error> {
     let project = &desired.project;
     claim_key_folders(folders, project, false)?;
-    let lock = match lock_for {
+    let mut lock = match lock_for {
         Some(command) => Some(lock::acquire(&args.manifest, project, command)?),
         None => None,
     };
@@ -301,6 +311,11 @@ fn open_state(
         claim_key_folders(&folders_with_keys(folders, &journal.made), project, true)?;
         clean_temporary(desired);
     }
+    let shared = super::shared_state::take(args, desired, lock.as_mut(), lock_for, rt)?;
+    let journal = match (&lock, &shared) {
+        (Some(lock), Some(_)) => lock.journal.state.clone(),
+        _ => journal,
+    };
     if !journal.unsaved.is_empty() {
         tracing::debug!(
             unsaved = ?journal.unsaved,
@@ -308,7 +323,7 @@ fn open_state(
         );
     }
     let held = lock.as_ref().map(|l| Arc::clone(&l.journal));
-    Ok((lock, State { journal, held }))
+    Ok((lock, State { journal, held }, shared))
 }
 
 /// What a run started with: its deadline, the warnings so far, its stop request, and whether
@@ -396,6 +411,7 @@ async fn look<C: Cloud>(
         warnings,
         left,
         stop,
+        kms_key_id: desired.store.as_ref().and_then(|s| s.kms_key_id.clone()),
     };
     Ok((observed, run))
 }

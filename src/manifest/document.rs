@@ -11,7 +11,7 @@ use crate::diagnostic::Diagnostic;
 
 /// Top-level fields.
 pub const FIELDS_TOP: &[&str] = &[
-    "version", "project", "vars", "accounts", "defaults", "keypairs",
+    "version", "project", "vars", "accounts", "defaults", "keypairs", "store", "state",
 ];
 /// Fields of `defaults`.
 pub const FIELDS_DEFAULTS: &[&str] = &[
@@ -60,6 +60,10 @@ pub struct Manifest {
     pub defaults: Defaults,
     /// The `keypairs` list and where it is; `None` when missing or not a list.
     pub keypairs: Option<Located<Vec<Entry>>>,
+    /// Where the team's copy of each private key is kept (`store: ssm`).
+    pub store: Option<super::team::StoreDef>,
+    /// Where the lock and the journal are shared (`state: s3://bucket/prefix`).
+    pub state: Option<Located<String>>,
 }
 
 /// The `defaults` block.
@@ -393,6 +397,8 @@ impl Reader {
                 }
                 "vars" => manifest.vars = self.string_map("vars", value),
                 "accounts" => manifest.accounts = self.accounts(value),
+                "store" => manifest.store = self.store(value),
+                "state" => manifest.state = self.string("state", value),
                 "defaults" => manifest.defaults = self.defaults(value),
                 "keypairs" => {
                     seen_keypairs = true;

@@ -9,6 +9,7 @@ mod accounts;
 mod document;
 mod node;
 mod source;
+mod team;
 
 pub use accounts::{AccountDef, FIELDS_ACCOUNT};
 pub use document::{
@@ -16,6 +17,7 @@ pub use document::{
 };
 pub use node::{Kind, Node, Pos};
 pub use source::{MAX_MANIFEST_BYTES, ReadError, Source};
+pub use team::{FIELDS_SSM, StoreDef};
 
 use crate::diagnostic::Diagnostic;
 

@@ -50,6 +50,7 @@ pub(crate) fn plan_destroy(desired: &Desired, observed: &Observed, options: &Opt
         ..options.clone()
     };
     plan_orphans(desired, observed, &all, &custody, &mut actions);
+    super::plan_store(desired, observed, &mut actions, super::Keeping::Deletes);
     record_retires(&custody, &mut actions);
     Plan {
         project: desired.project.clone(),

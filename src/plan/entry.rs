@@ -9,7 +9,10 @@ use super::{
     generator, ownership,
 };
 
-/// One entry: an action per region, then the key file's mode fixed once.
+/// One entry: an action per region, then the key file's mode fixed once. A key file the
+/// team store can give back is planned as if it were there (apply writes it first, from the
+/// store, and nothing is created or replaced); when that plan has a conflict anywhere, the
+/// entry is planned without it (nothing may use a key file that is not written).
 pub(super) fn plan_entry(
     entry: usize,
     desired: &Desired,
@@ -22,6 +25,47 @@ pub(super) fn plan_entry(
         .as_ref()
         .and_then(|path| observed.local.get(path))
         .unwrap_or(&FileState::Absent);
+    let restore = super::store::restorable(desired, spec, file, observed);
+    if restore.is_some() {
+        let mut with_restore = Vec::new();
+        plan_entry_with(
+            entry,
+            desired,
+            spec,
+            observed,
+            file,
+            restore.as_ref(),
+            &mut with_restore,
+        );
+        if with_restore.iter().all(|a| a.conflict().is_none()) {
+            actions.extend(with_restore);
+            return;
+        }
+    }
+    plan_entry_with(entry, desired, spec, observed, file, None, actions);
+}
+
+fn plan_entry_with(
+    entry: usize,
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+    file: &FileState,
+    restore: Option<&(usize, super::Restore)>,
+    actions: &mut Vec<Action>,
+) {
+    let restored;
+    let file = match restore {
+        Some((_, r)) => {
+            restored = FileState::Key {
+                public: r.public.clone(),
+                mode: KEY_MODE,
+                id: crate::keys::folder::FileId { dev: 0, ino: 0 },
+            };
+            &restored
+        }
+        None => file,
+    };
     let remote = |region: &Scope| observed.pair(region, &spec.name);
     let present_in = spec.scopes.iter().find(|r| remote(r).is_some());
     let mut planned: Vec<(KeyPairOp, String)> = spec
@@ -61,6 +105,23 @@ pub(super) fn plan_entry(
         if let Some(inner) = a.key_pair_mut() {
             inner.fix_mode = fix_at == Some(i);
             inner.write_ppk = ppk_at == Some(i);
+            if let Some((at, r)) = restore
+                && *at == i
+                && !matches!(inner.op, KeyPairOp::Conflict(_))
+            {
+                inner.restore = Some(r.clone());
+                let from = format!(
+                    "{} comes back from SSM {}{}",
+                    spec.output_display,
+                    crate::desired::STORE_PATH,
+                    r.id
+                );
+                a.reason = if a.reason == "in sync" {
+                    from
+                } else {
+                    format!("{from}; {}", a.reason)
+                };
+            }
         }
         actions.push(a);
     }

@@ -51,6 +51,8 @@ pub(super) fn desired(regions: &[&str], key_type: KeyType) -> Desired {
         orphan_dir: PathBuf::from("keys"),
         accounts: Vec::new(),
         former_scopes: Vec::new(),
+        store: None,
+        state: None,
     }
 }
 
@@ -102,6 +104,7 @@ pub(super) fn observed(
     Observed {
         remote,
         local: BTreeMap::from([(PathBuf::from("keys/lab-key.pem"), file)]),
+        stored: BTreeMap::new(),
     }
 }
 

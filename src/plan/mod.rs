@@ -14,11 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::desired::{APPLY_TAG, Desired, KeyName, KeyPairSpec, KeySource, KeyType, TagSet};
-use crate::keys::{FileState, KEY_MODE, PublicKey, Refusal};
+use crate::keys::{FileState, KEY_MODE, PublicKey};
 use crate::observe::Observed;
 use crate::ownership::{self, Owner};
 use crate::resource::{Address, RemoteKeyPair, Scope};
 
+mod conflict;
 mod custody;
 mod destroy;
 mod entry;
@@ -27,13 +28,17 @@ pub(crate) mod fixtures;
 mod orphans;
 mod recovery;
 mod replace;
+mod store;
 
+pub(crate) use conflict::Conflict;
 pub(crate) use destroy::plan_destroy;
 use entry::plan_entry;
 use orphans::plan_orphans;
 pub(crate) use recovery::saved_after_all;
 use recovery::{holds_retired_key, lost_to_interrupted_run};
 use replace::{Why, plan_replace};
+use store::{Keeping, plan_store};
+pub(crate) use store::{Restore, StoreStep};
 
 /// Choices the user makes on the command line that change the plan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,7 +117,7 @@ impl Action {
     /// The kind of change, whatever the resource.
     pub(crate) fn change(&self) -> Change {
         match &self.op {
-            Op::KeyPair(a) => a.op.change(),
+            Op::KeyPair(a) => a.change(),
         }
     }
 
@@ -179,6 +184,12 @@ pub(crate) struct KeyPairAction {
     /// Whether the key pair exists and this manifest owns it (its `labctl:project` tag): what
     /// a conflict's hint may suggest (`--replace` only replaces owned key pairs).
     pub owned: bool,
+    /// Before anything else, write the key file from the team store (`store: ssm`).
+    pub restore: Option<Restore>,
+    /// After the operation: what becomes of the key pair's entry in the team store.
+    pub store: StoreStep,
+    /// After the key pair of this id is deleted: delete its entry in the team store.
+    pub unstore: Option<String>,
 }
 
 /// Who generates a new key, and of which type.
@@ -199,105 +210,6 @@ pub(crate) enum ImportSource {
     Given(PublicKey),
     /// The key this apply creates in another scope first.
     CreatedIn(Scope),
-}
-
-/// Why nothing can be done for a key pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Conflict {
-    /// Present remotely, no private key file: EC2 hands out the private key only at creation.
-    MissingPrivateKey,
-    /// The file (or the manifest's public key) holds another key than the remote key pair.
-    Mismatch,
-    /// The file is not a usable private key (or not a regular file).
-    Unreadable,
-    /// The key type or source differs from the manifest's.
-    KeyType,
-    /// The output path is a symbolic link.
-    Symlink,
-    /// The key pair carries another manifest's ownership tag.
-    OwnedByOther,
-    /// `--replace` of a key pair this manifest does not own.
-    NotOwned,
-    /// The key file belongs to another user or sits in a folder others may change.
-    Unsafe,
-    /// The PuTTY key file holds another key than the key file, or exists without it.
-    PpkMismatch,
-}
-
-impl Conflict {
-    /// The conflict of a key file the trust verdict refuses.
-    pub(crate) fn refusing(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Symlink => Conflict::Symlink,
-            Refusal::NotAFile | Refusal::Unreadable => Conflict::Unreadable,
-            Refusal::Unsafe => Conflict::Unsafe,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Conflict::MissingPrivateKey => "missing-private-key",
-            Conflict::Mismatch => "mismatch",
-            Conflict::Unreadable => "unreadable",
-            Conflict::KeyType => "key-type",
-            Conflict::Symlink => "symlink",
-            Conflict::OwnedByOther => "owned-by-other",
-            Conflict::NotOwned => "not-owned",
-            Conflict::Unsafe => "unsafe-file",
-            Conflict::PpkMismatch => "ppk-mismatch",
-        }
-    }
-
-    /// How to get out of the conflict for this action, with the key pair's own name in the
-    /// command it gives. A key pair this manifest does not own is never offered `--replace`
-    /// (which would refuse it).
-    pub(crate) fn hint_for(self, address: &Address, action: &KeyPairAction) -> String {
-        let name = address.name.as_str();
-        match self {
-            Conflict::MissingPrivateKey | Conflict::Mismatch | Conflict::KeyType
-                if !action.owned =>
-            {
-                format!(
-                    "the key pair `{name}` in {} is not tagged as this manifest's, so labctl will not replace it. Put its private key at the output path, or, if nobody needs it, delete it yourself (`aws ec2 delete-key-pair --key-name {name} --region {}`) and run apply again",
-                    address.scope, address.scope.region
-                )
-            }
-            _ => self.hint().replace("NAME", name),
-        }
-    }
-
-    /// How to get out of the conflict (`NAME` standing for the key pair's name).
-    pub(crate) fn hint(self) -> &'static str {
-        match self {
-            Conflict::MissingPrivateKey => {
-                "EC2 returned the private key only when the key pair was created. Put the original file back at the output path, or run `labctl apply --replace NAME` to delete the key pair and create a new one"
-            }
-            Conflict::Mismatch => {
-                "the key pair holds a different key. Point `output` (or `public_key`) at the right key, or run `labctl apply --replace NAME` to replace the key pair (the old file is kept)"
-            }
-            Conflict::Unreadable => {
-                "the file is not an unencrypted PEM or OpenSSH private key; check what is at the output path"
-            }
-            Conflict::KeyType => {
-                "labctl never replaces a key pair silently: set `key_type`/`source` back, or run `labctl apply --replace NAME`"
-            }
-            Conflict::Symlink => {
-                "labctl does not follow links for key files; use the real path in `output`"
-            }
-            Conflict::OwnedByOther => {
-                "another manifest (its `labctl:project` tag) owns this key pair; rename the key pair in this manifest"
-            }
-            Conflict::Unsafe => {
-                "another user could read or swap this key: keep key files in a folder only you can write (labctl makes its folders 0700), owned by you"
-            }
-            Conflict::NotOwned => {
-                "`--replace` only replaces key pairs this manifest owns (tagged `labctl:project`); delete it by hand if you are sure"
-            }
-            Conflict::PpkMismatch => {
-                "the `.ppk` beside the key file is not its PuTTY form; move it away and labctl writes the right one (it never overwrites a key file)"
-            }
-        }
-    }
 }
 
 /// The operation.
@@ -367,6 +279,8 @@ pub(crate) enum Change {
     UpdateTags,
     FixMode,
     Write,
+    Restore,
+    Store,
     Delete,
     Retire,
     Orphan,
@@ -376,7 +290,7 @@ pub(crate) enum Change {
 
 impl Change {
     /// Every kind, in the order people read a summary.
-    pub(crate) const ALL: [Change; 12] = [
+    pub(crate) const ALL: [Change; 14] = [
         Change::Create,
         Change::Import,
         Change::Replace,
@@ -384,6 +298,8 @@ impl Change {
         Change::UpdateTags,
         Change::FixMode,
         Change::Write,
+        Change::Restore,
+        Change::Store,
         Change::Delete,
         Change::Retire,
         Change::Orphan,
@@ -401,6 +317,8 @@ impl Change {
             Change::UpdateTags => "update-tags",
             Change::FixMode => "fix-mode",
             Change::Write => "write",
+            Change::Restore => "restore",
+            Change::Store => "store",
             Change::Delete => "delete",
             Change::Retire => "retire",
             Change::Orphan => "orphan",
@@ -419,6 +337,8 @@ impl Change {
             | Change::UpdateTags
             | Change::FixMode
             | Change::Write
+            | Change::Restore
+            | Change::Store
             | Change::Delete
             | Change::Retire => true,
             Change::Orphan | Change::NoOp | Change::Conflict => false,
@@ -464,7 +384,21 @@ impl KeyPairOp {
 impl KeyPairAction {
     /// Whether apply changes anything for this action.
     pub(crate) fn is_change(&self) -> bool {
-        self.op.is_change() || self.fix_mode || self.write_ppk
+        self.op.is_change()
+            || self.fix_mode
+            || self.write_ppk
+            || self.restore.is_some()
+            || self.store != StoreStep::None
+    }
+
+    /// The kind of change: the operation's, or the team store's work when the key pair
+    /// itself is in sync.
+    pub(crate) fn change(&self) -> Change {
+        match (&self.op, &self.restore, self.store) {
+            (KeyPairOp::Noop | KeyPairOp::WritePpk, Some(_), _) => Change::Restore,
+            (KeyPairOp::Noop, None, StoreStep::Put | StoreStep::Adopt) => Change::Store,
+            (op, ..) => op.change(),
+        }
     }
 }
 
@@ -499,6 +433,10 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
     for (entry, spec) in desired.keypairs.iter().enumerate() {
         if options.replace.contains(&entry) {
             plan_replace(entry, desired, spec, observed, Why::Asked, &mut actions);
+        } else if store::keeps_current_key(desired, spec, observed) {
+            // The team store has the key: a missing file is restored, another key in the
+            // file is a conflict; never a new key (another machine may have handed it out).
+            plan_entry(entry, desired, spec, observed, &mut actions);
         } else if lost_to_interrupted_run(desired, spec, observed, options) {
             plan_replace(
                 entry,
@@ -516,6 +454,7 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
     }
     let custody = custody::Custody::for_apply(desired, observed, options, &actions);
     plan_orphans(desired, observed, options, &custody, &mut actions);
+    plan_store(desired, observed, &mut actions, Keeping::All);
     record_retires(&custody, &mut actions);
     Plan {
         project: desired.project.clone(),
@@ -546,6 +485,9 @@ fn action(
             let owner = r.tags.get(crate::desired::PROJECT_TAG).map(String::as_str);
             owner.is_some() && owner == spec.tags.get(crate::desired::PROJECT_TAG)
         }),
+        restore: None,
+        store: StoreStep::None,
+        unstore: None,
     });
     Action {
         address: Address::key_pair(spec.name.clone(), scope.clone()),

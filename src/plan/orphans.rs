@@ -68,6 +68,9 @@ pub(super) fn plan_orphans(
             write_ppk: false,
             retires: Vec::new(),
             owned: true,
+            restore: None,
+            store: super::StoreStep::None,
+            unstore: None,
         });
         actions.push(Action {
             address: Address::key_pair(key_name, region.clone()),

@@ -52,6 +52,8 @@ fn symbol(change: Change) -> (&'static str, &'static str) {
         Change::Replace => ("±", "35"),
         Change::UpdateTags | Change::FixMode | Change::Write => ("~", "33"),
         Change::Adopt => ("*", "36"),
+        Change::Restore => ("<", "36"),
+        Change::Store => ("^", "36"),
         Change::NoOp => ("=", "2"),
         Change::Conflict => ("!", "31"),
         Change::Orphan => ("?", "33"),
@@ -76,6 +78,8 @@ fn words_of(change: Change) -> (&'static str, &'static str) {
         Change::UpdateTags => ("to retag", "retagged"),
         Change::FixMode => ("to fix", "fixed"),
         Change::Write => ("to write", "written"),
+        Change::Restore => ("to restore", "restored"),
+        Change::Store => ("to store", "stored"),
         Change::Delete => ("to delete", "deleted"),
         Change::Retire => ("to retire", "retired"),
         Change::Orphan => ("orphaned (kept)", "orphaned (kept)"),
@@ -528,23 +532,50 @@ pub(crate) fn report_human(report: &Report, style: Style, noun: &str, verbose: b
 fn key_pair_done(action: &Action, a: &KeyPairAction) -> String {
     match &a.op {
         op if op.makes_key_in(action.scope()) => match op {
+            KeyPairOp::Replace { .. } if a.store == crate::plan::StoreStep::Put => {
+                "replaced, new private key saved (0400) and kept in SSM".to_owned()
+            }
             KeyPairOp::Replace { .. } => "replaced, new private key saved (0400)".to_owned(),
+            _ if a.store == crate::plan::StoreStep::Put => {
+                "created, private key saved (0400) and kept in SSM".to_owned()
+            }
             _ => "created, private key saved (0400)".to_owned(),
         },
         // Say what became of the file shown on the line, not only of the key pair.
-        KeyPairOp::Delete { file } => match file {
-            AfterDelete::Retire(..) => "deleted, key file retired (moved aside)".to_owned(),
-            AfterDelete::Purge(..) => "deleted, key file removed".to_owned(),
-            AfterDelete::Keep if a.output.is_some() => "deleted, key file kept".to_owned(),
-            AfterDelete::Keep => "deleted".to_owned(),
-        },
-        op => {
-            let (_, done) = words_of(op.change());
-            if a.fix_mode {
-                format!("{done}, file set to 0400")
+        KeyPairOp::Delete { file } => {
+            let text = match file {
+                AfterDelete::Retire(..) => "deleted, key file retired (moved aside)",
+                AfterDelete::Purge(..) => "deleted, key file removed",
+                AfterDelete::Keep if a.output.is_some() => "deleted, key file kept",
+                AfterDelete::Keep => "deleted",
+            };
+            if a.unstore.is_some() {
+                format!("{text}, its key deleted from SSM")
             } else {
-                done.to_owned()
+                text.to_owned()
             }
+        }
+        _ => {
+            let (_, done) = words_of(a.change());
+            let mut text = done.to_owned();
+            if a.restore.is_some() && a.change() != Change::Restore {
+                text.push_str(", key file restored (0400)");
+            } else if a.restore.is_some() {
+                text.push_str(" (0400)");
+            }
+            if a.fix_mode {
+                text.push_str(", file set to 0400");
+            }
+            match (a.store, &a.unstore) {
+                (crate::plan::StoreStep::None, None) => {}
+                (_, Some(_)) => text.push_str(", its key deleted from SSM"),
+                (crate::plan::StoreStep::Adopt, None) => text.push_str(", SSM entry taken over"),
+                (crate::plan::StoreStep::Put, None) if a.change() != Change::Store => {
+                    text.push_str(", key kept in SSM");
+                }
+                (crate::plan::StoreStep::Put, None) => text.push_str(" in SSM"),
+            }
+            text
         }
     }
 }
@@ -578,6 +609,9 @@ mod tests {
             write_ppk: false,
             retires: Vec::new(),
             owned: true,
+            restore: None,
+            store: crate::plan::StoreStep::None,
+            unstore: None,
         });
         Action {
             address: Address::key_pair(KeyName::parse(name).unwrap(), scope(region)),

@@ -24,6 +24,7 @@ mod key_source;
 mod paths;
 mod regions;
 mod tags;
+mod team;
 mod variables;
 
 pub use accounts::{reach_is_sound, role_arn_account};
@@ -200,6 +201,8 @@ impl Validator<'_> {
             }
         }
         self.unused_accounts(&resolved.accounts);
+        let store = self.store(manifest);
+        let state = self.state(manifest);
         let project = project?;
         let orphan_dir = self.resolve(resolved.output_dir.as_deref().unwrap_or(DEFAULT_OUTPUT_DIR));
         Some(Desired {
@@ -208,6 +211,8 @@ impl Validator<'_> {
             orphan_dir,
             accounts: std::mem::take(&mut resolved.accounts.reaches),
             former_scopes: Vec::new(),
+            store,
+            state,
         })
     }
 

@@ -22,5 +22,6 @@ mod release;
 mod reliability;
 mod soak;
 mod support;
+mod team;
 mod validate;
 mod workshop;

@@ -456,13 +456,19 @@ pub(crate) fn strip_comment(line: &str) -> String {
         .join(" ")
 }
 
-/// Requests other than `DescribeKeyPairs` in a `--json` report: the mutating calls.
+/// Requests other than reads (`DescribeKeyPairs`, and the team store's `GetParameters`,
+/// `GetParameter`, `DescribeParameters`) in a `--json` report: the mutating calls.
 pub(crate) fn mutating_calls(json: &serde_json::Value) -> u64 {
     json["api_calls"]
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(op, _)| op.as_str() != "DescribeKeyPairs")
+        .filter(|(op, _)| {
+            !matches!(
+                op.as_str(),
+                "DescribeKeyPairs" | "GetParameters" | "GetParameter" | "DescribeParameters"
+            )
+        })
         .map(|(_, n)| n.as_u64().unwrap())
         .sum()
 }
