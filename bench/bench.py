@@ -3,7 +3,7 @@ side by side, against a local EC2 server, optionally behind a proxy that adds a 
 latency and enforces EC2's throttling buckets.
 
   python3 bench/bench.py [--quick] [--cli-1000] [--out FILE] [--only N:REGIONS:MODE[:Aaccounts]]
-                         [--tools labctl,boto3,cli]
+                         [--tools labctl,boto3,cli] [--store]
 
 With `:10accounts` (`--only 1000:1:throttled:10accounts`) the key pairs are spread over 10
 accounts (ids 100000000001..100000000010) reached by AssumeRole into each one's
@@ -26,6 +26,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # LABCTL_BIN runs another build (e.g. target/debug/labctl) for a quick look.
 LABCTL = os.environ.get("LABCTL_BIN") or os.path.join(ROOT, "target", "release", "labctl")
+# `--store`: labctl's manifests keep every private key in SSM too (team mode).
+STORE = False
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-1", "us-west-2"]
 # The many-accounts scenarios: account A's alias and id (a01 is 100000000001, ...).
 FIRST_ACCOUNT = 100000000001
@@ -168,6 +170,9 @@ def measured(proxy, runs_of):
 def run_labctl(endpoint, work, n, regions, throttled, accounts=(), proxy=None):
     with open(os.path.join(work, "labctl.yaml"), "w") as f:
         f.write(account_manifest(n, regions, accounts) if accounts else manifest(n, regions))
+        if STORE:
+            # Team mode: every private key also kept in SSM Parameter Store.
+            f.write("store: ssm\n")
     # labctl's default flags in every scenario: what users run.
     flags = ["--endpoint-url", endpoint, "--json", "-q"]
     rows = {}
@@ -234,7 +239,11 @@ def main():
     ap.add_argument("--tools", default="labctl,boto3,cli",
                     help="the tools to run, of labctl,boto3,cli (default: all; the AWS CLI loop "
                          "runs only where it always did, never over many accounts)")
+    ap.add_argument("--store", action="store_true",
+                    help="labctl with `store: ssm` (every private key also kept in SSM)")
     opts = ap.parse_args()
+    global STORE
+    STORE = opts.store
     tools_asked = opts.tools.split(",")
     if "labctl" in tools_asked and not os.path.exists(LABCTL):
         sys.exit("build labctl first: cargo build --release")

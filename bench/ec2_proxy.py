@@ -68,6 +68,8 @@ LIMITS = {
     "DescribeKeyPairs": (100, 20),
     "CreateTags": (100, 10),
     "DeleteTags": (100, 10),
+    # Parameter Store's standard throughput, shared by every SSM action of an account and region.
+    "ParameterStore": (40, 40),
 }
 DEFAULT_LIMIT = (50, 5)  # CreateKeyPair, ImportKeyPair, DeleteKeyPair, ...
 # STS actions: never throttled by EC2's buckets; `denied` answers them in STS's own format.
@@ -232,6 +234,12 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         params = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         action = params.get("Action", ["?"])[0]
+        # SSM (the team store) speaks JSON: its action is in X-Amz-Target, and every action of
+        # an account and region draws from one Parameter Store bucket.
+        target = self.headers.get("X-Amz-Target", "")
+        ssm = target.startswith("AmazonSSM.")
+        if ssm:
+            action = target.split(".", 1)[1]
         # Credential=AKID/DATE/REGION/SERVICE/aws4_request: who signed, where, for which service.
         scope = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]*)", self.headers.get("Authorization", ""))
         access_key, region, service = scope.groups() if scope else ("?", "?", "?")
@@ -243,7 +251,12 @@ class Handler(BaseHTTPRequestHandler):
             stats["requests"][action] = stats["requests"].get(action, 0) + 1
         if opts.delay_ms:
             time.sleep(opts.delay_ms / 1000)
-        if opts.throttle and not sts and not take_token(region_key, action):
+        if opts.throttle and ssm and not take_token(region_key, "ParameterStore"):
+            with lock:
+                stats["throttled"] += 1
+            return self.answer(400, json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode(),
+                               "application/x-amz-json-1.1")
+        if opts.throttle and not sts and not ssm and not take_token(region_key, action):
             with lock:
                 stats["throttled"] += 1
             return self.answer(503, ec2_error("RequestLimitExceeded", "Request limit exceeded."))

@@ -1,18 +1,25 @@
 //! The shared state (`state: s3://bucket/prefix`): one lock and one journal for every machine
 //! of a team. The lock is an object written with `If-None-Match: *` (S3 refuses a second
-//! one); the journal's two files live beside it under their local names, brought into the
-//! local state folder when the lock is taken and written back when it is released, with
-//! `If-Match` on the version read: a write that would lose another machine's records is
-//! refused, and the two are merged first. Local copies remember the content last in step with
-//! the bucket (`<file>.synced`, its SHA-256): a copy with records the bucket never got (a run
-//! that crashed, a write that failed) has them added to the bucket's next time. One write per
-//! file per run: the journal's records of 200 keys cost two requests, not 400.
+//! one), released only while it still holds this run's record. Beside it, the project's
+//! journal of keys (`<project>.keys`) holds what every machine must know: which keys left
+//! (`retired`), so that no machine hands last cohort's key out again. It is brought into the
+//! local file when the lock is taken (the bucket's records added to this machine's, never
+//! replacing them) and written back once when the lock is released, with `If-Match` on the
+//! version read: a write that would lose another machine's records is refused, and the two are
+//! merged first; nothing is written when this run added nothing. One write per run: the
+//! journal of 200 keys costs one request, not 400.
+//!
+//! Records about one machine stay on it: the files it wrote (`made`: a path means nothing
+//! elsewhere, and a forged one would make a file of this machine labctl's to retire), the
+//! accounts it reached (`reached`: a forged one would point this machine's credentials at
+//! another account), its creates in flight and deletes (`create`, `deleted`: a forged one would
+//! make recovery replace a live key pair, or `destroy` skip one). Whoever may write the bucket
+//! can mark keys retired; with `store: ssm`, a key the store holds as a key pair's current key
+//! is never replaced for it (see `plan::store::keeps_current_key`).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
 
 use crate::cloud::{Bucket, CloudErrorKind, Ec2Options, Etag};
 use crate::desired::{Region, SharedState};
@@ -111,6 +118,8 @@ struct Synced {
     name: OsString,
     /// The bucket's version read when the lock was taken (`None`: there was none).
     etag: Option<Etag>,
+    /// The bucket's shared records then (nothing is written back when they are unchanged).
+    pulled: Vec<u8>,
 }
 
 /// The held shared lock.
@@ -124,31 +133,11 @@ pub(crate) struct Shared {
     manifest: PathBuf,
 }
 
-fn marker(name: &OsStr) -> OsString {
-    let mut m = name.to_owned();
-    m.push(".synced");
-    m
-}
-
-fn digest(bytes: &[u8]) -> Vec<u8> {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .fold(String::new(), |mut out, b| {
-            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{b:02x}"));
-            out
-        });
-    hex.into_bytes()
-}
-
-/// Lines of the bucket's journal a machine takes: every record but `made` (a file another
-/// machine wrote: its path means nothing here, and a forged one would make a file of this
-/// machine labctl's to retire) and `reached` (how to reach an account: a forged one would
-/// point this machine's credentials at another account's key pairs). Each machine keeps those
-/// of its own.
-fn shared_lines(remote: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(remote.len());
-    for line in String::from_utf8_lossy(remote).lines() {
-        if !line.is_empty() && !line.starts_with("made\t") && !line.starts_with("reached\t") {
+/// The records every machine shares: `retired` lines, as written.
+fn shared_lines(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in String::from_utf8_lossy(text).lines() {
+        if line.starts_with("retired\t") {
             out.extend_from_slice(line.as_bytes());
             out.push(b'\n');
         }
@@ -156,7 +145,8 @@ fn shared_lines(remote: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The bucket's records, then the local copy's lines the bucket does not have (in order).
+/// The bucket's shared records, then the local copy's lines the bucket does not have (in
+/// order): nothing of either is lost.
 fn merged(remote: &[u8], local: &[u8]) -> Vec<u8> {
     let remote = &shared_lines(remote);
     let remote_text = String::from_utf8_lossy(remote);
@@ -227,9 +217,10 @@ impl Shared {
             files: Vec::new(),
             manifest: manifest.to_owned(),
         };
-        for name in lock::journal_files(manifest, project) {
+        let [_, keys] = lock::journal_files(manifest, project);
+        for name in [keys] {
             match shared.pull(&name).await {
-                Ok(etag) => shared.files.push(Synced { name, etag }),
+                Ok((etag, pulled)) => shared.files.push(Synced { name, etag, pulled }),
                 Err(reason) => {
                     let _ = shared.bucket.delete(&shared.lock).await;
                     return Err(shared_err(reason, CloudErrorKind::Other));
@@ -239,34 +230,49 @@ impl Shared {
         Ok(shared)
     }
 
-    /// Bring one journal file in: the bucket's content, plus local records it never got.
-    async fn pull(&self, name: &OsStr) -> Result<Option<Etag>, String> {
+    /// Without the lock (`plan`, `output`): the keys the bucket's journal says left, so that
+    /// a plan shows what an apply with the lock would do.
+    ///
+    /// # Errors
+    /// Why the bucket's journal could not be read.
+    pub(crate) async fn peek(
+        options: &Ec2Options,
+        state: &SharedState,
+        manifest: &Path,
+        project: &str,
+        fallback: &Region,
+    ) -> Result<Vec<String>, String> {
+        let bucket = Bucket::connect(options, &state.bucket, &state.prefix, fallback).await;
+        let [_, keys] = lock::journal_files(manifest, project);
+        let remote = bucket
+            .get(&name_text(&keys), MAX_OBJECT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lines = remote.map(|r| shared_lines(&r.body)).unwrap_or_default();
+        Ok(String::from_utf8_lossy(&lines)
+            .lines()
+            .filter_map(|l| l.splitn(3, '\t').nth(2).map(str::to_owned))
+            .collect())
+    }
+
+    /// Bring one journal file in: this machine's records, and the bucket's shared records it
+    /// does not have. Returns the bucket's version and its shared records.
+    async fn pull(&self, name: &OsStr) -> Result<(Option<Etag>, Vec<u8>), String> {
         let remote = self
             .bucket
             .get(&name_text(name), MAX_OBJECT)
             .await
             .map_err(|e| e.to_string())?;
         let local = lock::read_state(&self.manifest, name).map_err(|e| e.to_string())?;
-        let synced = lock::read_state(&self.manifest, &marker(name)).unwrap_or_default();
-        let (content, etag) = match remote {
-            // The local copy is what the bucket held when it was last in step: the bucket's
-            // content stands (another machine may have compacted it).
-            // The local copy is what this machine last wrote to the bucket: the bucket's
-            // records stand (another machine may have compacted them), with this machine's own
-            // `made` and `reached` lines.
-            Some(remote) if synced == digest(&local) => {
-                let own: Vec<u8> = String::from_utf8_lossy(&local)
-                    .lines()
-                    .filter(|l| l.starts_with("made\t") || l.starts_with("reached\t"))
-                    .flat_map(|l| [l.as_bytes(), b"\n"].concat())
-                    .collect();
-                (merged(&remote.body, &own), Some(remote.etag))
-            }
-            Some(remote) => (merged(&remote.body, &local), Some(remote.etag)),
-            None => (local, None),
+        let Some(remote) = remote else {
+            return Ok((None, Vec::new()));
         };
-        lock::write_state(&self.manifest, name, &content).map_err(|e| e.to_string())?;
-        Ok(etag)
+        let pulled = shared_lines(&remote.body);
+        let content = merged(&pulled, &local);
+        if content != local {
+            lock::write_state(&self.manifest, name, &content).map_err(|e| e.to_string())?;
+        }
+        Ok((Some(remote.etag), pulled))
     }
 
     /// Write the journal back (merging with whatever another machine wrote meanwhile) and
@@ -313,13 +319,15 @@ impl Shared {
     async fn push(&self, file: &Synced) -> Result<(), String> {
         let name = name_text(&file.name);
         let mut etag = file.etag.clone();
+        let mut there = file.pulled.clone();
         for _ in 0..MERGES {
             let local = lock::read_state(&self.manifest, &file.name).map_err(|e| e.to_string())?;
-            match self.bucket.put(&name, local.clone(), etag.as_ref()).await {
-                Ok(_) => {
-                    return lock::write_state(&self.manifest, &marker(&file.name), &digest(&local))
-                        .map_err(|e| e.to_string());
-                }
+            let shared = merged(&there, &shared_lines(&local));
+            if etag.is_some() && shared == there {
+                return Ok(());
+            }
+            match self.bucket.put(&name, shared, etag.as_ref()).await {
+                Ok(_) => return Ok(()),
                 Err(err)
                     if err.kind == CloudErrorKind::Duplicate
                         || err.kind == CloudErrorKind::NotFound =>
@@ -330,12 +338,16 @@ impl Shared {
                         .get(&name, MAX_OBJECT)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let content = remote
+                    there = remote
                         .as_ref()
-                        .map_or_else(|| local.clone(), |r| merged(&r.body, &local));
-                    lock::write_state(&self.manifest, &file.name, &content)
-                        .map_err(|e| e.to_string())?;
+                        .map(|r| shared_lines(&r.body))
+                        .unwrap_or_default();
                     etag = remote.map(|r| r.etag);
+                    let content = merged(&there, &local);
+                    if content != local {
+                        lock::write_state(&self.manifest, &file.name, &content)
+                            .map_err(|e| e.to_string())?;
+                    }
                 }
                 Err(err) => return Err(err.to_string()),
             }
@@ -391,11 +403,12 @@ fn shell_word(text: &str) -> String {
 mod tests {
     #[test]
     fn a_merge_keeps_the_buckets_records_and_adds_the_local_ones() {
-        let remote = b"create\t01\ta\nsaved\t01\ta\n";
-        let local = b"create\t01\ta\ncreate\t02\tb\n";
+        let remote = b"retired\t01\tSHA256:a\nretired\t02\tSHA256:b\n";
+        let local = b"made\t01\tSHA256:a\t/k/a.pem\nretired\t01\tSHA256:a\n";
         assert_eq!(
             super::merged(remote, local),
-            b"create\t01\ta\nsaved\t01\ta\ncreate\t02\tb\n".to_vec()
+            b"retired\t01\tSHA256:a\nretired\t02\tSHA256:b\nmade\t01\tSHA256:a\t/k/a.pem\n"
+                .to_vec()
         );
         assert_eq!(super::merged(b"", b"x\n"), b"x\n".to_vec());
     }
@@ -409,11 +422,10 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_journal_never_brings_another_machines_files_or_accounts() {
-        let remote =
-            b"made\t01\tSHA256:x\t/home/v/.ssh/id\nreached\t01\t{}\nretired\t01\tSHA256:y\n";
+    fn a_bucket_journal_brings_only_which_keys_left() {
+        let remote = b"made\t01\tSHA256:x\t/home/v/.ssh/id\nreached\t01\t{}\ncreate\t01\tk\ndeleted\t0\tkey-1\nretired\t01\tSHA256:y\n";
         assert_eq!(
-            super::merged(remote, b""),
+            super::shared_lines(remote),
             b"retired\t01\tSHA256:y\n".to_vec()
         );
     }

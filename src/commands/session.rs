@@ -219,7 +219,13 @@ pub(super) fn session<K: Connect, T>(
     let folders = desired.key_folders();
     let project = desired.project.clone();
     let rt = runtime()?;
-    let (mut lock, state, shared) = open_state(args, &desired, &folders, lock_for, &rt)?;
+    let (mut lock, state, shared) = open_state(
+        args,
+        &desired,
+        &folders,
+        (lock_for, connector.reads_the_cloud()),
+        &rt,
+    )?;
     let reached = state.journal.reached.clone();
     super::reach::add_former(&mut desired, &reached);
     let result = rt.block_on(async {
@@ -294,7 +300,7 @@ fn open_state(
     args: &CloudArgs,
     desired: &Desired,
     folders: &[std::path::PathBuf],
-    lock_for: Option<&str>,
+    (lock_for, reads): (Option<&str>, bool),
     rt: &tokio::runtime::Runtime,
 ) -> Result<(Option<lock::Lock>, State, Option<crate::shared::Shared>), Error> {
     let project = &desired.project;
@@ -303,9 +309,14 @@ fn open_state(
         Some(command) => Some(lock::acquire(&args.manifest, project, command)?),
         None => None,
     };
-    let journal = match &lock {
-        Some(lock) => lock.journal.state.clone(),
-        None => lock::journal_state(&args.manifest, project)?,
+    let journal = if let Some(lock) = &lock {
+        lock.journal.state.clone()
+    } else {
+        let mut journal = lock::journal_state(&args.manifest, project)?;
+        if reads {
+            super::shared_state::add_shared_retired(args, desired, &mut journal, rt);
+        }
+        journal
     };
     if lock.is_some() {
         claim_key_folders(&folders_with_keys(folders, &journal.made), project, true)?;

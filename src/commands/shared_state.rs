@@ -22,17 +22,7 @@ pub(super) fn take(
         return Ok(None);
     };
     let project = &desired.project;
-    let fallback = desired
-        .scopes()
-        .first()
-        .map_or_else(crate::desired::Region::us_east_1, |s| s.region.clone());
-    let options = crate::cloud::Ec2Options {
-        endpoint_url: args.endpoint_url.clone(),
-        profile: args.profile.clone(),
-        max_attempts: args.max_attempts,
-        attempt_timeout: Duration::from_secs(args.timeout.min(10)),
-        ..crate::cloud::Ec2Options::default()
-    };
+    let (options, fallback) = options_of(args, desired);
     let shared = rt.block_on(crate::shared::Shared::take(
         &options,
         state,
@@ -46,4 +36,55 @@ pub(super) fn take(
         return Err(err.into());
     }
     Ok(Some(shared))
+}
+
+/// How the bucket is reached: the caller's own credentials and endpoint, in the manifest's
+/// first region unless the environment names one.
+fn options_of(
+    args: &CloudArgs,
+    desired: &Desired,
+) -> (crate::cloud::Ec2Options, crate::desired::Region) {
+    let fallback = desired
+        .scopes()
+        .first()
+        .map_or_else(crate::desired::Region::us_east_1, |s| s.region.clone());
+    let options = crate::cloud::Ec2Options {
+        endpoint_url: args.endpoint_url.clone(),
+        profile: args.profile.clone(),
+        max_attempts: args.max_attempts,
+        attempt_timeout: Duration::from_secs(args.timeout.min(10)),
+        ..crate::cloud::Ec2Options::default()
+    };
+    (options, fallback)
+}
+
+/// For a command without the lock: the keys the bucket's journal says left, added to the
+/// local journal's (a plan shows what an apply with the lock would do). A bucket that cannot
+/// be read adds nothing (said with -v); the apply that takes the lock says why.
+pub(super) fn add_shared_retired(
+    args: &CloudArgs,
+    desired: &Desired,
+    journal: &mut crate::journal::State,
+    rt: &tokio::runtime::Runtime,
+) {
+    let Some(state) = &desired.state else {
+        return;
+    };
+    let (options, fallback) = options_of(args, desired);
+    match rt.block_on(crate::shared::Shared::peek(
+        &options,
+        state,
+        &args.manifest,
+        &desired.project,
+        &fallback,
+    )) {
+        Ok(retired) => {
+            for fingerprint in retired {
+                if !journal.retired.contains(&fingerprint) {
+                    journal.retired.push(fingerprint);
+                }
+            }
+        }
+        Err(why) => tracing::debug!(%why, "the shared journal could not be read"),
+    }
 }

@@ -446,7 +446,7 @@ pub(crate) fn plan(desired: &Desired, observed: &Observed, options: &Options) ->
                 Why::NeverSaved,
                 &mut actions,
             );
-        } else if holds_retired_key(spec, observed, options) {
+        } else if holds_retired_key(desired, spec, observed, options) {
             plan_replace(entry, desired, spec, observed, Why::Retired, &mut actions);
         } else {
             plan_entry(entry, desired, spec, observed, &mut actions);

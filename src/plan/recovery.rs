@@ -72,12 +72,25 @@ pub(crate) fn saved_after_all(
 /// Whether the entry's key file holds a key that destroy or prune retired (the journal's
 /// `retired`): a key that left with its key pair is never imported again; `apply` moves the
 /// file aside and makes a new key instead.
+///
+/// With a shared journal (`state: s3://…`, where whoever may write the bucket can mark a key
+/// retired), a key one of the entry's key pairs still holds is never replaced on that word
+/// alone: the entry is planned as it is (in sync, or a conflict).
 pub(super) fn holds_retired_key(
+    desired: &crate::desired::Desired,
     spec: &KeyPairSpec,
     observed: &Observed,
     options: &Options,
 ) -> bool {
-    retired_key_file(spec, observed, options).is_some()
+    let Some((_, public)) = retired_key_file(spec, observed, options) else {
+        return false;
+    };
+    let live = spec.scopes.iter().any(|scope| {
+        observed
+            .pair(scope, &spec.name)
+            .is_some_and(|k| k.public_key.as_ref() == Some(public))
+    });
+    !(desired.state.is_some() && live)
 }
 
 /// The entry's key file and its key, when that key is one destroy or prune retired.
