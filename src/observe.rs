@@ -24,6 +24,8 @@ pub(crate) struct Observed {
     pub local: BTreeMap<PathBuf, FileState>,
     /// The team store's entries per scope, by key pair id (empty without `store`).
     pub stored: crate::observe_store::StoreView,
+    /// The team store's entries of this project whose key pair is gone.
+    pub stranded: crate::observe_store::Stranded,
 }
 
 impl Observed {
@@ -153,9 +155,11 @@ pub(crate) async fn observe<C: Cloud>(
         remote,
         local,
         stored: crate::observe_store::StoreView::new(),
+        stranded: crate::observe_store::Stranded::new(),
     };
     catch_up_with_recent_keys(cloud, desired, made, deleted, &mut observed).await;
-    observed.stored = crate::observe_store::read_store(cloud, desired, &observed.remote).await?;
+    (observed.stored, observed.stranded) =
+        crate::observe_store::read_store(cloud, desired, &observed.remote).await?;
     Ok(observed)
 }
 

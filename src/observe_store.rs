@@ -37,6 +37,10 @@ impl Stored {
 /// The store's entries per scope, by key pair id.
 pub(crate) type StoreView = BTreeMap<Scope, BTreeMap<String, Stored>>;
 
+/// Entries of this project whose key pair is gone (deleted outside labctl), per scope: a
+/// private key nobody will delete with its key pair.
+pub(crate) type Stranded = BTreeMap<Scope, Vec<String>>;
+
 /// The key pair ids of `scope` a run may act on.
 fn ids_of(
     desired: &Desired,
@@ -67,16 +71,13 @@ pub(crate) async fn read_store<C: Cloud>(
     cloud: &Arc<C>,
     desired: &Desired,
     remote: &BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
-) -> Result<StoreView, Vec<CloudError>> {
+) -> Result<(StoreView, Stranded), Vec<CloudError>> {
     let mut tasks = JoinSet::new();
     if desired.store.is_none() {
-        return Ok(StoreView::new());
+        return Ok((StoreView::new(), Stranded::new()));
     }
     for (scope, pairs) in remote {
         let ids = ids_of(desired, scope, pairs);
-        if ids.is_empty() {
-            continue;
-        }
         let cloud = Arc::clone(cloud);
         let scope = scope.clone();
         let project = desired.project.clone();
@@ -86,10 +87,25 @@ pub(crate) async fn read_store<C: Cloud>(
         });
     }
     let mut view = StoreView::new();
+    let mut stranded = Stranded::new();
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((scope, Ok(entries))) => {
+                let listed: std::collections::BTreeSet<&String> = remote
+                    .get(&scope)
+                    .into_iter()
+                    .flat_map(|pairs| pairs.values().filter_map(|k| k.id.as_ref()))
+                    .collect();
+                let gone: Vec<String> = entries
+                    .tagged
+                    .iter()
+                    .filter(|id| !listed.contains(id))
+                    .cloned()
+                    .collect();
+                if !gone.is_empty() {
+                    stranded.insert(scope.clone(), gone);
+                }
                 let stored = entries
                     .keys
                     .iter()
@@ -119,7 +135,7 @@ pub(crate) async fn read_store<C: Cloud>(
         }
     }
     if errors.is_empty() {
-        Ok(view)
+        Ok((view, stranded))
     } else {
         errors.sort_by(|a, b| a.scope.cmp(&b.scope));
         Err(errors)

@@ -82,7 +82,8 @@ pub(crate) struct CreatedKeyPair {
 pub(crate) struct StoreEntries {
     /// The private key of each key pair id that has an entry (never shown, zeroized).
     pub keys: BTreeMap<String, Secret>,
-    /// The key pair ids whose entries carry this project's `labctl:project` tag.
+    /// The key pair ids whose entries carry this project's `labctl:project` tag (every such
+    /// entry of the scope, asked for or not).
     pub tagged: std::collections::BTreeSet<String>,
     /// The key pair ids whose entries carry another project's `labctl:project` tag.
     pub foreign: std::collections::BTreeSet<String>,

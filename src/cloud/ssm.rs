@@ -47,9 +47,6 @@ impl Ec2 {
     ) -> Result<StoreEntries, CloudError> {
         let mut out = StoreEntries::default();
         let ids: Vec<&String> = ids.iter().filter(|id| storable(id)).collect();
-        if ids.is_empty() {
-            return Ok(out);
-        }
         for chunk in ids.chunks(NAMES_PER_REQUEST) {
             let names: Vec<String> = chunk.iter().map(|id| stored_name(id)).collect();
             let output = self

@@ -403,6 +403,9 @@ async fn look<C: Cloud>(
             },
         }
     };
+    warnings.extend(super::shared_state::stranded_entries(
+        &observed, args.json, term,
+    ));
     let unsaved = settle_saved(
         state.held.as_deref(),
         desired,

@@ -88,3 +88,33 @@ pub(super) fn add_shared_retired(
         Err(why) => tracing::debug!(%why, "the shared journal could not be read"),
     }
 }
+
+/// Entries of the team store that are this project's but whose key pair is gone (deleted
+/// outside labctl): a private key that no `destroy` deletes with its key pair. Said, never
+/// deleted (labctl deletes an entry only with its key pair).
+pub(super) fn stranded_entries(
+    observed: &crate::observe::Observed,
+    json: bool,
+    term: super::Terminal,
+) -> Vec<serde_json::Value> {
+    let mut warnings = Vec::new();
+    for (scope, ids) in &observed.stranded {
+        for id in ids {
+            let name = crate::cloud::stored_name(id);
+            let message = format!(
+                "SSM {name} in {scope} holds this project's copy of a private key whose key pair is gone (deleted outside labctl)"
+            );
+            let hint = format!(
+                "delete it once nobody needs that key: aws ssm delete-parameter --name {name} --region {}",
+                scope.region
+            );
+            warnings.extend(super::warn(
+                json,
+                term,
+                ("store-entry-without-key-pair", &message, &hint),
+                &[("parameter", serde_json::Value::from(name.as_str()))],
+            ));
+        }
+    }
+    warnings
+}

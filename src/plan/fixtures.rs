@@ -105,6 +105,7 @@ pub(super) fn observed(
         remote,
         local: BTreeMap::from([(PathBuf::from("keys/lab-key.pem"), file)]),
         stored: BTreeMap::new(),
+        stranded: BTreeMap::new(),
     }
 }
 

@@ -646,3 +646,35 @@ fn another_projects_key_pairs_and_entries_are_never_used_or_taken_over() {
         "zurich"
     );
 }
+
+#[test]
+fn an_entry_whose_key_pair_was_deleted_outside_labctl_is_said() {
+    let t = Test::new();
+    let p = unique("team");
+    t.write(
+        "labctl.yaml",
+        &(Manifest::new(&p)
+            .defaults("{ region: eu-west-1, key_type: ed25519 }")
+            .key(&format!("{p}-a"), &[])
+            .key(&format!("{p}-b"), &[])
+            .text()
+            + "store: ssm\n"),
+    );
+    t.cloud(&["apply", "--yes"]).assert_code(0);
+    let id = id_of("eu-west-1", &format!("{p}-a"));
+    server().ec2(&["delete", "eu-west-1", &format!("{p}-a")]);
+    let run = t.cloud(&["destroy", "--yes", "--json"]);
+    run.assert_code(0);
+    let warnings = run.json()["warnings"].clone();
+    assert!(
+        warnings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "store-entry-without-key-pair"
+                && w["parameter"] == format!("/ec2/keypair/{id}")),
+        "{run:#?}"
+    );
+    // Said, never deleted: labctl deletes an entry only with its key pair.
+    assert!(params("eu-west-1", &[&id]).get(&id).is_some());
+}
