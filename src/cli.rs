@@ -221,8 +221,8 @@ pub(crate) struct CloudArgs {
     /// Override a manifest variable (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<Var>,
-    /// Send EC2 and STS requests to this endpoint (a VPC endpoint, a proxy, a local test
-    /// server); also `AWS_ENDPOINT_URL`
+    /// Send EC2, STS, SSM and S3 requests to this endpoint (a VPC endpoint, a proxy, a local
+    /// test server); also `AWS_ENDPOINT_URL`
     #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env = true, value_parser = parse_endpoint)]
     pub endpoint_url: Option<String>,
     /// The AWS profile to use; also `AWS_PROFILE`

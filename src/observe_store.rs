@@ -5,6 +5,7 @@
 //! wiped) here; apply reads an entry again when it restores a file from it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -62,69 +63,41 @@ fn ids_of(
         .collect()
 }
 
-/// Read the store's entries of every scope's key pairs (scopes side by side); nothing without
-/// `store`.
-///
-/// # Errors
-/// Every scope whose store could not be read (a run must not act without knowing it).
-pub(crate) async fn read_store<C: Cloud>(
+/// What one request of the store's reading brought back.
+enum Read {
+    /// The private keys of some ids (one `GetParameters`).
+    Keys(BTreeMap<String, crate::keys::Secret>),
+    /// Every entry of the scope tagged for this project.
+    Tagged(BTreeSet<String>),
+    /// Whether an entry not tagged for this project carries another project's tag.
+    Foreign(String, bool),
+}
+
+/// `GetParameters` takes at most this many names.
+const NAMES_PER_REQUEST: usize = 10;
+
+type Reads = JoinSet<(Scope, Result<Read, CloudError>)>;
+
+fn spawn_read<C: Cloud>(
+    tasks: &mut Reads,
     cloud: &Arc<C>,
-    desired: &Desired,
-    remote: &BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
-) -> Result<(StoreView, Stranded), Vec<CloudError>> {
-    let mut tasks = JoinSet::new();
-    if desired.store.is_none() {
-        return Ok((StoreView::new(), Stranded::new()));
-    }
-    for (scope, pairs) in remote {
-        let ids = ids_of(desired, scope, pairs);
-        let cloud = Arc::clone(cloud);
-        let scope = scope.clone();
-        let project = desired.project.clone();
-        tasks.spawn(async move {
-            let result = cloud.read_store(&scope, &ids, &project).await;
-            (scope, result)
-        });
-    }
-    let mut view = StoreView::new();
-    let mut stranded = Stranded::new();
+    scope: &Scope,
+    read: impl FnOnce(
+        Arc<C>,
+        Scope,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Read, CloudError>> + Send>>,
+) {
+    let future = read(Arc::clone(cloud), scope.clone());
+    let scope = scope.clone();
+    tasks.spawn(async move { (scope, future.await) });
+}
+
+/// Wait for every read; the errors, in scope order.
+async fn gather(tasks: &mut Reads, reads: &mut Vec<(Scope, Read)>) -> Vec<CloudError> {
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((scope, Ok(entries))) => {
-                let listed: std::collections::BTreeSet<&String> = remote
-                    .get(&scope)
-                    .into_iter()
-                    .flat_map(|pairs| pairs.values().filter_map(|k| k.id.as_ref()))
-                    .collect();
-                let gone: Vec<String> = entries
-                    .tagged
-                    .iter()
-                    .filter(|id| !listed.contains(id))
-                    .cloned()
-                    .collect();
-                if !gone.is_empty() {
-                    stranded.insert(scope.clone(), gone);
-                }
-                let stored = entries
-                    .keys
-                    .iter()
-                    .map(|(id, secret)| {
-                        let public = crate::keys::public_key_of_private(secret).ok();
-                        let tagged = entries.tagged.contains(id);
-                        let foreign = entries.foreign.contains(id);
-                        (
-                            id.clone(),
-                            Stored {
-                                public,
-                                tagged,
-                                foreign,
-                            },
-                        )
-                    })
-                    .collect();
-                view.insert(scope, stored);
-            }
+            Ok((scope, Ok(read))) => reads.push((scope, read)),
             Ok((_, Err(err))) => errors.push(err),
             Err(join_error) => errors.push(CloudError {
                 kind: CloudErrorKind::Other,
@@ -134,10 +107,116 @@ pub(crate) async fn read_store<C: Cloud>(
             }),
         }
     }
-    if errors.is_empty() {
-        Ok((view, stranded))
-    } else {
-        errors.sort_by(|a, b| a.scope.cmp(&b.scope));
-        Err(errors)
+    errors.sort_by(|a, b| a.scope.cmp(&b.scope));
+    errors
+}
+
+/// Read the store's entries of every scope's key pairs: every request side by side (ten
+/// names a request, the tagged list of each scope, then a tag look at each entry not tagged
+/// for this project). Nothing without `store`.
+///
+/// # Errors
+/// Every scope whose store could not be read (a run must not act without knowing it).
+pub(crate) async fn read_store<C: Cloud>(
+    cloud: &Arc<C>,
+    desired: &Desired,
+    remote: &BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
+) -> Result<(StoreView, Stranded), Vec<CloudError>> {
+    if desired.store.is_none() {
+        return Ok((StoreView::new(), Stranded::new()));
     }
+    let mut tasks = Reads::new();
+    for (scope, pairs) in remote {
+        let project = desired.project.clone();
+        spawn_read(&mut tasks, cloud, scope, move |cloud, scope| {
+            Box::pin(async move { cloud.list_stored(&scope, &project).await.map(Read::Tagged) })
+        });
+        for chunk in ids_of(desired, scope, pairs).chunks(NAMES_PER_REQUEST) {
+            let ids = chunk.to_vec();
+            spawn_read(&mut tasks, cloud, scope, move |cloud, scope| {
+                Box::pin(async move { cloud.read_stored(&scope, &ids).await.map(Read::Keys) })
+            });
+        }
+    }
+    let mut reads = Vec::new();
+    let errors = gather(&mut tasks, &mut reads).await;
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut keys: BTreeMap<Scope, BTreeMap<String, crate::keys::Secret>> = BTreeMap::new();
+    let mut tagged: BTreeMap<Scope, BTreeSet<String>> = BTreeMap::new();
+    for (scope, read) in reads.drain(..) {
+        match read {
+            Read::Keys(found) => keys.entry(scope).or_default().extend(found),
+            Read::Tagged(found) => tagged.entry(scope).or_default().extend(found),
+            Read::Foreign(..) => {}
+        }
+    }
+    // An entry without this project's tag may carry another project's (rare: a key pair
+    // CloudFormation or another project made): asked entry by entry.
+    for (scope, found) in &keys {
+        for id in found.keys() {
+            if tagged.get(scope).is_none_or(|t| !t.contains(id)) {
+                let id = id.clone();
+                spawn_read(&mut tasks, cloud, scope, move |cloud, scope| {
+                    Box::pin(async move {
+                        let foreign = cloud.stored_is_tagged(&scope, &id).await?;
+                        Ok(Read::Foreign(id, foreign))
+                    })
+                });
+            }
+        }
+    }
+    let errors = gather(&mut tasks, &mut reads).await;
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let foreign: BTreeSet<(Scope, String)> = reads
+        .into_iter()
+        .filter_map(|(scope, read)| match read {
+            Read::Foreign(id, true) => Some((scope, id)),
+            _ => None,
+        })
+        .collect();
+    Ok(assemble(remote, keys, tagged, &foreign))
+}
+
+/// What the reads say, per scope: each entry's key and tags, and this project's entries whose
+/// key pair is gone.
+fn assemble(
+    remote: &BTreeMap<Scope, BTreeMap<String, RemoteKeyPair>>,
+    mut keys: BTreeMap<Scope, BTreeMap<String, crate::keys::Secret>>,
+    mut tagged: BTreeMap<Scope, BTreeSet<String>>,
+    foreign: &BTreeSet<(Scope, String)>,
+) -> (StoreView, Stranded) {
+    let mut view = StoreView::new();
+    let mut stranded = Stranded::new();
+    for (scope, pairs) in remote {
+        let tagged_here = tagged.remove(scope).unwrap_or_default();
+        let listed: BTreeSet<&String> = pairs.values().filter_map(|k| k.id.as_ref()).collect();
+        let gone: Vec<String> = tagged_here
+            .iter()
+            .filter(|id| !listed.contains(id))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            stranded.insert(scope.clone(), gone);
+        }
+        let stored = keys
+            .remove(scope)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, secret)| {
+                let public = crate::keys::public_key_of_private(&secret).ok();
+                let entry = Stored {
+                    public,
+                    tagged: tagged_here.contains(&id),
+                    foreign: foreign.contains(&(scope.clone(), id.clone())),
+                };
+                (id, entry)
+            })
+            .collect();
+        view.insert(scope.clone(), stored);
+    }
+    (view, stranded)
 }

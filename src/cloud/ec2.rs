@@ -453,13 +453,24 @@ impl Cloud for Ec2 {
         Ok(())
     }
 
-    async fn read_store(
+    async fn read_stored(
         &self,
         scope: &Scope,
         ids: &[String],
+    ) -> Result<BTreeMap<String, Secret>, CloudError> {
+        self.ssm_read(scope, ids).await
+    }
+
+    async fn list_stored(
+        &self,
+        scope: &Scope,
         project: &str,
-    ) -> Result<super::StoreEntries, CloudError> {
-        self.ssm_read_store(scope, ids, project).await
+    ) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        self.ssm_list(scope, project).await
+    }
+
+    async fn stored_is_tagged(&self, scope: &Scope, id: &str) -> Result<bool, CloudError> {
+        self.ssm_is_tagged(scope, id).await
     }
 
     async fn get_stored(&self, scope: &Scope, id: &str) -> Result<Option<Secret>, CloudError> {

@@ -77,18 +77,6 @@ pub(crate) struct CreatedKeyPair {
     pub material: Secret,
 }
 
-/// What the team store holds for some key pairs of one scope.
-#[derive(Debug, Default)]
-pub(crate) struct StoreEntries {
-    /// The private key of each key pair id that has an entry (never shown, zeroized).
-    pub keys: BTreeMap<String, Secret>,
-    /// The key pair ids whose entries carry this project's `labctl:project` tag (every such
-    /// entry of the scope, asked for or not).
-    pub tagged: std::collections::BTreeSet<String>,
-    /// The key pair ids whose entries carry another project's `labctl:project` tag.
-    pub foreign: std::collections::BTreeSet<String>,
-}
-
 /// A cloud without a team store (no network).
 fn no_store(scope: &Scope, operation: &'static str) -> CloudError {
     CloudError {
@@ -279,17 +267,37 @@ pub(crate) trait Cloud: Send + Sync + 'static {
         keys: &[String],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    /// The team store's entries (SSM parameters `/ec2/keypair/<id>`) of the key pairs `ids`
-    /// in this scope: the private key each holds (decrypted), and which of the store's
-    /// entries carry the `labctl:project` tag of `project`. An id with no entry is left out.
-    fn read_store(
+    /// The private keys the team store's entries (SSM parameters `/ec2/keypair/<id>`) of the
+    /// key pairs `ids` hold (at most 10: one request), decrypted; an id with no entry is left
+    /// out.
+    fn read_stored(
         &self,
         scope: &Scope,
         ids: &[String],
-        project: &str,
-    ) -> impl Future<Output = Result<StoreEntries, CloudError>> + Send {
-        let _ = (ids, project);
+    ) -> impl Future<Output = Result<BTreeMap<String, Secret>, CloudError>> + Send {
+        let _ = ids;
         std::future::ready(Err(no_store(scope, "GetParameters")))
+    }
+
+    /// The key pair ids of every entry of the scope's team store that carries `project`'s
+    /// `labctl:project` tag.
+    fn list_stored(
+        &self,
+        scope: &Scope,
+        project: &str,
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, CloudError>> + Send {
+        let _ = project;
+        std::future::ready(Err(no_store(scope, "DescribeParameters")))
+    }
+
+    /// Whether the key pair `id`'s entry carries a `labctl:project` tag (any project's).
+    fn stored_is_tagged(
+        &self,
+        scope: &Scope,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send {
+        let _ = id;
+        std::future::ready(Err(no_store(scope, "ListTagsForResource")))
     }
 
     /// The private key the team store holds for the key pair `id`, when it holds one.

@@ -26,6 +26,22 @@ impl Cloud for Offline {
         Ok(Vec::new())
     }
 
+    async fn read_stored(
+        &self,
+        _scope: &Scope,
+        _ids: &[String],
+    ) -> Result<BTreeMap<String, crate::keys::Secret>, CloudError> {
+        Ok(BTreeMap::new())
+    }
+
+    async fn list_stored(
+        &self,
+        _scope: &Scope,
+        _project: &str,
+    ) -> Result<std::collections::BTreeSet<String>, CloudError> {
+        Ok(std::collections::BTreeSet::new())
+    }
+
     async fn create_key_pair(
         &self,
         scope: &Scope,

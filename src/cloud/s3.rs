@@ -203,7 +203,12 @@ impl Bucket {
             .await
         {
             Ok(output) => output,
-            Err((err, _)) if err.kind == CloudErrorKind::NotFound => return Ok(None),
+            Err((err, _))
+                if err.kind == CloudErrorKind::NotFound
+                    && !err.message.starts_with("NoSuchBucket") =>
+            {
+                return Ok(None);
+            }
             Err((err, _)) => return Err(err),
         };
         let etag = Etag(output.e_tag().unwrap_or_default().to_owned());

@@ -4,12 +4,12 @@
 //! credentials, pace and retry policy as EC2's (see `send.rs`); SSM's requests of a scope share
 //! one bucket (Parameter Store's throughput quota). Values are never logged or quoted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType, ResourceTypeForTagging, Tag};
 
 use super::ec2::Ec2;
-use super::{CloudError, CloudErrorKind, StoreEntries};
+use super::{CloudError, CloudErrorKind};
 use crate::keys::Secret;
 use crate::resource::Scope;
 
@@ -39,13 +39,12 @@ fn storable(id: &str) -> bool {
 }
 
 impl Ec2 {
-    pub(super) async fn ssm_read_store(
+    pub(super) async fn ssm_read(
         &self,
         scope: &Scope,
         ids: &[String],
-        project: &str,
-    ) -> Result<StoreEntries, CloudError> {
-        let mut out = StoreEntries::default();
+    ) -> Result<BTreeMap<String, Secret>, CloudError> {
+        let mut out = BTreeMap::new();
         let ids: Vec<&String> = ids.iter().filter(|id| storable(id)).collect();
         for chunk in ids.chunks(NAMES_PER_REQUEST) {
             let names: Vec<String> = chunk.iter().map(|id| stored_name(id)).collect();
@@ -66,11 +65,18 @@ impl Ec2 {
             for parameter in output.parameters() {
                 let id = parameter.name().and_then(|n| n.strip_prefix(STORE_PATH));
                 if let (Some(id), Some(value)) = (id, parameter.value()) {
-                    out.keys
-                        .insert(id.to_owned(), Secret::new(value.to_owned()));
+                    out.insert(id.to_owned(), Secret::new(value.to_owned()));
                 }
             }
         }
+        Ok(out)
+    }
+
+    pub(super) async fn ssm_list(
+        &self,
+        scope: &Scope,
+        project: &str,
+    ) -> Result<BTreeSet<String>, CloudError> {
         let filters: Vec<ParameterStringFilter> = [
             ParameterStringFilter::builder()
                 .key("Path")
@@ -86,6 +92,7 @@ impl Ec2 {
         .into_iter()
         .filter_map(Result::ok)
         .collect();
+        let mut out = BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
             let output = self
@@ -105,52 +112,36 @@ impl Ec2 {
                 .await?;
             for parameter in output.parameters() {
                 if let Some(id) = parameter.name().and_then(|n| n.strip_prefix(STORE_PATH)) {
-                    out.tagged.insert(id.to_owned());
+                    out.insert(id.to_owned());
                 }
             }
             token = output.next_token().map(str::to_owned);
             if token.is_none() {
-                break;
+                return Ok(out);
             }
         }
-        self.find_foreign(scope, &mut out).await?;
-        Ok(out)
     }
 
-    /// An entry without this project's tag may carry another project's: asked entry by
-    /// entry (rare: a key pair CloudFormation or another project made).
-    async fn find_foreign(&self, scope: &Scope, out: &mut StoreEntries) -> Result<(), CloudError> {
-        let untagged: Vec<String> = out
-            .keys
-            .keys()
-            .filter(|id| !out.tagged.contains(*id))
-            .cloned()
-            .collect();
-        for id in untagged {
-            let name = stored_name(&id);
-            let output = self
-                .send_with(
-                    scope,
-                    "ListTagsForResource",
-                    |c| c.ssm.clone(),
-                    |client| {
-                        client
-                            .list_tags_for_resource()
-                            .resource_type(ResourceTypeForTagging::Parameter)
-                            .resource_id(&name)
-                            .send()
-                    },
-                )
-                .await?;
-            if output
-                .tag_list()
-                .iter()
-                .any(|t| t.key() == crate::desired::PROJECT_TAG)
-            {
-                out.foreign.insert(id);
-            }
-        }
-        Ok(())
+    pub(super) async fn ssm_is_tagged(&self, scope: &Scope, id: &str) -> Result<bool, CloudError> {
+        let name = stored_name(id);
+        let output = self
+            .send_with(
+                scope,
+                "ListTagsForResource",
+                |c| c.ssm.clone(),
+                |client| {
+                    client
+                        .list_tags_for_resource()
+                        .resource_type(ResourceTypeForTagging::Parameter)
+                        .resource_id(&name)
+                        .send()
+                },
+            )
+            .await?;
+        Ok(output
+            .tag_list()
+            .iter()
+            .any(|t| t.key() == crate::desired::PROJECT_TAG))
     }
 
     pub(super) async fn ssm_get(

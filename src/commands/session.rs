@@ -292,6 +292,8 @@ pub(super) fn session<K: Connect, T>(
 struct State {
     journal: crate::journal::State,
     held: Option<Arc<crate::journal::Journal>>,
+    /// Why the shared state's journal could not be read (a command without the lock).
+    unread: Option<String>,
 }
 
 /// Claim the key folders, take the lock (for commands that change things) and read the
@@ -304,6 +306,7 @@ fn open_state(
     rt: &tokio::runtime::Runtime,
 ) -> Result<(Option<lock::Lock>, State, Option<crate::shared::Shared>), Error> {
     let project = &desired.project;
+    let mut unread = None;
     claim_key_folders(folders, project, false)?;
     let mut lock = match lock_for {
         Some(command) => Some(lock::acquire(&args.manifest, project, command)?),
@@ -314,7 +317,7 @@ fn open_state(
     } else {
         let mut journal = lock::journal_state(&args.manifest, project)?;
         if reads {
-            super::shared_state::add_shared_retired(args, desired, &mut journal, rt);
+            unread = super::shared_state::add_shared_retired(args, desired, &mut journal, rt);
         }
         journal
     };
@@ -334,7 +337,12 @@ fn open_state(
         );
     }
     let held = lock.as_ref().map(|l| Arc::clone(&l.journal));
-    Ok((lock, State { journal, held }, shared))
+    let state = State {
+        journal,
+        held,
+        unread,
+    };
+    Ok((lock, state, shared))
 }
 
 /// What a run started with: its deadline, the warnings so far, its stop request, and whether
@@ -403,8 +411,10 @@ async fn look<C: Cloud>(
             },
         }
     };
-    warnings.extend(super::shared_state::stranded_entries(
-        &observed, args.json, term,
+    warnings.extend(super::shared_state::team_warnings(
+        state.unread.as_deref(),
+        &observed,
+        (args.json, term),
     ));
     let unsaved = settle_saved(
         state.held.as_deref(),

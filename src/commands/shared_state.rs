@@ -60,16 +60,14 @@ fn options_of(
 
 /// For a command without the lock: the keys the bucket's journal says left, added to the
 /// local journal's (a plan shows what an apply with the lock would do). A bucket that cannot
-/// be read adds nothing (said with -v); the apply that takes the lock says why.
+/// be read adds nothing, and why is returned (a warning: the apply that takes the lock stops).
 pub(super) fn add_shared_retired(
     args: &CloudArgs,
     desired: &Desired,
     journal: &mut crate::journal::State,
     rt: &tokio::runtime::Runtime,
-) {
-    let Some(state) = &desired.state else {
-        return;
-    };
+) -> Option<String> {
+    let state = desired.state.as_ref()?;
     let (options, fallback) = options_of(args, desired);
     match rt.block_on(crate::shared::Shared::peek(
         &options,
@@ -84,20 +82,34 @@ pub(super) fn add_shared_retired(
                     journal.retired.push(fingerprint);
                 }
             }
+            None
         }
-        Err(why) => tracing::debug!(%why, "the shared journal could not be read"),
+        Err(why) => Some(format!(
+            "the shared state {state} could not be read ({why}); this plan knows only this machine's journal"
+        )),
     }
 }
 
-/// Entries of the team store that are this project's but whose key pair is gone (deleted
-/// outside labctl): a private key that no `destroy` deletes with its key pair. Said, never
-/// deleted (labctl deletes an entry only with its key pair).
-pub(super) fn stranded_entries(
+/// What team mode has to say before the plan: the shared state's journal that could not be
+/// read (a command without the lock), and entries of the team store that are this project's
+/// but whose key pair is gone (deleted outside labctl): a private key that no `destroy`
+/// deletes with its key pair. Said, never deleted (labctl deletes an entry only with its key
+/// pair).
+pub(super) fn team_warnings(
+    unread: Option<&str>,
     observed: &crate::observe::Observed,
-    json: bool,
-    term: super::Terminal,
+    (json, term): (bool, super::Terminal),
 ) -> Vec<serde_json::Value> {
     let mut warnings = Vec::new();
+    if let Some(why) = unread {
+        let hint = "check `state:` in the manifest and the credentials; `labctl apply` stops before any change while the bucket cannot be used";
+        warnings.extend(super::warn(
+            json,
+            term,
+            ("shared-state-unread", why, hint),
+            &[],
+        ));
+    }
     for (scope, ids) in &observed.stranded {
         for id in ids {
             let name = crate::cloud::stored_name(id);

@@ -26,6 +26,9 @@ pub(crate) enum Conflict {
     PpkMismatch,
     /// The team store's entry of the key pair holds another key (or none).
     StoreMismatch,
+    /// The key file holds another key than the key pair, and the team store holds the key
+    /// pair's own: an old key file (another machine replaced the key).
+    StaleKeyFile,
 }
 
 impl Conflict {
@@ -50,6 +53,7 @@ impl Conflict {
             Conflict::Unsafe => "unsafe-file",
             Conflict::PpkMismatch => "ppk-mismatch",
             Conflict::StoreMismatch => "store-mismatch",
+            Conflict::StaleKeyFile => "stale-key-file",
         }
     }
 
@@ -97,6 +101,9 @@ impl Conflict {
             }
             Conflict::NotOwned => {
                 "`--replace` only replaces key pairs this manifest owns (tagged `labctl:project`); delete it by hand if you are sure"
+            }
+            Conflict::StaleKeyFile => {
+                "the team store holds the key pair's current key (another machine replaced it, and may have handed it out): move the old key file aside and run `labctl apply`, which writes the current key from the store; never `--replace` it"
             }
             Conflict::StoreMismatch => {
                 "labctl never uses or overwrites a store entry that does not hold the key pair's key: look at it (`aws ssm get-parameter --name /ec2/keypair/KEY-PAIR-ID`), delete it yourself if it is wrong, and run apply again"

@@ -179,6 +179,7 @@ pub(super) fn plan_store(
         if matches!(a.op, KeyPairOp::Conflict(Conflict::Mismatch))
             && stored.is_some_and(|s| s.holds(remote_public))
         {
+            a.op = KeyPairOp::Conflict(Conflict::StaleKeyFile);
             note = Some(format!(
                 "; {shown} holds the key pair's key: move {} aside and `labctl apply` restores it",
                 a.output_display

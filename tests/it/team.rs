@@ -148,6 +148,8 @@ fn a_lost_file_is_restored_and_a_key_pair_without_an_entry_gets_one() {
     let applied = t.cloud(&["apply", "--yes", "--json"]);
     applied.assert_code(0);
     assert!(calls(&applied).get("CreateKeyPair").is_none());
+    // `output --offline` asks nothing, the store included.
+    t.run(&["output", "--offline"]).assert_code(0);
     assert_eq!(std::fs::read_to_string(t.path(&rel)).unwrap(), key);
     assert_eq!(t.mode(&rel), 0o400);
 }
@@ -329,6 +331,15 @@ fn two_folders_share_one_lock_and_one_journal_in_s3() {
         "labctl.yaml",
         &manifest(&p, Some("s3://no-such-labctl-bucket/x")),
     );
+    let plan = third.cloud(&["plan", "--json"]);
+    assert!(
+        plan.json()["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "shared-state-unread"),
+        "{plan:#?}"
+    );
     let missing = third.cloud(&["apply", "--yes"]);
     missing.assert_code(1);
     assert!(
@@ -495,6 +506,23 @@ fn a_machine_with_an_old_key_file_never_replaces_the_teams_current_key() {
             .stdout
             .contains("aside and `labctl apply` restores it"),
         "{applied:#?}"
+    );
+    let report = applied.json();
+    let conflicts: Vec<&str> = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["name"] == name.as_str())
+        .filter_map(|a| a["conflict"].as_str())
+        .collect();
+    assert_eq!(
+        conflicts,
+        ["stale-key-file", "stale-key-file"],
+        "{applied:#?}"
+    );
+    assert!(
+        !applied.stdout.contains("apply --replace"),
+        "never advised: {applied:#?}"
     );
     assert_eq!(
         server().key_pair("eu-west-1", &name).unwrap().public_key,
