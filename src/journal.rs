@@ -172,6 +172,9 @@ pub(crate) struct State {
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: Mutex<File>,
+    /// The state folder and the journal's name in it (compaction replaces the file).
+    folder: PathBuf,
+    name: std::ffi::OsString,
     /// The project's keys (`made`, `retired`): appended to, never rewritten.
     keys: Mutex<File>,
     /// What the journal held when the run began.
@@ -251,6 +254,8 @@ impl Journal {
         read_into(&mut keys_file, &mut state)?;
         Ok(Journal {
             file: Mutex::new(file),
+            folder: folder.path().to_owned(),
+            name: name.to_owned(),
             keys: Mutex::new(keys_file),
             state,
         })
@@ -301,7 +306,8 @@ impl Journal {
     }
 
     /// Rewrite the journal with only the keys still unsaved, the newest deleted ids and the
-    /// retired keys it holds from before the project's keys existed.
+    /// retired keys it holds from before the project's keys existed, at once (a new file
+    /// renamed over the old), and append to the new one from then on.
     ///
     /// # Errors
     /// Why the journal could not be read or written.
@@ -328,10 +334,10 @@ impl Journal {
                 let _ = writeln!(text, "reached\t0\t{record}");
             }
         }
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_data()
+        // Written beside and renamed over: a kill in the middle leaves the whole journal.
+        let folder = KeyFolder::open(&self.folder).map_err(|e| io::Error::other(e.to_string()))?;
+        *file = folder.replace_state_file(&self.name, text.as_bytes())?;
+        Ok(())
     }
 }
 
@@ -373,6 +379,29 @@ mod tests {
         assert_eq!(line(&account(&[])).lines().count(), 1);
         parse(&line(&account(&[])), &mut state);
         assert!(state.reached.is_empty());
+    }
+
+    #[test]
+    fn compaction_replaces_the_journal_at_once_and_later_records_land_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (folder, _) = crate::keys::folder::KeyFolder::create(dir.path()).unwrap();
+        let (name, keys) = (std::ffi::OsStr::new("j"), std::ffi::OsStr::new("k"));
+        let journal = super::Journal::open(&folder, name, keys).unwrap();
+        journal.record(super::Event::Create, "00aa", "a").unwrap();
+        journal.record(super::Event::Saved, "00aa", "a").unwrap();
+        journal.record(super::Event::Create, "00bb", "b").unwrap();
+        journal.compact().unwrap();
+        // The saved create is gone, the unsaved one stays, and what is recorded after the
+        // compaction is in the journal's file (not in the file it replaced).
+        journal.record(super::Event::Saved, "00bb", "b").unwrap();
+        let text = std::fs::read_to_string(dir.path().join("j")).unwrap();
+        assert_eq!(text, "create\t00bb\tb\nsaved\t00bb\tb\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".labctl-tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -83,6 +83,17 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How long ago, for people: `45 s ago`, `2 minutes ago`, `3 hours ago`, `2 days ago`.
+pub(crate) fn ago(age: u64) -> String {
+    match age {
+        0..60 => format!("{age} s ago"),
+        60..120 => "1 minute ago".to_owned(),
+        120..7200 => format!("{} minutes ago", age / 60),
+        7200..172_800 => format!("{} hours ago", age / 3600),
+        _ => format!("{} days ago", age / 86_400),
+    }
+}
+
 /// The lock record's `since unix time N` for people: `since 14:03 UTC, 2 minutes ago`.
 fn readable_since(record: &str, now: u64) -> String {
     let Some((before, after)) = record.split_once("since unix time ") else {
@@ -92,14 +103,7 @@ fn readable_since(record: &str, now: u64) -> String {
     let Ok(since) = digits.parse::<u64>() else {
         return record.to_owned();
     };
-    let age = now.saturating_sub(since);
-    let ago = match age {
-        0..60 => format!("{age} s ago"),
-        60..120 => "1 minute ago".to_owned(),
-        120..7200 => format!("{} minutes ago", age / 60),
-        7200..172_800 => format!("{} hours ago", age / 3600),
-        _ => format!("{} days ago", age / 86_400),
-    };
+    let ago = ago(now.saturating_sub(since));
     let day = since % 86_400;
     format!(
         "{before}since {:02}:{:02} UTC, {ago}{}",
@@ -259,18 +263,14 @@ pub(crate) fn read_state(manifest: &Path, name: &OsStr) -> std::io::Result<Vec<u
         .ok_or_else(|| std::io::Error::other("the state file is too large to be labctl's"))
 }
 
-/// Replace a state file's content, durably; call with the lock held.
+/// Replace a state file's content at once, durably; call with the lock held.
 ///
 /// # Errors
 /// Why it could not be written.
 pub(crate) fn write_state(manifest: &Path, name: &OsStr, bytes: &[u8]) -> std::io::Result<()> {
     let folder =
         KeyFolder::open(&state_dir(manifest)).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut file = folder.open_state_file(name, true)?;
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(bytes)?;
-    file.sync_data()
+    folder.replace_state_file(name, bytes).map(drop)
 }
 
 impl Lock {

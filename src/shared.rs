@@ -45,14 +45,7 @@ pub(crate) fn local_clock(unix: u64, now: u64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(0))
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .to_offset(offset);
-    let age = now.saturating_sub(unix);
-    let ago = match age {
-        0..60 => format!("{age} s ago"),
-        60..120 => "1 minute ago".to_owned(),
-        120..7200 => format!("{} minutes ago", age / 60),
-        7200..172_800 => format!("{} hours ago", age / 3600),
-        _ => format!("{} days ago", age / 86_400),
-    };
+    let ago = lock::ago(now.saturating_sub(unix));
     let (h, m, _) = offset.as_hms();
     format!(
         "{} {:02}:{:02}:{:02} local time (UTC{}{:02}:{:02}), {ago}",

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::run::{Failure, Settings, cloud_failure, failed, file_work, journal_made, skipped};
+use super::run::{
+    Failure, Settings, cloud_failure, failed, file_work, finished, journal_made, skipped,
+};
 use super::{Pair, Progress};
 use crate::cloud::{Cloud, CloudErrorKind, LagLooks};
 use crate::keys::{FileCustody, KeyCustody as _, KeyRef, public_key_of_private};
@@ -93,14 +95,7 @@ pub(super) async fn restore_all<C: Cloud>(
         };
         let action = &plan.actions[index];
         failed_entries.extend(action.key_pair().and_then(|a| a.entry));
-        out.insert(
-            index,
-            Outcome {
-                action: action.clone(),
-                status: failure.status,
-                error: Some(failure.problem),
-            },
-        );
+        out.insert(index, finished(action, Err::<(), _>(failure)));
     }
     for (index, action) in plan.actions.iter().enumerate() {
         let entry = action.key_pair().and_then(|a| a.entry);
@@ -109,14 +104,7 @@ pub(super) async fn restore_all<C: Cloud>(
             && entry.is_some_and(|e| failed_entries.contains(&e))
         {
             let failure = skipped("its key file could not be restored from the store");
-            out.insert(
-                index,
-                Outcome {
-                    action: action.clone(),
-                    status: failure.status,
-                    error: Some(failure.problem),
-                },
-            );
+            out.insert(index, finished(action, Err::<(), _>(failure)));
         }
     }
     out

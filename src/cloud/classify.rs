@@ -50,13 +50,7 @@ where
     // STS's operations (a member account's role) are named as STS's; the rest are EC2's.
     let api = match operation {
         "AssumeRole" | "GetCallerIdentity" => "STS",
-        "GetParameters"
-        | "GetParameter"
-        | "PutParameter"
-        | "DeleteParameter"
-        | "DescribeParameters"
-        | "AddTagsToResource"
-        | "ListTagsForResource" => "SSM",
+        op if super::ssm::OPERATIONS.contains(&op) => "SSM",
         "HeadBucket" | "GetObject" | "PutObject" | "DeleteObject" => "S3",
         _ => "EC2",
     };

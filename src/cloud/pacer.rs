@@ -49,15 +49,10 @@ const PARAMETER_STORE: &str = "ParameterStore";
 
 /// The bucket an operation draws from: its own for EC2's actions, one for all of SSM's.
 fn bucket_of(action: &'static str) -> &'static str {
-    match action {
-        "GetParameters"
-        | "GetParameter"
-        | "PutParameter"
-        | "DeleteParameter"
-        | "DescribeParameters"
-        | "AddTagsToResource"
-        | "ListTagsForResource" => PARAMETER_STORE,
-        other => other,
+    if super::ssm::OPERATIONS.contains(&action) {
+        PARAMETER_STORE
+    } else {
+        action
     }
 }
 

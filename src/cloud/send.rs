@@ -134,14 +134,7 @@ impl Ec2 {
     pub(super) fn is_halted(&self, operation: &str) -> bool {
         self.deadline
             .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
-            || (!matches!(
-                operation,
-                "DescribeKeyPairs"
-                    | "GetParameters"
-                    | "GetParameter"
-                    | "DescribeParameters"
-                    | "ListTagsForResource"
-            ) && self.stop.requested())
+            || (!super::ssm::READS.contains(&operation) && self.stop.requested())
     }
 
     /// Resolves once [`is_halted`](Self::is_halted) holds (never, while it does not).

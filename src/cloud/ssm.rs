@@ -20,6 +20,26 @@ pub(crate) fn stored_name(id: &str) -> String {
     format!("{STORE_PATH}{id}")
 }
 
+/// SSM's operations labctl sends: the one list (the pacer's bucket, errors named as SSM's).
+pub(super) const OPERATIONS: &[&str] = &[
+    "GetParameters",
+    "GetParameter",
+    "PutParameter",
+    "DeleteParameter",
+    "DescribeParameters",
+    "AddTagsToResource",
+    "ListTagsForResource",
+];
+
+/// Requests that only read (still sent after Ctrl-C, as EC2's looks are).
+pub(super) const READS: &[&str] = &[
+    "DescribeKeyPairs",
+    "GetParameters",
+    "GetParameter",
+    "DescribeParameters",
+    "ListTagsForResource",
+];
+
 /// `GetParameters` takes at most this many names.
 const NAMES_PER_REQUEST: usize = 10;
 

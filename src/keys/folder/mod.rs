@@ -268,6 +268,30 @@ impl KeyFolder {
         Ok(File::from(fd))
     }
 
+    /// Replace labctl's state file `name` with `bytes` at once: written to a temporary file,
+    /// fsynced, renamed over it, the folder fsynced (a kill leaves the old content or the new,
+    /// never a part of either). Returns the new file, opened for reading and writing.
+    pub fn replace_state_file(&self, name: &OsStr, bytes: &[u8]) -> io::Result<File> {
+        let (temp_name, mut file) = self.temporary()?;
+        let result = (|| {
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            rustix::fs::renameat(&self.fd, &temp_name, &self.fd, name).map_err(to_io)
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&self.fd, &temp_name, AtFlags::empty());
+        }
+        drop(file);
+        result?;
+        sync(&self.fd)?;
+        self.open_state_file(name, false)
+    }
+
+    /// Where the folder is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Set the regular file `name` to `0400`, on the file opened (never through a link).
     pub fn set_key_mode(&self, name: &OsStr) -> io::Result<()> {
         let (file, _) = self.open_file(name)?;
