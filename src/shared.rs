@@ -138,13 +138,12 @@ fn shared_lines(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The bucket's shared records, then the local copy's lines the bucket does not have (in
-/// order): nothing of either is lost.
+/// The bucket's shared records (as `shared_lines` gives them), then the local copy's lines
+/// they do not have (in order): nothing of either is lost.
 fn merged(remote: &[u8], local: &[u8]) -> Vec<u8> {
-    let remote = &shared_lines(remote);
     let remote_text = String::from_utf8_lossy(remote);
     let have: std::collections::HashSet<&str> = remote_text.lines().collect();
-    let mut out = remote.clone();
+    let mut out = remote.to_vec();
     if !out.is_empty() && !out.ends_with(b"\n") {
         out.push(b'\n');
     }

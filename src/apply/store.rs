@@ -82,8 +82,10 @@ pub(super) async fn restore_all<C: Cloud>(
         );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let pair = Pair::of(&action).expect("checked above");
-            let result = restore_one(&*cloud, &pair, store, &settings, &*progress).await;
+            let result = match Pair::of(&action) {
+                Some(pair) => restore_one(&*cloud, &pair, store, &settings, &*progress).await,
+                None => Ok(()),
+            };
             (index, result.err())
         });
     }

@@ -59,6 +59,30 @@ fn storable(id: &str) -> bool {
 }
 
 impl Ec2 {
+    /// [`send_with`](Ec2::send_with) on the scope's SSM client.
+    async fn send_ssm<T, E, F, Fut>(
+        &self,
+        scope: &Scope,
+        operation: &'static str,
+        call: F,
+    ) -> Result<T, CloudError>
+    where
+        F: Fn(aws_sdk_ssm::Client) -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_sdk_ssm::error::SdkError<
+                        E,
+                        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+                    >,
+                >,
+            >,
+        E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.send_with(scope, operation, |c| c.ssm.clone(), call)
+            .await
+    }
+
     pub(super) async fn ssm_read(
         &self,
         scope: &Scope,
@@ -69,18 +93,13 @@ impl Ec2 {
         for chunk in ids.chunks(NAMES_PER_REQUEST) {
             let names: Vec<String> = chunk.iter().map(|id| stored_name(id)).collect();
             let output = self
-                .send_with(
-                    scope,
-                    "GetParameters",
-                    |c| c.ssm.clone(),
-                    |client| {
-                        client
-                            .get_parameters()
-                            .set_names(Some(names.clone()))
-                            .with_decryption(true)
-                            .send()
-                    },
-                )
+                .send_ssm(scope, "GetParameters", |client| {
+                    client
+                        .get_parameters()
+                        .set_names(Some(names.clone()))
+                        .with_decryption(true)
+                        .send()
+                })
                 .await?;
             for parameter in output.parameters() {
                 let id = parameter.name().and_then(|n| n.strip_prefix(STORE_PATH));
@@ -116,19 +135,14 @@ impl Ec2 {
         let mut token: Option<String> = None;
         loop {
             let output = self
-                .send_with(
-                    scope,
-                    "DescribeParameters",
-                    |c| c.ssm.clone(),
-                    |client| {
-                        client
-                            .describe_parameters()
-                            .set_parameter_filters(Some(filters.clone()))
-                            .max_results(50)
-                            .set_next_token(token.clone())
-                            .send()
-                    },
-                )
+                .send_ssm(scope, "DescribeParameters", |client| {
+                    client
+                        .describe_parameters()
+                        .set_parameter_filters(Some(filters.clone()))
+                        .max_results(50)
+                        .set_next_token(token.clone())
+                        .send()
+                })
                 .await?;
             for parameter in output.parameters() {
                 if let Some(id) = parameter.name().and_then(|n| n.strip_prefix(STORE_PATH)) {
@@ -145,18 +159,13 @@ impl Ec2 {
     pub(super) async fn ssm_is_tagged(&self, scope: &Scope, id: &str) -> Result<bool, CloudError> {
         let name = stored_name(id);
         let output = self
-            .send_with(
-                scope,
-                "ListTagsForResource",
-                |c| c.ssm.clone(),
-                |client| {
-                    client
-                        .list_tags_for_resource()
-                        .resource_type(ResourceTypeForTagging::Parameter)
-                        .resource_id(&name)
-                        .send()
-                },
-            )
+            .send_ssm(scope, "ListTagsForResource", |client| {
+                client
+                    .list_tags_for_resource()
+                    .resource_type(ResourceTypeForTagging::Parameter)
+                    .resource_id(&name)
+                    .send()
+            })
             .await?;
         Ok(output
             .tag_list()
@@ -171,18 +180,13 @@ impl Ec2 {
     ) -> Result<Option<Secret>, CloudError> {
         let name = stored_name(id);
         let result = self
-            .send_with(
-                scope,
-                "GetParameter",
-                |c| c.ssm.clone(),
-                |client| {
-                    client
-                        .get_parameter()
-                        .name(&name)
-                        .with_decryption(true)
-                        .send()
-                },
-            )
+            .send_ssm(scope, "GetParameter", |client| {
+                client
+                    .get_parameter()
+                    .name(&name)
+                    .with_decryption(true)
+                    .send()
+            })
             .await;
         match result {
             Ok(output) => Ok(output
@@ -204,23 +208,18 @@ impl Ec2 {
     ) -> Result<(), CloudError> {
         let name = stored_name(id);
         let tags = ssm_tags(tags);
-        self.send_with(
-            scope,
-            "PutParameter",
-            |c| c.ssm.clone(),
-            |client| {
-                client
-                    .put_parameter()
-                    .name(&name)
-                    .description(format!("The private key of EC2 key pair {id} (labctl)"))
-                    .value(secret.expose())
-                    .r#type(ParameterType::SecureString)
-                    .set_key_id(kms_key_id.map(str::to_owned))
-                    .overwrite(false)
-                    .set_tags(tags.clone())
-                    .send()
-            },
-        )
+        self.send_ssm(scope, "PutParameter", |client| {
+            client
+                .put_parameter()
+                .name(&name)
+                .description(format!("The private key of EC2 key pair {id} (labctl)"))
+                .value(secret.expose())
+                .r#type(ParameterType::SecureString)
+                .set_key_id(kms_key_id.map(str::to_owned))
+                .overwrite(false)
+                .set_tags(tags.clone())
+                .send()
+        })
         .await
         .map(|_| ())
     }
@@ -233,19 +232,14 @@ impl Ec2 {
     ) -> Result<(), CloudError> {
         let name = stored_name(id);
         let tags = ssm_tags(tags);
-        self.send_with(
-            scope,
-            "AddTagsToResource",
-            |c| c.ssm.clone(),
-            |client| {
-                client
-                    .add_tags_to_resource()
-                    .resource_type(ResourceTypeForTagging::Parameter)
-                    .resource_id(&name)
-                    .set_tags(tags.clone())
-                    .send()
-            },
-        )
+        self.send_ssm(scope, "AddTagsToResource", |client| {
+            client
+                .add_tags_to_resource()
+                .resource_type(ResourceTypeForTagging::Parameter)
+                .resource_id(&name)
+                .set_tags(tags.clone())
+                .send()
+        })
         .await
         .map(|_| ())
     }
@@ -253,12 +247,9 @@ impl Ec2 {
     pub(super) async fn ssm_delete(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
         let name = stored_name(id);
         let result = self
-            .send_with(
-                scope,
-                "DeleteParameter",
-                |c| c.ssm.clone(),
-                |client| client.delete_parameter().name(&name).send(),
-            )
+            .send_ssm(scope, "DeleteParameter", |client| {
+                client.delete_parameter().name(&name).send()
+            })
             .await;
         match result {
             Err(err) if err.kind != CloudErrorKind::NotFound => Err(err),
