@@ -24,7 +24,6 @@
 //! regression test.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -66,6 +65,7 @@ impl Rng {
 
 /// A key pair as the server holds it.
 struct Remote {
+    region: &'static str,
     name: String,
     id: String,
     public_key: String,
@@ -87,6 +87,8 @@ struct World {
     foreign: BTreeMap<PathBuf, Vec<u8>>,
     moved: u32,
     steps: Vec<String>,
+    /// What the last runs of labctl said (exit code and stderr), for a failure's message.
+    said: std::collections::VecDeque<String>,
 }
 
 /// No permission bit for group or others (the low six bits, `0o077`, are clear).
@@ -117,6 +119,7 @@ impl World {
             foreign: BTreeMap::new(),
             moved: 0,
             steps: Vec::new(),
+            said: std::collections::VecDeque::new(),
         };
         world.write_manifest();
         // What labctl never made: notes and another key in its key folder, made 0700 first
@@ -179,7 +182,57 @@ impl World {
         all.extend(["--endpoint-url", &endpoint]);
         let run = Test::run_command(self.test.command(&all));
         self.no_key_material(&run);
+        self.heard(args, &run);
         run
+    }
+
+    /// Keep what the last three runs said.
+    fn heard(&mut self, args: &[&str], run: &Run) {
+        if self.said.len() == 3 {
+            self.said.pop_front();
+        }
+        self.said.push_back(format!(
+            "labctl {} (exit {}):\n{}{}then the journal:\n{}then the files:\n{}",
+            args.join(" "),
+            run.code,
+            run.stdout,
+            run.stderr,
+            self.journal(),
+            self.listing()
+        ));
+    }
+
+    /// Every file of the workshop (git's aside): its path, mode and, for a private key, the
+    /// start of its public key.
+    fn listing(&self) -> String {
+        let mut out = String::new();
+        let mut stack = vec![self.test.dir.path().to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
+                let path = entry.path();
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    if entry.file_name() != ".git" {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                let key = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| public_key_of_text(&t))
+                    .map(|k| k.chars().skip(12).take(24).collect::<String>())
+                    .unwrap_or_default();
+                let shown = path.strip_prefix(self.test.dir.path()).unwrap_or(&path);
+                out.push_str(&format!(
+                    "  {:o} {} {key}\n",
+                    meta.mode() & 0o7777,
+                    shown.display()
+                ));
+            }
+        }
+        out
     }
 
     /// (e) No key text in what labctl printed: no PEM or PuTTY header, no 40-character piece
@@ -236,25 +289,15 @@ impl World {
     }
 
     /// The project's key pairs on the server, in both regions: the server's own answer to a
-    /// plain `DescribeKeyPairs` (unsigned; the server reads the region from the credential
-    /// scope), read without labctl.
+    /// plain `DescribeKeyPairs`, read without labctl.
     fn remote(&self) -> Vec<Remote> {
         let prefix = format!("{}-", self.project);
         let mut out = Vec::new();
         for region in ["us-east-1", "eu-west-1"] {
-            let body = "Action=DescribeKeyPairs&Version=2016-11-15&IncludePublicKey=true";
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", server().port)).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .unwrap();
-            write!(
-                stream,
-                "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
+            let response = server().ec2_query(
+                region,
+                "Action=DescribeKeyPairs&Version=2016-11-15&IncludePublicKey=true",
+            );
             assert!(response.contains("DescribeKeyPairsResponse"), "{response}");
             let field = |chunk: &str, tag: &str| -> Option<String> {
                 let open = format!("<{tag}>");
@@ -271,10 +314,16 @@ impl World {
                 let apply_id = chunk
                     .split_once("<key>labctl:apply-id</key>")
                     .and_then(|(_, rest)| field(rest, "value"));
+                // Asked with IncludePublicKey: a listing without the key is the server's
+                // fault, named as such (never taken for a lost key).
+                let public_key = field(&chunk, "publicKey").unwrap_or_else(|| {
+                    panic!("the server listed {name} without its public key: {chunk}")
+                });
                 out.push(Remote {
+                    region,
                     name,
                     id: field(&chunk, "keyPairId").unwrap_or_default(),
-                    public_key: strip_comment(&field(&chunk, "publicKey").unwrap_or_default()),
+                    public_key: strip_comment(&public_key),
                     apply_id,
                 });
             }
@@ -309,9 +358,17 @@ impl World {
             });
             assert!(
                 unsaved,
-                "(a) key pair {} ({}) exists and no file holds its private key, nor does the journal show it was never saved\n{}",
+                "(a) key pair {} ({} in {}, apply id {:?}, key {}) exists and no file holds its private key, nor does the journal show it was never saved\njournal:\n{journal}\nthe last runs said:\n{}\n{}",
                 pair.name,
                 pair.id,
+                pair.region,
+                pair.apply_id,
+                pair.public_key
+                    .chars()
+                    .skip(12)
+                    .take(24)
+                    .collect::<String>(),
+                Vec::from(self.said.clone()).join("\n"),
                 self.context()
             );
         }
@@ -523,11 +580,13 @@ impl World {
         std::thread::sleep(Duration::from_millis(after_ms));
         let _ = child.kill();
         let output = child.wait_with_output().unwrap();
-        self.no_key_material(&Run {
+        let run = Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
+        };
+        self.no_key_material(&run);
+        self.heard(&["apply", "--yes", "-q", "(killed)"], &run);
     }
 
     /// An apply or destroy through wire faults, sometimes with EC2's listing lag.

@@ -43,6 +43,25 @@ impl Server {
         response
     }
 
+    /// An EC2 query (`Action=…&Version=…`) sent to the server as it is, in `region` (the server
+    /// reads the region from the credential scope; the signature is not checked): its answer,
+    /// headers included. What a test reads without labctl or an SDK in between.
+    pub(crate) fn ec2_query(&self, region: &str, body: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
     /// Run the independent EC2 client (`tests/it/ec2.py`, boto3) against the server.
     pub(crate) fn ec2(&self, args: &[&str]) -> String {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/ec2.py");
