@@ -71,7 +71,7 @@ pub(crate) enum Command {
     Output(OutputArgs),
     /// Write one bundle per key pair for its attendee: the private key, `ssh_config`, `README.txt`
     #[command(
-        after_help = "Examples:\n  labctl handout\n  labctl handout --zip --passphrase      # bundles that may travel over e-mail\n  labctl handout 'seat-*' --out /media/usb\n  labctl handout seat-07 --zip --passphrase --force  # after apply --replace, same flags"
+        after_help = "Examples:\n  labctl handout\n  labctl handout --zip --passphrase      # bundles that may travel over e-mail\n  labctl handout 'seat-*' --out /media/usb\n  labctl handout seat-07 --zip --passphrase --force  # after apply --replace, same flags\n  labctl handout --from-store            # on a machine without the key files (store: ssm)"
     )]
     Handout(HandoutArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
@@ -137,6 +137,18 @@ pub(crate) struct HandoutArgs {
     /// moved aside)
     #[arg(long)]
     pub force: bool,
+    /// Take the private keys from the team store (`store: ssm`) instead of the key files:
+    /// each key pair's entry, used only when it holds the key the key pair has (reads EC2
+    /// and SSM; no key file needed, none written)
+    #[arg(long, conflicts_with = "show_passphrase")]
+    pub from_store: bool,
+    /// With --from-store: send EC2, STS and SSM requests to this endpoint; also
+    /// `AWS_ENDPOINT_URL`
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", hide_env = true, value_parser = parse_endpoint)]
+    pub endpoint_url: Option<String>,
+    /// With --from-store: the AWS profile to use; also `AWS_PROFILE`
+    #[arg(long, value_name = "NAME", env = "AWS_PROFILE", hide_env = true)]
+    pub profile: Option<String>,
     /// Override a manifest variable (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<Var>,

@@ -1,21 +1,130 @@
 //! `labctl handout`: the command line of the handout capability (`src/handout/`): which key
-//! pairs, where, and the result for people or as JSON.
+//! pairs, where, and the result for people or as JSON; with `--from-store`, the keys read
+//! from the team store first.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::cli::HandoutArgs;
-use crate::desired::Desired;
+use crate::cli::{CloudArgs, HandoutArgs, Pace};
+use crate::cloud::Cloud;
+use crate::desired::{Desired, KeyPairSpec};
 use crate::error::{Error, Exit};
-use crate::handout::{self, Handout, Options};
+use crate::handout::{self, Handout, Keys, Options};
+use crate::keys::{PublicKey, Secret, public_key_of_private};
+use crate::observe::Observed;
 
+use super::session::{Aws, session};
 use super::{Terminal, load_manifest, write_json, write_stdout};
 
 pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit, Error> {
-    let (desired, warnings) =
-        load_manifest(&args.manifest, &args.vars, args.json, args.quiet, term)?;
+    if !args.from_store {
+        let (desired, warnings) =
+            load_manifest(&args.manifest, &args.vars, args.json, args.quiet, term)?;
+        return hand_out(args, &desired, &Keys::Files, &warnings);
+    }
+    let cloud_args = CloudArgs {
+        manifest_arg: None,
+        manifest: args.manifest.clone(),
+        vars: args.vars.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        profile: args.profile.clone(),
+        json: args.json,
+        pace: Pace::Ec2,
+        pace_scale: 1.0,
+        timeout: 300,
+        max_attempts: 4,
+        quiet: args.quiet,
+        verbose: 0,
+    };
+    session(
+        &Aws,
+        &cloud_args,
+        term,
+        None,
+        async |cloud, desired, observed, run| {
+            if desired.store.is_none() {
+                return Err(Error::Usage(format!(
+                    "--from-store reads the team store, and {} has no `store: ssm`; without it, handout takes the key files",
+                    args.manifest.display()
+                )));
+            }
+            let selected =
+                handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
+            // With --passphrase, the list holds the other bundles too: their keys are needed
+            // to tell which are unchanged.
+            let wanted: Vec<&KeyPairSpec> = if args.passphrase {
+                desired.keypairs.iter().collect()
+            } else {
+                selected
+            };
+            let keys = from_store(cloud, &desired, &observed, &wanted).await;
+            hand_out(args, &desired, &Keys::Fetched(keys), &run.warnings)
+        },
+    )
+}
+
+/// The key of each of `specs` from the team store, read side by side: the entry of the
+/// first scope whose key pair has an entry holding that key pair's key (as `restore` reads
+/// it), checked again once read. Why not, for a key pair without one.
+async fn from_store<C: Cloud + 'static>(
+    cloud: &Arc<C>,
+    desired: &Desired,
+    observed: &Observed,
+    specs: &[&KeyPairSpec],
+) -> BTreeMap<String, Result<(PublicKey, Secret), String>> {
+    let mut found = BTreeMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for spec in specs {
+        let name = spec.name.as_str().to_owned();
+        let Some((index, restore)) = crate::plan::stored_key(desired, spec, observed) else {
+            let why = if spec
+                .scopes
+                .iter()
+                .any(|s| observed.pair(s, &spec.name).is_some())
+            {
+                "no entry of the team store holds its key pair's key; run `labctl plan` to see why"
+            } else {
+                "its key pair does not exist; run `labctl apply` first"
+            };
+            found.insert(name, Err(why.to_owned()));
+            continue;
+        };
+        let (cloud, scope) = (Arc::clone(cloud), spec.scopes[index].clone());
+        tasks.spawn(async move {
+            let read = match cloud.get_stored(&scope, &restore.id).await {
+                Ok(Some(secret))
+                    if public_key_of_private(&secret).ok().as_ref() == Some(&restore.public) =>
+                {
+                    Ok((restore.public, secret))
+                }
+                Ok(Some(_)) => {
+                    Err("the store's entry no longer holds the key pair's key".to_owned())
+                }
+                Ok(None) => Err("the store's entry is gone since labctl looked".to_owned()),
+                Err(err) => Err(format!("the store could not be read: {err}")),
+            };
+            (name, read)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((name, read)) = joined {
+            found.insert(name, read);
+        }
+    }
+    found
+}
+
+/// Select, make the bundles, and report.
+fn hand_out(
+    args: &HandoutArgs,
+    desired: &Desired,
+    keys: &Keys,
+    warnings: &[serde_json::Value],
+) -> Result<Exit, Error> {
     let selected = handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
     let out = match &args.out {
         Some(dir) => dir.clone(),
@@ -26,9 +135,9 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
             .join("handout"),
     };
     if let Some(seat) = &args.show_passphrase {
-        return show_passphrase(&desired, &out, seat);
+        return show_passphrase(desired, &out, seat);
     }
-    if let Some(why) = handout::refuse_out(&desired, &selected, &out, args.zip) {
+    if let Some(why) = handout::refuse_out(desired, &selected, &out, args.zip) {
         return Err(Error::Usage(why));
     }
     let options = Options {
@@ -47,10 +156,11 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         &others,
         &out,
         options,
+        keys,
         super::now(),
     )
     .map_err(Error::Usage)?;
-    report(args, &desired.project, &out, &done, &warnings)
+    report(args, &desired.project, &out, &done, warnings)
 }
 
 /// One seat's passphrase, printed again: only to a terminal (never into a pipe, a file or a

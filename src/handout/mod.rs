@@ -4,8 +4,8 @@
 //! `<name>.ppk` with `formats: [pem, ppk]`), an `ssh_config` snippet and a `README.txt` with
 //! the key pair's regions, the fingerprint EC2 shows in each, and how to connect from Linux,
 //! macOS and Windows. It lives in a folder `<out>/<name>/` (0700, files 0400) or, with `--zip`,
-//! in one owner-only `<out>/<name>.zip`. Everything is derived from the key files: no AWS
-//! call. With `--passphrase` each bundle's keys are encrypted with its own random passphrase
+//! in one owner-only `<out>/<name>.zip`. Everything is derived from the key files (no AWS
+//! call), or with `--from-store` from the team store's entries, read before. With `--passphrase` each bundle's keys are encrypted with its own random passphrase
 //! (OpenSSH's own encryption for the `.pem`, PPK v3's for the `.ppk`), listed for the
 //! instructor in an owner-only CSV. Bundles are written like key files: owner-only from the
 //! first byte, atomically, never over another file; one whose key changed is replaced only
@@ -98,6 +98,30 @@ pub(crate) struct Options {
     pub force: bool,
 }
 
+/// Where the bundles' private keys come from.
+pub(crate) enum Keys {
+    /// The key files, as plan sees them (the default: no AWS call).
+    Files,
+    /// The team store's entries (`handout --from-store`), read and checked before: each key
+    /// pair's key by name, or why there is none.
+    Fetched(BTreeMap<String, Result<(keys::PublicKey, Secret), String>>),
+}
+
+impl Keys {
+    /// The key of `spec`'s bundle, whose key file is `pem`; why not, when there is none.
+    fn of(&self, spec: &KeyPairSpec, pem: &Path) -> Result<(keys::PublicKey, Secret), String> {
+        match self {
+            Keys::Files => usable_key(spec, pem),
+            Keys::Fetched(found) => found.get(spec.name.as_str()).cloned().unwrap_or_else(|| {
+                Err(format!(
+                    "`{}` was not read from the store",
+                    spec.name.as_str()
+                ))
+            }),
+        }
+    }
+}
+
 /// What a handout did: each bundle's outcome, and the passphrase list it wrote.
 pub(crate) struct Handout {
     pub outcomes: Vec<Outcome>,
@@ -163,6 +187,7 @@ pub(crate) fn hand_out(
     others: &[&KeyPairSpec],
     out: &Path,
     options: Options,
+    keys: &Keys,
     now: u64,
 ) -> Result<Handout, String> {
     let folder = KeyFolder::create(out)
@@ -178,7 +203,7 @@ pub(crate) fn hand_out(
     let mut outcomes = Vec::new();
     let mut work = Vec::new();
     for spec in selected {
-        match decide(spec, project, &folder, out, options, &earlier) {
+        match decide(spec, project, &folder, out, options, &earlier, keys) {
             Decision::Done(outcome) => outcomes.push(outcome),
             Decision::Write(job) => {
                 outcomes.push(job.outcome.clone());
@@ -201,7 +226,7 @@ pub(crate) fn hand_out(
                     force: false,
                     ..options
                 };
-                match decide(spec, project, &folder, out, check, &earlier) {
+                match decide(spec, project, &folder, out, check, &earlier, keys) {
                     Decision::Done(o) if o.status == Status::Unchanged => Some(o),
                     _ => None,
                 }
@@ -314,7 +339,7 @@ pub(crate) fn show_passphrase(
                 .filter(|spec| spec.name.as_str() == name)
                 .any(|spec| {
                     matches!(
-                        decide(spec, project, &folder, out, check, known),
+                        decide(spec, project, &folder, out, check, known, &Keys::Files),
                         Decision::Done(o) if o.status == Status::Unchanged
                     )
                 })
@@ -352,6 +377,7 @@ fn decide(
     out: &Path,
     options: Options,
     known: &Known,
+    keys: &Keys,
 ) -> Decision {
     let name = spec.name.as_str().to_owned();
     let seat = spec.seat.clone();
@@ -385,7 +411,7 @@ fn decide(
         outcome.expected_skip = true;
         return Decision::Done(outcome);
     };
-    let (public, secret) = match usable_key(spec, pem) {
+    let (public, secret) = match keys.of(spec, pem) {
         Ok(key) => key,
         Err(why) => {
             outcome.reason = Some(why);

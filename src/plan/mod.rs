@@ -38,7 +38,7 @@ pub(crate) use recovery::saved_after_all;
 use recovery::{holds_retired_key, lost_to_interrupted_run};
 use replace::{Why, plan_replace};
 use store::{Keeping, plan_store};
-pub(crate) use store::{Restore, StoreStep};
+pub(crate) use store::{Restore, StoreStep, stored_key};
 
 /// Choices the user makes on the command line that change the plan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -38,11 +38,21 @@ pub(super) fn restorable(
     file: &FileState,
     observed: &Observed,
 ) -> Option<(usize, Restore)> {
-    if desired.store.is_none()
-        || spec.output.is_none()
-        || matches!(spec.source, KeySource::PublicKey(_))
-        || !matches!(file, FileState::Absent)
-    {
+    if spec.output.is_none() || !matches!(file, FileState::Absent) {
+        return None;
+    }
+    stored_key(desired, spec, observed)
+}
+
+/// The store entry that holds the entry's key: in the first scope of the entry whose key
+/// pair (this project's, or nobody's) has an entry holding that key pair's key (its index,
+/// and where to read it). What `restore` and `handout --from-store` read, and nothing else.
+pub(crate) fn stored_key(
+    desired: &Desired,
+    spec: &KeyPairSpec,
+    observed: &Observed,
+) -> Option<(usize, Restore)> {
+    if desired.store.is_none() || matches!(spec.source, KeySource::PublicKey(_)) {
         return None;
     }
     spec.scopes.iter().enumerate().find_map(|(i, scope)| {

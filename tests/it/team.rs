@@ -706,3 +706,83 @@ fn an_entry_whose_key_pair_was_deleted_outside_labctl_is_said() {
     // Said, never deleted: labctl deletes an entry only with its key pair.
     assert!(params("eu-west-1", &[&id]).get(&id).is_some());
 }
+
+#[test]
+fn handout_from_the_store_needs_no_key_file_and_never_uses_another_key() {
+    let (first, second) = (Test::new(), Test::new());
+    let p = unique("team");
+    first.write("labctl.yaml", &manifest(&p, None));
+    first.cloud(&["apply", "--yes"]).assert_code(0);
+    // A key pair made elsewhere whose entry holds some other key.
+    server().ec2(&["create", "eu-west-1", &format!("{p}-c")]);
+    let id = id_of("eu-west-1", &format!("{p}-c"));
+    let other = first.path("other.pem");
+    std::fs::write(&other, crate::support::fixture_key("ed25519-b.pem")).unwrap();
+    team(&[
+        "put-param",
+        "eu-west-1",
+        &format!("/ec2/keypair/{id}"),
+        other.to_str().unwrap(),
+    ]);
+    // The second machine has the manifest (with that key pair too) and no key file.
+    second.write(
+        "labctl.yaml",
+        &manifest(&p, None).replace(
+            &format!("  - name: {p}-b\n"),
+            &format!("  - name: {p}-b\n  - name: {p}-c\n"),
+        ),
+    );
+    assert!(
+        std::fs::read_to_string(second.path("labctl.yaml"))
+            .unwrap()
+            .contains(&format!("{p}-c"))
+    );
+    let offline = second.run(&["handout", "--json"]);
+    offline.assert_code(1);
+    assert!(!second.path(&format!("handout/{p}-a")).exists());
+    let run = second.cloud(&["handout", "--from-store", "--json"]);
+    run.assert_code(1);
+    let bundles = run.json()["bundles"].clone();
+    let status = |name: &str| {
+        bundles
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {bundles}"))
+            .clone()
+    };
+    for name in [format!("{p}-a"), format!("{p}-b")] {
+        assert_eq!(status(&name)["status"], "written", "{run:#?}");
+        let bundled = second.path(&format!("handout/{name}/{name}.pem"));
+        assert_eq!(
+            std::fs::read(&bundled).unwrap(),
+            std::fs::read(first.path(&format!("keys/{name}.pem"))).unwrap()
+        );
+        assert_eq!(second.mode(&format!("handout/{name}/{name}.pem")), 0o400);
+    }
+    // The entry holding another key is never handed out.
+    let c = status(&format!("{p}-c"));
+    assert_eq!(c["status"], "skipped", "{run:#?}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no entry of the team store"),
+        "{c}"
+    );
+    assert!(!second.path(&format!("handout/{p}-c")).exists());
+    // No key file was written: the keys went into the bundles only.
+    assert!(!second.path("keys").exists());
+    assert!(!run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"));
+    // Without `store:` in the manifest, --from-store is a mistake that writes nothing.
+    let plain = Test::new();
+    plain.write(
+        "labctl.yaml",
+        &manifest(&p, None).replace("store: ssm\n", ""),
+    );
+    let refused = plain.cloud(&["handout", "--from-store"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("store: ssm"), "{refused:#?}");
+    assert!(!plain.path("handout").exists());
+}
