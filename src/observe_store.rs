@@ -207,7 +207,7 @@ fn assemble(
             .unwrap_or_default()
             .into_iter()
             .map(|(id, secret)| {
-                let public = crate::keys::public_key_of_private(&secret).ok();
+                let public = crate::keys::public_key_of_stored(&secret).ok();
                 let entry = Stored {
                     public,
                     tagged: tagged_here.contains(&id),

@@ -13,7 +13,7 @@ use super::run::{
 };
 use super::{Pair, Progress};
 use crate::cloud::{Cloud, CloudErrorKind, LagLooks};
-use crate::keys::{FileCustody, KeyCustody as _, KeyRef, public_key_of_private};
+use crate::keys::{FileCustody, KeyCustody as _, KeyRef, public_key_of_stored};
 use crate::plan::{Plan, StoreStep};
 use crate::report::{Outcome, Problem, Status};
 use crate::resource::Scope;
@@ -44,7 +44,7 @@ async fn restore_one<C: Cloud>(
         .ok_or_else(|| {
             failed("the store's entry is gone since labctl looked; nothing was written")
         })?;
-    if public_key_of_private(&secret).ok().as_ref() != Some(&restore.public) {
+    if public_key_of_stored(&secret).ok().as_ref() != Some(&restore.public) {
         return Err(failed(
             "the store's entry no longer holds the key pair's key; nothing was written",
         ));
@@ -161,8 +161,16 @@ async fn put_one<C: Cloud>(
     let secret = file_work(move || store.read(KeyRef::Pem(&path)))
         .await?
         .ok_or_else(|| failed(format!("{} could not be read", action.output_display)))?;
-    let public = public_key_of_private(&secret).ok();
-    if public.is_none() || public.as_ref() != expected {
+    let public = match public_key_of_stored(&secret) {
+        Ok(public) => Some(public),
+        Err(why) => {
+            return Err(failed(format!(
+                "{}: {why}; nothing was kept in the store (an entry is one key alone)",
+                action.output_display
+            )));
+        }
+    };
+    if public.as_ref() != expected {
         return Err(failed(format!(
             "{} does not hold the key pair's key; nothing was kept in the store",
             action.output_display
@@ -185,7 +193,7 @@ async fn put_one<C: Cloud>(
                 .get_stored(action.scope, id)
                 .await
                 .map_err(|e| cloud_failure(&e))?;
-            if there.as_ref().and_then(|s| public_key_of_private(s).ok()) == public {
+            if there.as_ref().and_then(|s| public_key_of_stored(s).ok()) == public {
                 Ok(())
             } else {
                 Err(failed(format!(

@@ -14,7 +14,7 @@ use crate::cloud::Cloud;
 use crate::desired::{Desired, KeyPairSpec};
 use crate::error::{Error, Exit};
 use crate::handout::{self, Handout, Keys, Options};
-use crate::keys::{PublicKey, Secret, public_key_of_private};
+use crate::keys::{PublicKey, Secret, public_key_of_stored};
 use crate::observe::Observed;
 
 use super::session::{Aws, session};
@@ -25,6 +25,12 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         let (desired, warnings) =
             load_manifest(&args.manifest, &args.vars, args.json, args.quiet, term)?;
         return hand_out(args, &desired, &Keys::Files, &warnings);
+    }
+    // What can be refused without AWS is refused before anything is sent: a manifest without
+    // a store, selectors that match nothing, an --out bundles cannot go to. (An invalid
+    // manifest is reported by the session, before any request too.)
+    if let (_, Some(desired), _) = super::check(&args.manifest, &args.vars) {
+        refuse_before_reading(args, &desired)?;
     }
     let cloud_args = CloudArgs {
         manifest_arg: None,
@@ -46,12 +52,7 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         term,
         None,
         async |cloud, desired, observed, run| {
-            if desired.store.is_none() {
-                return Err(Error::Usage(format!(
-                    "--from-store reads the team store, and {} has no `store: ssm`; without it, handout takes the key files",
-                    args.manifest.display()
-                )));
-            }
+            refuse_before_reading(args, &desired)?;
             let selected =
                 handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
             // With --passphrase, the list holds the other bundles too: their keys are needed
@@ -67,6 +68,33 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
     )
 }
 
+/// `--from-store` without a store, selectors that match nothing, an `--out` refused.
+fn refuse_before_reading(args: &HandoutArgs, desired: &Desired) -> Result<(), Error> {
+    if desired.store.is_none() {
+        return Err(Error::Usage(format!(
+            "--from-store reads the team store, and {} has no `store: ssm`; without it, handout takes the key files",
+            args.manifest.display()
+        )));
+    }
+    let selected = handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
+    match handout::refuse_out(desired, &selected, &out_of(args), args.zip) {
+        Some(why) => Err(Error::Usage(why)),
+        None => Ok(()),
+    }
+}
+
+/// Where the bundles go: `--out`, or `handout/` beside the manifest.
+fn out_of(args: &HandoutArgs) -> std::path::PathBuf {
+    match &args.out {
+        Some(dir) => dir.clone(),
+        None => args
+            .manifest
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("handout"),
+    }
+}
+
 /// The key of each of `specs` from the team store, read side by side: the entry of the
 /// first scope whose key pair has an entry holding that key pair's key (as `restore` reads
 /// it), checked again once read. Why not, for a key pair without one.
@@ -80,24 +108,42 @@ async fn from_store<C: Cloud + 'static>(
     let mut tasks = tokio::task::JoinSet::new();
     for spec in specs {
         let name = spec.name.as_str().to_owned();
+        let pairs: Vec<_> = spec
+            .scopes
+            .iter()
+            .filter_map(|s| observed.pair(s, &spec.name).map(|p| (s, p)))
+            .collect();
         let Some((index, restore)) = crate::plan::stored_key(desired, spec, observed) else {
-            let why = if spec
-                .scopes
-                .iter()
-                .any(|s| observed.pair(s, &spec.name).is_some())
-            {
-                "no entry of the team store holds its key pair's key; run `labctl plan` to see why"
-            } else {
+            let why = if pairs.is_empty() {
                 "its key pair does not exist; run `labctl apply` first"
+            } else {
+                "no entry of the team store holds its key pair's key; run `labctl plan` to see why"
             };
             found.insert(name, Err(why.to_owned()));
             continue;
         };
+        // One bundle opens every place of the entry: each key pair there holds this key (and
+        // is not another project's), or the bundle would say what is not true.
+        if let Some((scope, _)) = pairs.iter().find(|(_, pair)| {
+            pair.public_key.as_ref() != Some(&restore.public)
+                || matches!(
+                    crate::ownership::owner(&pair.tags, &desired.project),
+                    crate::ownership::Owner::Other(_)
+                )
+        }) {
+            found.insert(
+                name,
+                Err(format!(
+                    "the key pair in {scope} does not hold the key its store entry holds; run `labctl plan` to see why"
+                )),
+            );
+            continue;
+        }
         let (cloud, scope) = (Arc::clone(cloud), spec.scopes[index].clone());
         tasks.spawn(async move {
             let read = match cloud.get_stored(&scope, &restore.id).await {
                 Ok(Some(secret))
-                    if public_key_of_private(&secret).ok().as_ref() == Some(&restore.public) =>
+                    if public_key_of_stored(&secret).ok().as_ref() == Some(&restore.public) =>
                 {
                     Ok((restore.public, secret))
                 }
@@ -126,14 +172,7 @@ fn hand_out(
     warnings: &[serde_json::Value],
 ) -> Result<Exit, Error> {
     let selected = handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
-    let out = match &args.out {
-        Some(dir) => dir.clone(),
-        None => args
-            .manifest
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join("handout"),
-    };
+    let out = out_of(args);
     if let Some(seat) = &args.show_passphrase {
         return show_passphrase(desired, &out, seat);
     }

@@ -128,27 +128,39 @@ pub(crate) struct Handout {
     pub passphrases: Option<PathBuf>,
 }
 
-/// Why bundles cannot go to `out`, if they cannot: never into a key folder (a bundle named
-/// like a key file would move a live key aside), never into a git work tree unignored (every
-/// bundle, its moved-aside copies and the passphrase list hold a secret; one folder labctl
-/// creates gets a `.gitignore` of `*` first).
+/// Why bundles cannot go to `out`, if they cannot: never into a key folder, and no bundle
+/// where a key folder or key file is (a bundle named like a key file would move a live
+/// key aside, or become the key file), never into a git work tree unignored (every bundle, its
+/// moved-aside copies and the passphrase list hold a secret; one folder labctl creates gets a
+/// `.gitignore` of `*` first).
 pub(crate) fn refuse_out(
     desired: &Desired,
     selected: &[&KeyPairSpec],
     out: &Path,
     zip: bool,
 ) -> Option<String> {
-    if let Some(spec) = desired.keypairs.iter().find(|k| {
-        k.output
-            .iter()
-            .chain(k.ppk.iter())
-            .any(|file| keys::path_identity(&keys::parent_of(file)) == keys::path_identity(out))
-    }) {
-        return Some(format!(
-            "{} is a key folder (of `{}`); bundles go elsewhere: use another --out",
-            out.display(),
-            spec.name
-        ));
+    let here = keys::path_identity(out);
+    let bundles: Vec<PathBuf> = selected
+        .iter()
+        .filter(|spec| file_name_of(spec.name.as_str()))
+        .map(|spec| keys::path_identity(&bundle_path(out, spec.name.as_str(), zip)))
+        .collect();
+    for spec in &desired.keypairs {
+        for file in spec.output.iter().chain(spec.ppk.iter()) {
+            let folder = keys::path_identity(&keys::parent_of(file));
+            let file = keys::path_identity(file);
+            if here == folder
+                || bundles
+                    .iter()
+                    .any(|b| folder.starts_with(b) || file.starts_with(b))
+            {
+                return Some(format!(
+                    "{} is or holds the key folder of `{}`; bundles go elsewhere: use another --out",
+                    out.display(),
+                    spec.name
+                ));
+            }
+        }
     }
     if !out.exists() {
         return None;
@@ -271,6 +283,13 @@ pub(crate) fn hand_out(
         outcomes,
         passphrases,
     })
+}
+
+/// Whether a key pair's name can name its bundle: one plain file name, as for a key file
+/// (EC2 takes `/` and `..` in a name, which would put the bundle, or a zip's entries,
+/// elsewhere).
+fn file_name_of(name: &str) -> bool {
+    crate::desired::key_file_name(name).is_some()
 }
 
 fn bundle_path(out: &Path, name: &str, zip: bool) -> PathBuf {
@@ -411,6 +430,12 @@ fn decide(
         outcome.expected_skip = true;
         return Decision::Done(outcome);
     };
+    if !file_name_of(&name) {
+        outcome.reason = Some(format!(
+            "`{name}` cannot name a bundle (a bundle and its files are named after the key pair, and this name holds `/` or is `.` or `..`)"
+        ));
+        return Decision::Done(outcome);
+    }
     let (public, secret) = match keys.of(spec, pem) {
         Ok(key) => key,
         Err(why) => {

@@ -29,7 +29,7 @@ pub(crate) fn fixture(name: &str) -> String {
 pub use folder::{RESERVED_PREFIX, effective_uid, is_reserved_name, read_bounded};
 pub use git::{Exposure, git_exposure};
 pub use ppk::{public_key_of_ppk, to_ppk};
-pub use public::{PublicKey, encrypted_openssh, public_key_of_private};
+pub use public::{PublicKey, encrypted_openssh, public_key_of_private, public_key_of_stored};
 pub use secret::Secret;
 pub use store::{
     FileCustody, FileState, KEY_MODE, Refusal, StoreError, WriteOutcome, aside_names, parent_of,

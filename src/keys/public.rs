@@ -100,6 +100,26 @@ pub fn public_key_of_private(text: &Secret) -> Result<PublicKey, String> {
     )))
 }
 
+/// The public key of a team store's entry (`store: ssm`), which must be exactly one private
+/// key with nothing but whitespace around it: an entry holding the right key and a second one
+/// after it (or any text) would pass that text on whole, into a restored key file or an
+/// attendee's bundle. What is put there is checked the same way. The one rule of what an
+/// entry may hold.
+///
+/// # Errors
+/// A short reason that never quotes the text.
+pub fn public_key_of_stored(text: &Secret) -> Result<PublicKey, String> {
+    let body = text.expose().trim();
+    let one_block = body.starts_with("-----BEGIN ")
+        && body.ends_with("-----")
+        && body.matches("-----BEGIN ").count() == 1
+        && body.matches("-----END ").count() == 1;
+    if !one_block {
+        return Err("it holds more than one private key, or text around its key".to_owned());
+    }
+    public_key_of_private(text)
+}
+
 /// The private key itself (unencrypted), from OpenSSH, PKCS#1 or PKCS#8 PEM text, to write it
 /// in another form (PuTTY's, or OpenSSH's encrypted one).
 ///
@@ -189,8 +209,32 @@ pub fn encrypted_openssh(text: &Secret, comment: &str, passphrase: &str) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::{PublicKey, Secret, public_key_of_private};
+    use super::{PublicKey, Secret, public_key_of_private, public_key_of_stored};
     use crate::keys::fixture;
+
+    #[test]
+    fn a_store_entry_is_one_key_alone() {
+        let (a, b) = (fixture("ed25519-a.pem"), fixture("ed25519-b.pem"));
+        let expected = public_key_of_private(&Secret::new(a.clone())).unwrap();
+        for ok in [a.clone(), format!("\n{a}\n\n"), fixture("rsa-pkcs1.pem")] {
+            assert!(public_key_of_stored(&Secret::new(ok)).is_ok());
+        }
+        assert_eq!(
+            public_key_of_stored(&Secret::new(a.clone())).unwrap(),
+            expected
+        );
+        // The right key first and more after it (or before it): never one key alone.
+        for smuggled in [
+            format!("{a}{b}"),
+            format!("{a}\n{b}"),
+            format!("Bag Attributes\n{a}"),
+            format!("{a}\ntrailing words"),
+        ] {
+            let refused = public_key_of_stored(&Secret::new(smuggled)).unwrap_err();
+            assert!(refused.contains("more than one private key"), "{refused}");
+            assert!(!refused.contains("PRIVATE KEY"));
+        }
+    }
 
     #[test]
     fn derives_the_public_key_of_every_supported_format() {

@@ -872,3 +872,52 @@ fn passphrases_follow_each_bundle_and_seat_changes_are_bundle_changes() {
         "{by_seat}"
     );
 }
+
+/// EC2 takes `/` and `..` in a key pair's name; a bundle is named after its key pair, so such
+/// a name gets no bundle (nothing is written outside `--out`, no zip entry climbs out).
+#[test]
+fn a_key_pair_name_that_is_not_a_file_name_gets_no_bundle() {
+    let test = Test::new();
+    let project = unique("names");
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ region: eu-west-1, key_type: ed25519 }")
+            .key(&format!("../{project}-up"), &[("output", "keys/up.pem")])
+            .key(&format!("{project}-ok"), &[])
+            .text(),
+    );
+    test.cloud(&["apply", "--yes"]).assert_code(0);
+    for zip in [false, true] {
+        let mut args = vec!["handout", "--json", "--out", "deep/out"];
+        if zip {
+            args.push("--zip");
+        }
+        let run = test.run(&args);
+        run.assert_code(1);
+        let bundles = run.json()["bundles"].clone();
+        let up = bundles
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == format!("../{project}-up"))
+            .unwrap()
+            .clone();
+        assert_eq!(up["status"], "skipped", "{run:#?}");
+        assert!(
+            up["reason"]
+                .as_str()
+                .unwrap()
+                .contains("cannot name a bundle"),
+            "{up}"
+        );
+        for escaped in [
+            format!("deep/{project}-up"),
+            format!("deep/{project}-up.pem"),
+            format!("deep/{project}-up.zip"),
+        ] {
+            assert!(!test.path(&escaped).exists(), "{escaped} was written");
+        }
+    }
+    assert!(test.path(&format!("deep/out/{project}-ok")).is_dir());
+}

@@ -708,6 +708,7 @@ fn an_entry_whose_key_pair_was_deleted_outside_labctl_is_said() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one story: the store's good and bad entries, bundled")]
 fn handout_from_the_store_needs_no_key_file_and_never_uses_another_key() {
     let (first, second) = (Test::new(), Test::new());
     let p = unique("team");
@@ -724,12 +725,45 @@ fn handout_from_the_store_needs_no_key_file_and_never_uses_another_key() {
         &format!("/ec2/keypair/{id}"),
         other.to_str().unwrap(),
     ]);
-    // The second machine has the manifest (with that key pair too) and no key file.
+    // A key pair whose entry holds its key and a second key after it (smuggled into any
+    // bundle or key file made from it), and one whose two places hold two keys.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
+    let fixture = |name: &str| fixtures.join(name).to_str().unwrap().to_owned();
+    let (a_pem, a_pub, b_pub) = (
+        fixture("ed25519-a.pem"),
+        fixture("ed25519-a.pub"),
+        fixture("ed25519-b.pub"),
+    );
+    server().ec2(&["import", "eu-west-1", &format!("{p}-d"), &a_pub]);
+    let smuggled = first.path("smuggled.pem");
+    std::fs::write(
+        &smuggled,
+        crate::support::fixture_key("ed25519-a.pem")
+            + &crate::support::fixture_key("ed25519-b.pem"),
+    )
+    .unwrap();
+    let d = id_of("eu-west-1", &format!("{p}-d"));
+    team(&[
+        "put-param",
+        "eu-west-1",
+        &format!("/ec2/keypair/{d}"),
+        smuggled.to_str().unwrap(),
+    ]);
+    server().ec2(&["import", "eu-west-1", &format!("{p}-e"), &a_pub]);
+    server().ec2(&["import", "us-east-1", &format!("{p}-e"), &b_pub]);
+    let e = id_of("eu-west-1", &format!("{p}-e"));
+    team(&[
+        "put-param",
+        "eu-west-1",
+        &format!("/ec2/keypair/{e}"),
+        &a_pem,
+    ]);
+    // The second machine has the manifest (with those key pairs too) and no key file.
     second.write(
         "labctl.yaml",
         &manifest(&p, None).replace(
             &format!("  - name: {p}-b\n"),
-            &format!("  - name: {p}-b\n  - name: {p}-c\n"),
+            &format!("  - name: {p}-b\n  - name: {p}-c\n  - name: {p}-d\n  - name: {p}-e\n"),
         ),
     );
     assert!(
@@ -761,19 +795,43 @@ fn handout_from_the_store_needs_no_key_file_and_never_uses_another_key() {
         );
         assert_eq!(second.mode(&format!("handout/{name}/{name}.pem")), 0o400);
     }
-    // The entry holding another key is never handed out.
-    let c = status(&format!("{p}-c"));
-    assert_eq!(c["status"], "skipped", "{run:#?}");
-    assert!(
-        c["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no entry of the team store"),
-        "{c}"
-    );
-    assert!(!second.path(&format!("handout/{p}-c")).exists());
+    // An entry holding another key, or the key and more, is never handed out; nor is a key
+    // one of the entry's places does not hold.
+    for (name, why) in [
+        ("c", "no entry of the team store"),
+        ("d", "no entry of the team store"),
+        ("e", "us-east-1 does not hold the key"),
+    ] {
+        let skipped = status(&format!("{p}-{name}"));
+        assert_eq!(skipped["status"], "skipped", "{run:#?}");
+        assert!(
+            skipped["reason"].as_str().unwrap().contains(why),
+            "{skipped}"
+        );
+        assert!(!second.path(&format!("handout/{p}-{name}")).exists());
+    }
+    // plan says what is wrong with the smuggling entry, and apply never restores from it.
+    let plan = second.cloud(&["plan", "--json"]);
+    let d_conflict = plan.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == format!("{p}-d"))
+        .map(|a| a["conflict"].clone());
+    assert_eq!(d_conflict, Some("store-mismatch".into()), "{plan:#?}");
     // No key file was written: the keys went into the bundles only.
     assert!(!second.path("keys").exists());
+    // Bundles never go where a key folder is: a key pair named like the key folder, with
+    // --out beside it, would make its bundle the key folder and its key the key file.
+    let folder = Test::new();
+    folder.write(
+        "labctl.yaml",
+        &manifest(&p, None).replace(&format!("  - name: {p}-b\n"), "  - name: keys\n"),
+    );
+    let refused = folder.cloud(&["handout", "--from-store", "--out", "."]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("key folder"), "{refused:#?}");
+    assert!(!folder.path("keys").exists());
     assert!(!run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"));
     // Without `store:` in the manifest, --from-store is a mistake that writes nothing.
     let plain = Test::new();
