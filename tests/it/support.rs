@@ -29,15 +29,18 @@ impl Server {
 
     /// A raw HTTP request to the server (the tests' only way to read its state directly).
     pub(crate) fn http(&self, method: &str, path: &str) -> String {
+        self.send(&format!(
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        ))
+    }
+
+    /// One HTTP/1.0 request, written as it is; the whole answer.
+    fn send(&self, request: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to server");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
-        )
-        .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response
@@ -47,19 +50,10 @@ impl Server {
     /// reads the region from the credential scope; the signature is not checked): its answer,
     /// headers included. What a test reads without labctl or an SDK in between.
     pub(crate) fn ec2_query(&self, region: &str, body: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to server");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        write!(
-            stream,
+        self.send(&format!(
             "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
+        ))
     }
 
     /// Run the independent EC2 client (`tests/it/ec2.py`, boto3) against the server.

@@ -50,6 +50,20 @@ fn manifest(project: &str, state: Option<&str>) -> String {
     text
 }
 
+/// Put `text` as the store entry of the key pair `name` in `region` (as another tool would,
+/// through a file of `test`'s folder).
+fn entry_holding(test: &Test, region: &str, name: &str, text: &str) {
+    let id = id_of(region, name);
+    let file = test.path(&format!("entry-{id}.pem"));
+    std::fs::write(&file, text).unwrap();
+    team(&[
+        "put-param",
+        region,
+        &format!("/ec2/keypair/{id}"),
+        file.to_str().unwrap(),
+    ]);
+}
+
 fn calls(run: &crate::support::Run) -> serde_json::Value {
     run.json()["api_calls"].clone()
 }
@@ -165,15 +179,8 @@ fn an_entry_holding_another_key_is_a_conflict_and_never_used() {
         + "store: ssm\n";
     // A key pair made elsewhere, whose entry holds some other key.
     server().ec2(&["create", "eu-west-1", &format!("{p}-a")]);
-    let id = id_of("eu-west-1", &format!("{p}-a"));
-    let other = first.path("other.pem");
-    std::fs::write(&other, crate::support::fixture_key("ed25519-b.pem")).unwrap();
-    team(&[
-        "put-param",
-        "eu-west-1",
-        &format!("/ec2/keypair/{id}"),
-        other.to_str().unwrap(),
-    ]);
+    let other = crate::support::fixture_key("ed25519-b.pem");
+    entry_holding(&first, "eu-west-1", &format!("{p}-a"), &other);
     second.write("labctl.yaml", &text);
     let plan = second.cloud(&["plan", "--json"]);
     assert_eq!(
@@ -708,56 +715,32 @@ fn an_entry_whose_key_pair_was_deleted_outside_labctl_is_said() {
 }
 
 #[test]
-#[expect(clippy::too_many_lines, reason = "one story: the store's good and bad entries, bundled")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one story: the store's good and bad entries, bundled"
+)]
 fn handout_from_the_store_needs_no_key_file_and_never_uses_another_key() {
     let (first, second) = (Test::new(), Test::new());
     let p = unique("team");
     first.write("labctl.yaml", &manifest(&p, None));
     first.cloud(&["apply", "--yes"]).assert_code(0);
+    let (a, b) = (
+        crate::support::fixture_key("ed25519-a.pem"),
+        crate::support::fixture_key("ed25519-b.pem"),
+    );
     // A key pair made elsewhere whose entry holds some other key.
     server().ec2(&["create", "eu-west-1", &format!("{p}-c")]);
-    let id = id_of("eu-west-1", &format!("{p}-c"));
-    let other = first.path("other.pem");
-    std::fs::write(&other, crate::support::fixture_key("ed25519-b.pem")).unwrap();
-    team(&[
-        "put-param",
-        "eu-west-1",
-        &format!("/ec2/keypair/{id}"),
-        other.to_str().unwrap(),
-    ]);
+    entry_holding(&first, "eu-west-1", &format!("{p}-c"), &b);
     // A key pair whose entry holds its key and a second key after it (smuggled into any
     // bundle or key file made from it), and one whose two places hold two keys.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
-    let fixture = |name: &str| fixtures.join(name).to_str().unwrap().to_owned();
-    let (a_pem, a_pub, b_pub) = (
-        fixture("ed25519-a.pem"),
-        fixture("ed25519-a.pub"),
-        fixture("ed25519-b.pub"),
-    );
+    let public = |name: &str| fixtures.join(name).to_str().unwrap().to_owned();
+    let (a_pub, b_pub) = (public("ed25519-a.pub"), public("ed25519-b.pub"));
     server().ec2(&["import", "eu-west-1", &format!("{p}-d"), &a_pub]);
-    let smuggled = first.path("smuggled.pem");
-    std::fs::write(
-        &smuggled,
-        crate::support::fixture_key("ed25519-a.pem")
-            + &crate::support::fixture_key("ed25519-b.pem"),
-    )
-    .unwrap();
-    let d = id_of("eu-west-1", &format!("{p}-d"));
-    team(&[
-        "put-param",
-        "eu-west-1",
-        &format!("/ec2/keypair/{d}"),
-        smuggled.to_str().unwrap(),
-    ]);
+    entry_holding(&first, "eu-west-1", &format!("{p}-d"), &format!("{a}{b}"));
     server().ec2(&["import", "eu-west-1", &format!("{p}-e"), &a_pub]);
     server().ec2(&["import", "us-east-1", &format!("{p}-e"), &b_pub]);
-    let e = id_of("eu-west-1", &format!("{p}-e"));
-    team(&[
-        "put-param",
-        "eu-west-1",
-        &format!("/ec2/keypair/{e}"),
-        &a_pem,
-    ]);
+    entry_holding(&first, "eu-west-1", &format!("{p}-e"), &a);
     // The second machine has the manifest (with those key pairs too) and no key file.
     second.write(
         "labctl.yaml",
