@@ -24,7 +24,7 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
     if !args.from_store {
         let (desired, warnings) =
             load_manifest(&args.manifest, &args.vars, args.json, args.quiet, term)?;
-        return hand_out(args, &desired, &Keys::Files, &warnings);
+        return hand_out(args, &desired, &Keys::Files, &warnings, term);
     }
     // What can be refused without AWS is refused before anything is sent: a manifest without
     // a store, selectors that match nothing, an --out bundles cannot go to. (An invalid
@@ -63,7 +63,7 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
                 selected
             };
             let keys = from_store(cloud, &desired, &observed, &wanted).await;
-            hand_out(args, &desired, &Keys::Fetched(keys), &run.warnings)
+            hand_out(args, &desired, &Keys::Fetched(keys), &run.warnings, term)
         },
     )
 }
@@ -170,6 +170,7 @@ fn hand_out(
     desired: &Desired,
     keys: &Keys,
     warnings: &[serde_json::Value],
+    term: Terminal,
 ) -> Result<Exit, Error> {
     let selected = handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
     let out = out_of(args);
@@ -199,7 +200,21 @@ fn hand_out(
         super::now(),
     )
     .map_err(Error::Usage)?;
-    report(args, &desired.project, &out, &done, warnings)
+    let mut warnings = warnings.to_vec();
+    for (name, why) in &done.unlisted {
+        let said = super::warn(
+            args.json,
+            term,
+            (
+                "passphrase-not-listed",
+                &format!("the bundle of `{name}` is not in the new passphrase list: {why}"),
+                "its passphrase is in an earlier list (`handout --show-passphrase` reads the newest that has it); run handout --passphrase again once its key can be read",
+            ),
+            &[("name", json!(name))],
+        );
+        warnings.extend(said);
+    }
+    report(args, &desired.project, &out, &done, &warnings)
 }
 
 /// One seat's passphrase, printed again: only to a terminal (never into a pipe, a file or a

@@ -12,11 +12,13 @@
 //! with `--force`, and then the old one is moved aside.
 //!
 //! This module is the capability (`commands/handout.rs` only wires it to the command line):
-//! `select.rs` which key pairs, `readme.rs` the bundle's text files, `bundle.rs` its files on
-//! disk (folder or zip) and what is already there, `passphrase.rs` passphrases and their
-//! list, `text.rs` the result for people.
+//! `select.rs` which key pairs, `out.rs` where bundles may go and what they are named,
+//! `readme.rs` the bundle's text files, `bundle.rs` its files on disk (folder or zip) and what
+//! is already there, `passphrase.rs` passphrases and their list, `text.rs` the result for
+//! people.
 
 mod bundle;
+mod out;
 mod passphrase;
 mod readme;
 mod select;
@@ -27,11 +29,13 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::desired::{Desired, KeyPairSpec, KeySource};
+use crate::desired::{KeyPairSpec, KeySource};
 use crate::keys::folder::KeyFolder;
 use crate::keys::{self, FileCustody, KeyCustody as _, KeyRef, Secret};
 
 use bundle::{Existing, bundle_files, existing, write_folder, zip_bundle};
+pub(crate) use out::refuse_out;
+use out::{bundle_path, file_name_of};
 pub(crate) use passphrase::ShownPassphrase;
 use passphrase::{Known, new_passphrase, write_passphrases};
 use readme::{identity, readme};
@@ -122,67 +126,13 @@ impl Keys {
     }
 }
 
-/// What a handout did: each bundle's outcome, and the passphrase list it wrote.
+/// What a handout did: each bundle's outcome, the passphrase list it wrote, and the bundles
+/// of the manifest that list leaves out although they are in `out` (a key that could not be
+/// read now, or a bundle no longer current): by key pair name, with why.
 pub(crate) struct Handout {
     pub outcomes: Vec<Outcome>,
     pub passphrases: Option<PathBuf>,
-}
-
-/// Why bundles cannot go to `out`, if they cannot: never into a key folder, and no bundle
-/// where a key folder or key file is (a bundle named like a key file would move a live
-/// key aside, or become the key file), never into a git work tree unignored (every bundle, its
-/// moved-aside copies and the passphrase list hold a secret; one folder labctl creates gets a
-/// `.gitignore` of `*` first).
-pub(crate) fn refuse_out(
-    desired: &Desired,
-    selected: &[&KeyPairSpec],
-    out: &Path,
-    zip: bool,
-) -> Option<String> {
-    let here = keys::path_identity(out);
-    let bundles: Vec<PathBuf> = selected
-        .iter()
-        .filter(|spec| file_name_of(spec.name.as_str()))
-        .map(|spec| keys::path_identity(&bundle_path(out, spec.name.as_str(), zip)))
-        .collect();
-    for spec in &desired.keypairs {
-        for file in spec.output.iter().chain(spec.ppk.iter()) {
-            let folder = keys::path_identity(&keys::parent_of(file));
-            let file = keys::path_identity(file);
-            if here == folder
-                || bundles
-                    .iter()
-                    .any(|b| folder.starts_with(b) || file.starts_with(b))
-            {
-                return Some(format!(
-                    "{} is or holds the key folder of `{}`; bundles go elsewhere: use another --out",
-                    out.display(),
-                    spec.name
-                ));
-            }
-        }
-    }
-    if !out.exists() {
-        return None;
-    }
-    let mut probes: Vec<PathBuf> = vec![out.join("passphrases-0.csv")];
-    for spec in selected {
-        let bundle = bundle_path(out, spec.name.as_str(), zip);
-        probes.extend(keys::aside_names(&bundle));
-        probes.push(bundle);
-    }
-    let refs: Vec<&Path> = probes.iter().map(PathBuf::as_path).collect();
-    let (_, root, why) = keys::git_exposure(&refs).into_iter().next()?;
-    let how = match why {
-        keys::Exposure::NotIgnored => "and not ignored",
-        keys::Exposure::Tracked => "and git tracks files in it",
-        keys::Exposure::Unchecked => "and git cannot say whether it would commit them",
-    };
-    Some(format!(
-        "{} is inside the git work tree {} {how}: bundles and passphrase lists hold secrets; add it to .gitignore (and `git rm --cached` what is tracked) or use --out elsewhere",
-        out.display(),
-        root.display()
-    ))
+    pub unlisted: Vec<(String, String)>,
 }
 
 /// Make the bundles of `selected` in `out` (created 0700 when missing): first what each
@@ -224,6 +174,7 @@ pub(crate) fn hand_out(
         }
     }
     let mut passphrases = None;
+    let mut unlisted = Vec::new();
     if options.passphrase && !work.is_empty() {
         for (_, job) in &mut work {
             job.passphrase = Some(new_passphrase());
@@ -231,19 +182,9 @@ pub(crate) fn hand_out(
         // One list per run holding every current bundle: the new ones with their new
         // passphrases, the unchanged ones (of this run, or not selected) with theirs from the
         // newest list that has them.
-        let unselected: Vec<Outcome> = others
-            .iter()
-            .filter_map(|spec| {
-                let check = Options {
-                    force: false,
-                    ..options
-                };
-                match decide(spec, project, &folder, out, check, &earlier, keys) {
-                    Decision::Done(o) if o.status == Status::Unchanged => Some(o),
-                    _ => None,
-                }
-            })
-            .collect();
+        let (unselected, left_out) =
+            carried(others, project, &folder, out, options, &earlier, keys);
+        unlisted = left_out;
         let rows: Vec<(&str, &str, &str, &str)> = outcomes
             .iter()
             .chain(&unselected)
@@ -282,22 +223,45 @@ pub(crate) fn hand_out(
     Ok(Handout {
         outcomes,
         passphrases,
+        unlisted,
     })
 }
 
-/// Whether a key pair's name can name its bundle: one plain file name, as for a key file
-/// (EC2 takes `/` and `..` in a name, which would put the bundle, or a zip's entries,
-/// elsewhere).
-fn file_name_of(name: &str) -> bool {
-    crate::desired::key_file_name(name).is_some()
-}
-
-fn bundle_path(out: &Path, name: &str, zip: bool) -> PathBuf {
-    if zip {
-        out.join(format!("{name}.zip"))
-    } else {
-        out.join(name)
+/// The bundles of `others` (not selected) that the new passphrase list carries (unchanged, so
+/// the newest earlier list's passphrase still opens them), and those in `out` it cannot carry,
+/// with why: said, never dropped in silence.
+fn carried(
+    others: &[&KeyPairSpec],
+    project: &str,
+    folder: &KeyFolder,
+    out: &Path,
+    options: Options,
+    earlier: &Known,
+    keys: &Keys,
+) -> (Vec<Outcome>, Vec<(String, String)>) {
+    let (mut unselected, mut unlisted) = (Vec::new(), Vec::new());
+    for spec in others {
+        let check = Options {
+            force: false,
+            ..options
+        };
+        let outcome = match decide(spec, project, folder, out, check, earlier, keys) {
+            Decision::Done(o) if o.status == Status::Unchanged => {
+                unselected.push(o);
+                continue;
+            }
+            Decision::Done(o) => o,
+            Decision::Write(job) => job.outcome,
+        };
+        let name = spec.name.as_str();
+        if file_name_of(name) && bundle_path(out, name, options.zip).exists() {
+            let why = outcome.reason.unwrap_or_else(|| {
+                "its key, formats or passphrase setting changed since it was written".to_owned()
+            });
+            unlisted.push((name.to_owned(), why));
+        }
     }
+    (unselected, unlisted)
 }
 
 /// What one key pair's bundle needs.

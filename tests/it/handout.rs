@@ -921,3 +921,47 @@ fn a_key_pair_name_that_is_not_a_file_name_gets_no_bundle() {
     }
     assert!(test.path(&format!("deep/out/{project}-ok")).is_dir());
 }
+
+/// A passphrase list holds every current bundle; one it cannot hold (its key cannot be read
+/// now) is said, never dropped in silence.
+#[test]
+fn a_bundle_the_new_passphrase_list_leaves_out_is_said() {
+    let test = Test::new();
+    let project = unique("unlisted");
+    test.write(
+        "labctl.yaml",
+        &Manifest::new(&project)
+            .defaults("{ region: eu-west-1, key_type: ed25519 }")
+            .key(&format!("{project}-${{index}}"), &[("count", "2")])
+            .text(),
+    );
+    test.cloud(&["apply", "--yes"]).assert_code(0);
+    test.run(&["handout", "--zip", "--passphrase"])
+        .assert_code(0);
+    // The first seat's key file is away for a moment; the second seat's bundle is made again
+    // (its zip was lost).
+    let first = test.path(&format!("keys/{project}-1.pem"));
+    std::fs::rename(&first, test.path("away.pem")).unwrap();
+    let second = format!("{project}-2");
+    let zip = test.path(&format!("handout/{second}.zip"));
+    std::fs::remove_file(&zip).unwrap();
+    let run = test.run(&["handout", "--zip", "--passphrase", "--json", &second]);
+    run.assert_code(0);
+    let warnings = run.json()["warnings"].clone();
+    let said = warnings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "passphrase-not-listed")
+        .unwrap_or_else(|| panic!("{run:#?}"))
+        .clone();
+    assert_eq!(said["name"], format!("{project}-1"));
+    std::fs::remove_file(&zip).unwrap();
+    let human = test.run(&["handout", "--zip", "--passphrase", &second]);
+    assert!(
+        human.stderr.contains(&format!(
+            "the bundle of `{project}-1` is not in the new passphrase list"
+        )),
+        "{human:#?}"
+    );
+}
