@@ -103,8 +103,8 @@ impl Ec2 {
                 .await?;
             for parameter in output.parameters() {
                 let id = parameter.name().and_then(|n| n.strip_prefix(STORE_PATH));
-                if let (Some(id), Some(value)) = (id, parameter.value()) {
-                    out.insert(id.to_owned(), Secret::new(value.to_owned()));
+                if let (Some(id), Some(value)) = (id, held_key(parameter)) {
+                    out.insert(id.to_owned(), value);
                 }
             }
         }
@@ -189,10 +189,7 @@ impl Ec2 {
             })
             .await;
         match result {
-            Ok(output) => Ok(output
-                .parameter()
-                .and_then(|p| p.value())
-                .map(|v| Secret::new(v.to_owned()))),
+            Ok(output) => Ok(output.parameter().and_then(held_key)),
             Err(err) if err.kind == CloudErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
         }
@@ -256,6 +253,21 @@ impl Ec2 {
             _ => Ok(()),
         }
     }
+}
+
+/// What an entry holds for labctl: its value when it is a SecureString, as labctl and
+/// CloudFormation write them; a plain `String` (a private key readable by whoever may read the
+/// parameter, in plain text wherever it is shown) holds no usable key, so it is never restored
+/// or handed out and the plan says `store-mismatch`.
+fn held_key(parameter: &aws_sdk_ssm::types::Parameter) -> Option<Secret> {
+    let value = parameter.value()?;
+    Some(
+        if parameter.r#type() == Some(&ParameterType::SecureString) {
+            Secret::new(value.to_owned())
+        } else {
+            Secret::new(String::new())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -47,9 +47,10 @@ elif command == "names":
         names += [p["Name"] for p in page["Parameters"]]
     print(json.dumps(names))
 elif command == "put-param":
-    region, name, path = args
+    region, name, path = args[:3]
+    kind = args[3] if len(args) > 3 else "SecureString"
     with open(path) as f:
-        ssm(region).put_parameter(Name=name, Value=f.read(), Type="SecureString")
+        ssm(region).put_parameter(Name=name, Value=f.read(), Type=kind)
 elif command == "cfn-key":
     region, name, stack = args
     ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=region, **credentials)

@@ -50,9 +50,14 @@ fn manifest(project: &str, state: Option<&str>) -> String {
     text
 }
 
-/// Put `text` as the store entry of the key pair `name` in `region` (as another tool would,
-/// through a file of `test`'s folder).
+/// Put `text` as the store entry (a SecureString) of the key pair `name` in `region`, as
+/// another tool would, through a file of `test`'s folder.
 fn entry_holding(test: &Test, region: &str, name: &str, text: &str) {
+    entry_of_type(test, region, name, text, "SecureString");
+}
+
+/// [`entry_holding`], as a parameter of this type.
+fn entry_of_type(test: &Test, region: &str, name: &str, text: &str, kind: &str) {
     let id = id_of(region, name);
     let file = test.path(&format!("entry-{id}.pem"));
     std::fs::write(&file, text).unwrap();
@@ -61,6 +66,7 @@ fn entry_holding(test: &Test, region: &str, name: &str, text: &str) {
         region,
         &format!("/ec2/keypair/{id}"),
         file.to_str().unwrap(),
+        kind,
     ]);
 }
 
@@ -175,22 +181,39 @@ fn an_entry_holding_another_key_is_a_conflict_and_never_used() {
     let text = Manifest::new(&p)
         .defaults("{ region: eu-west-1, key_type: ed25519 }")
         .key(&format!("{p}-a"), &[])
+        .key(&format!("{p}-s"), &[])
         .text()
         + "store: ssm\n";
     // A key pair made elsewhere, whose entry holds some other key.
     server().ec2(&["create", "eu-west-1", &format!("{p}-a")]);
     let other = crate::support::fixture_key("ed25519-b.pem");
     entry_holding(&first, "eu-west-1", &format!("{p}-a"), &other);
+    // One whose entry holds its own key, in plain text (a String, not a SecureString).
+    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/ed25519-a.pub");
+    server().ec2(&[
+        "import",
+        "eu-west-1",
+        &format!("{p}-s"),
+        public.to_str().unwrap(),
+    ]);
+    let own = crate::support::fixture_key("ed25519-a.pem");
+    entry_of_type(&first, "eu-west-1", &format!("{p}-s"), &own, "String");
     second.write("labctl.yaml", &text);
     let plan = second.cloud(&["plan", "--json"]);
-    assert_eq!(
-        plan.json()["actions"][0]["conflict"],
-        "store-mismatch",
-        "{plan:#?}"
-    );
+    for index in [0, 1] {
+        assert_eq!(
+            plan.json()["actions"][index]["conflict"],
+            "store-mismatch",
+            "{plan:#?}"
+        );
+    }
     let applied = second.cloud(&["apply", "--yes"]);
     assert_ne!(applied.code, 0);
     assert!(!second.path(&format!("keys/{p}-a.pem")).exists());
+    assert!(!second.path(&format!("keys/{p}-s.pem")).exists());
+    let handout = second.cloud(&["handout", "--from-store"]);
+    assert_ne!(handout.code, 0);
+    assert!(!second.path(&format!("handout/{p}-s")).exists());
 }
 
 #[test]
