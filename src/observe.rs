@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::cloud::{Cloud, CloudError, CloudErrorKind};
+use crate::cloud::{Cloud, CloudError};
 use crate::desired::{Desired, KeyName};
 use crate::keys::{FileCustody, FileState, KeyCustody as _, KeyRef};
 use crate::resource::{RemoteKeyPair, Scope};
@@ -117,12 +117,9 @@ pub(crate) async fn observe<C: Cloud>(
                 remote.insert(scope, by_name);
             }
             Ok((_, Err(err))) => errors.push(err),
-            Err(join_error) => errors.push(CloudError {
-                kind: CloudErrorKind::Other,
-                operation: "DescribeKeyPairs",
-                scope: String::new(),
-                message: format!("the request task failed: {join_error}"),
-            }),
+            Err(join_error) => {
+                errors.push(CloudError::task_failed("DescribeKeyPairs", &join_error));
+            }
         }
     }
     let mut local = files.await;

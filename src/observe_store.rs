@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use crate::cloud::{Cloud, CloudError, CloudErrorKind};
+use crate::cloud::{Cloud, CloudError};
 use crate::desired::Desired;
 use crate::keys::PublicKey;
 use crate::resource::{RemoteKeyPair, Scope};
@@ -99,12 +99,7 @@ async fn gather(tasks: &mut Reads, reads: &mut Vec<(Scope, Read)>) -> Vec<CloudE
         match joined {
             Ok((scope, Ok(read))) => reads.push((scope, read)),
             Ok((_, Err(err))) => errors.push(err),
-            Err(join_error) => errors.push(CloudError {
-                kind: CloudErrorKind::Other,
-                operation: "GetParameters",
-                scope: String::new(),
-                message: format!("the request task failed: {join_error}"),
-            }),
+            Err(join_error) => errors.push(CloudError::task_failed("GetParameters", &join_error)),
         }
     }
     errors.sort_by(|a, b| a.scope.cmp(&b.scope));

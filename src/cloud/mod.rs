@@ -158,6 +158,16 @@ pub struct CloudError {
 }
 
 impl CloudError {
+    /// A request's task ended without an answer (it panicked or was cancelled).
+    pub(crate) fn task_failed(operation: &'static str, err: &tokio::task::JoinError) -> Self {
+        CloudError {
+            kind: CloudErrorKind::Other,
+            operation,
+            scope: String::new(),
+            message: format!("the request task failed: {err}"),
+        }
+    }
+
     /// What the user can do about it.
     pub fn hint(&self) -> &'static str {
         match self.kind {

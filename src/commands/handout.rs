@@ -26,9 +26,9 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
             load_manifest(&args.manifest, &args.vars, args.json, args.quiet, term)?;
         return hand_out(args, &desired, &Keys::Files, &warnings, term);
     }
-    // What can be refused without AWS is refused before anything is sent: a manifest without
-    // a store, selectors that match nothing, an --out bundles cannot go to. (An invalid
-    // manifest is reported by the session, before any request too.)
+    // What can be refused without AWS is refused here, once, before anything is sent: a
+    // manifest without a store, selectors that match nothing, an --out bundles cannot go to.
+    // (An invalid manifest is reported by the session, before any request too.)
     if let (_, Some(desired), _) = super::check(&args.manifest, &args.vars) {
         refuse_before_reading(args, &desired)?;
     }
@@ -52,7 +52,6 @@ pub(super) fn handout_command(args: &HandoutArgs, term: Terminal) -> Result<Exit
         term,
         None,
         async |cloud, desired, observed, run| {
-            refuse_before_reading(args, &desired)?;
             let selected =
                 handout::select(&desired.keypairs, &args.selectors).map_err(Error::Usage)?;
             // With --passphrase, the list holds the other bundles too: their keys are needed

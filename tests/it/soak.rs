@@ -96,6 +96,13 @@ fn owner_only(mode: u32) -> bool {
     mode.trailing_zeros() >= 6
 }
 
+/// The last characters of an OpenSSH public key: enough to tell keys apart in a message
+/// (their starts are the key type's, the same for every key of a type).
+fn key_end(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    chars[chars.len().saturating_sub(12)..].iter().collect()
+}
+
 fn public_key_of_text(text: &str) -> Option<String> {
     let secret = labctl::keys::Secret::new(text.to_owned());
     labctl::keys::public_key_of_private(&secret)
@@ -202,10 +209,10 @@ impl World {
         ));
     }
 
-    /// Every file of the workshop (git's aside): its path, mode and, for a private key, the
-    /// start of its public key.
-    fn listing(&self) -> String {
-        let mut out = String::new();
+    /// Every file of the workshop, with its metadata (links as links), the folders named in
+    /// `skip` left out.
+    fn files(&self, skip: &[&str]) -> Vec<(PathBuf, std::fs::Metadata)> {
+        let mut out = Vec::new();
         let mut stack = vec![self.test.dir.path().to_owned()];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
@@ -213,24 +220,32 @@ impl World {
                 let Ok(meta) = std::fs::symlink_metadata(&path) else {
                     continue;
                 };
-                if meta.is_dir() {
-                    if entry.file_name() != ".git" {
-                        stack.push(path);
-                    }
-                    continue;
+                if !meta.is_dir() {
+                    out.push((path, meta));
+                } else if !skip.iter().any(|s| entry.file_name() == *s) {
+                    stack.push(path);
                 }
-                let key = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| public_key_of_text(&t))
-                    .map(|k| k.chars().skip(12).take(24).collect::<String>())
-                    .unwrap_or_default();
-                let shown = path.strip_prefix(self.test.dir.path()).unwrap_or(&path);
-                out.push_str(&format!(
-                    "  {:o} {} {key}\n",
-                    meta.mode() & 0o7777,
-                    shown.display()
-                ));
             }
+        }
+        out
+    }
+
+    /// Every file of the workshop (git's aside): its path, mode and, for a private key, the
+    /// end of its public key.
+    fn listing(&self) -> String {
+        let mut out = String::new();
+        for (path, meta) in self.files(&[".git"]) {
+            let key = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| public_key_of_text(&t))
+                .map(|k| key_end(&k))
+                .unwrap_or_default();
+            let shown = path.strip_prefix(self.test.dir.path()).unwrap_or(&path);
+            out.push_str(&format!(
+                "  {:o} {} {key}\n",
+                meta.mode() & 0o7777,
+                shown.display()
+            ));
         }
         out
     }
@@ -263,29 +278,14 @@ impl World {
     /// Every owner-only private key file in the workshop (git's and labctl's own folders
     /// aside), with its text.
     fn key_files(&self) -> Vec<(PathBuf, String)> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.test.dir.path().to_owned()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
-                let path = entry.path();
-                let name = entry.file_name();
-                let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    if name != ".git" && name != ".labctl" {
-                        stack.push(path);
-                    }
-                } else if meta.is_file()
-                    && owner_only(meta.mode())
-                    && let Ok(text) = std::fs::read_to_string(&path)
-                    && text.contains("PRIVATE KEY")
-                {
-                    out.push((path, text));
-                }
-            }
-        }
-        out
+        self.files(&[".git", ".labctl"])
+            .into_iter()
+            .filter(|(_, meta)| meta.is_file() && owner_only(meta.mode()))
+            .filter_map(|(path, _)| {
+                let text = std::fs::read_to_string(&path).ok()?;
+                text.contains("PRIVATE KEY").then_some((path, text))
+            })
+            .collect()
     }
 
     /// The project's key pairs on the server, in both regions: the server's own answer to a
@@ -363,11 +363,7 @@ impl World {
                 pair.id,
                 pair.region,
                 pair.apply_id,
-                pair.public_key
-                    .chars()
-                    .skip(12)
-                    .take(24)
-                    .collect::<String>(),
+                key_end(&pair.public_key),
                 Vec::from(self.said.clone()).join("\n"),
                 self.context()
             );
